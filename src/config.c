@@ -1,0 +1,236 @@
+/*
+ * The configuration file: "key = value" lines and "#" comments, read
+ * with libinih.  Every key is checked against a table; an unknown key,
+ * a bad value, a section header or a repeated key is an error that
+ * names the file and the line.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "crmauth.h"
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->db_path, sizeof(c->db_path), "%s", CRM_DEFAULT_DB);
+	c->db_map_size_mb = 256;
+	c->db_map_max_mb = 4096;
+	c->token_ttl = 7200;
+	c->max_body = 16384;
+	c->lockout_threshold = 5;
+	c->lockout_account_threshold = 50;
+	c->lockout_window = 900;
+	c->argon2_memory_kib = 19456;
+	c->argon2_iterations = 2;
+	c->argon2_parallelism = 1;
+}
+
+const char *
+config_choose(const char *arg, int *explicit)
+{
+	const char *env;
+
+	*explicit = 1;
+	if (arg != NULL)
+		return arg;
+	if ((env = getenv("CRMAUTH_CONF")) != NULL && *env != '\0')
+		return env;
+	*explicit = 0;
+	return CRM_DEFAULT_CONF;
+}
+
+int
+parse_int(const char *s, long long min, long long max, long long *out,
+    const char **why)
+{
+	char		*end;
+	long long	 v;
+
+	if (s == NULL || *s == '\0') {
+		*why = "is empty";
+		return -1;
+	}
+	/* strtoll accepts leading space and a sign; we want digits only
+	 * (and a '-' only where negatives make sense). */
+	if (!(s[0] >= '0' && s[0] <= '9') && !(s[0] == '-' && min < 0)) {
+		*why = "is not a number";
+		return -1;
+	}
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end != '\0') {
+		*why = "is not a number";
+		return -1;
+	}
+	if (errno == ERANGE) {
+		*why = "is out of range";
+		return -1;
+	}
+	if (v < min) {
+		*why = "is too small";
+		return -1;
+	}
+	if (v > max) {
+		*why = "is too large";
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum ckind { C_STR, C_INT };
+
+struct ckey {
+	const char	*name;
+	enum ckind	 kind;
+	long long	 min, max;
+	size_t		 off;		/* offset in struct config */
+	size_t		 size;		/* size of the field */
+};
+
+#define F(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+static const struct ckey ckeys[] = {
+	{ "db_path", C_STR, 1, 0, F(db_path) },
+	{ "db_map_size_mb", C_INT, 1, 1 << 20, F(db_map_size_mb) },
+	{ "db_map_max_mb", C_INT, 1, 1 << 20, F(db_map_max_mb) },
+	{ "token_ttl", C_INT, 1, 30 * 86400, F(token_ttl) },
+	{ "max_body", C_INT, 64, 1 << 20, F(max_body) },
+	{ "lockout_threshold", C_INT, 1, 1000000, F(lockout_threshold) },
+	{ "lockout_account_threshold", C_INT, 1, 1000000,
+	    F(lockout_account_threshold) },
+	{ "lockout_window", C_INT, 1, 30 * 86400, F(lockout_window) },
+	/* libsodium's argon2id: at least 8 KiB, at most 4 TiB; we stop at
+	 * 4 GiB, far past anything sensible per login. */
+	{ "argon2_memory_kib", C_INT, 8, 4194304, F(argon2_memory_kib) },
+	{ "argon2_iterations", C_INT, 1, 1000, F(argon2_iterations) },
+	/* libsodium implements argon2id with one lane only. */
+	{ "argon2_parallelism", C_INT, 1, 1, F(argon2_parallelism) },
+};
+#undef F
+#define NKEYS (sizeof(ckeys) / sizeof(ckeys[0]))
+
+struct cstate {
+	struct config	*cfg;
+	char		 problem[300];	/* first error, without file:line */
+	bool		 seen[NKEYS];
+};
+
+static void
+store_int(void *field, size_t size, long long v)
+{
+	switch (size) {
+	case sizeof(uint32_t):
+		*(uint32_t *)field = (uint32_t)v;
+		break;
+	case sizeof(uint64_t):
+		*(uint64_t *)field = (uint64_t)v;
+		break;
+	}
+}
+
+static int
+handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct cstate	*st = user;
+	const char	*why;
+	long long	 v;
+	size_t		 i;
+	char		*field;
+
+	if (section[0] != '\0') {
+		snprintf(st->problem, sizeof(st->problem),
+		    "section [%s] not expected: the file is flat key = value",
+		    section);
+		return 0;
+	}
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(ckeys[i].name, name) == 0)
+			break;
+	if (i == NKEYS) {
+		snprintf(st->problem, sizeof(st->problem),
+		    "unknown key \"%.64s\"", name);
+		return 0;
+	}
+	if (st->seen[i]) {
+		snprintf(st->problem, sizeof(st->problem),
+		    "%s is set twice", name);
+		return 0;
+	}
+	st->seen[i] = true;
+	field = (char *)st->cfg + ckeys[i].off;
+	if (ckeys[i].kind == C_STR) {
+		if (value[0] == '\0') {
+			snprintf(st->problem, sizeof(st->problem),
+			    "%s is empty", name);
+			return 0;
+		}
+		if (strlen(value) >= ckeys[i].size) {
+			snprintf(st->problem, sizeof(st->problem),
+			    "%s is too long", name);
+			return 0;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 1;
+	}
+	if (parse_int(value, ckeys[i].min, ckeys[i].max, &v, &why) == -1) {
+		snprintf(st->problem, sizeof(st->problem),
+		    "%s = \"%.64s\" %s (allowed %lld to %lld)", name, value,
+		    why, ckeys[i].min, ckeys[i].max);
+		return 0;
+	}
+	store_int(field, ckeys[i].size, v);
+	return 1;
+}
+
+int
+config_load(struct config *cfg, const char *file, int explicit, char *err,
+    size_t errlen)
+{
+	struct cstate	 st;
+	FILE		*f;
+	int		 rc;
+
+	memset(&st, 0, sizeof(st));
+	st.cfg = cfg;
+
+	if ((f = fopen(file, "r")) == NULL) {
+		if (errno == ENOENT && !explicit)
+			return 0;
+		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		return -1;
+	}
+	/* Strict reading: no continuation lines, no inline comments (a ';'
+	 * or '#' may be part of a path), stop at the first error. */
+	ini_allow_multiline = false;
+	ini_allow_inline_comments = false;
+	ini_stop_on_first_error = true;
+	rc = ini_parse_file(f, handler, &st);
+	fclose(f);
+	if (rc == -2) {
+		snprintf(err, errlen, "%s: out of memory", file);
+		return -1;
+	}
+	if (rc > 0) {
+		snprintf(err, errlen, "%s:%d: %s", file, rc,
+		    st.problem[0] != '\0' ? st.problem :
+		    "syntax error: expected key = value");
+		return -1;
+	}
+	if (cfg->db_map_size_mb > cfg->db_map_max_mb) {
+		snprintf(err, errlen, "%s: db_map_size_mb (%llu) is larger "
+		    "than db_map_max_mb (%llu)", file,
+		    (unsigned long long)cfg->db_map_size_mb,
+		    (unsigned long long)cfg->db_map_max_mb);
+		return -1;
+	}
+	snprintf(cfg->path, sizeof(cfg->path), "%s", file);
+	return 0;
+}

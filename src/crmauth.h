@@ -1,0 +1,462 @@
+/*
+ * crmauth: private interfaces shared by the responder, crmauthctl and
+ * the unit tests.  One section per module; each function's contract is
+ * next to its prototype.  Functions return 0 on success unless noted.
+ */
+#ifndef CRMAUTH_H
+#define CRMAUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct json_object;
+
+/* Limits on everything we read (bytes, excluding the NUL). */
+#define CRM_NAME_MAX	 256	/* organisation, user, unit, app, key, id */
+#define CRM_SECRET_MAX	 1024	/* password, pass code, authentication code */
+#define CRM_TOKEN_MAX	 4096	/* whole JWS, checked before any decoding */
+#define CRM_AUTH_MAX	 1024	/* Authorization header */
+#define CRM_UNITS_MAX	 32	/* units per user or consumer key */
+#define CRM_JSON_DEPTH	 8	/* nesting of request bodies */
+#define CRM_KEY_BYTES	 16	/* Web API / consumer keys: 32 hex chars */
+#define CRM_KEY_HEX	 (CRM_KEY_BYTES * 2)
+#define CRM_JTI_BYTES	 16	/* 128 random bits: 32 hex chars */
+#define CRM_JTI_HEX	 (CRM_JTI_BYTES * 2)
+#define CRM_SIGKEY_BYTES 32	/* HS256 secret: 256 random bits */
+#define CRM_KID_BYTES	 8
+#define CRM_KID_HEX	 (CRM_KID_BYTES * 2)
+#define CRM_DIGEST_BYTES 32	/* SHA-256 */
+#define CRM_PWHASH_MAX	 128	/* crypto_pwhash_STRBYTES */
+#define CRM_ERR_MAX	 1400	/* an error line: fits a path and a reason */
+
+/* ---- log.c ------------------------------------------------------------ */
+
+/* Messages go to stderr, which every supported web server sends to its
+ * error log.  Never pass a secret. */
+void	 log_init(const char *progname);
+void	 log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- config.c ---------------------------------------------------------- */
+
+struct config {
+	char		 path[1024];	/* the file read, or "" for defaults */
+	char		 db_path[1024];
+	uint64_t	 db_map_size_mb;
+	uint64_t	 db_map_max_mb;
+	int64_t		 token_ttl;
+	size_t		 max_body;
+	unsigned	 lockout_threshold;
+	unsigned	 lockout_account_threshold;
+	int64_t		 lockout_window;
+	uint32_t	 argon2_memory_kib;
+	uint32_t	 argon2_iterations;
+	uint32_t	 argon2_parallelism;
+};
+
+#define CRM_DEFAULT_CONF CRMAUTH_SYSCONFDIR "/crmauth.conf"
+#define CRM_DEFAULT_DB	 CRMAUTH_LOCALSTATEDIR "/lib/crmauth"
+
+void	 config_defaults(struct config *);
+
+/*
+ * Which file to read: the -c argument if not NULL, else $CRMAUTH_CONF if
+ * set and not empty, else the compiled-in default.  *explicit is set when
+ * the file was named by the user (then it must exist).
+ */
+const char *config_choose(const char *arg, int *explicit);
+
+/*
+ * Read FILE over the defaults already in *cfg.  A missing file that was
+ * not named explicitly leaves the defaults.  Otherwise any problem fills
+ * err with "FILE:LINE: problem" (or "FILE: problem") and returns -1.
+ */
+int	 config_load(struct config *cfg, const char *file, int explicit,
+	    char *err, size_t errlen);
+
+/*
+ * Bounded integer parsing in the manner of strtonum(3): the whole string
+ * must be a decimal number within [min, max].  Returns 0 or -1 with
+ * *why set to a static text.
+ */
+int	 parse_int(const char *s, long long min, long long max,
+	    long long *out, const char **why);
+
+/* ---- crypto.c ---------------------------------------------------------- */
+
+/* Must be called once before anything else here (sodium_init). */
+int	 sec_init(void);
+/* Fill buf with n random bytes and write them as upper-case hex to hex
+ * (2n+1 bytes). */
+void	 sec_random_hex(char *hex, size_t n);
+void	 sec_random(void *buf, size_t n);
+void	 sec_sha256(unsigned char out[CRM_DIGEST_BYTES],
+	    const void *in, size_t len);
+/* Upper-case hex of a byte string; hex must hold 2n+1 bytes. */
+void	 sec_hex(char *hex, const unsigned char *in, size_t n);
+/* Strict hex decoding of exactly 2n characters (either case). */
+int	 sec_unhex(unsigned char *out, size_t n, const char *hex,
+	    size_t hexlen);
+/* argon2id PHC string of pw at the configured cost. */
+int	 sec_pwhash(char out[CRM_PWHASH_MAX], const char *pw, size_t len,
+	    const struct config *);
+/* 0 when pw matches the PHC string, -1 otherwise (also on bad strings). */
+int	 sec_pwverify(const char *phc, const char *pw, size_t len);
+/*
+ * A PHC string at the configured cost that no password matches: verifying
+ * against it costs what a real verify costs, for unknown accounts.
+ */
+void	 sec_dummy_hash(char out[CRM_PWHASH_MAX], const struct config *);
+/* HMAC-SHA-256. */
+void	 sec_hmac256(unsigned char out[32], const unsigned char *key,
+	    size_t keylen, const void *in, size_t len);
+/* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
+int	 sec_equal(const void *a, const void *b, size_t n);
+/* base64url without padding (RFC 7515 §2).  encode: out needs
+ * b64url_len(n) bytes.  decode: strict; returns -1 on any bad input or
+ * when the result would exceed outmax. */
+size_t	 b64url_len(size_t n);
+void	 b64url_encode(char *out, const unsigned char *in, size_t n);
+int	 b64url_decode(unsigned char *out, size_t outmax, size_t *outlen,
+	    const char *in, size_t inlen);
+/* Standard base64 with padding (RFC 4648 §4), for HTTP Basic. */
+int	 b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
+	    const char *in, size_t inlen);
+
+/* ---- store.c ----------------------------------------------------------- */
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_NOTFOUND,		/* no such record */
+	STORE_EXISTS,		/* record already there */
+	STORE_NOTINIT,		/* no store at db_path, or not initialised */
+	STORE_VERSION,		/* schema newer than this program */
+	STORE_FULL,		/* map at db_map_max_mb or disk full */
+	STORE_CORRUPT,		/* a record we cannot decode */
+	STORE_ERROR,		/* any other LMDB or system failure */
+};
+const char *store_strerror(enum store_err);
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/* Open the environment at cfg->db_path.  With create, make the directory
+ * (0700), the named databases, the schema version and a first signing key
+ * as needed (idempotent).  One store per process, never across fork().
+ * On failure err holds one line naming the path and the problem. */
+enum store_err store_open(struct store **, const struct config *,
+	    int create, char *err, size_t errlen);
+void	 store_close(struct store *);
+/* The last LMDB or system error text, for logs and crmauthctl. */
+const char *store_detail(const struct store *);
+
+struct user_rec {
+	char		 pwhash[CRM_PWHASH_MAX];
+	char		 units[CRM_UNITS_MAX][CRM_NAME_MAX + 1];
+	size_t		 nunits;	/* >= 1; units[0] is the default */
+	int		 disabled;
+	int64_t		 created;
+};
+
+struct apikey_rec {
+	char		 org[CRM_NAME_MAX + 1];
+	char		 user[CRM_NAME_MAX + 1];
+	int		 revoked;
+	int64_t		 created;
+};
+
+struct consumer_rec {
+	char		 org[CRM_NAME_MAX + 1];
+	char		 app[CRM_NAME_MAX + 1];
+	char		 units[CRM_UNITS_MAX][CRM_NAME_MAX + 1];
+	size_t		 nunits;
+	int		 revoked;
+	int64_t		 created;
+};
+
+/* An access token: either kind of identification. */
+struct access_rec {
+	char		 contact[CRM_NAME_MAX + 1];	/* cii */
+	char		 ar[CRM_NAME_MAX + 1];		/* acr, may be "" */
+	char		 passhash[CRM_PWHASH_MAX];	/* identifier kind only */
+	int64_t		 created;
+};
+
+struct sigkey {
+	char		 kid[CRM_KID_HEX + 1];
+	unsigned char	 secret[CRM_SIGKEY_BYTES];
+	int64_t		 created;
+	int		 current;
+};
+
+/* Reads.  Each is one short read transaction. */
+enum store_err store_user_get(struct store *, const char *org,
+	    const char *user, struct user_rec *);
+enum store_err store_apikey_get(struct store *,
+	    const unsigned char digest[CRM_DIGEST_BYTES], struct apikey_rec *);
+enum store_err store_consumer_get(struct store *,
+	    const unsigned char digest[CRM_DIGEST_BYTES], struct consumer_rec *);
+enum store_err store_access_get_code(struct store *, const char *org,
+	    const unsigned char digest[CRM_DIGEST_BYTES], struct access_rec *);
+enum store_err store_access_get_ident(struct store *, const char *org,
+	    const char *ident, struct access_rec *);
+enum store_err store_sigkey_get(struct store *, const char *kid,
+	    struct sigkey *);
+enum store_err store_sigkey_current(struct store *, struct sigkey *);
+/* STORE_OK with *exp when jti was released, STORE_NOTFOUND if not. */
+enum store_err store_released_get(struct store *,
+	    const unsigned char jti[CRM_JTI_BYTES], int64_t *exp);
+enum store_err store_released_count(struct store *, size_t *);
+/* Readable at all: the health check. */
+enum store_err store_ping(struct store *);
+
+/* Writes.  Each is one durable write transaction that also prunes a few
+ * released ids past their exp; nothing is half-written on failure. */
+enum store_err store_user_put(struct store *, const char *org,
+	    const char *user, const struct user_rec *, int must_be_new);
+enum store_err store_user_del(struct store *, const char *org,
+	    const char *user);
+enum store_err store_apikey_put(struct store *,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const struct apikey_rec *, int must_be_new);
+enum store_err store_consumer_put(struct store *,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const struct consumer_rec *, int must_be_new);
+enum store_err store_access_put_code(struct store *, const char *org,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const struct access_rec *);
+enum store_err store_access_put_ident(struct store *, const char *org,
+	    const char *ident, const struct access_rec *);
+/* Record jti as released until exp (idempotent). */
+enum store_err store_release(struct store *,
+	    const unsigned char jti[CRM_JTI_BYTES], int64_t exp, int64_t now);
+/* Delete every released id with exp <= now; *n is how many. */
+enum store_err store_released_prune(struct store *, int64_t now, size_t *n);
+
+/* Listing for crmauthctl: the callback gets each record in key order;
+ * a non-zero return stops the walk.  org NULL lists all. */
+typedef int (*store_user_cb)(void *, const char *org, const char *user,
+	    const struct user_rec *);
+typedef int (*store_apikey_cb)(void *,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const struct apikey_rec *);
+typedef int (*store_consumer_cb)(void *,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const struct consumer_rec *);
+typedef int (*store_sigkey_cb)(void *, const struct sigkey *);
+enum store_err store_user_list(struct store *, const char *org,
+	    store_user_cb, void *);
+enum store_err store_apikey_list(struct store *, store_apikey_cb, void *);
+enum store_err store_consumer_list(struct store *, store_consumer_cb,
+	    void *);
+enum store_err store_sigkey_list(struct store *, store_sigkey_cb, void *);
+
+/* ---- token.c ----------------------------------------------------------- */
+
+enum tok_err {
+	TOK_OK = 0,
+	TOK_MALFORMED,		/* not a compact JWS we could read */
+	TOK_BADALG,		/* alg other than HS256, or crit */
+	TOK_UNKNOWN_KID,	/* no signing key with that kid */
+	TOK_BADSIG,		/* HMAC does not match */
+	TOK_BADCLAIMS,		/* signed by us but claims not ours */
+	TOK_EXPIRED,		/* authentic, past exp */
+	TOK_RELEASED,		/* authentic, released */
+	TOK_STORE,		/* store failure while checking */
+	TOK_INTERNAL,		/* allocation or library failure */
+};
+const char *tok_strerror(enum tok_err);
+
+/* What a token says.  Strings point into obj and live until
+ * tok_claims_free(). */
+struct claims {
+	struct json_object *obj;	/* the whole payload */
+	const char	*jti, *usr, *org, *oun, *cii, *acr;
+	unsigned char	 jti_bin[CRM_JTI_BYTES];
+	int64_t		 iat, exp;
+};
+void	 tok_claims_free(struct claims *);
+
+/* What to put in a new token. cii and acr may be NULL. */
+struct tok_subject {
+	const char	*usr, *org, *oun, *cii, *acr;
+};
+
+/* Sign a new token with key; *out is malloc'd (free it). */
+enum tok_err tok_issue(const struct sigkey *key,
+	    const struct tok_subject *, int64_t now, int64_t ttl, char **out);
+
+/* Finds the signing key for a kid: 0 found, 1 unknown, -1 failure. */
+typedef int (*tok_keyfn)(void *, const char *kid, struct sigkey *);
+
+/*
+ * Check a compact JWS without trusting anything in it first: length
+ * limit, three base64url parts, header alg exactly "HS256" with no crit,
+ * a known kid, the HMAC compared in constant time, then the claims with
+ * their JSON types.  Does not look at exp or the released table.
+ */
+enum tok_err tok_verify(const char *token, size_t len, tok_keyfn, void *,
+	    struct claims *);
+
+/* tok_verify plus exp and the released table, against the store. */
+enum tok_err tok_check(struct store *, const char *token, size_t len,
+	    int64_t now, struct claims *);
+/* The key lookup for tok_verify from a store. */
+int	 tok_store_key(void *store, const char *kid, struct sigkey *);
+
+/* ---- http.c: API status table, request view, response ---------------- */
+
+enum api_status {
+	API_OK = 0,
+	API_INVALID_REQUEST,
+	API_INVALID_CREDENTIALS,
+	API_INVALID_TOKEN,
+	API_TOKEN_EXPIRED,
+	API_TOKEN_RELEASED,
+	API_INVALID_UNIT,
+	API_NOT_FOUND,
+	API_METHOD_NOT_ALLOWED,
+	API_PAYLOAD_TOO_LARGE,
+	API_UNSUPPORTED_MEDIA_TYPE,
+	API_TOO_MANY_ATTEMPTS,
+	API_INTERNAL_ERROR,
+	API_SERVICE_UNAVAILABLE,
+	API__MAX
+};
+
+struct api_code {
+	int		 http;		/* status code */
+	const char	*reason;	/* status line reason phrase */
+	const char	*code;		/* status.code */
+	const char	*description;	/* status.description */
+	const char	*message;	/* default status.message */
+};
+const struct api_code *api_code(enum api_status);
+
+enum http_method {
+	HTTP_OTHER = 0,
+	HTTP_GET = 1 << 0,
+	HTTP_POST = 1 << 1,
+	HTTP_HEAD = 1 << 2,
+};
+
+/* How the program reaches the web server: FastCGI or plain CGI. */
+struct http_io {
+	void		*ctx;
+	const char	*(*param)(void *ctx, const char *name);
+	/* Read up to n bytes; 0 at end of input, -1 on error. */
+	ssize_t		 (*read)(void *ctx, void *buf, size_t n);
+	int		 (*write)(void *ctx, const void *buf, size_t n);
+};
+
+/* The request as the methods see it: parsed and checked. */
+struct request {
+	enum http_method method;
+	char		 path[CRM_NAME_MAX + 1];	/* PATH_INFO, no trailing / */
+	const char	*authorization;			/* may be NULL */
+	const char	*remote_addr;			/* may be "" */
+	struct json_object *body;	/* JSON object, or NULL if no body */
+};
+
+/* What a method answers; turned into the envelope by http_respond(). */
+struct result {
+	enum api_status	 status;
+	char		 message[256];	/* "" means the code's default */
+	char		*data;		/* JSON text of data (malloc'd) or NULL */
+	const char	*www_authenticate;
+	const char	*allow;
+	unsigned	 retry_after;	/* seconds, 0 = none */
+};
+
+void	 result_init(struct result *);
+void	 result_free(struct result *);
+/* Set status and a printf-style message; returns -1 for chaining. */
+int	 result_error(struct result *, enum api_status, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+/* Write the whole response (status, headers, envelope) in one write. */
+int	 http_respond(const struct http_io *, const struct result *);
+/* The envelope alone, malloc'd; *len set.  NULL on allocation failure. */
+char	*http_envelope(const struct result *, size_t *len);
+
+/* Request checks, in the order the server applies them. */
+enum http_method http_method_parse(const char *);
+/* PATH_INFO: copy without one trailing slash; -1 if too long or empty. */
+int	 http_path_parse(char *out, size_t outsz, const char *path_info);
+/* CONTENT_LENGTH: NULL or "" is 0.  API_OK, API_INVALID_REQUEST or
+ * API_PAYLOAD_TOO_LARGE. */
+enum api_status http_content_length(const char *, size_t max, size_t *out);
+/* CONTENT_TYPE must be application/json, optionally charset=utf-8. */
+int	 http_content_type_ok(const char *);
+/* Read exactly len bytes of body.  -1 if the input ends early. */
+int	 http_read_body(const struct http_io *, char *buf, size_t len);
+/* Parse a body as a JSON object (strict, UTF-8, depth-limited, nothing
+ * after it).  NULL with res set to 400 when it is not one. */
+struct json_object *http_parse_json(const char *buf, size_t len,
+	    struct result *res);
+
+/*
+ * Fetch a string member.  0 and *out (borrowed from obj) when present;
+ * 1 when absent or null and not mandatory; -1 with res set to 400 naming
+ * the field (as where.field) when wrong type, empty, too long, holding
+ * NUL, or absent but mandatory.
+ */
+int	 json_field_string(struct json_object *obj, const char *where,
+	    const char *field, int mandatory, size_t maxlen, const char **out,
+	    struct result *res);
+
+/*
+ * HTTP Basic (RFC 7617) carrying a key as the user name and an empty
+ * password.  0 with key copied to out; -1 with res set to 401
+ * INVALID_CREDENTIALS and WWW-Authenticate when missing or malformed.
+ */
+int	 http_basic_key(const char *authorization, char *out, size_t outsz,
+	    struct result *res);
+
+/* ---- route.c, methods ---------------------------------------------------- */
+
+/* Everything a method may use. */
+struct app {
+	struct config	 cfg;
+	struct store	*store;		/* NULL until opened */
+	int		 conf_ok;	/* 0: config failed; answer 503 */
+	char		 dummy_hash[CRM_PWHASH_MAX];
+	int64_t		 (*now)(void);	/* time source */
+};
+
+/* Open the store if it is not open yet.  NULL (and logged) on failure. */
+struct store *app_store(struct app *);
+
+typedef void (*method_fn)(struct app *, const struct request *,
+	    struct result *);
+
+enum body_rule { BODY_NONE, BODY_OPTIONAL, BODY_REQUIRED };
+
+struct route {
+	const char	*path;		/* PATH_INFO without trailing slash */
+	unsigned	 methods;	/* enum http_method bits */
+	const char	*allow;		/* Allow: header for 405 */
+	enum body_rule	 body;
+	method_fn	 fn;
+};
+
+/* NULL when nothing is mounted at path. */
+const struct route *route_find(const char *path);
+
+/* Serve one request from io end to end; never fails the process. */
+void	 http_serve(struct app *, const struct http_io *);
+
+void	 m_token(struct app *, const struct request *, struct result *);
+void	 m_web_api_key_token(struct app *, const struct request *,
+	    struct result *);
+void	 m_consumer_token(struct app *, const struct request *,
+	    struct result *);
+void	 m_release(struct app *, const struct request *, struct result *);
+void	 m_health(struct app *, const struct request *, struct result *);
+
+/* Map a store failure to 503/500 in res (and log the detail). */
+void	 result_store_error(struct result *, struct app *, enum store_err);
+
+#endif /* CRMAUTH_H */

@@ -1,0 +1,907 @@
+/*
+ * crmauthctl: the admin tool (API.md §7).  Exit 0 on success, 1 on a
+ * failure with one line on stderr, 2 on a usage error.  Passwords and
+ * pass codes are read from standard input, never from the command line.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "crmauth.h"
+
+#define EX_FAIL	 1
+#define EX_USAGE 2
+
+struct ctx {
+	struct config	 cfg;
+	struct store	*store;
+};
+
+struct cmd {
+	const char	*w1, *w2;	/* command words; w2 may be NULL */
+	int		 (*fn)(struct ctx *, int, char **);
+	int		 min, max;	/* positional arguments */
+	const char	*args;		/* for usage */
+	const char	*help;
+};
+
+static const struct cmd *cur;
+
+static int
+fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("crmauthctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EX_FAIL;
+}
+
+static int
+usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("crmauthctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cur != NULL)
+		fprintf(stderr, "\nusage: crmauthctl %s%s%s %s\n", cur->w1,
+		    cur->w2 ? " " : "", cur->w2 ? cur->w2 : "", cur->args);
+	else
+		fputs("\nTry 'crmauthctl --help'.\n", stderr);
+	return EX_USAGE;
+}
+
+static int
+store_fail(struct ctx *c, enum store_err e)
+{
+	if (e == STORE_FULL || e == STORE_ERROR || e == STORE_CORRUPT)
+		return fail("%s: %s", store_strerror(e), store_detail(c->store));
+	return fail("%s", store_strerror(e));
+}
+
+/* A name given on the command line: 1 to 256 bytes, no control
+ * characters. */
+static int
+check_name(const char *what, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > CRM_NAME_MAX)
+		return usage_error("%s must be 1 to %d bytes", what,
+		    CRM_NAME_MAX);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return usage_error("%s must not contain control "
+			    "characters", what);
+	return 0;
+}
+
+static void
+fmt_time(char *buf, size_t size, int64_t t)
+{
+	time_t		 tt = (time_t)t;
+	struct tm	 tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, size, "%lld", (long long)t);
+}
+
+/*
+ * One line from standard input: the secret without its line end.  On a
+ * terminal, prompt on stderr and do not echo.
+ */
+static int
+read_secret(const char *what, char *buf, size_t size)
+{
+	struct termios	 old, quiet;
+	int		 tty = isatty(STDIN_FILENO), ok;
+	size_t		 len;
+
+	if (tty) {
+		fprintf(stderr, "%s: ", what);
+		fflush(stderr);
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	ok = fgets(buf, (int)size, stdin) != NULL;
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (!ok)
+		return fail("no %s on standard input", what);
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	else if (!feof(stdin))
+		return fail("%s is longer than %d bytes", what,
+		    CRM_SECRET_MAX);
+	if (len > 0 && buf[len - 1] == '\r')
+		buf[--len] = '\0';
+	if (len == 0)
+		return fail("%s is empty", what);
+	if (len > CRM_SECRET_MAX)
+		return fail("%s is longer than %d bytes", what,
+		    CRM_SECRET_MAX);
+	return 0;
+}
+
+/* Collected output lines, printed sorted. */
+struct lines {
+	char	**v;
+	size_t	  n, cap;
+};
+
+static int
+lines_add(struct lines *l, const char *s)
+{
+	if (l->n == l->cap) {
+		size_t	  cap = l->cap ? l->cap * 2 : 64;
+		char	**nv = realloc(l->v, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		l->v = nv;
+		l->cap = cap;
+	}
+	if ((l->v[l->n] = strdup(s)) == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static int
+cmpstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+lines_print(struct lines *l)
+{
+	qsort(l->v, l->n, sizeof(*l->v), cmpstr);
+	for (size_t i = 0; i < l->n; i++) {
+		puts(l->v[i]);
+		free(l->v[i]);
+	}
+	free(l->v);
+}
+
+static void
+join_units(char *buf, size_t size, char units[][CRM_NAME_MAX + 1], size_t n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < size; i++)
+		off += (size_t)snprintf(buf + off, size - off, "%s%s",
+		    i ? "," : "", units[i]);
+}
+
+/*
+ * Positional arguments and repeated --unit U options of "add" commands.
+ * Returns 0, or EX_USAGE after a message.
+ */
+static int
+parse_units(int argc, char **argv, char **pos, int npos,
+    char units[][CRM_NAME_MAX + 1], size_t *nunits)
+{
+	int got = 0, rc;
+
+	*nunits = 0;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--unit") == 0) {
+			if (i + 1 >= argc)
+				return usage_error("--unit needs a value");
+			if ((rc = check_name("unit", argv[++i])) != 0)
+				return rc;
+			if (*nunits == CRM_UNITS_MAX)
+				return usage_error("at most %d units",
+				    CRM_UNITS_MAX);
+			for (size_t j = 0; j < *nunits; j++)
+				if (strcmp(units[j], argv[i]) == 0)
+					return usage_error("unit %s given "
+					    "twice", argv[i]);
+			snprintf(units[(*nunits)++], CRM_NAME_MAX + 1, "%s",
+			    argv[i]);
+		} else if (argv[i][0] == '-' && argv[i][1] == '-')
+			return usage_error("unknown option %s", argv[i]);
+		else if (got == npos)
+			return usage_error("too many arguments");
+		else
+			pos[got++] = argv[i];
+	}
+	if (got != npos)
+		return usage_error("missing arguments");
+	if (*nunits == 0)
+		return usage_error("at least one --unit is needed");
+	return 0;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int
+c_init(struct ctx *c, int argc, char **argv)
+{
+	printf("store %s is ready\n", c->cfg.db_path);
+	return 0;
+}
+
+static int
+c_user_add(struct ctx *c, int argc, char **argv)
+{
+	char		*pos[2], pw[CRM_SECRET_MAX + 2];
+	struct user_rec	 u;
+	enum store_err	 e;
+	int		 rc;
+
+	memset(&u, 0, sizeof(u));
+	if ((rc = parse_units(argc, argv, pos, 2, u.units, &u.nunits)) != 0 ||
+	    (rc = check_name("organisation", pos[0])) != 0 ||
+	    (rc = check_name("user", pos[1])) != 0)
+		return rc;
+	if (store_user_get(c->store, pos[0], pos[1], &u) == STORE_OK)
+		return fail("user %s of %s already exists", pos[1], pos[0]);
+	/* The lookup may have overwritten units: parse again. */
+	parse_units(argc, argv, pos, 2, u.units, &u.nunits);
+	if (read_secret("password", pw, sizeof(pw)) != 0)
+		return EX_FAIL;
+	rc = sec_pwhash(u.pwhash, pw, strlen(pw), &c->cfg);
+	explicit_bzero(pw, sizeof(pw));
+	if (rc != 0)
+		return fail("password hashing failed (out of memory?)");
+	u.created = (int64_t)time(NULL);
+	e = store_user_put(c->store, pos[0], pos[1], &u, 1);
+	if (e == STORE_EXISTS)
+		return fail("user %s of %s already exists", pos[1], pos[0]);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	return 0;
+}
+
+/* Fetch a user that must exist. */
+static int
+get_user(struct ctx *c, const char *org, const char *user,
+    struct user_rec *u)
+{
+	enum store_err e = store_user_get(c->store, org, user, u);
+
+	if (e == STORE_NOTFOUND)
+		return fail("no user %s in organisation %s", user, org);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	return 0;
+}
+
+static int
+c_user_passwd(struct ctx *c, int argc, char **argv)
+{
+	char		 pw[CRM_SECRET_MAX + 2];
+	struct user_rec	 u;
+	enum store_err	 e;
+	int		 rc;
+
+	if ((rc = get_user(c, argv[0], argv[1], &u)) != 0)
+		return rc;
+	if (read_secret("password", pw, sizeof(pw)) != 0)
+		return EX_FAIL;
+	rc = sec_pwhash(u.pwhash, pw, strlen(pw), &c->cfg);
+	explicit_bzero(pw, sizeof(pw));
+	if (rc != 0)
+		return fail("password hashing failed (out of memory?)");
+	if ((e = store_user_put(c->store, argv[0], argv[1], &u, 0)) != STORE_OK)
+		return e == STORE_NOTFOUND ? get_user(c, argv[0], argv[1], &u) :
+		    store_fail(c, e);
+	return 0;
+}
+
+static int
+set_disabled(struct ctx *c, char **argv, int disabled)
+{
+	struct user_rec	 u;
+	enum store_err	 e;
+	int		 rc;
+
+	if ((rc = get_user(c, argv[0], argv[1], &u)) != 0)
+		return rc;
+	u.disabled = disabled;
+	if ((e = store_user_put(c->store, argv[0], argv[1], &u, 0)) != STORE_OK)
+		return e == STORE_NOTFOUND ? get_user(c, argv[0], argv[1], &u) :
+		    store_fail(c, e);
+	return 0;
+}
+
+static int
+c_user_disable(struct ctx *c, int argc, char **argv)
+{
+	return set_disabled(c, argv, 1);
+}
+
+static int
+c_user_enable(struct ctx *c, int argc, char **argv)
+{
+	return set_disabled(c, argv, 0);
+}
+
+static int
+c_user_del(struct ctx *c, int argc, char **argv)
+{
+	enum store_err e = store_user_del(c->store, argv[0], argv[1]);
+
+	if (e == STORE_NOTFOUND)
+		return fail("no user %s in organisation %s", argv[1], argv[0]);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	return 0;
+}
+
+static int
+user_line(void *arg, const char *org, const char *user,
+    const struct user_rec *u)
+{
+	char	 units[CRM_UNITS_MAX * (CRM_NAME_MAX + 1)], t[32];
+	char	*line;
+	int	 rc;
+
+	join_units(units, sizeof(units), (char (*)[CRM_NAME_MAX + 1])u->units,
+	    u->nunits);
+	fmt_time(t, sizeof(t), u->created);
+	if (asprintf(&line, "%s\t%s\t%s\t%s\t%s", org, user, units,
+	    u->disabled ? "disabled" : "enabled", t) == -1)
+		return -1;
+	rc = lines_add(arg, line);
+	free(line);
+	return rc;
+}
+
+static int
+c_user_list(struct ctx *c, int argc, char **argv)
+{
+	struct lines	 l = { 0 };
+	enum store_err	 e;
+
+	e = store_user_list(c->store, argc ? argv[0] : NULL, user_line, &l);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	lines_print(&l);
+	return 0;
+}
+
+/* A new key: 128 random bits as 32 upper-case hex characters, stored as
+ * its SHA-256 digest only. */
+static void
+new_key(char key[CRM_KEY_HEX + 1], unsigned char digest[CRM_DIGEST_BYTES])
+{
+	sec_random_hex(key, CRM_KEY_BYTES);
+	sec_sha256(digest, key, CRM_KEY_HEX);
+}
+
+static int
+c_apikey_add(struct ctx *c, int argc, char **argv)
+{
+	char			 key[CRM_KEY_HEX + 1];
+	unsigned char		 digest[CRM_DIGEST_BYTES];
+	struct apikey_rec	 ak;
+	struct user_rec		 u;
+	enum store_err		 e;
+	int			 rc;
+
+	if ((rc = get_user(c, argv[0], argv[1], &u)) != 0)
+		return rc;
+	memset(&ak, 0, sizeof(ak));
+	snprintf(ak.org, sizeof(ak.org), "%s", argv[0]);
+	snprintf(ak.user, sizeof(ak.user), "%s", argv[1]);
+	ak.created = (int64_t)time(NULL);
+	new_key(key, digest);
+	if ((e = store_apikey_put(c->store, digest, &ak, 1)) != STORE_OK)
+		return store_fail(c, e);
+	printf("%s\n", key);
+	return 0;
+}
+
+/*
+ * Find a key by the key itself (32 hex characters) or by the id that
+ * the list commands print (the first 16 hex characters of its digest).
+ */
+struct find_arg {
+	const char	*id;
+	unsigned char	 digest[CRM_DIGEST_BYTES];
+	int		 found;
+};
+
+static int
+find_apikey(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
+    const struct apikey_rec *r)
+{
+	struct find_arg	*f = arg;
+	char		 hex[2 * CRM_DIGEST_BYTES + 1];
+
+	sec_hex(hex, d, CRM_DIGEST_BYTES);
+	if (strncasecmp(hex, f->id, 16) == 0) {
+		memcpy(f->digest, d, CRM_DIGEST_BYTES);
+		f->found++;
+	}
+	return 0;
+}
+
+static int
+find_consumer(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
+    const struct consumer_rec *r)
+{
+	return find_apikey(arg, d, NULL);
+}
+
+static int
+key_digest(struct ctx *c, const char *arg, int consumer,
+    unsigned char digest[CRM_DIGEST_BYTES])
+{
+	struct find_arg	 f = { .id = arg };
+	enum store_err	 e;
+
+	if (strlen(arg) != 16) {
+		sec_sha256(digest, arg, strlen(arg));
+		return 0;
+	}
+	e = consumer ? store_consumer_list(c->store, find_consumer, &f) :
+	    store_apikey_list(c->store, find_apikey, &f);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	if (f.found != 1)
+		return fail("no key with id %s", arg);
+	memcpy(digest, f.digest, CRM_DIGEST_BYTES);
+	return 0;
+}
+
+static int
+c_apikey_revoke(struct ctx *c, int argc, char **argv)
+{
+	unsigned char		 digest[CRM_DIGEST_BYTES];
+	struct apikey_rec	 ak;
+	enum store_err		 e;
+	int			 rc;
+
+	if ((rc = key_digest(c, argv[0], 0, digest)) != 0)
+		return rc;
+	if ((e = store_apikey_get(c->store, digest, &ak)) == STORE_NOTFOUND)
+		return fail("no such Web API key");
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	ak.revoked = 1;
+	if ((e = store_apikey_put(c->store, digest, &ak, 0)) != STORE_OK)
+		return store_fail(c, e);
+	return 0;
+}
+
+struct klist {
+	struct lines	 l;
+	const char	*org;
+};
+
+static int
+apikey_line(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
+    const struct apikey_rec *r)
+{
+	struct klist	*k = arg;
+	char		 hex[2 * CRM_DIGEST_BYTES + 1], t[32], *line;
+	int		 rc;
+
+	if (k->org != NULL && strcmp(k->org, r->org) != 0)
+		return 0;
+	sec_hex(hex, d, CRM_DIGEST_BYTES);
+	fmt_time(t, sizeof(t), r->created);
+	/* Columns: org, user, id, state, created. */
+	if (asprintf(&line, "%s\t%s\t%.16s\t%s\t%s", r->org, r->user, hex,
+	    r->revoked ? "revoked" : "active", t) == -1)
+		return -1;
+	rc = lines_add(&k->l, line);
+	free(line);
+	return rc;
+}
+
+static int
+c_apikey_list(struct ctx *c, int argc, char **argv)
+{
+	struct klist	 k = { .org = argc ? argv[0] : NULL };
+	enum store_err	 e;
+
+	if ((e = store_apikey_list(c->store, apikey_line, &k)) != STORE_OK)
+		return store_fail(c, e);
+	lines_print(&k.l);
+	return 0;
+}
+
+static int
+c_consumer_add(struct ctx *c, int argc, char **argv)
+{
+	char			 key[CRM_KEY_HEX + 1], *pos[2];
+	unsigned char		 digest[CRM_DIGEST_BYTES];
+	struct consumer_rec	 ck;
+	enum store_err		 e;
+	int			 rc;
+
+	memset(&ck, 0, sizeof(ck));
+	if ((rc = parse_units(argc, argv, pos, 2, ck.units, &ck.nunits)) != 0 ||
+	    (rc = check_name("organisation", pos[0])) != 0 ||
+	    (rc = check_name("application", pos[1])) != 0)
+		return rc;
+	snprintf(ck.org, sizeof(ck.org), "%s", pos[0]);
+	snprintf(ck.app, sizeof(ck.app), "%s", pos[1]);
+	ck.created = (int64_t)time(NULL);
+	new_key(key, digest);
+	if ((e = store_consumer_put(c->store, digest, &ck, 1)) != STORE_OK)
+		return store_fail(c, e);
+	printf("%s\n", key);
+	return 0;
+}
+
+static int
+c_consumer_revoke(struct ctx *c, int argc, char **argv)
+{
+	unsigned char		 digest[CRM_DIGEST_BYTES];
+	struct consumer_rec	 ck;
+	enum store_err		 e;
+	int			 rc;
+
+	if ((rc = key_digest(c, argv[0], 1, digest)) != 0)
+		return rc;
+	if ((e = store_consumer_get(c->store, digest, &ck)) == STORE_NOTFOUND)
+		return fail("no such consumer application key");
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	ck.revoked = 1;
+	if ((e = store_consumer_put(c->store, digest, &ck, 0)) != STORE_OK)
+		return store_fail(c, e);
+	return 0;
+}
+
+static int
+consumer_line(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
+    const struct consumer_rec *r)
+{
+	struct klist	*k = arg;
+	char		 hex[2 * CRM_DIGEST_BYTES + 1], t[32], *line;
+	char		 units[CRM_UNITS_MAX * (CRM_NAME_MAX + 1)];
+	int		 rc;
+
+	if (k->org != NULL && strcmp(k->org, r->org) != 0)
+		return 0;
+	sec_hex(hex, d, CRM_DIGEST_BYTES);
+	fmt_time(t, sizeof(t), r->created);
+	join_units(units, sizeof(units),
+	    (char (*)[CRM_NAME_MAX + 1])r->units, r->nunits);
+	if (asprintf(&line, "%s\t%s\t%.16s\t%s\t%s\t%s", r->org, r->app, hex,
+	    units, r->revoked ? "revoked" : "active", t) == -1)
+		return -1;
+	rc = lines_add(&k->l, line);
+	free(line);
+	return rc;
+}
+
+static int
+c_consumer_list(struct ctx *c, int argc, char **argv)
+{
+	struct klist	 k = { .org = argc ? argv[0] : NULL };
+	enum store_err	 e;
+
+	if ((e = store_consumer_list(c->store, consumer_line, &k)) != STORE_OK)
+		return store_fail(c, e);
+	lines_print(&k.l);
+	return 0;
+}
+
+static int
+c_access_add(struct ctx *c, int argc, char **argv)
+{
+	const char		*org = NULL, *cii = NULL, *acr = NULL;
+	const char		*code = NULL, *ident = NULL;
+	char			 pc[CRM_SECRET_MAX + 2];
+	unsigned char		 digest[CRM_DIGEST_BYTES];
+	struct access_rec	 at;
+	enum store_err		 e;
+	int			 rc;
+
+	for (int i = 0; i < argc; i++) {
+		const char **dst = NULL;
+
+		if (strcmp(argv[i], "--contact") == 0)
+			dst = &cii;
+		else if (strcmp(argv[i], "--accounts-receivable") == 0)
+			dst = &acr;
+		else if (strcmp(argv[i], "--authentication-code") == 0)
+			dst = &code;
+		else if (strcmp(argv[i], "--identifier") == 0)
+			dst = &ident;
+		else if (argv[i][0] == '-' && argv[i][1] == '-')
+			return usage_error("unknown option %s", argv[i]);
+		else if (org == NULL) {
+			org = argv[i];
+			continue;
+		} else
+			return usage_error("too many arguments");
+		if (i + 1 >= argc)
+			return usage_error("%s needs a value", argv[i]);
+		if (*dst != NULL)
+			return usage_error("%s given twice", argv[i]);
+		*dst = argv[++i];
+	}
+	if (org == NULL || cii == NULL)
+		return usage_error("ORG and --contact are needed");
+	if ((code == NULL) == (ident == NULL))
+		return usage_error("give one of --authentication-code or "
+		    "--identifier");
+	if ((rc = check_name("organisation", org)) != 0 ||
+	    (rc = check_name("contact", cii)) != 0 ||
+	    (acr != NULL && (rc = check_name("accounts receivable", acr))) ||
+	    (ident != NULL && (rc = check_name("identifier", ident))))
+		return rc;
+	if (code != NULL && (strlen(code) == 0 ||
+	    strlen(code) > CRM_SECRET_MAX))
+		return usage_error("the authentication code must be 1 to %d "
+		    "bytes", CRM_SECRET_MAX);
+	memset(&at, 0, sizeof(at));
+	snprintf(at.contact, sizeof(at.contact), "%s", cii);
+	snprintf(at.ar, sizeof(at.ar), "%s", acr ? acr : "");
+	at.created = (int64_t)time(NULL);
+	if (code != NULL) {
+		sec_sha256(digest, code, strlen(code));
+		e = store_access_put_code(c->store, org, digest, &at);
+	} else {
+		if (read_secret("pass code", pc, sizeof(pc)) != 0)
+			return EX_FAIL;
+		rc = sec_pwhash(at.passhash, pc, strlen(pc), &c->cfg);
+		explicit_bzero(pc, sizeof(pc));
+		if (rc != 0)
+			return fail("pass code hashing failed (out of "
+			    "memory?)");
+		e = store_access_put_ident(c->store, org, ident, &at);
+	}
+	if (e == STORE_EXISTS)
+		return fail("that access token already exists in %s", org);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	return 0;
+}
+
+static int
+key_line(void *arg, const struct sigkey *k)
+{
+	char t[32], *line;
+	int  rc;
+
+	fmt_time(t, sizeof(t), k->created);
+	if (asprintf(&line, "%s\t%s\t%s", k->kid, t,
+	    k->current ? "current" : "previous") == -1)
+		return -1;
+	rc = lines_add(arg, line);
+	free(line);
+	return rc;
+}
+
+static int
+c_key_list(struct ctx *c, int argc, char **argv)
+{
+	struct lines	 l = { 0 };
+	enum store_err	 e;
+
+	if ((e = store_sigkey_list(c->store, key_line, &l)) != STORE_OK)
+		return store_fail(c, e);
+	lines_print(&l);
+	return 0;
+}
+
+static int
+c_key_export(struct ctx *c, int argc, char **argv)
+{
+	struct sigkey	 k;
+	char		 b64[64];
+	enum store_err	 e;
+
+	if ((e = store_sigkey_current(c->store, &k)) != STORE_OK)
+		return store_fail(c, e);
+	b64url_encode(b64, k.secret, sizeof(k.secret));
+	printf("%s %s\n", k.kid, b64);
+	explicit_bzero(&k, sizeof(k));
+	explicit_bzero(b64, sizeof(b64));
+	return 0;
+}
+
+static int
+c_released_count(struct ctx *c, int argc, char **argv)
+{
+	size_t		 n;
+	enum store_err	 e;
+
+	if ((e = store_released_count(c->store, &n)) != STORE_OK)
+		return store_fail(c, e);
+	printf("%zu\n", n);
+	return 0;
+}
+
+static int
+c_released_prune(struct ctx *c, int argc, char **argv)
+{
+	size_t		 n;
+	enum store_err	 e;
+
+	e = store_released_prune(c->store, (int64_t)time(NULL), &n);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	printf("pruned %zu\n", n);
+	return 0;
+}
+
+static int
+c_token_verify(struct ctx *c, int argc, char **argv)
+{
+	struct claims	 cl;
+	enum tok_err	 e;
+
+	e = tok_check(c->store, argv[0], strlen(argv[0]), (int64_t)time(NULL),
+	    &cl);
+	if (e != TOK_OK) {
+		tok_claims_free(&cl);
+		if (e == TOK_STORE)
+			return fail("%s: %s", tok_strerror(e),
+			    store_detail(c->store));
+		return fail("%s", tok_strerror(e));
+	}
+	puts(json_object_to_json_string_ext(cl.obj,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	tok_claims_free(&cl);
+	return 0;
+}
+
+static const struct cmd cmds[] = {
+	{ "init", NULL, c_init, 0, 0, "",
+	    "create the store and a first signing key (idempotent)" },
+	{ "user", "add", c_user_add, 2, 2 + 2 * CRM_UNITS_MAX,
+	    "ORG USER --unit U [--unit U2 ...]",
+	    "add a user; first --unit is the default; password from stdin" },
+	{ "user", "passwd", c_user_passwd, 2, 2, "ORG USER",
+	    "set a new password, read from stdin" },
+	{ "user", "disable", c_user_disable, 2, 2, "ORG USER",
+	    "refuse the user's logins and Web API keys" },
+	{ "user", "enable", c_user_enable, 2, 2, "ORG USER",
+	    "undo disable" },
+	{ "user", "del", c_user_del, 2, 2, "ORG USER",
+	    "delete the user and the user's Web API keys" },
+	{ "user", "list", c_user_list, 0, 1, "[ORG]",
+	    "org, user, units, state, created" },
+	{ "apikey", "add", c_apikey_add, 2, 2, "ORG USER",
+	    "print a new Web API key for the user" },
+	{ "apikey", "revoke", c_apikey_revoke, 1, 1, "KEY|ID",
+	    "revoke a Web API key" },
+	{ "apikey", "list", c_apikey_list, 0, 1, "[ORG]",
+	    "org, user, id, state, created (never whole keys)" },
+	{ "consumer-key", "add", c_consumer_add, 2, 2 + 2 * CRM_UNITS_MAX,
+	    "ORG APP --unit U [--unit U2 ...]",
+	    "print a new consumer application key" },
+	{ "consumer-key", "revoke", c_consumer_revoke, 1, 1, "KEY|ID",
+	    "revoke a consumer application key" },
+	{ "consumer-key", "list", c_consumer_list, 0, 1, "[ORG]",
+	    "org, app, id, units, state, created" },
+	{ "access-token", "add", c_access_add, 3, 9,
+	    "ORG --contact CII [--accounts-receivable ACR] "
+	    "(--authentication-code CODE | --identifier ID)",
+	    "add an access token; with --identifier the pass code is read "
+	    "from stdin" },
+	{ "key", "list", c_key_list, 0, 0, "", "kid, created, state" },
+	{ "key", "export", c_key_export, 0, 0, "",
+	    "print \"KID SECRET\" of the current signing key" },
+	{ "released", "count", c_released_count, 0, 0, "",
+	    "number of released token ids kept" },
+	{ "released", "prune", c_released_prune, 0, 0, "",
+	    "delete released ids past their exp" },
+	{ "token", "verify", c_token_verify, 1, 1, "TOKEN",
+	    "exit 0 and print the claims if the token is usable" },
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: crmauthctl [-c FILE] COMMAND ...\n\n", f);
+	for (size_t i = 0; i < NCMDS; i++) {
+		char words[64];
+
+		snprintf(words, sizeof(words), "%s%s%s", cmds[i].w1,
+		    cmds[i].w2 ? " " : "", cmds[i].w2 ? cmds[i].w2 : "");
+		fprintf(f, "  %s %s\n      %s\n", words, cmds[i].args,
+		    cmds[i].help);
+	}
+	fprintf(f, "\nConfiguration: -c FILE, else $CRMAUTH_CONF, else %s\n"
+	    "Exit status: 0 success, 1 failure, 2 usage error.\n",
+	    CRM_DEFAULT_CONF);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctx	 c;
+	const char	*conf = NULL, *file;
+	char		 err[CRM_ERR_MAX];
+	enum store_err	 e;
+	int		 ch, explicit, nargs, rc, skip;
+
+	log_init("crmauthctl");
+	while ((ch = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("crmauthctl %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < NCMDS; i++) {
+		if (strcmp(argv[0], cmds[i].w1) != 0)
+			continue;
+		if (cmds[i].w2 != NULL && (argc < 2 ||
+		    strcmp(argv[1], cmds[i].w2) != 0))
+			continue;
+		cur = &cmds[i];
+		break;
+	}
+	if (cur == NULL)
+		return usage_error("unknown command '%s%s%s'", argv[0],
+		    argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+	skip = cur->w2 != NULL ? 2 : 1;
+	nargs = argc - skip;
+	if (nargs < cur->min || nargs > cur->max)
+		return usage_error("wrong number of arguments");
+
+	if (sec_init() == -1)
+		return fail("libsodium failed to initialise");
+	config_defaults(&c.cfg);
+	file = config_choose(conf, &explicit);
+	if (config_load(&c.cfg, file, explicit, err, sizeof(err)) == -1)
+		return fail("%s", err);
+	e = store_open(&c.store, &c.cfg, cur->fn == c_init, err, sizeof(err));
+	if (e != STORE_OK)
+		return fail("%s", err);
+	rc = cur->fn(&c, nargs, argv + skip);
+	store_close(c.store);
+	return rc;
+}

@@ -1,0 +1,237 @@
+/*
+ * crmauth.fcgi: the FastCGI responder, which also answers one request
+ * when started as a plain CGI program.
+ *
+ * FastCGI (a listening socket on fd 0, as mod_fcgid, mod_fastcgi and
+ * spawn-fcgi give it): serve requests in a loop until SIGTERM, SIGUSR1
+ * or SIGINT, finishing the request in hand first.
+ * CGI (GATEWAY_INTERFACE set): serve one request.  argv is ignored then:
+ * RFC 3875 §4.4 lets a server put query-string words there.
+ * Otherwise (a terminal): -t checks the configuration and store.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "crmauth.h"
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+	FCGX_ShutdownPending();
+}
+
+static int64_t
+now_real(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ---- FastCGI I/O ----------------------------------------------------------- */
+
+static const char *
+fcgi_param(void *ctx, const char *name)
+{
+	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+}
+
+static ssize_t
+fcgi_read(void *ctx, void *buf, size_t n)
+{
+	int chunk = n > 65536 ? 65536 : (int)n;
+
+	return FCGX_GetStr(buf, chunk, ((FCGX_Request *)ctx)->in);
+}
+
+static int
+fcgi_write(void *ctx, const void *buf, size_t n)
+{
+	FCGX_Request *r = ctx;
+
+	if (FCGX_PutStr(buf, (int)n, r->out) != (int)n)
+		return -1;
+	return 0;
+}
+
+/* ---- CGI I/O ---------------------------------------------------------------- */
+
+static const char *
+cgi_param(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static ssize_t
+cgi_read(void *ctx, void *buf, size_t n)
+{
+	size_t got;
+
+	(void)ctx;
+	got = fread(buf, 1, n, stdin);
+	if (got == 0 && ferror(stdin))
+		return -1;
+	return (ssize_t)got;
+}
+
+static int
+cgi_write(void *ctx, const void *buf, size_t n)
+{
+	(void)ctx;
+	if (fwrite(buf, 1, n, stdout) != n || fflush(stdout) != 0)
+		return -1;
+	return 0;
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: crmauth.fcgi [-c FILE]     (started by a FastCGI process "
+	    "manager or as CGI)\n"
+	    "       crmauth.fcgi [-c FILE] -t  check the configuration and "
+	    "the store, then exit\n"
+	    "       crmauth.fcgi -V            print the version\n"
+	    "Configuration: -c FILE, else $CRMAUTH_CONF, else %s\n",
+	    CRM_DEFAULT_CONF);
+}
+
+/* Read the configuration into app; on failure log one line and leave
+ * app->conf_ok 0, so that every request answers 503. */
+static void
+app_init(struct app *app, const char *conf_arg)
+{
+	const char	*file;
+	char		 err[CRM_ERR_MAX];
+	int		 explicit;
+
+	memset(app, 0, sizeof(*app));
+	app->now = now_real;
+	config_defaults(&app->cfg);
+	file = config_choose(conf_arg, &explicit);
+	if (config_load(&app->cfg, file, explicit, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		return;
+	}
+	sec_dummy_hash(app->dummy_hash, &app->cfg);
+	app->conf_ok = 1;
+}
+
+static int
+check_only(struct app *app)
+{
+	char		 err[CRM_ERR_MAX];
+	enum store_err	 e;
+
+	if (!app->conf_ok)
+		return 1;
+	e = store_open(&app->store, &app->cfg, 0, err, sizeof(err));
+	if (e != STORE_OK) {
+		fprintf(stderr, "crmauth.fcgi: %s\n", err);
+		return 1;
+	}
+	printf("configuration %s: ok\nstore %s: ok\n",
+	    app->cfg.path[0] ? app->cfg.path : "(defaults)", app->cfg.db_path);
+	return 0;
+}
+
+static int
+serve_fcgi(struct app *app)
+{
+	FCGX_Request		 req;
+	struct http_io		 io = { &req, fcgi_param, fcgi_read,
+				    fcgi_write };
+	struct sigaction	 sa;
+
+	/* Our own handlers, without SA_RESTART, so that a signal wakes
+	 * accept(2) and the loop ends after the request in hand. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	if (FCGX_InitRequest(&req, 0, 0) != 0) {
+		log_err("FCGX_InitRequest failed");
+		return 1;
+	}
+	while (!stop && FCGX_Accept_r(&req) >= 0) {
+		http_serve(app, &io);
+		FCGX_Finish_r(&req);
+	}
+	FCGX_Free(&req, 1);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct app	 app;
+	const char	*conf = NULL;
+	int		 ch, check = 0, cgi, rc = 0;
+	struct http_io	 cgi_io = { NULL, cgi_param, cgi_read, cgi_write };
+
+	log_init("crmauth.fcgi");
+	if (sec_init() == -1) {
+		log_err("libsodium failed to initialise");
+		return 1;
+	}
+	/* FCGX_IsCGI() initialises libfcgi: a socket on fd 0 is FastCGI. */
+	cgi = FCGX_IsCGI();
+	if (cgi && getenv("GATEWAY_INTERFACE") != NULL) {
+		app_init(&app, NULL);
+		http_serve(&app, &cgi_io);
+		store_close(app.store);
+		return 0;
+	}
+	while ((ch = getopt(argc, argv, "c:htV")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'V':
+			printf("crmauth.fcgi %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (cgi && !check) {
+		usage(stderr);
+		return 2;
+	}
+	app_init(&app, conf);
+	if (check)
+		rc = check_only(&app);
+	else
+		rc = serve_fcgi(&app);
+	store_close(app.store);
+	return rc;
+}

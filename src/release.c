@@ -1,0 +1,45 @@
+/* authentication/token/release: make an authentic token unusable. */
+#include <string.h>
+
+#include "crmauth.h"
+
+void
+m_release(struct app *app, const struct request *req, struct result *res)
+{
+	const char	*token;
+	struct claims	 c;
+	enum tok_err	 te;
+	enum store_err	 e;
+
+	/* No length limit here: an over-long token is refused by
+	 * tok_verify before any decoding, as INVALID_TOKEN. */
+	if (json_field_string(req->body, NULL, "token", 1, app->cfg.max_body,
+	    &token, res) == -1)
+		return;
+	if (app_store(app) == NULL) {
+		result_store_error(res, app, STORE_NOTINIT);
+		return;
+	}
+	te = tok_verify(token, strlen(token), tok_store_key, app->store, &c);
+	switch (te) {
+	case TOK_OK:
+		break;
+	case TOK_STORE:
+		result_store_error(res, app, STORE_ERROR);
+		return;
+	case TOK_INTERNAL:
+		result_error(res, API_INTERNAL_ERROR, NULL);
+		return;
+	default:
+		result_error(res, API_INVALID_TOKEN, NULL);
+		return;
+	}
+	/* Already released or already expired: success all the same. */
+	e = store_release(app->store, c.jti_bin, c.exp, app->now());
+	tok_claims_free(&c);
+	if (e != STORE_OK) {
+		result_store_error(res, app, e);
+		return;
+	}
+	res->status = API_OK;	/* data: null */
+}

@@ -1,0 +1,168 @@
+/*
+ * Dispatch on PATH_INFO through a table, and serve one request end to
+ * end: route, method, body limits, body, method, envelope.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "crmauth.h"
+
+static const struct route routes[] = {
+	{ "authentication/token", HTTP_POST, "POST", BODY_REQUIRED,
+	    m_token },
+	{ "authentication/web_api_key/token", HTTP_POST, "POST",
+	    BODY_OPTIONAL, m_web_api_key_token },
+	{ "authentication/consumer_application_key/token", HTTP_POST, "POST",
+	    BODY_REQUIRED, m_consumer_token },
+	{ "authentication/token/release", HTTP_POST, "POST", BODY_REQUIRED,
+	    m_release },
+	{ "health", HTTP_GET, "GET", BODY_NONE, m_health },
+};
+
+const struct route *
+route_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(routes[i].path, path) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+struct store *
+app_store(struct app *app)
+{
+	char		 err[CRM_ERR_MAX];
+	enum store_err	 e;
+
+	if (app->store != NULL)
+		return app->store;
+	/* Retried on each request, so that a store made (or repaired)
+	 * after start is picked up without a restart. */
+	e = store_open(&app->store, &app->cfg, 0, err, sizeof(err));
+	if (e != STORE_OK) {
+		log_err("%s", err);
+		app->store = NULL;
+	}
+	return app->store;
+}
+
+void
+result_store_error(struct result *res, struct app *app, enum store_err e)
+{
+	switch (e) {
+	case STORE_FULL:
+		log_err("store: %s", store_detail(app->store));
+		result_error(res, API_SERVICE_UNAVAILABLE,
+		    "The store is full; try again later.");
+		res->retry_after = 60;
+		break;
+	case STORE_NOTINIT:
+	case STORE_VERSION:
+	case STORE_ERROR:
+		log_err("store: %s: %s", store_strerror(e),
+		    app->store ? store_detail(app->store) : "");
+		result_error(res, API_SERVICE_UNAVAILABLE, NULL);
+		res->retry_after = 30;
+		break;
+	default:
+		log_err("store: %s: %s", store_strerror(e),
+		    app->store ? store_detail(app->store) : "");
+		result_error(res, API_INTERNAL_ERROR, NULL);
+		break;
+	}
+}
+
+static const char *
+param(const struct http_io *io, const char *name)
+{
+	return io->param(io->ctx, name);
+}
+
+void
+http_serve(struct app *app, const struct http_io *io)
+{
+	const struct route	*r;
+	struct request		 req;
+	struct result		 res;
+	enum http_method	 m;
+	enum api_status		 s;
+	size_t			 clen;
+	char			*body = NULL;
+
+	memset(&req, 0, sizeof(req));
+	result_init(&res);
+
+	if (!app->conf_ok) {
+		result_error(&res, API_SERVICE_UNAVAILABLE,
+		    "The service is not configured; see the error log.");
+		res.retry_after = 60;
+		goto send;
+	}
+	if (http_path_parse(req.path, sizeof(req.path),
+	    param(io, "PATH_INFO")) == -1 ||
+	    (r = route_find(req.path)) == NULL) {
+		result_error(&res, API_NOT_FOUND, NULL);
+		goto send;
+	}
+	m = http_method_parse(param(io, "REQUEST_METHOD"));
+	if ((r->methods & m) == 0) {
+		result_error(&res, API_METHOD_NOT_ALLOWED,
+		    "Use %s for this method.", r->allow);
+		res.allow = r->allow;
+		goto send;
+	}
+	req.method = m;
+
+	if (r->body != BODY_NONE) {
+		/* Size and type are checked before a byte is read. */
+		s = http_content_length(param(io, "CONTENT_LENGTH"),
+		    app->cfg.max_body, &clen);
+		if (s == API_PAYLOAD_TOO_LARGE) {
+			result_error(&res, s, "The request body is longer "
+			    "than %zu bytes.", app->cfg.max_body);
+			goto send;
+		}
+		if (s != API_OK) {
+			result_error(&res, s, "Content-Length is not valid.");
+			goto send;
+		}
+		if (clen > 0) {
+			if (!http_content_type_ok(param(io, "CONTENT_TYPE"))) {
+				result_error(&res, API_UNSUPPORTED_MEDIA_TYPE,
+				    NULL);
+				goto send;
+			}
+			if ((body = malloc(clen)) == NULL) {
+				result_error(&res, API_INTERNAL_ERROR, NULL);
+				goto send;
+			}
+			if (http_read_body(io, body, clen) == -1) {
+				result_error(&res, API_INVALID_REQUEST,
+				    "The request body is shorter than its "
+				    "Content-Length.");
+				goto send;
+			}
+			if ((req.body = http_parse_json(body, clen,
+			    &res)) == NULL)
+				goto send;
+		}
+		if (r->body == BODY_REQUIRED && req.body == NULL) {
+			result_error(&res, API_INVALID_REQUEST,
+			    "The request body must be a JSON object.");
+			goto send;
+		}
+	}
+	req.authorization = param(io, "HTTP_AUTHORIZATION");
+	req.remote_addr = param(io, "REMOTE_ADDR");
+	if (req.remote_addr == NULL)
+		req.remote_addr = "";
+	r->fn(app, &req, &res);
+send:
+	http_respond(io, &res);
+	result_free(&res);
+	if (req.body != NULL)
+		json_object_put(req.body);
+	free(body);
+}

@@ -1,0 +1,1283 @@
+/*
+ * The store: one LMDB environment shared by every responder process and
+ * crmauthctl.  Named databases (all keys binary unless noted):
+ *
+ *   meta             "schema" -> "1"; "current_kid" -> kid
+ *   users            SHA-256("U" org NUL user) -> JSON record
+ *   apikeys          SHA-256(key) -> JSON record
+ *   consumer_keys    SHA-256(key) -> JSON record
+ *   access_tokens    SHA-256("C" org NUL SHA-256(code)) or
+ *                    SHA-256("I" org NUL identifier) -> JSON record
+ *   signing_keys     kid (16 hex chars) -> created (8, BE) + secret (32)
+ *   released         jti (16) -> exp (8, BE)
+ *   released_by_exp  exp (8, BE) + jti (16) -> ""
+ *   attempts         failed-attempt counters (throttling)
+ *
+ * Composite keys are hashed because org and user may each be 256 bytes,
+ * past LMDB's 511-byte key limit; the names are kept in the record.
+ * Every write is one transaction that commits durably (fsync) or not at
+ * all; a full map is grown and the write retried, up to db_map_max_mb.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <lmdb.h>
+
+#include "crmauth.h"
+
+#define MAXREADERS	256	/* the same in every process (lock file) */
+#define PRUNE_PER_WRITE	64	/* released ids pruned by each write */
+#define RC_CORRUPT	(-1)	/* a record we cannot decode */
+#define RC_VERSION	(-2)	/* schema newer than us */
+#define RC_NOTINIT	(-3)	/* a database or the schema is missing */
+
+struct store {
+	MDB_env		*env;
+	MDB_dbi		 meta, users, apikeys, consumers, access, sigkeys;
+	MDB_dbi		 released, released_exp, attempts;
+	size_t		 map_max;	/* bytes */
+	char		 detail[CRM_ERR_MAX];
+};
+
+typedef int (*txn_fn)(struct store *, MDB_txn *, void *);
+
+const char *
+store_strerror(enum store_err e)
+{
+	switch (e) {
+	case STORE_OK:
+		return "success";
+	case STORE_NOTFOUND:
+		return "not found";
+	case STORE_EXISTS:
+		return "already exists";
+	case STORE_NOTINIT:
+		return "store not initialised (run crmauthctl init)";
+	case STORE_VERSION:
+		return "store was made by a newer crmauth (schema version)";
+	case STORE_FULL:
+		return "store is full";
+	case STORE_CORRUPT:
+		return "store holds a record that cannot be read";
+	case STORE_ERROR:
+		break;
+	}
+	return "store error";
+}
+
+const char *
+store_detail(const struct store *st)
+{
+	return st->detail;
+}
+
+static void
+set_detail(struct store *st, const char *what, int rc)
+{
+	snprintf(st->detail, sizeof(st->detail), "%s: %s", what,
+	    mdb_strerror(rc));
+}
+
+static enum store_err
+map_rc(struct store *st, const char *what, int rc)
+{
+	switch (rc) {
+	case 0:
+		return STORE_OK;
+	case MDB_NOTFOUND:
+		return STORE_NOTFOUND;
+	case MDB_KEYEXIST:
+		return STORE_EXISTS;
+	case RC_CORRUPT:
+		snprintf(st->detail, sizeof(st->detail), "%s: bad record",
+		    what);
+		return STORE_CORRUPT;
+	case RC_VERSION:
+		return STORE_VERSION;
+	case RC_NOTINIT:
+		return STORE_NOTINIT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+	case ENOSPC:
+	case EDQUOT:
+		set_detail(st, what, rc);
+		return STORE_FULL;
+	default:
+		set_detail(st, what, rc);
+		return STORE_ERROR;
+	}
+}
+
+static size_t
+env_mapsize(MDB_env *env)
+{
+	MDB_envinfo info;
+
+	mdb_env_info(env, &info);
+	return info.me_mapsize;
+}
+
+/*
+ * Double the map, up to map_max.  Only called with no transaction open
+ * in this process.  0 when grown, -1 when already at the maximum.
+ */
+static int
+grow_map(struct store *st)
+{
+	size_t cur = env_mapsize(st->env), next;
+
+	if (cur >= st->map_max)
+		return -1;
+	next = cur > st->map_max / 2 ? st->map_max : cur * 2;
+	if (mdb_env_set_mapsize(st->env, next) != 0)
+		return -1;
+	log_err("store: map grown from %zu to %zu MiB", cur >> 20,
+	    next >> 20);
+	return 0;
+}
+
+static int	prune(struct store *, MDB_txn *, int64_t now, size_t limit,
+		    size_t *n);
+
+/*
+ * Run fn in a transaction.  Reads are aborted after fn; writes prune a
+ * few released ids and commit.  Handles another process having grown
+ * the map (MDB_MAP_RESIZED), our own map filling up (grow and retry),
+ * and a reader table full of dead processes' slots.
+ */
+static enum store_err
+txn_run(struct store *st, int write, const char *what, txn_fn fn,
+    void *arg)
+{
+	MDB_txn	*txn;
+	int	 rc, tries, dead;
+	size_t	 pruned;
+
+	for (tries = 0; tries < 32; tries++) {
+		rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY,
+		    &txn);
+		if (rc == MDB_MAP_RESIZED) {
+			mdb_env_set_mapsize(st->env, 0);
+			continue;
+		}
+		if (rc == MDB_READERS_FULL && tries == 0) {
+			mdb_reader_check(st->env, &dead);
+			continue;
+		}
+		if (rc != 0)
+			return map_rc(st, what, rc);
+		rc = fn(st, txn, arg);
+		if (rc == 0 && write)
+			rc = prune(st, txn, (int64_t)time(NULL),
+			    PRUNE_PER_WRITE, &pruned);
+		if (rc != 0 || !write) {
+			mdb_txn_abort(txn);
+			if (rc == MDB_MAP_FULL && grow_map(st) == 0)
+				continue;
+			return map_rc(st, what, rc);
+		}
+		rc = mdb_txn_commit(txn);
+		if (rc == MDB_MAP_FULL && grow_map(st) == 0)
+			continue;
+		return map_rc(st, what, rc);
+	}
+	snprintf(st->detail, sizeof(st->detail), "%s: too many retries",
+	    what);
+	return STORE_ERROR;
+}
+
+/* ---- keys and records ---------------------------------------------------- */
+
+static void
+put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)(v & 0xff);
+}
+
+static uint64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* SHA-256 of tag, a, NUL, b (b of blen bytes). */
+static void
+composite_key(unsigned char out[CRM_DIGEST_BYTES], char tag, const char *a,
+    const void *b, size_t blen)
+{
+	unsigned char	 buf[1 + CRM_NAME_MAX + 1 + CRM_NAME_MAX + 1];
+	size_t		 alen = strlen(a), n = 0;
+
+	if (alen > CRM_NAME_MAX)
+		alen = CRM_NAME_MAX;
+	if (blen > CRM_NAME_MAX)
+		blen = CRM_NAME_MAX;
+	buf[n++] = (unsigned char)tag;
+	memcpy(buf + n, a, alen);
+	n += alen;
+	buf[n++] = '\0';
+	memcpy(buf + n, b, blen);
+	n += blen;
+	sec_sha256(out, buf, n);
+}
+
+static int
+put_json(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen,
+    json_object *o, unsigned flags)
+{
+	MDB_val		 key = { klen, (void *)k }, val;
+	const char	*s;
+	size_t		 len;
+	int		 rc;
+
+	if (o == NULL)
+		return ENOMEM;
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN,
+	    &len);
+	if (s == NULL) {
+		json_object_put(o);
+		return ENOMEM;
+	}
+	val.mv_size = len;
+	val.mv_data = (void *)s;
+	rc = mdb_put(txn, dbi, &key, &val, flags);
+	json_object_put(o);
+	return rc;
+}
+
+/* Parse a stored JSON record; NULL when it is not an object. */
+static json_object *
+get_json(const MDB_val *v)
+{
+	json_tokener	*tok;
+	json_object	*o;
+
+	if ((tok = json_tokener_new()) == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, v->mv_data, (int)v->mv_size);
+	if (o != NULL && (json_tokener_get_parse_end(tok) != v->mv_size ||
+	    !json_object_is_type(o, json_type_object))) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* Copy string member name into buf; -1 when absent, not a string or
+ * too long.  opt: absent gives "". */
+static int
+rec_str(json_object *o, const char *name, char *buf, size_t size, int opt)
+{
+	json_object	*m;
+	const char	*s;
+	size_t		 len;
+
+	if (!json_object_object_get_ex(o, name, &m)) {
+		if (!opt)
+			return -1;
+		buf[0] = '\0';
+		return 0;
+	}
+	if (!json_object_is_type(m, json_type_string))
+		return -1;
+	s = json_object_get_string(m);
+	len = (size_t)json_object_get_string_len(m);
+	if (len >= size)
+		return -1;
+	memcpy(buf, s, len + 1);
+	return 0;
+}
+
+static int
+rec_int(json_object *o, const char *name, int64_t *v)
+{
+	json_object *m;
+
+	if (!json_object_object_get_ex(o, name, &m) ||
+	    !json_object_is_type(m, json_type_int))
+		return -1;
+	*v = json_object_get_int64(m);
+	return 0;
+}
+
+static int
+rec_bool(json_object *o, const char *name, int *v)
+{
+	json_object *m;
+
+	if (!json_object_object_get_ex(o, name, &m) ||
+	    !json_object_is_type(m, json_type_boolean))
+		return -1;
+	*v = json_object_get_boolean(m);
+	return 0;
+}
+
+static int
+rec_units(json_object *o, char units[][CRM_NAME_MAX + 1], size_t *n)
+{
+	json_object	*a, *u;
+	size_t		 len;
+
+	if (!json_object_object_get_ex(o, "units", &a) ||
+	    !json_object_is_type(a, json_type_array))
+		return -1;
+	len = json_object_array_length(a);
+	if (len == 0 || len > CRM_UNITS_MAX)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		u = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(u, json_type_string) ||
+		    (size_t)json_object_get_string_len(u) > CRM_NAME_MAX)
+			return -1;
+		snprintf(units[i], CRM_NAME_MAX + 1, "%s",
+		    json_object_get_string(u));
+	}
+	*n = len;
+	return 0;
+}
+
+static json_object *
+units_json(char units[][CRM_NAME_MAX + 1], size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a != NULL && i < n; i++)
+		json_object_array_add(a, json_object_new_string(units[i]));
+	return a;
+}
+
+/* ---- users ------------------------------------------------------------- */
+
+struct user_arg {
+	const char		*org, *user;
+	struct user_rec		*rec;
+	const struct user_rec	*in;
+	int			 must_be_new;
+	char			*org_out, *user_out;	/* for listing */
+};
+
+static int
+user_decode(const MDB_val *v, struct user_rec *r, char *org, char *user)
+{
+	json_object	*o;
+	char		 obuf[CRM_NAME_MAX + 1], ubuf[CRM_NAME_MAX + 1];
+	int		 rc = RC_CORRUPT;
+
+	if ((o = get_json(v)) == NULL)
+		return RC_CORRUPT;
+	memset(r, 0, sizeof(*r));
+	if (rec_str(o, "org", org ? org : obuf, CRM_NAME_MAX + 1, 0) == -1 ||
+	    rec_str(o, "user", user ? user : ubuf, CRM_NAME_MAX + 1, 0) == -1 ||
+	    rec_str(o, "pw", r->pwhash, sizeof(r->pwhash), 0) == -1 ||
+	    rec_units(o, r->units, &r->nunits) == -1 ||
+	    rec_bool(o, "disabled", &r->disabled) == -1 ||
+	    rec_int(o, "created", &r->created) == -1)
+		goto out;
+	rc = 0;
+out:
+	json_object_put(o);
+	return rc;
+}
+
+static int
+user_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct user_arg	*a = p;
+	unsigned char	 k[CRM_DIGEST_BYTES];
+	MDB_val		 key = { sizeof(k), k }, val;
+	int		 rc;
+
+	composite_key(k, 'U', a->org, a->user, strlen(a->user));
+	if ((rc = mdb_get(txn, st->users, &key, &val)) != 0)
+		return rc;
+	return user_decode(&val, a->rec, NULL, NULL);
+}
+
+enum store_err
+store_user_get(struct store *st, const char *org, const char *user,
+    struct user_rec *rec)
+{
+	struct user_arg a = { .org = org, .user = user, .rec = rec };
+
+	return txn_run(st, 0, "user get", user_get_fn, &a);
+}
+
+static int
+user_put_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct user_arg		*a = p;
+	unsigned char		 k[CRM_DIGEST_BYTES];
+	json_object		*o;
+	MDB_val			 key = { sizeof(k), k }, val;
+	int			 rc;
+
+	composite_key(k, 'U', a->org, a->user, strlen(a->user));
+	if (!a->must_be_new &&
+	    (rc = mdb_get(txn, st->users, &key, &val)) != 0)
+		return rc;
+	o = json_object_new_object();
+	if (o == NULL)
+		return ENOMEM;
+	json_object_object_add(o, "org", json_object_new_string(a->org));
+	json_object_object_add(o, "user", json_object_new_string(a->user));
+	json_object_object_add(o, "pw", json_object_new_string(a->in->pwhash));
+	json_object_object_add(o, "units", units_json((char (*)[CRM_NAME_MAX
+	    + 1])a->in->units, a->in->nunits));
+	json_object_object_add(o, "disabled",
+	    json_object_new_boolean(a->in->disabled));
+	json_object_object_add(o, "created",
+	    json_object_new_int64(a->in->created));
+	return put_json(txn, st->users, k, sizeof(k), o,
+	    a->must_be_new ? MDB_NOOVERWRITE : 0);
+}
+
+enum store_err
+store_user_put(struct store *st, const char *org, const char *user,
+    const struct user_rec *rec, int must_be_new)
+{
+	struct user_arg a = { .org = org, .user = user, .in = rec,
+	    .must_be_new = must_be_new };
+
+	return txn_run(st, 1, "user put", user_put_fn, &a);
+}
+
+static int
+user_del_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct user_arg	*a = p;
+	unsigned char	 k[CRM_DIGEST_BYTES];
+	MDB_val		 key = { sizeof(k), k }, val;
+	MDB_cursor	*c;
+	int		 rc;
+	struct apikey_rec ak;
+
+	composite_key(k, 'U', a->org, a->user, strlen(a->user));
+	if ((rc = mdb_del(txn, st->users, &key, NULL)) != 0)
+		return rc;
+	/* The user's Web API keys go with the user. */
+	if ((rc = mdb_cursor_open(txn, st->apikeys, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		json_object *o = get_json(&val);
+
+		if (o == NULL) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		if (rec_str(o, "org", ak.org, sizeof(ak.org), 0) == 0 &&
+		    rec_str(o, "user", ak.user, sizeof(ak.user), 0) == 0 &&
+		    strcmp(ak.org, a->org) == 0 &&
+		    strcmp(ak.user, a->user) == 0)
+			rc = mdb_cursor_del(c, 0);
+		json_object_put(o);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+enum store_err
+store_user_del(struct store *st, const char *org, const char *user)
+{
+	struct user_arg a = { .org = org, .user = user };
+
+	return txn_run(st, 1, "user del", user_del_fn, &a);
+}
+
+struct list_arg {
+	const char	*org;
+	void		*cb;
+	void		*cbarg;
+};
+
+static int
+user_list_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct list_arg	*a = p;
+	store_user_cb	 cb = (store_user_cb)a->cb;
+	MDB_cursor	*c;
+	MDB_val		 key, val;
+	struct user_rec	 r;
+	char		 org[CRM_NAME_MAX + 1], user[CRM_NAME_MAX + 1];
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(txn, st->users, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if ((rc = user_decode(&val, &r, org, user)) != 0)
+			break;
+		if (a->org != NULL && strcmp(a->org, org) != 0)
+			continue;
+		if (cb(a->cbarg, org, user, &r) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+enum store_err
+store_user_list(struct store *st, const char *org, store_user_cb cb,
+    void *arg)
+{
+	struct list_arg a = { org, (void *)cb, arg };
+
+	return txn_run(st, 0, "user list", user_list_fn, &a);
+}
+
+/* ---- Web API keys and consumer application keys --------------------------- */
+
+struct key_arg {
+	const unsigned char	*digest;
+	struct apikey_rec	*ak;
+	const struct apikey_rec	*akin;
+	struct consumer_rec	*ck;
+	const struct consumer_rec *ckin;
+	int			 must_be_new;
+};
+
+static int
+apikey_decode(const MDB_val *v, struct apikey_rec *r)
+{
+	json_object	*o;
+	int		 rc = RC_CORRUPT;
+
+	if ((o = get_json(v)) == NULL)
+		return RC_CORRUPT;
+	memset(r, 0, sizeof(*r));
+	if (rec_str(o, "org", r->org, sizeof(r->org), 0) == 0 &&
+	    rec_str(o, "user", r->user, sizeof(r->user), 0) == 0 &&
+	    rec_bool(o, "revoked", &r->revoked) == 0 &&
+	    rec_int(o, "created", &r->created) == 0)
+		rc = 0;
+	json_object_put(o);
+	return rc;
+}
+
+static int
+consumer_decode(const MDB_val *v, struct consumer_rec *r)
+{
+	json_object	*o;
+	int		 rc = RC_CORRUPT;
+
+	if ((o = get_json(v)) == NULL)
+		return RC_CORRUPT;
+	memset(r, 0, sizeof(*r));
+	if (rec_str(o, "org", r->org, sizeof(r->org), 0) == 0 &&
+	    rec_str(o, "app", r->app, sizeof(r->app), 0) == 0 &&
+	    rec_units(o, r->units, &r->nunits) == 0 &&
+	    rec_bool(o, "revoked", &r->revoked) == 0 &&
+	    rec_int(o, "created", &r->created) == 0)
+		rc = 0;
+	json_object_put(o);
+	return rc;
+}
+
+static int
+apikey_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct key_arg	*a = p;
+	MDB_val		 key = { CRM_DIGEST_BYTES, (void *)a->digest }, val;
+	int		 rc;
+
+	if ((rc = mdb_get(txn, st->apikeys, &key, &val)) != 0)
+		return rc;
+	return apikey_decode(&val, a->ak);
+}
+
+enum store_err
+store_apikey_get(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct apikey_rec *r)
+{
+	struct key_arg a = { .digest = digest, .ak = r };
+
+	return txn_run(st, 0, "apikey get", apikey_get_fn, &a);
+}
+
+static int
+apikey_put_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct key_arg	*a = p;
+	json_object	*o = json_object_new_object();
+
+	if (o == NULL)
+		return ENOMEM;
+	json_object_object_add(o, "org", json_object_new_string(a->akin->org));
+	json_object_object_add(o, "user",
+	    json_object_new_string(a->akin->user));
+	json_object_object_add(o, "revoked",
+	    json_object_new_boolean(a->akin->revoked));
+	json_object_object_add(o, "created",
+	    json_object_new_int64(a->akin->created));
+	return put_json(txn, st->apikeys, a->digest, CRM_DIGEST_BYTES, o,
+	    a->must_be_new ? MDB_NOOVERWRITE : 0);
+}
+
+enum store_err
+store_apikey_put(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES],
+    const struct apikey_rec *r, int must_be_new)
+{
+	struct key_arg a = { .digest = digest, .akin = r,
+	    .must_be_new = must_be_new };
+
+	return txn_run(st, 1, "apikey put", apikey_put_fn, &a);
+}
+
+static int
+consumer_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct key_arg	*a = p;
+	MDB_val		 key = { CRM_DIGEST_BYTES, (void *)a->digest }, val;
+	int		 rc;
+
+	if ((rc = mdb_get(txn, st->consumers, &key, &val)) != 0)
+		return rc;
+	return consumer_decode(&val, a->ck);
+}
+
+enum store_err
+store_consumer_get(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct consumer_rec *r)
+{
+	struct key_arg a = { .digest = digest, .ck = r };
+
+	return txn_run(st, 0, "consumer key get", consumer_get_fn, &a);
+}
+
+static int
+consumer_put_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct key_arg	*a = p;
+	json_object	*o = json_object_new_object();
+
+	if (o == NULL)
+		return ENOMEM;
+	json_object_object_add(o, "org", json_object_new_string(a->ckin->org));
+	json_object_object_add(o, "app", json_object_new_string(a->ckin->app));
+	json_object_object_add(o, "units", units_json((char (*)[CRM_NAME_MAX
+	    + 1])a->ckin->units, a->ckin->nunits));
+	json_object_object_add(o, "revoked",
+	    json_object_new_boolean(a->ckin->revoked));
+	json_object_object_add(o, "created",
+	    json_object_new_int64(a->ckin->created));
+	return put_json(txn, st->consumers, a->digest, CRM_DIGEST_BYTES, o,
+	    a->must_be_new ? MDB_NOOVERWRITE : 0);
+}
+
+enum store_err
+store_consumer_put(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES],
+    const struct consumer_rec *r, int must_be_new)
+{
+	struct key_arg a = { .digest = digest, .ckin = r,
+	    .must_be_new = must_be_new };
+
+	return txn_run(st, 1, "consumer key put", consumer_put_fn, &a);
+}
+
+static int
+key_list_fn(struct store *st, MDB_txn *txn, MDB_dbi dbi, void *p,
+    int consumer)
+{
+	struct list_arg		*a = p;
+	MDB_cursor		*c;
+	MDB_val			 key, val;
+	struct apikey_rec	 ak;
+	struct consumer_rec	 ck;
+	int			 rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != CRM_DIGEST_BYTES) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		if (consumer) {
+			if ((rc = consumer_decode(&val, &ck)) != 0)
+				break;
+			if (((store_consumer_cb)a->cb)(a->cbarg, key.mv_data,
+			    &ck) != 0)
+				break;
+		} else {
+			if ((rc = apikey_decode(&val, &ak)) != 0)
+				break;
+			if (((store_apikey_cb)a->cb)(a->cbarg, key.mv_data,
+			    &ak) != 0)
+				break;
+		}
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+apikey_list_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	return key_list_fn(st, txn, st->apikeys, p, 0);
+}
+
+static int
+consumer_list_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	return key_list_fn(st, txn, st->consumers, p, 1);
+}
+
+enum store_err
+store_apikey_list(struct store *st, store_apikey_cb cb, void *arg)
+{
+	struct list_arg a = { NULL, (void *)cb, arg };
+
+	return txn_run(st, 0, "apikey list", apikey_list_fn, &a);
+}
+
+enum store_err
+store_consumer_list(struct store *st, store_consumer_cb cb, void *arg)
+{
+	struct list_arg a = { NULL, (void *)cb, arg };
+
+	return txn_run(st, 0, "consumer key list", consumer_list_fn, &a);
+}
+
+/* ---- access tokens ------------------------------------------------------ */
+
+struct access_arg {
+	unsigned char		 k[CRM_DIGEST_BYTES];
+	struct access_rec	*out;
+	const struct access_rec	*in;
+};
+
+static int
+access_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct access_arg	*a = p;
+	MDB_val			 key = { sizeof(a->k), a->k }, val;
+	json_object		*o;
+	struct access_rec	*r = a->out;
+	int			 rc;
+
+	if ((rc = mdb_get(txn, st->access, &key, &val)) != 0)
+		return rc;
+	if ((o = get_json(&val)) == NULL)
+		return RC_CORRUPT;
+	memset(r, 0, sizeof(*r));
+	rc = RC_CORRUPT;
+	if (rec_str(o, "cii", r->contact, sizeof(r->contact), 0) == 0 &&
+	    rec_str(o, "acr", r->ar, sizeof(r->ar), 1) == 0 &&
+	    rec_str(o, "pc", r->passhash, sizeof(r->passhash), 1) == 0 &&
+	    rec_int(o, "created", &r->created) == 0)
+		rc = 0;
+	json_object_put(o);
+	return rc;
+}
+
+static int
+access_put_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct access_arg	*a = p;
+	json_object		*o = json_object_new_object();
+
+	if (o == NULL)
+		return ENOMEM;
+	json_object_object_add(o, "cii", json_object_new_string(a->in->contact));
+	if (a->in->ar[0] != '\0')
+		json_object_object_add(o, "acr",
+		    json_object_new_string(a->in->ar));
+	if (a->in->passhash[0] != '\0')
+		json_object_object_add(o, "pc",
+		    json_object_new_string(a->in->passhash));
+	json_object_object_add(o, "created",
+	    json_object_new_int64(a->in->created));
+	return put_json(txn, st->access, a->k, sizeof(a->k), o,
+	    MDB_NOOVERWRITE);
+}
+
+enum store_err
+store_access_get_code(struct store *st, const char *org,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct access_rec *r)
+{
+	struct access_arg a = { .out = r };
+
+	composite_key(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
+	return txn_run(st, 0, "access token get", access_get_fn, &a);
+}
+
+enum store_err
+store_access_get_ident(struct store *st, const char *org,
+    const char *ident, struct access_rec *r)
+{
+	struct access_arg a = { .out = r };
+
+	composite_key(a.k, 'I', org, ident, strlen(ident));
+	return txn_run(st, 0, "access token get", access_get_fn, &a);
+}
+
+enum store_err
+store_access_put_code(struct store *st, const char *org,
+    const unsigned char digest[CRM_DIGEST_BYTES], const struct access_rec *r)
+{
+	struct access_arg a = { .in = r };
+
+	composite_key(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
+	return txn_run(st, 1, "access token put", access_put_fn, &a);
+}
+
+enum store_err
+store_access_put_ident(struct store *st, const char *org,
+    const char *ident, const struct access_rec *r)
+{
+	struct access_arg a = { .in = r };
+
+	composite_key(a.k, 'I', org, ident, strlen(ident));
+	return txn_run(st, 1, "access token put", access_put_fn, &a);
+}
+
+/* ---- signing keys -------------------------------------------------------- */
+
+#define SIGKEY_VAL (8 + CRM_SIGKEY_BYTES)
+
+static int
+sigkey_decode(const MDB_val *k, const MDB_val *v, struct sigkey *out)
+{
+	if (k->mv_size != CRM_KID_HEX || v->mv_size != SIGKEY_VAL)
+		return RC_CORRUPT;
+	memcpy(out->kid, k->mv_data, CRM_KID_HEX);
+	out->kid[CRM_KID_HEX] = '\0';
+	out->created = (int64_t)get_be64(v->mv_data);
+	memcpy(out->secret, (unsigned char *)v->mv_data + 8, CRM_SIGKEY_BYTES);
+	return 0;
+}
+
+static int
+current_kid(struct store *st, MDB_txn *txn, char kid[CRM_KID_HEX + 1])
+{
+	MDB_val	 key = { 11, "current_kid" }, val;
+	int	 rc;
+
+	if ((rc = mdb_get(txn, st->meta, &key, &val)) != 0)
+		return rc == MDB_NOTFOUND ? RC_NOTINIT : rc;
+	if (val.mv_size != CRM_KID_HEX)
+		return RC_CORRUPT;
+	memcpy(kid, val.mv_data, CRM_KID_HEX);
+	kid[CRM_KID_HEX] = '\0';
+	return 0;
+}
+
+struct sigkey_arg {
+	const char	*kid;
+	struct sigkey	*out;
+	struct list_arg	 list;
+};
+
+static int
+sigkey_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct sigkey_arg	*a = p;
+	char			 cur[CRM_KID_HEX + 1];
+	MDB_val			 key, val;
+	int			 rc;
+
+	if ((rc = current_kid(st, txn, cur)) != 0)
+		return rc;
+	key.mv_data = (void *)(a->kid != NULL ? a->kid : cur);
+	key.mv_size = strlen(key.mv_data);
+	if ((rc = mdb_get(txn, st->sigkeys, &key, &val)) != 0)
+		return rc;
+	if ((rc = sigkey_decode(&key, &val, a->out)) != 0)
+		return rc;
+	a->out->current = strcmp(a->out->kid, cur) == 0;
+	return 0;
+}
+
+enum store_err
+store_sigkey_get(struct store *st, const char *kid, struct sigkey *out)
+{
+	struct sigkey_arg a = { .kid = kid, .out = out };
+
+	if (strlen(kid) != CRM_KID_HEX)
+		return STORE_NOTFOUND;
+	return txn_run(st, 0, "signing key get", sigkey_get_fn, &a);
+}
+
+enum store_err
+store_sigkey_current(struct store *st, struct sigkey *out)
+{
+	struct sigkey_arg a = { .kid = NULL, .out = out };
+
+	return txn_run(st, 0, "signing key get", sigkey_get_fn, &a);
+}
+
+static int
+sigkey_list_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct sigkey_arg	*a = p;
+	char			 cur[CRM_KID_HEX + 1];
+	struct sigkey		 k;
+	MDB_cursor		*c;
+	MDB_val			 key, val;
+	int			 rc, stop;
+
+	if ((rc = current_kid(st, txn, cur)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->sigkeys, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if ((rc = sigkey_decode(&key, &val, &k)) != 0)
+			break;
+		k.current = strcmp(k.kid, cur) == 0;
+		stop = ((store_sigkey_cb)a->list.cb)(a->list.cbarg, &k);
+		memset(&k, 0, sizeof(k));
+		if (stop)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+enum store_err
+store_sigkey_list(struct store *st, store_sigkey_cb cb, void *arg)
+{
+	struct sigkey_arg a = { .list = { NULL, (void *)cb, arg } };
+
+	return txn_run(st, 0, "signing key list", sigkey_list_fn, &a);
+}
+
+/* Make a new signing key and make it current. */
+static int
+sigkey_new(struct store *st, MDB_txn *txn)
+{
+	unsigned char	 v[SIGKEY_VAL];
+	char		 kid[CRM_KID_HEX + 1];
+	MDB_val		 key = { CRM_KID_HEX, kid }, val = { sizeof(v), v };
+	MDB_val		 mk = { 11, "current_kid" };
+	int		 rc;
+
+	sec_random_hex(kid, CRM_KID_BYTES);
+	put_be64(v, (uint64_t)time(NULL));
+	sec_random(v + 8, CRM_SIGKEY_BYTES);
+	rc = mdb_put(txn, st->sigkeys, &key, &val, MDB_NOOVERWRITE);
+	memset(v, 0, sizeof(v));
+	if (rc != 0)
+		return rc;
+	return mdb_put(txn, st->meta, &mk, &key, 0);
+}
+
+/* ---- released tokens ---------------------------------------------------- */
+
+struct rel_arg {
+	const unsigned char	*jti;
+	int64_t			 exp, now;
+	size_t			 n;
+};
+
+static int
+released_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct rel_arg	*a = p;
+	MDB_val		 key = { CRM_JTI_BYTES, (void *)a->jti }, val;
+	int		 rc;
+
+	if ((rc = mdb_get(txn, st->released, &key, &val)) != 0)
+		return rc;
+	if (val.mv_size != 8)
+		return RC_CORRUPT;
+	a->exp = (int64_t)get_be64(val.mv_data);
+	return 0;
+}
+
+enum store_err
+store_released_get(struct store *st, const unsigned char jti[CRM_JTI_BYTES],
+    int64_t *exp)
+{
+	struct rel_arg	 a = { .jti = jti };
+	enum store_err	 e;
+
+	e = txn_run(st, 0, "released get", released_get_fn, &a);
+	if (e == STORE_OK)
+		*exp = a.exp;
+	return e;
+}
+
+static int
+release_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct rel_arg	*a = p;
+	unsigned char	 e[8], ik[8 + CRM_JTI_BYTES];
+	MDB_val		 key = { CRM_JTI_BYTES, (void *)a->jti };
+	MDB_val		 val = { 8, e }, ikey = { sizeof(ik), ik };
+	MDB_val		 empty = { 0, "" };
+	int		 rc;
+
+	put_be64(e, (uint64_t)a->exp);
+	rc = mdb_put(txn, st->released, &key, &val, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST)
+		return 0;	/* already released: nothing to do */
+	if (rc != 0)
+		return rc;
+	memcpy(ik, e, 8);
+	memcpy(ik + 8, a->jti, CRM_JTI_BYTES);
+	return mdb_put(txn, st->released_exp, &ikey, &empty, 0);
+}
+
+enum store_err
+store_release(struct store *st, const unsigned char jti[CRM_JTI_BYTES],
+    int64_t exp, int64_t now)
+{
+	struct rel_arg a = { .jti = jti, .exp = exp, .now = now };
+
+	/* Past its exp the token is refused anyway; nothing to keep. */
+	if (exp <= now)
+		return STORE_OK;
+	return txn_run(st, 1, "release", release_fn, &a);
+}
+
+/*
+ * Delete released ids whose exp <= now, oldest first, at most limit
+ * (0: no limit).  The index is ordered by big-endian exp, so the walk
+ * stops at the first live entry.
+ */
+static int
+prune(struct store *st, MDB_txn *txn, int64_t now, size_t limit, size_t *n)
+{
+	MDB_cursor	*c;
+	MDB_val		 key, val, jk;
+	int		 rc;
+
+	*n = 0;
+	if ((rc = mdb_cursor_open(txn, st->released_exp, &c)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(c, &key, &val, MDB_FIRST)) == 0) {
+		if (key.mv_size != 8 + CRM_JTI_BYTES) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		if ((int64_t)get_be64(key.mv_data) > now ||
+		    (limit != 0 && *n >= limit))
+			break;
+		jk.mv_size = CRM_JTI_BYTES;
+		jk.mv_data = (unsigned char *)key.mv_data + 8;
+		rc = mdb_del(txn, st->released, &jk, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+static int
+prune_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct rel_arg *a = p;
+
+	return prune(st, txn, a->now, 0, &a->n);
+}
+
+enum store_err
+store_released_prune(struct store *st, int64_t now, size_t *n)
+{
+	struct rel_arg	 a = { .now = now };
+	enum store_err	 e;
+
+	e = txn_run(st, 1, "released prune", prune_fn, &a);
+	*n = e == STORE_OK ? a.n : 0;
+	return e;
+}
+
+static int
+count_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	MDB_stat	 s;
+	int		 rc;
+
+	if ((rc = mdb_stat(txn, st->released, &s)) != 0)
+		return rc;
+	*(size_t *)p = s.ms_entries;
+	return 0;
+}
+
+enum store_err
+store_released_count(struct store *st, size_t *n)
+{
+	return txn_run(st, 0, "released count", count_fn, n);
+}
+
+static int
+ping_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	char kid[CRM_KID_HEX + 1];
+
+	return current_kid(st, txn, kid);
+}
+
+enum store_err
+store_ping(struct store *st)
+{
+	return txn_run(st, 0, "ping", ping_fn, NULL);
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static const struct {
+	const char	*name;
+	size_t		 off;
+} dbs[] = {
+	{ "meta", offsetof(struct store, meta) },
+	{ "users", offsetof(struct store, users) },
+	{ "apikeys", offsetof(struct store, apikeys) },
+	{ "consumer_keys", offsetof(struct store, consumers) },
+	{ "access_tokens", offsetof(struct store, access) },
+	{ "signing_keys", offsetof(struct store, sigkeys) },
+	{ "released", offsetof(struct store, released) },
+	{ "released_by_exp", offsetof(struct store, released_exp) },
+	{ "attempts", offsetof(struct store, attempts) },
+};
+
+/* Open (or create) the named databases and check the schema version. */
+static int
+open_dbs(struct store *st, int create)
+{
+	MDB_txn		*txn;
+	MDB_val		 key = { 6, "schema" }, val;
+	char		 ver[16], kid[CRM_KID_HEX + 1];
+	long long	 v;
+	const char	*why;
+	int		 rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY,
+	    &txn)) != 0)
+		return rc;
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		rc = mdb_dbi_open(txn, dbs[i].name, create ? MDB_CREATE : 0,
+		    (MDB_dbi *)((char *)st + dbs[i].off));
+		if (rc == MDB_NOTFOUND)
+			rc = RC_NOTINIT;
+		if (rc != 0)
+			goto fail;
+	}
+	rc = mdb_get(txn, st->meta, &key, &val);
+	if (rc == MDB_NOTFOUND && create) {
+		snprintf(ver, sizeof(ver), "%d", STORE_SCHEMA_VERSION);
+		val.mv_size = strlen(ver);
+		val.mv_data = ver;
+		rc = mdb_put(txn, st->meta, &key, &val, 0);
+	} else if (rc == MDB_NOTFOUND)
+		rc = RC_NOTINIT;
+	else if (rc == 0) {
+		if (val.mv_size >= sizeof(ver))
+			rc = RC_CORRUPT;
+		else {
+			memcpy(ver, val.mv_data, val.mv_size);
+			ver[val.mv_size] = '\0';
+			if (parse_int(ver, 1, 1000000, &v, &why) == -1)
+				rc = RC_CORRUPT;
+			else if (v > STORE_SCHEMA_VERSION)
+				rc = RC_VERSION;
+		}
+	}
+	if (rc != 0)
+		goto fail;
+	if (create) {
+		rc = current_kid(st, txn, kid);
+		if (rc == RC_NOTINIT)
+			rc = sigkey_new(st, txn);
+		if (rc != 0)
+			goto fail;
+	}
+	/* Commit, even read-only: DBIs opened in an aborted txn are closed. */
+	return mdb_txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+enum store_err
+store_open(struct store **out, const struct config *cfg, int create,
+    char *err, size_t errlen)
+{
+	struct store	*st;
+	struct stat	 sb;
+	char		 data[sizeof(cfg->db_path) + 16];
+	enum store_err	 e = STORE_ERROR;
+	int		 rc, dead;
+
+	*out = NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return STORE_ERROR;
+	st->map_max = (size_t)cfg->db_map_max_mb << 20;
+
+	if (create && mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
+		snprintf(st->detail, sizeof(st->detail), "mkdir %s: %s",
+		    cfg->db_path, strerror(errno));
+		goto fail;
+	}
+	/* Never create a store as a side effect of serving. */
+	snprintf(data, sizeof(data), "%s/data.mdb", cfg->db_path);
+	if (!create && stat(data, &sb) == -1) {
+		snprintf(st->detail, sizeof(st->detail), "%s: %s", data,
+		    strerror(errno));
+		e = errno == ENOENT ? STORE_NOTINIT : STORE_ERROR;
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&st->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(st->env, 16)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(st->env, MAXREADERS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(st->env,
+	    (size_t)cfg->db_map_size_mb << 20)) != 0) {
+		set_detail(st, "mdb_env_create", rc);
+		goto fail;
+	}
+	if ((rc = mdb_env_open(st->env, cfg->db_path, 0, 0600)) != 0) {
+		snprintf(st->detail, sizeof(st->detail), "%s: %s",
+		    cfg->db_path, mdb_strerror(rc));
+		e = rc == ENOENT ? STORE_NOTINIT : STORE_ERROR;
+		goto fail;
+	}
+	/* Slots left by processes killed while reading. */
+	mdb_reader_check(st->env, &dead);
+	if ((rc = open_dbs(st, create)) != 0) {
+		e = map_rc(st, cfg->db_path, rc);
+		if (e == STORE_NOTINIT || e == STORE_VERSION)
+			snprintf(st->detail, sizeof(st->detail), "%s: %s",
+			    cfg->db_path, store_strerror(e));
+		goto fail;
+	}
+	*out = st;
+	return STORE_OK;
+fail:
+	snprintf(err, errlen, "%s", st->detail[0] != '\0' ? st->detail :
+	    store_strerror(e));
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	free(st);
+	return e;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	mdb_env_close(st->env);
+	free(st);
+}
