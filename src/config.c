@@ -4,6 +4,8 @@
  * a bad value, a section header or a repeated key is an error that
  * names the file and the line.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -195,6 +197,7 @@ config_load(struct config *cfg, const char *file, int explicit, char *err,
     size_t errlen)
 {
 	struct cstate	 st;
+	struct stat	 sb;
 	FILE		*f;
 	int		 rc;
 
@@ -207,11 +210,22 @@ config_load(struct config *cfg, const char *file, int explicit, char *err,
 		snprintf(err, errlen, "%s: %s", file, strerror(errno));
 		return -1;
 	}
+	if (fstat(fileno(f), &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", file);
+		fclose(f);
+		return -1;
+	}
 	/* Strict reading: no continuation lines, no inline comments (a ';'
 	 * or '#' may be part of a path), stop at the first error. */
 	ini_allow_multiline = false;
 	ini_allow_inline_comments = false;
 	ini_stop_on_first_error = true;
+	/* Lines up to 4 KiB (the stack default is 200 bytes, and a longer
+	 * line is silently split in two). */
+	ini_use_stack = false;
+	ini_allow_realloc = false;
+	ini_initial_alloc = 4096;
+	ini_max_line = 4096;
 	rc = ini_parse_file(f, handler, &st);
 	fclose(f);
 	if (rc == -2) {

@@ -341,6 +341,31 @@ http_read_body(const struct http_io *io, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * json-c's strict mode still takes 'single-quoted' strings, which RFC
+ * 8259 does not: refuse a quote character outside any string.
+ */
+static int
+single_quoted(const char *buf, size_t len)
+{
+	int in = 0, esc = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (in) {
+			if (esc)
+				esc = 0;
+			else if (buf[i] == '\\')
+				esc = 1;
+			else if (buf[i] == '"')
+				in = 0;
+		} else if (buf[i] == '"')
+			in = 1;
+		else if (buf[i] == '\'')
+			return 1;
+	}
+	return 0;
+}
+
 struct json_object *
 http_parse_json(const char *buf, size_t len, struct result *res)
 {
@@ -348,10 +373,16 @@ http_parse_json(const char *buf, size_t len, struct result *res)
 	json_object		*o;
 	enum json_tokener_error	 jerr;
 
+	if (single_quoted(buf, len)) {
+		result_error(res, API_INVALID_REQUEST,
+		    "The request body is not valid JSON.");
+		return NULL;
+	}
 	if ((tok = json_tokener_new_ex(CRM_JSON_DEPTH)) == NULL) {
 		result_error(res, API_INTERNAL_ERROR, NULL);
 		return NULL;
 	}
+	/* Strict also refuses anything after the value. */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 	    JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, buf, (int)len);

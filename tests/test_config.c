@@ -1,0 +1,220 @@
+/* config.c: defaults, the file format, every kind of error. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+
+static char	*dir;
+
+/* Load text as a config file; returns config_load's result. */
+static int
+load(const char *text, struct config *cfg, char *err, size_t errlen)
+{
+	char	*p = unit_write(dir, "t.conf", text);
+	int	 rc;
+
+	config_defaults(cfg);
+	err[0] = '\0';
+	rc = config_load(cfg, p, 1, err, errlen);
+	free(p);
+	return rc;
+}
+
+static void
+t_defaults(void)
+{
+	struct config c;
+
+	config_defaults(&c);
+	CU_ASSERT_STRING_EQUAL(c.db_path, CRM_DEFAULT_DB);
+	CU_ASSERT_EQUAL(c.db_map_size_mb, 256);
+	CU_ASSERT_EQUAL(c.db_map_max_mb, 4096);
+	CU_ASSERT_EQUAL(c.token_ttl, 7200);
+	CU_ASSERT_EQUAL(c.max_body, 16384);
+	CU_ASSERT_EQUAL(c.lockout_threshold, 5);
+	CU_ASSERT_EQUAL(c.lockout_account_threshold, 50);
+	CU_ASSERT_EQUAL(c.lockout_window, 900);
+	CU_ASSERT_EQUAL(c.argon2_memory_kib, 19456);
+	CU_ASSERT_EQUAL(c.argon2_iterations, 2);
+	CU_ASSERT_EQUAL(c.argon2_parallelism, 1);
+}
+
+static void
+t_every_key(void)
+{
+	struct config	c;
+	char		err[CRM_ERR_MAX];
+
+	CU_ASSERT_EQUAL(load("# comment\n; other comment\n\n"
+	    "db_path = /srv/crm auth;x#y\n"
+	    "db_map_size_mb = 16\n db_map_max_mb=32\n"
+	    "token_ttl = 60\nmax_body = 1024\nlockout_threshold = 3\n"
+	    "lockout_account_threshold = 9\nlockout_window = 30\n"
+	    "argon2_memory_kib = 65536\nargon2_iterations = 3\n"
+	    "argon2_parallelism = 1\n", &c, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.db_path, "/srv/crm auth;x#y");
+	CU_ASSERT_EQUAL(c.db_map_size_mb, 16);
+	CU_ASSERT_EQUAL(c.db_map_max_mb, 32);
+	CU_ASSERT_EQUAL(c.token_ttl, 60);
+	CU_ASSERT_EQUAL(c.max_body, 1024);
+	CU_ASSERT_EQUAL(c.lockout_threshold, 3);
+	CU_ASSERT_EQUAL(c.lockout_account_threshold, 9);
+	CU_ASSERT_EQUAL(c.lockout_window, 30);
+	CU_ASSERT_EQUAL(c.argon2_memory_kib, 65536);
+	CU_ASSERT_EQUAL(c.argon2_iterations, 3);
+	CU_ASSERT(strstr(c.path, "t.conf") != NULL);
+}
+
+/* Each bad file must fail with "FILE:LINE: problem". */
+static void
+expect_error(const char *text, const char *line, const char *problem)
+{
+	struct config	c;
+	char		err[CRM_ERR_MAX], want[64];
+
+	CU_ASSERT_EQUAL(load(text, &c, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "t.conf:%s: ", line);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, problem));
+	if (strstr(err, want) == NULL || strstr(err, problem) == NULL)
+		fprintf(stderr, "got: %s\n", err);
+}
+
+static void
+t_errors(void)
+{
+	expect_error("token_ttl = 60\nbogus = 1\n", "2", "unknown key \"bogus\"");
+	expect_error("token_ttl = sixty\n", "1", "token_ttl = \"sixty\" is not a number");
+	expect_error("\n\ntoken_ttl = 0\n", "3", "is too small");
+	expect_error("max_body = 99999999999\n", "1", "is too large");
+	expect_error("max_body = 99999999999999999999999\n", "1", "out of range");
+	expect_error("max_body = -5\n", "1", "is not a number");
+	expect_error("max_body = 12k\n", "1", "is not a number");
+	expect_error("max_body = 100 # bytes\n", "1", "is not a number");
+	expect_error("token_ttl = 60\ntoken_ttl = 70\n", "2", "set twice");
+	expect_error("[main]\ntoken_ttl = 60\n", "2", "section [main]");
+	expect_error("just words\n", "1", "syntax error");
+	expect_error("db_path =\n", "1", "db_path is empty");
+	expect_error("argon2_parallelism = 2\n", "1", "is too large");
+	expect_error("argon2_memory_kib = 4\n", "1", "is too small");
+}
+
+static void
+t_long_line(void)
+{
+	struct config	c;
+	char		err[CRM_ERR_MAX], text[1200], want[1100];
+
+	/* Past inih's 200-byte stack buffer, within our 1 KiB paths. */
+	strcpy(want, "/srv");
+	for (int i = 0; i < 100; i++)
+		strcat(want, "/abcdefghi");
+	snprintf(text, sizeof(text), "db_path = %s\ntoken_ttl = 5\n", want);
+	CU_ASSERT_EQUAL(load(text, &c, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.db_path, want);
+	CU_ASSERT_EQUAL(c.token_ttl, 5);
+}
+
+static void
+t_map_sizes(void)
+{
+	struct config	c;
+	char		err[CRM_ERR_MAX];
+
+	CU_ASSERT_EQUAL(load("db_map_size_mb = 64\ndb_map_max_mb = 32\n", &c,
+	    err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "db_map_size_mb (64) is larger"));
+}
+
+static void
+t_missing_file(void)
+{
+	struct config	 c;
+	char		 err[CRM_ERR_MAX], *p;
+
+	/* Named by the user: must exist. */
+	config_defaults(&c);
+	CU_ASSERT_EQUAL(config_load(&c, "/nonexistent/crmauth.conf", 1, err,
+	    sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err,
+	    "/nonexistent/crmauth.conf: No such file or directory");
+	/* The compiled-in default may be absent: defaults apply. */
+	CU_ASSERT_EQUAL(config_load(&c, "/nonexistent/crmauth.conf", 0, err,
+	    sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.token_ttl, 7200);
+	/* A directory opens with fopen(3) but is no config: an error even
+	 * where the default path is used. */
+	CU_ASSERT_EQUAL(config_load(&c, dir, 0, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ": not a regular file"));
+	p = unit_write(dir, "empty.conf", "");
+	CU_ASSERT_EQUAL(config_load(&c, p, 1, err, sizeof(err)), 0);
+	free(p);
+}
+
+static void
+t_choose(void)
+{
+	int explicit;
+
+	unsetenv("CRMAUTH_CONF");
+	CU_ASSERT_STRING_EQUAL(config_choose("/a.conf", &explicit), "/a.conf");
+	CU_ASSERT_EQUAL(explicit, 1);
+	CU_ASSERT_STRING_EQUAL(config_choose(NULL, &explicit),
+	    CRM_DEFAULT_CONF);
+	CU_ASSERT_EQUAL(explicit, 0);
+	setenv("CRMAUTH_CONF", "/env.conf", 1);
+	CU_ASSERT_STRING_EQUAL(config_choose(NULL, &explicit), "/env.conf");
+	CU_ASSERT_EQUAL(explicit, 1);
+	CU_ASSERT_STRING_EQUAL(config_choose("/a.conf", &explicit), "/a.conf");
+	setenv("CRMAUTH_CONF", "", 1);
+	CU_ASSERT_STRING_EQUAL(config_choose(NULL, &explicit),
+	    CRM_DEFAULT_CONF);
+	unsetenv("CRMAUTH_CONF");
+}
+
+static void
+t_parse_int(void)
+{
+	long long	 v;
+	const char	*why;
+
+	CU_ASSERT_EQUAL(parse_int("42", 0, 100, &v, &why), 0);
+	CU_ASSERT_EQUAL(v, 42);
+	CU_ASSERT_EQUAL(parse_int("", 0, 100, &v, &why), -1);
+	CU_ASSERT_EQUAL(parse_int(" 42", 0, 100, &v, &why), -1);
+	CU_ASSERT_EQUAL(parse_int("+42", 0, 100, &v, &why), -1);
+	CU_ASSERT_EQUAL(parse_int("42 ", 0, 100, &v, &why), -1);
+	CU_ASSERT_EQUAL(parse_int("0x10", 0, 100, &v, &why), -1);
+	CU_ASSERT_EQUAL(parse_int("101", 0, 100, &v, &why), -1);
+	CU_ASSERT_STRING_EQUAL(why, "is too large");
+	CU_ASSERT_EQUAL(parse_int("-1", -5, 5, &v, &why), 0);
+	CU_ASSERT_EQUAL(v, -1);
+	CU_ASSERT_EQUAL(parse_int("-1", 0, 5, &v, &why), -1);
+	CU_ASSERT_EQUAL(parse_int("9223372036854775808", 0, 100, &v, &why),
+	    -1);
+	CU_ASSERT_STRING_EQUAL(why, "is out of range");
+}
+
+static CU_TestInfo tests[] = {
+	{ "defaults match API.md §6", t_defaults },
+	{ "every key is read", t_every_key },
+	{ "errors name file, line and problem", t_errors },
+	{ "lines longer than 200 bytes are read whole", t_long_line },
+	{ "db_map_size_mb must not exceed db_map_max_mb", t_map_sizes },
+	{ "missing files: explicit fails, default falls back", t_missing_file },
+	{ "-c, then $CRMAUTH_CONF, then the default", t_choose },
+	{ "parse_int is strict and bounded", t_parse_int },
+	CU_TEST_INFO_NULL,
+};
+
+int
+main(void)
+{
+	int rc;
+
+	dir = unit_tmpdir();
+	rc = unit_run("config", tests);
+	unit_rmtree(dir);
+	free(dir);
+	return rc;
+}

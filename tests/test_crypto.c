@@ -1,0 +1,158 @@
+/* crypto.c: known-answer vectors and strict decoding. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+
+static void
+t_hex(void)
+{
+	unsigned char	in[3] = { 0x00, 0xab, 0xff }, out[3];
+	char		hex[7];
+
+	sec_hex(hex, in, 3);
+	CU_ASSERT_STRING_EQUAL(hex, "00ABFF");
+	CU_ASSERT_EQUAL(sec_unhex(out, 3, "00abFF", 6), 0);
+	CU_ASSERT_EQUAL(memcmp(in, out, 3), 0);
+	CU_ASSERT_EQUAL(sec_unhex(out, 3, "00ABF", 5), -1);
+	CU_ASSERT_EQUAL(sec_unhex(out, 3, "00ABFG", 6), -1);
+	CU_ASSERT_EQUAL(sec_unhex(out, 3, "00ABFF00", 8), -1);
+}
+
+static void
+t_random_hex(void)
+{
+	char a[33], b[33];
+
+	sec_random_hex(a, 16);
+	sec_random_hex(b, 16);
+	CU_ASSERT_EQUAL(strlen(a), 32);
+	CU_ASSERT_EQUAL(strspn(a, "0123456789ABCDEF"), 32);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+}
+
+static void
+t_sha256(void)
+{
+	unsigned char	d[32];
+	char		hex[65];
+
+	/* FIPS 180-2 appendix B.1 */
+	sec_sha256(d, "abc", 3);
+	sec_hex(hex, d, 32);
+	CU_ASSERT_STRING_EQUAL(hex, "BA7816BF8F01CFEA414140DE5DAE2223"
+	    "B00361A396177A9CB410FF61F20015AD");
+}
+
+static void
+t_hmac(void)
+{
+	unsigned char	mac[32];
+	char		hex[65];
+
+	/* RFC 4231 test case 2 */
+	sec_hmac256(mac, (const unsigned char *)"Jefe", 4,
+	    "what do ya want for nothing?", 28);
+	sec_hex(hex, mac, 32);
+	CU_ASSERT_STRING_EQUAL(hex, "5BDCC146BF60754E6A042426089575C7"
+	    "5A003F089D2739839DEC58B964EC3843");
+}
+
+static void
+t_equal(void)
+{
+	CU_ASSERT_TRUE(sec_equal("abcd", "abcd", 4));
+	CU_ASSERT_FALSE(sec_equal("abcd", "abce", 4));
+	CU_ASSERT_FALSE(sec_equal("xbcd", "abcd", 4));
+}
+
+static void
+t_pwhash(void)
+{
+	struct config	c;
+	char		h[CRM_PWHASH_MAX], h2[CRM_PWHASH_MAX];
+
+	config_defaults(&c);
+	c.argon2_memory_kib = 8192;
+	c.argon2_iterations = 1;
+	CU_ASSERT_EQUAL(sec_pwhash(h, "correct horse", 13, &c), 0);
+	CU_ASSERT_EQUAL(strncmp(h, "$argon2id$v=19$m=8192,t=1,p=1$", 30), 0);
+	CU_ASSERT_PTR_NULL(strstr(h, "correct"));
+	CU_ASSERT_EQUAL(sec_pwverify(h, "correct horse", 13), 0);
+	CU_ASSERT_EQUAL(sec_pwverify(h, "correct hors", 12), -1);
+	CU_ASSERT_EQUAL(sec_pwverify(h, "Correct horse", 13), -1);
+	CU_ASSERT_EQUAL(sec_pwverify(h, "", 0), -1);
+	/* Salted: the same password hashes differently. */
+	CU_ASSERT_EQUAL(sec_pwhash(h2, "correct horse", 13, &c), 0);
+	CU_ASSERT_STRING_NOT_EQUAL(h, h2);
+	CU_ASSERT_EQUAL(sec_pwverify("garbage", "x", 1), -1);
+}
+
+static void
+t_dummy_hash(void)
+{
+	struct config	c;
+	char		h[CRM_PWHASH_MAX];
+
+	config_defaults(&c);
+	sec_dummy_hash(h, &c);
+	/* The configured cost, well-formed, and matching nothing. */
+	CU_ASSERT_EQUAL(strncmp(h, "$argon2id$v=19$m=19456,t=2,p=1$", 31), 0);
+	CU_ASSERT_EQUAL(sec_pwverify(h, "", 0), -1);
+	CU_ASSERT_EQUAL(sec_pwverify(h, "password", 8), -1);
+}
+
+static void
+t_b64url(void)
+{
+	unsigned char	out[16];
+	char		enc[32];
+	size_t		n;
+
+	b64url_encode(enc, (const unsigned char *)"\xfb\xff", 2);
+	CU_ASSERT_STRING_EQUAL(enc, "-_8");
+	CU_ASSERT_EQUAL(b64url_decode(out, sizeof(out), &n, "-_8", 3), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(memcmp(out, "\xfb\xff", 2), 0);
+	/* Not url-safe, padded, non-canonical, junk, too long for out. */
+	CU_ASSERT_EQUAL(b64url_decode(out, sizeof(out), &n, "+/8", 3), -1);
+	CU_ASSERT_EQUAL(b64url_decode(out, sizeof(out), &n, "-_8=", 4), -1);
+	CU_ASSERT_EQUAL(b64url_decode(out, sizeof(out), &n, "-_9", 3), -1);
+	CU_ASSERT_EQUAL(b64url_decode(out, sizeof(out), &n, "ab.c", 4), -1);
+	CU_ASSERT_EQUAL(b64url_decode(out, 2, &n, "YWJjZA", 6), -1);
+}
+
+static void
+t_b64(void)
+{
+	unsigned char	out[16];
+	size_t		n;
+
+	CU_ASSERT_EQUAL(b64_decode(out, sizeof(out), &n, "YWI6", 4), 0);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(memcmp(out, "ab:", 3), 0);
+	CU_ASSERT_EQUAL(b64_decode(out, sizeof(out), &n, "YQ==", 4), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(b64_decode(out, sizeof(out), &n, "YQ", 2), -1);
+	CU_ASSERT_EQUAL(b64_decode(out, sizeof(out), &n, "Y Q==", 5), -1);
+}
+
+static CU_TestInfo tests[] = {
+	{ "hex encoding is strict", t_hex },
+	{ "random hex is 32 upper-case digits and random", t_random_hex },
+	{ "SHA-256 known answer", t_sha256 },
+	{ "HMAC-SHA-256 known answer (RFC 4231)", t_hmac },
+	{ "constant-time equality", t_equal },
+	{ "argon2id hash and verify", t_pwhash },
+	{ "dummy hash has the configured cost and matches nothing",
+	    t_dummy_hash },
+	{ "base64url is strict (RFC 7515)", t_b64url },
+	{ "base64 for Basic is strict (RFC 4648)", t_b64 },
+	CU_TEST_INFO_NULL,
+};
+
+int
+main(void)
+{
+	return unit_run("crypto", tests);
+}

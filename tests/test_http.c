@@ -1,0 +1,391 @@
+/* http.c and route.c: request checks, envelope, dispatch. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "unit.h"
+
+/* ---- an in-memory web server ------------------------------------------- */
+
+struct fake {
+	const char	**params;	/* name, value, ..., NULL */
+	const char	 *body;
+	size_t		  blen, pos;
+	char		  out[8192];
+	size_t		  olen;
+};
+
+static const char *
+f_param(void *ctx, const char *name)
+{
+	struct fake *f = ctx;
+
+	for (const char **p = f->params; p[0] != NULL; p += 2)
+		if (strcmp(p[0], name) == 0)
+			return p[1];
+	return NULL;
+}
+
+static ssize_t
+f_read(void *ctx, void *buf, size_t n)
+{
+	struct fake	*f = ctx;
+	size_t		 left = f->blen - f->pos;
+
+	if (n > left)
+		n = left;
+	memcpy(buf, f->body + f->pos, n);
+	f->pos += n;
+	return (ssize_t)n;
+}
+
+static int
+f_write(void *ctx, const void *buf, size_t n)
+{
+	struct fake *f = ctx;
+
+	if (f->olen + n >= sizeof(f->out))
+		return -1;
+	memcpy(f->out + f->olen, buf, n);
+	f->olen += n;
+	f->out[f->olen] = '\0';
+	return 0;
+}
+
+static int64_t
+fixed_now(void)
+{
+	return 1700000000;
+}
+
+/* Serve one request with no store at all: everything before the store
+ * (routing, limits, parsing) must answer on its own. */
+static struct fake *
+serve(const char **params, const char *body)
+{
+	static struct fake	 f;
+	static struct app	 app;
+	struct http_io		 io = { &f, f_param, f_read, f_write };
+
+	memset(&f, 0, sizeof(f));
+	f.params = params;
+	f.body = body ? body : "";
+	f.blen = strlen(f.body);
+	memset(&app, 0, sizeof(app));
+	config_defaults(&app.cfg);
+	strcpy(app.cfg.db_path, "/nonexistent/crmauth-test");
+	app.cfg.max_body = 100;
+	app.conf_ok = 1;
+	app.now = fixed_now;
+	http_serve(&app, &io);
+	return &f;
+}
+
+static const char *
+body_of(const struct fake *f)
+{
+	const char *b = strstr(f->out, "\r\n\r\n");
+
+	return b ? b + 4 : "";
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void
+t_status_table(void)
+{
+	CU_ASSERT_EQUAL(api_code(API_OK)->http, 200);
+	CU_ASSERT_EQUAL(api_code(API_INVALID_REQUEST)->http, 400);
+	CU_ASSERT_EQUAL(api_code(API_INVALID_CREDENTIALS)->http, 401);
+	CU_ASSERT_EQUAL(api_code(API_INVALID_TOKEN)->http, 401);
+	CU_ASSERT_EQUAL(api_code(API_TOKEN_EXPIRED)->http, 401);
+	CU_ASSERT_EQUAL(api_code(API_TOKEN_RELEASED)->http, 401);
+	CU_ASSERT_EQUAL(api_code(API_INVALID_UNIT)->http, 403);
+	CU_ASSERT_EQUAL(api_code(API_NOT_FOUND)->http, 404);
+	CU_ASSERT_EQUAL(api_code(API_METHOD_NOT_ALLOWED)->http, 405);
+	CU_ASSERT_EQUAL(api_code(API_PAYLOAD_TOO_LARGE)->http, 413);
+	CU_ASSERT_EQUAL(api_code(API_UNSUPPORTED_MEDIA_TYPE)->http, 415);
+	CU_ASSERT_EQUAL(api_code(API_TOO_MANY_ATTEMPTS)->http, 429);
+	CU_ASSERT_EQUAL(api_code(API_INTERNAL_ERROR)->http, 500);
+	CU_ASSERT_EQUAL(api_code(API_SERVICE_UNAVAILABLE)->http, 503);
+	CU_ASSERT_STRING_EQUAL(api_code(API_INVALID_UNIT)->code,
+	    "INVALID_UNIT");
+	for (int s = 0; s < API__MAX; s++)
+		CU_ASSERT_PTR_NOT_NULL(api_code(s)->code);
+}
+
+static void
+t_envelope(void)
+{
+	struct result	 r;
+	char		*e;
+	size_t		 n;
+
+	result_init(&r);
+	r.data = strdup("{\"token\":\"abc\"}");
+	e = http_envelope(&r, &n);
+	CU_ASSERT_STRING_EQUAL(e, "{\"data\":{\"token\":\"abc\"},\"status\":"
+	    "{\"code\":\"OK\",\"description\":\"\",\"message\":\"\"}}");
+	CU_ASSERT_EQUAL(n, strlen(e));
+	free(e);
+	result_free(&r);
+	result_error(&r, API_INVALID_REQUEST, "The field '%s' is \"bad\"\n",
+	    "x");
+	e = http_envelope(&r, &n);
+	CU_ASSERT_STRING_EQUAL(e, "{\"data\":null,\"status\":{\"code\":"
+	    "\"INVALID_REQUEST\",\"description\":\"The request is not valid.\","
+	    "\"message\":\"The field 'x' is \\\"bad\\\"\\u000a\"}}");
+	free(e);
+	/* An error never carries data. */
+	r.data = strdup("{\"secret\":1}");
+	e = http_envelope(&r, &n);
+	CU_ASSERT_PTR_NULL(strstr(e, "secret"));
+	free(e);
+	result_free(&r);
+}
+
+static void
+t_respond_headers(void)
+{
+	struct fake	 f = { 0 };
+	struct http_io	 io = { &f, f_param, f_read, f_write };
+	struct result	 r;
+
+	result_init(&r);
+	result_error(&r, API_METHOD_NOT_ALLOWED, NULL);
+	r.allow = "POST";
+	r.retry_after = 30;
+	r.www_authenticate = "Basic realm=\"crmauth\"";
+	CU_ASSERT_EQUAL(http_respond(&io, &r), 0);
+	CU_ASSERT_EQUAL(strncmp(f.out, "Status: 405 Method Not Allowed\r\n",
+	    32), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "\r\nContent-Type: "
+	    "application/json; charset=utf-8\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "\r\nCache-Control: no-store\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "\r\nAllow: POST\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "\r\nRetry-After: 30\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out,
+	    "\r\nWWW-Authenticate: Basic realm=\"crmauth\"\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "\r\nContent-Length: "));
+	CU_ASSERT_EQUAL(strlen(body_of(&f)),
+	    (size_t)atoi(strstr(f.out, "Content-Length: ") + 16));
+	result_free(&r);
+}
+
+static void
+t_path(void)
+{
+	char p[64];
+
+	CU_ASSERT_EQUAL(http_path_parse(p, sizeof(p), "/authentication/token"),
+	    0);
+	CU_ASSERT_STRING_EQUAL(p, "authentication/token");
+	CU_ASSERT_EQUAL(http_path_parse(p, sizeof(p), "/health/"), 0);
+	CU_ASSERT_STRING_EQUAL(p, "health");
+	CU_ASSERT_EQUAL(http_path_parse(p, sizeof(p), "/health//"), 0);
+	CU_ASSERT_STRING_EQUAL(p, "health/");
+	CU_ASSERT_EQUAL(http_path_parse(p, sizeof(p), "health"), -1);
+	CU_ASSERT_EQUAL(http_path_parse(p, sizeof(p), "/"), -1);
+	CU_ASSERT_EQUAL(http_path_parse(p, sizeof(p), ""), -1);
+	CU_ASSERT_EQUAL(http_path_parse(p, sizeof(p), NULL), -1);
+	CU_ASSERT_EQUAL(http_path_parse(p, 8, "/authentication"), -1);
+	CU_ASSERT_PTR_NOT_NULL(route_find("authentication/token/release"));
+	CU_ASSERT_PTR_NULL(route_find("authentication/token/"));
+	CU_ASSERT_PTR_NULL(route_find("Authentication/token"));
+}
+
+static void
+t_content_length(void)
+{
+	size_t n;
+
+	CU_ASSERT_EQUAL(http_content_length(NULL, 100, &n), API_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(http_content_length("", 100, &n), API_OK);
+	CU_ASSERT_EQUAL(http_content_length("100", 100, &n), API_OK);
+	CU_ASSERT_EQUAL(n, 100);
+	CU_ASSERT_EQUAL(http_content_length("101", 100, &n),
+	    API_PAYLOAD_TOO_LARGE);
+	CU_ASSERT_EQUAL(http_content_length("99999999999999999999999", 100,
+	    &n), API_PAYLOAD_TOO_LARGE);
+	CU_ASSERT_EQUAL(http_content_length("-1", 100, &n),
+	    API_INVALID_REQUEST);
+	CU_ASSERT_EQUAL(http_content_length("1e3", 100, &n),
+	    API_INVALID_REQUEST);
+	CU_ASSERT_EQUAL(http_content_length(" 5", 100, &n),
+	    API_INVALID_REQUEST);
+}
+
+static void
+t_content_type(void)
+{
+	CU_ASSERT_TRUE(http_content_type_ok("application/json"));
+	CU_ASSERT_TRUE(http_content_type_ok("Application/JSON"));
+	CU_ASSERT_TRUE(http_content_type_ok("application/json; charset=utf-8"));
+	CU_ASSERT_TRUE(http_content_type_ok("application/json;charset=\"UTF-8\""));
+	CU_ASSERT_FALSE(http_content_type_ok(NULL));
+	CU_ASSERT_FALSE(http_content_type_ok("text/plain"));
+	CU_ASSERT_FALSE(http_content_type_ok("application/jsonp"));
+	CU_ASSERT_FALSE(http_content_type_ok("application/x-www-form-urlencoded"));
+	CU_ASSERT_FALSE(http_content_type_ok("application/json; charset=latin1"));
+}
+
+static void
+t_basic(void)
+{
+	struct result	r;
+	char		key[CRM_NAME_MAX + 1];
+
+	result_init(&r);
+	/* "KEY:" */
+	CU_ASSERT_EQUAL(http_basic_key("Basic S0VZOg==", key, sizeof(key), &r),
+	    0);
+	CU_ASSERT_STRING_EQUAL(key, "KEY");
+	CU_ASSERT_EQUAL(http_basic_key("basic   S0VZOg==  ", key, sizeof(key),
+	    &r), 0);
+	/* Missing, wrong scheme, no colon ("KEY"), a password ("KEY:pw"),
+	 * empty user (":"), bad base64. */
+	static const char *bad[] = { NULL, "", "Bearer S0VZOg==", "Basic",
+	    "Basic ", "BasicS0VZOg==", "Basic S0VZ", "Basic S0VZOnB3",
+	    "Basic Og==", "Basic S0VZOg", "Basic ***" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		result_init(&r);
+		CU_ASSERT_EQUAL(http_basic_key(bad[i], key, sizeof(key), &r),
+		    -1);
+		CU_ASSERT_EQUAL(r.status, API_INVALID_CREDENTIALS);
+		CU_ASSERT_PTR_NOT_NULL(r.www_authenticate);
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.www_authenticate ?
+		    r.www_authenticate : "", "Basic realm=\"crmauth\""));
+	}
+}
+
+static void
+t_json(void)
+{
+	struct result	 r;
+	json_object	*o;
+	const char	*s;
+	static const struct { const char *in, *msg; } bad[] = {
+		{ "", "not valid JSON" },
+		{ "{", "not valid JSON" },
+		{ "[1]", "must be a JSON object" },
+		{ "\"x\"", "must be a JSON object" },
+		{ "{} {}", "not valid JSON" },
+		{ "{}x", "not valid JSON" },
+		{ "{\"a\":1}\n\n{}", "not valid JSON" },
+		{ "{'a':1}", "not valid JSON" },
+		{ "{\"a\":'x'}", "not valid JSON" },
+		{ "{\"a\":\"\xff\"}", "not valid JSON" },
+		{ "{\"a\":[[[[[[[[[[1]]]]]]]]]]}", "nested too deeply" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		result_init(&r);
+		o = http_parse_json(bad[i].in, strlen(bad[i].in), &r);
+		CU_ASSERT_PTR_NULL(o);
+		CU_ASSERT_EQUAL(r.status, API_INVALID_REQUEST);
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.message, bad[i].msg));
+	}
+	result_init(&r);
+	s = "{\"a\":\"x\",\"n\":1,\"e\":\"\",\"z\":\"a\\u0000b\",\"nul\":null,"
+	    "\"q\":\"it's \\\"fine\\\"\"}";
+	o = http_parse_json(s, strlen(s), &r);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	CU_ASSERT_EQUAL(json_field_string(o, NULL, "a", 1, 10, &s, &r), 0);
+	CU_ASSERT_STRING_EQUAL(s, "x");
+	CU_ASSERT_EQUAL(json_field_string(o, NULL, "missing", 0, 10, &s, &r),
+	    1);
+	CU_ASSERT_EQUAL(json_field_string(o, NULL, "nul", 0, 10, &s, &r), 1);
+	CU_ASSERT_EQUAL(json_field_string(o, NULL, "missing", 1, 10, &s, &r),
+	    -1);
+	CU_ASSERT_STRING_EQUAL(r.message, "The field 'missing' is missing.");
+	CU_ASSERT_EQUAL(json_field_string(o, "outer", "n", 1, 10, &s, &r), -1);
+	CU_ASSERT_STRING_EQUAL(r.message,
+	    "The field 'outer.n' must be a string.");
+	CU_ASSERT_EQUAL(json_field_string(o, NULL, "e", 0, 10, &s, &r), -1);
+	CU_ASSERT_STRING_EQUAL(r.message, "The field 'e' must not be empty.");
+	CU_ASSERT_EQUAL(json_field_string(o, NULL, "a", 1, 0, &s, &r), -1);
+	CU_ASSERT_STRING_EQUAL(r.message,
+	    "The field 'a' is longer than 0 bytes.");
+	CU_ASSERT_EQUAL(json_field_string(o, NULL, "z", 1, 10, &s, &r), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "NUL"));
+	json_object_put(o);
+}
+
+static void
+t_serve_errors(void)
+{
+	const char *p404[] = { "REQUEST_METHOD", "POST", "PATH_INFO",
+	    "/nothing", NULL };
+	const char *pnone[] = { "REQUEST_METHOD", "GET", NULL };
+	const char *p405[] = { "REQUEST_METHOD", "GET", "PATH_INFO",
+	    "/authentication/token/", NULL };
+	const char *p413[] = { "REQUEST_METHOD", "POST", "PATH_INFO",
+	    "/authentication/token", "CONTENT_LENGTH", "101",
+	    "CONTENT_TYPE", "application/json", NULL };
+	const char *p415[] = { "REQUEST_METHOD", "POST", "PATH_INFO",
+	    "/authentication/token", "CONTENT_LENGTH", "2",
+	    "CONTENT_TYPE", "text/plain", NULL };
+	const char *pshort[] = { "REQUEST_METHOD", "POST", "PATH_INFO",
+	    "/authentication/token", "CONTENT_LENGTH", "50",
+	    "CONTENT_TYPE", "application/json", NULL };
+	const char *pempty[] = { "REQUEST_METHOD", "POST", "PATH_INFO",
+	    "/authentication/token", NULL };
+	const char *pfield[] = { "REQUEST_METHOD", "POST", "PATH_INFO",
+	    "/authentication/token", "CONTENT_LENGTH", "20",
+	    "CONTENT_TYPE", "application/json", NULL };
+	const char *pstore[] = { "REQUEST_METHOD", "GET", "PATH_INFO",
+	    "/health", NULL };
+	struct fake *f;
+
+	f = serve(p404, NULL);
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 404 ", 12), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(body_of(f), "\"code\":\"NOT_FOUND\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(body_of(f), "\"data\":null"));
+	f = serve(pnone, NULL);
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 404 ", 12), 0);
+	f = serve(p405, NULL);
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 405 ", 12), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->out, "\r\nAllow: POST\r\n"));
+	/* 413 without reading a byte of the body. */
+	f = serve(p413, "{}");
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 413 ", 12), 0);
+	CU_ASSERT_EQUAL(f->pos, 0);
+	f = serve(p415, "{}");
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 415 ", 12), 0);
+	CU_ASSERT_EQUAL(f->pos, 0);
+	f = serve(pshort, "{\"username\":");
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 400 ", 12), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(body_of(f), "shorter than"));
+	f = serve(pempty, NULL);
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 400 ", 12), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(body_of(f), "must be a JSON object"));
+	f = serve(pfield, "{\"username\":\"alice\"}");
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 400 ", 12), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(body_of(f), "'password' is missing"));
+	/* No store: 503 with Retry-After, and nothing about the path. */
+	f = serve(pstore, NULL);
+	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 503 ", 12), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f->out, "\r\nRetry-After: "));
+	CU_ASSERT_PTR_NULL(strstr(f->out, "nonexistent"));
+}
+
+static CU_TestInfo tests[] = {
+	{ "status table matches API.md §2", t_status_table },
+	{ "envelope: data or null, escaped message", t_envelope },
+	{ "response headers", t_respond_headers },
+	{ "PATH_INFO: one trailing slash, exact routes", t_path },
+	{ "CONTENT_LENGTH: digits only, limit", t_content_length },
+	{ "CONTENT_TYPE: application/json, UTF-8 only", t_content_type },
+	{ "Basic: key as user name, empty password", t_basic },
+	{ "JSON body: strict object, fields typed and bounded", t_json },
+	{ "serve: 404, 405, 413, 415, 400, 503 in order", t_serve_errors },
+	CU_TEST_INFO_NULL,
+};
+
+int
+main(void)
+{
+	return unit_run("http", tests);
+}

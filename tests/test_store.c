@@ -1,0 +1,446 @@
+/* store.c: records, releases and pruning, schema, several processes. */
+#include <sys/wait.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "unit.h"
+
+static char		*dir;
+static struct config	 cfg;
+
+static struct store *
+open_new(void)
+{
+	struct store	*st;
+	char		 err[CRM_ERR_MAX];
+
+	unit_rmtree(cfg.db_path);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 1, err, sizeof(err)),
+	    STORE_OK);
+	return st;
+}
+
+static void
+t_not_initialised(void)
+{
+	struct store	*st;
+	char		 err[CRM_ERR_MAX];
+
+	unit_rmtree(cfg.db_path);
+	CU_ASSERT_EQUAL(store_open(&st, &cfg, 0, err, sizeof(err)),
+	    STORE_NOTINIT);
+	CU_ASSERT_PTR_NULL(st);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, cfg.db_path));
+	/* Opening to serve never creates anything. */
+	CU_ASSERT_EQUAL(access(cfg.db_path, F_OK), -1);
+}
+
+static void
+t_init_idempotent(void)
+{
+	struct store	*st = open_new();
+	struct sigkey	 k1, k2;
+	char		 err[CRM_ERR_MAX];
+
+	CU_ASSERT_EQUAL(store_sigkey_current(st, &k1), STORE_OK);
+	CU_ASSERT_EQUAL(strlen(k1.kid), CRM_KID_HEX);
+	CU_ASSERT_TRUE(k1.current);
+	store_close(st);
+	CU_ASSERT_EQUAL(store_open(&st, &cfg, 1, err, sizeof(err)), STORE_OK);
+	CU_ASSERT_EQUAL(store_sigkey_current(st, &k2), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(k1.kid, k2.kid);
+	CU_ASSERT_EQUAL(memcmp(k1.secret, k2.secret, CRM_SIGKEY_BYTES), 0);
+	CU_ASSERT_EQUAL(store_sigkey_get(st, k1.kid, &k2), STORE_OK);
+	CU_ASSERT_EQUAL(store_sigkey_get(st, "0000000000000000", &k2),
+	    STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_sigkey_get(st, "short", &k2), STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_ping(st), STORE_OK);
+	store_close(st);
+}
+
+static void
+t_users(void)
+{
+	struct store	*st = open_new();
+	struct user_rec	 u, g;
+	char		 longorg[CRM_NAME_MAX + 1], longuser[CRM_NAME_MAX + 1];
+
+	memset(&u, 0, sizeof(u));
+	strcpy(u.pwhash, "$argon2id$fake");
+	strcpy(u.units[0], "HQ");
+	strcpy(u.units[1], "EU");
+	u.nunits = 2;
+	u.created = 1700000000;
+	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "alice", &u, 1), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "alice", &u, 1),
+	    STORE_EXISTS);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "alice", &g), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(g.pwhash, u.pwhash);
+	CU_ASSERT_EQUAL(g.nunits, 2);
+	CU_ASSERT_STRING_EQUAL(g.units[1], "EU");
+	CU_ASSERT_EQUAL(g.created, 1700000000);
+	CU_ASSERT_FALSE(g.disabled);
+	/* Organisations are separate namespaces; names are exact. */
+	CU_ASSERT_EQUAL(store_user_get(st, "OTHER", "alice", &g),
+	    STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "Alice", &g),
+	    STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACMEa", "lice", &g),
+	    STORE_NOTFOUND);
+	/* Update in place; a missing user cannot be updated. */
+	u.disabled = 1;
+	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "alice", &u, 0), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "alice", &g), STORE_OK);
+	CU_ASSERT_TRUE(g.disabled);
+	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "bob", &u, 0),
+	    STORE_NOTFOUND);
+	/* Longest names: 256 + 256 bytes, past LMDB's key limit unhashed. */
+	memset(longorg, 'o', CRM_NAME_MAX);
+	longorg[CRM_NAME_MAX] = '\0';
+	memset(longuser, 'u', CRM_NAME_MAX);
+	longuser[CRM_NAME_MAX] = '\0';
+	CU_ASSERT_EQUAL(store_user_put(st, longorg, longuser, &u, 1), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_get(st, longorg, longuser, &g), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_del(st, "ACME", "alice"), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "alice", &g),
+	    STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_user_del(st, "ACME", "alice"), STORE_NOTFOUND);
+	store_close(st);
+}
+
+static int
+count_user(void *arg, const char *org, const char *user,
+    const struct user_rec *u)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+t_user_list_and_del_keys(void)
+{
+	struct store		*st = open_new();
+	struct user_rec		 u;
+	struct apikey_rec	 ak, g;
+	unsigned char		 d[CRM_DIGEST_BYTES];
+	int			 n = 0;
+
+	memset(&u, 0, sizeof(u));
+	strcpy(u.pwhash, "x");
+	strcpy(u.units[0], "HQ");
+	u.nunits = 1;
+	store_user_put(st, "A", "u1", &u, 1);
+	store_user_put(st, "A", "u2", &u, 1);
+	store_user_put(st, "B", "u1", &u, 1);
+	CU_ASSERT_EQUAL(store_user_list(st, NULL, count_user, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 3);
+	n = 0;
+	CU_ASSERT_EQUAL(store_user_list(st, "A", count_user, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	/* Deleting a user deletes the user's Web API keys. */
+	memset(&ak, 0, sizeof(ak));
+	strcpy(ak.org, "A");
+	strcpy(ak.user, "u1");
+	sec_sha256(d, "KEY1", 4);
+	CU_ASSERT_EQUAL(store_apikey_put(st, d, &ak, 1), STORE_OK);
+	CU_ASSERT_EQUAL(store_apikey_put(st, d, &ak, 1), STORE_EXISTS);
+	CU_ASSERT_EQUAL(store_apikey_get(st, d, &g), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(g.user, "u1");
+	CU_ASSERT_EQUAL(store_user_del(st, "A", "u1"), STORE_OK);
+	CU_ASSERT_EQUAL(store_apikey_get(st, d, &g), STORE_NOTFOUND);
+	store_close(st);
+}
+
+static void
+t_consumer_and_access(void)
+{
+	struct store		*st = open_new();
+	struct consumer_rec	 ck, g;
+	struct access_rec	 at, ga;
+	unsigned char		 d[CRM_DIGEST_BYTES], cd[CRM_DIGEST_BYTES];
+
+	memset(&ck, 0, sizeof(ck));
+	strcpy(ck.org, "ACME");
+	strcpy(ck.app, "shop");
+	strcpy(ck.units[0], "HQ");
+	ck.nunits = 1;
+	sec_sha256(d, "CK", 2);
+	CU_ASSERT_EQUAL(store_consumer_put(st, d, &ck, 1), STORE_OK);
+	CU_ASSERT_EQUAL(store_consumer_get(st, d, &g), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(g.app, "shop");
+	CU_ASSERT_FALSE(g.revoked);
+	ck.revoked = 1;
+	CU_ASSERT_EQUAL(store_consumer_put(st, d, &ck, 0), STORE_OK);
+	CU_ASSERT_EQUAL(store_consumer_get(st, d, &g), STORE_OK);
+	CU_ASSERT_TRUE(g.revoked);
+
+	memset(&at, 0, sizeof(at));
+	strcpy(at.contact, "C1");
+	strcpy(at.ar, "AR1");
+	sec_sha256(cd, "CODE", 4);
+	CU_ASSERT_EQUAL(store_access_put_code(st, "ACME", cd, &at), STORE_OK);
+	CU_ASSERT_EQUAL(store_access_put_code(st, "ACME", cd, &at),
+	    STORE_EXISTS);
+	CU_ASSERT_EQUAL(store_access_get_code(st, "ACME", cd, &ga), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(ga.contact, "C1");
+	CU_ASSERT_STRING_EQUAL(ga.ar, "AR1");
+	CU_ASSERT_STRING_EQUAL(ga.passhash, "");
+	CU_ASSERT_EQUAL(store_access_get_code(st, "OTHER", cd, &ga),
+	    STORE_NOTFOUND);
+	/* An identifier lives in its own namespace with its pass code. */
+	memset(&at, 0, sizeof(at));
+	strcpy(at.contact, "C2");
+	strcpy(at.passhash, "$argon2id$x");
+	CU_ASSERT_EQUAL(store_access_put_ident(st, "ACME", "id", &at),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(store_access_get_ident(st, "ACME", "id", &ga),
+	    STORE_OK);
+	CU_ASSERT_STRING_EQUAL(ga.passhash, "$argon2id$x");
+	CU_ASSERT_STRING_EQUAL(ga.ar, "");
+	CU_ASSERT_EQUAL(store_access_get_ident(st, "ACME", "CODE", &ga),
+	    STORE_NOTFOUND);
+	store_close(st);
+}
+
+static void
+jti(unsigned char out[CRM_JTI_BYTES], int i)
+{
+	memset(out, 0, CRM_JTI_BYTES);
+	memcpy(out, &i, sizeof(i));
+}
+
+static void
+t_release_and_prune(void)
+{
+	struct store	*st = open_new();
+	unsigned char	 j[CRM_JTI_BYTES];
+	int64_t		 now = (int64_t)time(NULL), exp;
+	size_t		 n;
+
+	jti(j, 1);
+	CU_ASSERT_EQUAL(store_released_get(st, j, &exp), STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_release(st, j, now + 100, now), STORE_OK);
+	CU_ASSERT_EQUAL(store_released_get(st, j, &exp), STORE_OK);
+	CU_ASSERT_EQUAL(exp, now + 100);
+	/* Idempotent: the first exp stays. */
+	CU_ASSERT_EQUAL(store_release(st, j, now + 100, now), STORE_OK);
+	CU_ASSERT_EQUAL(store_released_count(st, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	/* Already expired: nothing to keep. */
+	jti(j, 2);
+	CU_ASSERT_EQUAL(store_release(st, j, now, now), STORE_OK);
+	CU_ASSERT_EQUAL(store_released_get(st, j, &exp), STORE_NOTFOUND);
+	/* Prune removes exactly those with exp <= now. */
+	for (int i = 10; i < 20; i++) {
+		jti(j, i);
+		CU_ASSERT_EQUAL(store_release(st, j, now + i, now), STORE_OK);
+	}
+	CU_ASSERT_EQUAL(store_released_count(st, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 11);
+	CU_ASSERT_EQUAL(store_released_prune(st, now + 14, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 5);		/* 10..14 */
+	CU_ASSERT_EQUAL(store_released_count(st, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 6);
+	jti(j, 14);
+	CU_ASSERT_EQUAL(store_released_get(st, j, &exp), STORE_NOTFOUND);
+	jti(j, 15);
+	CU_ASSERT_EQUAL(store_released_get(st, j, &exp), STORE_OK);
+	CU_ASSERT_EQUAL(store_released_prune(st, now + 1000, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 6);
+	CU_ASSERT_EQUAL(store_released_count(st, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	store_close(st);
+}
+
+static void
+t_prune_on_write(void)
+{
+	struct store	*st = open_new();
+	unsigned char	 j[CRM_JTI_BYTES];
+	int64_t		 now = (int64_t)time(NULL);
+	size_t		 n;
+
+	/* Entries whose exp has passed by the time of a later write are
+	 * pruned by that write. */
+	for (int i = 0; i < 10; i++) {
+		jti(j, i);
+		CU_ASSERT_EQUAL(store_release(st, j, now + 1, now - 5),
+		    STORE_OK);
+	}
+	CU_ASSERT_EQUAL(store_released_count(st, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 10);
+	sleep(2);
+	jti(j, 99);
+	CU_ASSERT_EQUAL(store_release(st, j, now + 3600, now), STORE_OK);
+	CU_ASSERT_EQUAL(store_released_count(st, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	store_close(st);
+}
+
+/* Rewrite the schema version behind the store's back. */
+static void
+set_schema(const char *v)
+{
+	MDB_env	*env;
+	MDB_txn	*txn;
+	MDB_dbi	 dbi;
+	MDB_val	 k = { 6, "schema" }, val = { strlen(v), (void *)v };
+
+	mdb_env_create(&env);
+	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_maxreaders(env, 256);
+	CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, cfg.db_path, 0, 0600), 0);
+	mdb_txn_begin(env, NULL, 0, &txn);
+	mdb_dbi_open(txn, "meta", 0, &dbi);
+	CU_ASSERT_EQUAL(mdb_put(txn, dbi, &k, &val, 0), 0);
+	mdb_txn_commit(txn);
+	mdb_env_close(env);
+}
+
+static void
+t_schema_version(void)
+{
+	struct store	*st = open_new();
+	char		 err[CRM_ERR_MAX];
+
+	store_close(st);
+	set_schema("2");
+	CU_ASSERT_EQUAL(store_open(&st, &cfg, 0, err, sizeof(err)),
+	    STORE_VERSION);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "newer"));
+	set_schema("junk");
+	CU_ASSERT_EQUAL(store_open(&st, &cfg, 0, err, sizeof(err)),
+	    STORE_CORRUPT);
+	set_schema("1");
+	CU_ASSERT_EQUAL(store_open(&st, &cfg, 0, err, sizeof(err)), STORE_OK);
+	store_close(st);
+}
+
+/* Several processes writing at once: nothing lost, nothing doubled. */
+static void
+t_many_processes(void)
+{
+	struct store	*st = open_new();
+	enum { PROCS = 6, EACH = 50 };
+	int64_t		 now = (int64_t)time(NULL);
+	size_t		 n;
+	int		 status, ok = 1;
+
+	store_close(st);
+	for (int p = 0; p < PROCS; p++) {
+		if (fork() == 0) {
+			struct store	*cst;
+			unsigned char	 j[CRM_JTI_BYTES];
+			char		 err[CRM_ERR_MAX];
+
+			/* One environment per process, opened after fork. */
+			if (store_open(&cst, &cfg, 0, err, sizeof(err)) != 0)
+				_exit(1);
+			for (int i = 0; i < EACH; i++) {
+				jti(j, p * 1000 + i);
+				if (store_release(cst, j, now + 3600, now) !=
+				    STORE_OK)
+					_exit(1);
+				/* Half are released twice, from another
+				 * process. */
+				jti(j, ((p + 1) % PROCS) * 1000 + i);
+				if (i % 2 == 0 && store_release(cst, j,
+				    now + 3600, now) != STORE_OK)
+					_exit(1);
+			}
+			store_close(cst);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < PROCS; p++) {
+		wait(&status);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			ok = 0;
+	}
+	CU_ASSERT_TRUE(ok);
+	{
+		char err[CRM_ERR_MAX];
+
+		CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 0, err,
+		    sizeof(err)), STORE_OK);
+	}
+	CU_ASSERT_EQUAL(store_released_count(st, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, PROCS * EACH);
+	store_close(st);
+}
+
+static void
+t_map_growth(void)
+{
+	struct store	*st;
+	struct config	 small = cfg;
+	struct user_rec	 u, g;
+	char		 err[CRM_ERR_MAX], name[32];
+	enum store_err	 e = STORE_OK;
+	int		 i, stored = 0;
+
+	/* Start at 1 MiB, allowed to grow to 2: fill it past both. */
+	small.db_map_size_mb = 1;
+	small.db_map_max_mb = 2;
+	unit_rmtree(cfg.db_path);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &small, 1, err, sizeof(err)),
+	    STORE_OK);
+	memset(&u, 0, sizeof(u));
+	memset(u.pwhash, 'h', 100);
+	for (i = 0; i < CRM_UNITS_MAX; i++) {
+		memset(u.units[i], 'a' + i % 26, 200);
+	}
+	u.nunits = CRM_UNITS_MAX;
+	for (i = 0; i < 2000 && e == STORE_OK; i++) {
+		snprintf(name, sizeof(name), "user%d", i);
+		e = store_user_put(st, "ACME", name, &u, 1);
+		if (e == STORE_OK)
+			stored++;
+	}
+	/* It grew past 1 MiB (about 150 records fit there) ... */
+	CU_ASSERT_TRUE(stored > 200);
+	/* ... then refused cleanly at the maximum ... */
+	CU_ASSERT_EQUAL(e, STORE_FULL);
+	/* ... having lost nothing that was acknowledged. */
+	snprintf(name, sizeof(name), "user%d", stored - 1);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", name, &g), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "user0", &g), STORE_OK);
+	snprintf(name, sizeof(name), "user%d", stored);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", name, &g), STORE_NOTFOUND);
+	store_close(st);
+}
+
+static CU_TestInfo tests[] = {
+	{ "serving never creates a store", t_not_initialised },
+	{ "init is idempotent and makes one signing key", t_init_idempotent },
+	{ "users: put, get, update, delete, long names", t_users },
+	{ "user list; deleting a user deletes its keys",
+	    t_user_list_and_del_keys },
+	{ "consumer keys and access tokens", t_consumer_and_access },
+	{ "release is idempotent; prune removes exactly the expired",
+	    t_release_and_prune },
+	{ "writes prune expired releases", t_prune_on_write },
+	{ "a newer or broken schema version is refused", t_schema_version },
+	{ "six processes releasing at once lose nothing", t_many_processes },
+	{ "the map grows, then refuses cleanly at db_map_max_mb",
+	    t_map_growth },
+	CU_TEST_INFO_NULL,
+};
+
+int
+main(void)
+{
+	int rc;
+
+	dir = unit_tmpdir();
+	unit_config(&cfg, dir);
+	rc = unit_run("store", tests);
+	unit_rmtree(dir);
+	free(dir);
+	return rc;
+}

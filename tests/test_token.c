@@ -1,0 +1,348 @@
+/* token.c: issuing, verifying, and every forgery we know of. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "unit.h"
+
+static struct sigkey	 key;
+static char		 payload[512];
+
+static int
+keyfn(void *arg, const char *kid, struct sigkey *out)
+{
+	if (strcmp(kid, key.kid) != 0)
+		return 1;
+	*out = key;
+	return 0;
+}
+
+static enum tok_err
+verify(const char *t)
+{
+	struct claims	c;
+	enum tok_err	e = tok_verify(t, strlen(t), keyfn, NULL, &c);
+
+	tok_claims_free(&c);
+	return e;
+}
+
+/* noinline: GCC 12 then mistakes the result for a pointer to t. */
+static __attribute__((noinline)) char *
+issue(const struct tok_subject *s, int64_t now, int64_t ttl)
+{
+	char *t = NULL;
+
+	if (tok_issue(&key, s, now, ttl, &t) != TOK_OK || t == NULL)
+		abort();
+	return t;
+}
+
+static char *
+header(const char *alg, const char *kid)
+{
+	static char h[256];
+
+	snprintf(h, sizeof(h), "{\"typ\":\"JWT\",\"alg\":\"%s\",\"kid\":\"%s\"}",
+	    alg, kid);
+	return h;
+}
+
+static void
+t_roundtrip(void)
+{
+	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
+	struct claims		 c;
+	char			*t = issue(&s, 1700000000, 7200);
+	json_object		*m;
+
+	CU_ASSERT_TRUE(strlen(t) > 32);
+	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c), TOK_OK);
+	CU_ASSERT_STRING_EQUAL(c.usr, "alice");
+	CU_ASSERT_STRING_EQUAL(c.org, "ACME");
+	CU_ASSERT_STRING_EQUAL(c.oun, "HQ");
+	CU_ASSERT_EQUAL(c.iat, 1700000000);
+	CU_ASSERT_EQUAL(c.exp, 1700007200);
+	CU_ASSERT_EQUAL(strlen(c.jti), 32);
+	CU_ASSERT_EQUAL(strspn(c.jti, "0123456789ABCDEF"), 32);
+	CU_ASSERT_PTR_NULL(c.cii);
+	CU_ASSERT_FALSE(json_object_object_get_ex(c.obj, "acr", &m));
+	/* iat and exp are JSON numbers (RFC 7519 NumericDate). */
+	CU_ASSERT_TRUE(json_object_object_get_ex(c.obj, "exp", &m) &&
+	    json_object_is_type(m, json_type_int));
+	tok_claims_free(&c);
+	free(t);
+}
+
+static void
+t_header(void)
+{
+	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
+	char			*t = issue(&s, 1700000000, 7200), want[128];
+	unsigned char		 h[256];
+	size_t			 n;
+
+	CU_ASSERT_EQUAL(b64url_decode(h, sizeof(h) - 1, &n, t,
+	    (size_t)(strchr(t, '.') - t)), 0);
+	h[n] = '\0';
+	snprintf(want, sizeof(want), "\"kid\":\"%s\"", key.kid);
+	CU_ASSERT_PTR_NOT_NULL(strstr((char *)h, "\"alg\":\"HS256\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr((char *)h, "\"typ\":\"JWT\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr((char *)h, want));
+	free(t);
+}
+
+static void
+t_consumer_claims(void)
+{
+	struct tok_subject	 s = { "shop", "ACME", "HQ", "C1", "AR1" };
+	struct claims		 c;
+	char			*t = issue(&s, 1700000000, 60);
+
+	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c), TOK_OK);
+	CU_ASSERT_STRING_EQUAL(c.cii, "C1");
+	CU_ASSERT_STRING_EQUAL(c.acr, "AR1");
+	tok_claims_free(&c);
+	free(t);
+}
+
+static void
+t_unique_jti(void)
+{
+	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
+	char			*a = issue(&s, 1700000000, 7200);
+	char			*b = issue(&s, 1700000000, 7200);
+
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	free(a);
+	free(b);
+}
+
+/* Security regressions: each of these must be refused. */
+
+static void
+t_alg_none(void)
+{
+	char *t = unit_sign(header("none", key.kid), payload, key.secret, 32,
+	    0);
+
+	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
+	*strrchr(t, '.') = '\0';	/* "header.payload." unsigned */
+	strcat(t, ".");
+	CU_ASSERT_EQUAL(verify(t), TOK_MALFORMED);
+	free(t);
+}
+
+static void
+t_alg_downgrade(void)
+{
+	/* HS512 with our own key: libjwt 1.10 would accept it. */
+	char *t = unit_sign(header("HS512", key.kid), payload, key.secret, 32,
+	    1);
+
+	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
+	free(t);
+	t = unit_sign(header("hs256", key.kid), payload, key.secret, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
+	free(t);
+	t = unit_sign(header("RS256", key.kid), payload, key.secret, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
+	free(t);
+}
+
+static void
+t_own_signer_accepted(void)
+{
+	/* The forgery helper itself makes valid tokens with our key, so
+	 * the refusals above are about alg, not about the helper. */
+	char *t = unit_sign(header("HS256", key.kid), payload, key.secret, 32,
+	    0);
+
+	CU_ASSERT_EQUAL(verify(t), TOK_OK);
+	free(t);
+}
+
+static void
+t_other_key(void)
+{
+	unsigned char	 other[32];
+	char		*t;
+
+	memset(other, 7, sizeof(other));
+	t = unit_sign(header("HS256", key.kid), payload, other, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_BADSIG);
+	free(t);
+	t = unit_sign(header("HS256", "0123456789ABCDEF"), payload,
+	    key.secret, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
+	free(t);
+	t = unit_sign("{\"alg\":\"HS256\"}", payload, key.secret, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
+	free(t);
+}
+
+static void
+t_tampered(void)
+{
+	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
+	char			*t = issue(&s, 1700000000, 7200), *p;
+	size_t			 len = strlen(t);
+
+	/* A flipped signature character. */
+	t[len - 2] = t[len - 2] == 'A' ? 'B' : 'A';
+	CU_ASSERT_EQUAL(verify(t), TOK_BADSIG);
+	free(t);
+	/* A payload swapped for another user's, signature kept. */
+	t = issue(&s, 1700000000, 7200);
+	p = unit_sign(header("HS256", key.kid),
+	    "{\"jti\":\"00000000000000000000000000000000\",\"usr\":\"root\","
+	    "\"org\":\"ACME\",\"oun\":\"HQ\",\"iat\":1,\"exp\":99999999999}",
+	    (unsigned char *)"x", 1, 0);
+	memcpy(strrchr(p, '.'), strrchr(t, '.'), strlen(strrchr(t, '.')) + 1);
+	CU_ASSERT_EQUAL(verify(p), TOK_BADSIG);
+	free(p);
+	/* Truncated signature. */
+	t[len - 5] = '\0';
+	CU_ASSERT_EQUAL(verify(t), TOK_BADSIG);
+	free(t);
+}
+
+static void
+t_garbage(void)
+{
+	static const char *bad[] = { "", "a", "a.b", "a.b.c", "..", "a..c",
+	    ".b.c", "a.b.", "a.b.c.d", "eyJhbGciOiJIUzI1NiJ9.e30.!!!!",
+	    "Bearer x.y.z", "\xff\xfe.\x01.\x02" };
+	char *big;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		enum tok_err e = verify(bad[i]);
+
+		CU_ASSERT_TRUE(e == TOK_MALFORMED || e == TOK_UNKNOWN_KID ||
+		    e == TOK_BADSIG);
+		CU_ASSERT_NOT_EQUAL(e, TOK_OK);
+	}
+	/* 16 MB, which crashes libjwt's decoder: refused by length. */
+	big = malloc(16 << 20);
+	memset(big, 'A', (16 << 20) - 1);
+	big[100] = '.';
+	big[200] = '.';
+	big[(16 << 20) - 1] = '\0';
+	CU_ASSERT_EQUAL(verify(big), TOK_MALFORMED);
+	free(big);
+}
+
+static void
+t_bad_claims(void)
+{
+	static const char *bad[] = {
+	    /* exp as a string */
+	    "{\"jti\":\"00000000000000000000000000000000\",\"usr\":\"a\","
+	    "\"org\":\"b\",\"oun\":\"c\",\"iat\":1,\"exp\":\"99999999999\"}",
+	    /* no jti */
+	    "{\"usr\":\"a\",\"org\":\"b\",\"oun\":\"c\",\"iat\":1,\"exp\":2}",
+	    /* jti not 32 hex */
+	    "{\"jti\":\"xyz\",\"usr\":\"a\",\"org\":\"b\",\"oun\":\"c\","
+	    "\"iat\":1,\"exp\":2}",
+	    /* usr a number */
+	    "{\"jti\":\"00000000000000000000000000000000\",\"usr\":1,"
+	    "\"org\":\"b\",\"oun\":\"c\",\"iat\":1,\"exp\":2}",
+	    /* exp before iat */
+	    "{\"jti\":\"00000000000000000000000000000000\",\"usr\":\"a\","
+	    "\"org\":\"b\",\"oun\":\"c\",\"iat\":5,\"exp\":2}",
+	    /* not an object */
+	    "[1,2,3]",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *t = unit_sign(header("HS256", key.kid), bad[i],
+		    key.secret, 32, 0);
+
+		CU_ASSERT_EQUAL(verify(t), TOK_BADCLAIMS);
+		free(t);
+	}
+}
+
+static void
+t_crit(void)
+{
+	char *t = unit_sign("{\"alg\":\"HS256\",\"kid\":\"X\",\"crit\":[\"b64\"]}",
+	    payload, key.secret, 32, 0);
+
+	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
+	free(t);
+}
+
+/* tok_check: exp and the released table through a real store. */
+static void
+t_check(void)
+{
+	char			*dir = unit_tmpdir(), err[CRM_ERR_MAX];
+	struct config		 cfg;
+	struct store		*st;
+	struct sigkey		 k;
+	struct claims		 c;
+	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
+	int64_t			 now = (int64_t)time(NULL);
+	char			*t, *old;
+
+	unit_config(&cfg, dir);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 1, err, sizeof(err)),
+	    STORE_OK);
+	CU_ASSERT_EQUAL_FATAL(store_sigkey_current(st, &k), STORE_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t), TOK_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, &c), TOK_OK);
+	tok_claims_free(&c);
+	/* At exp exactly it is expired (RFC 7519 §4.1.4). */
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now + 7200, &c),
+	    TOK_EXPIRED);
+	tok_claims_free(&c);
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now + 7199, &c), TOK_OK);
+	CU_ASSERT_EQUAL(store_release(st, c.jti_bin, c.exp, now), STORE_OK);
+	tok_claims_free(&c);
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, &c), TOK_RELEASED);
+	tok_claims_free(&c);
+	/* Our own test key is unknown to this store. */
+	CU_ASSERT_EQUAL(tok_issue(&key, &s, now, 7200, &old), TOK_OK);
+	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now, &c),
+	    TOK_UNKNOWN_KID);
+	free(old);
+	free(t);
+	store_close(st);
+	unit_rmtree(dir);
+	free(dir);
+}
+
+static CU_TestInfo tests[] = {
+	{ "issue then verify gives the claims", t_roundtrip },
+	{ "header is typ JWT, alg HS256, kid", t_header },
+	{ "consumer tokens carry cii and acr", t_consumer_claims },
+	{ "every token has its own jti", t_unique_jti },
+	{ "security: alg none is refused", t_alg_none },
+	{ "security: HS512, hs256, RS256 are refused", t_alg_downgrade },
+	{ "the forgery helper signs valid HS256", t_own_signer_accepted },
+	{ "security: other key, unknown or missing kid", t_other_key },
+	{ "security: tampered signature or payload", t_tampered },
+	{ "security: garbage and a 16 MB token", t_garbage },
+	{ "security: claims of the wrong type or shape", t_bad_claims },
+	{ "security: crit header is refused", t_crit },
+	{ "check: expired at exp, released, unknown key", t_check },
+	CU_TEST_INFO_NULL,
+};
+
+int
+main(void)
+{
+	if (sec_init() == -1)
+		return 99;
+	strcpy(key.kid, "00112233AABBCCDD");
+	sec_random(key.secret, sizeof(key.secret));
+	key.current = 1;
+	snprintf(payload, sizeof(payload), "{\"jti\":\"%s\",\"usr\":\"alice\","
+	    "\"org\":\"ACME\",\"oun\":\"HQ\",\"iat\":1700000000,"
+	    "\"exp\":1700007200}", "0123456789ABCDEF0123456789ABCDEF");
+	return unit_run("token", tests);
+}
