@@ -853,6 +853,7 @@ main(int argc, char *argv[])
 	int		 ch, explicit, nargs, rc, skip;
 
 	log_init("crmauthctl");
+	opterr = 0;	/* our own one-line message instead */
 	while ((ch = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -865,8 +866,10 @@ main(int argc, char *argv[])
 			printf("crmauthctl %s\n", PACKAGE_VERSION);
 			return 0;
 		default:
-			usage(stderr);
-			return EX_USAGE;
+			if (optopt == 'c')
+				return usage_error("-c needs a FILE");
+			return usage_error("unknown option '%s'",
+			    argv[optind - 1]);
 		}
 	}
 	argc -= optind;

@@ -1,0 +1,650 @@
+"""End-to-end: every method and every applicable error of API.md §2,
+through a real lighttpd, in FastCGI and in CGI mode."""
+import base64
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import crmtest  # noqa: E402
+from crmtest import (Runner, Server, basic, jwt_parts, sign, b64url,  # noqa: E402
+                     b64url_decode, VALGRIND)
+
+S = None        # the main server
+K = {}          # keys and tokens made by setup()
+
+
+def eq(a, b, what=""):
+    if a != b:
+        raise AssertionError(f"{what}: expected {b!r}, got {a!r}")
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def expect(r, status, code, what=""):
+    """Status line, envelope code, the fixed headers, data null on errors."""
+    eq(r.status, status, f"{what} status ({r!r})")
+    eq(r.code, code, f"{what} status.code ({r!r})")
+    eq(r.headers.get("content-type"), "application/json; charset=utf-8",
+       f"{what} Content-Type")
+    eq(r.headers.get("cache-control"), "no-store", f"{what} Cache-Control")
+    check(r.json is not None and set(r.json) == {"data", "status"},
+          f"{what}: not the envelope: {r!r}")
+    check(set(r.json["status"]) == {"code", "description", "message"},
+          f"{what}: status members: {r!r}")
+    if status != 200:
+        eq(r.data, None, f"{what} data on error")
+        check(r.message, f"{what}: empty message")
+    return r
+
+
+def login(user="alice", password="alice-pw", org="ACME", **extra):
+    return S.post("/authentication/token",
+                  {"username": user, "password": password, "organisation": org, **extra})
+
+
+def token_for(user="alice", **extra):
+    r = expect(login(user, **extra), 200, "OK", "login")
+    return r.data["token"]
+
+
+def unchanged(fn):
+    """Run fn; the store must be byte-for-byte the same afterwards."""
+    before = S.dump()
+    fn()
+    after = S.dump()
+    check(before == after, "the store changed")
+
+
+def setup():
+    ctl = S.ctl
+    ctl("user", "add", "ACME", "alice", "--unit", "HQ", "--unit", "EU", input="alice-pw\n")
+    ctl("user", "add", "ACME", "bob", "--unit", "HQ", input="bob-pw\n")
+    ctl("user", "disable", "ACME", "bob")
+    ctl("user", "add", "OTHER", "alice", "--unit", "X", input="other-pw\n")
+    K["apikey"] = ctl("apikey", "add", "ACME", "alice").stdout.strip()
+    K["apikey_bob"] = ctl("apikey", "add", "ACME", "bob").stdout.strip()
+    K["apikey_revoked"] = ctl("apikey", "add", "ACME", "alice").stdout.strip()
+    ctl("apikey", "revoke", K["apikey_revoked"])
+    K["ck"] = ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ",
+                  "--unit", "STORE").stdout.strip()
+    K["ck_revoked"] = ctl("consumer-key", "add", "ACME", "old", "--unit", "HQ").stdout.strip()
+    ctl("consumer-key", "revoke", K["ck_revoked"])
+    K["ck_other"] = ctl("consumer-key", "add", "OTHER", "app", "--unit", "X").stdout.strip()
+    ctl("access-token", "add", "ACME", "--contact", "C-1", "--accounts-receivable", "AR-1",
+        "--authentication-code", "CODE-1")
+    ctl("access-token", "add", "ACME", "--contact", "C-2", "--identifier", "card-2",
+        input="4321\n")
+    kid, secret = ctl("key", "export").stdout.split()
+    K["kid"], K["secret"] = kid, b64url_decode(secret)
+    for k in ("apikey", "ck"):
+        check(len(K[k]) == 32 and K[k] == K[k].upper(), f"{k} is 32 upper-case hex")
+
+
+# ---- health, routing, HTTP-level errors ------------------------------------
+
+def t_health():
+    r = expect(S.get("/health"), 200, "OK")
+    eq(r.body, b'{"data":{"status":"ok"},"status":{"code":"OK","description":"","message":""}}',
+       "health body")
+
+
+def t_not_found():
+    # ("//" never reaches us: lighttpd folds it before setting PATH_INFO.)
+    for path in ("/nothing", "/authentication", "/authentication/token/x",
+                 "/Authentication/token", "/authentication/token/..", "", "/"):
+        unchanged(lambda: expect(S.post(path, {}), 404, "NOT_FOUND", path))
+    # The prefix is not our business: /api alone has no PATH_INFO.
+    expect(S.get("", prefix="/api"), 404, "NOT_FOUND", "/api")
+
+
+def t_trailing_slash():
+    expect(S.get("/health/"), 200, "OK", "trailing slash")
+    r = expect(S.post("/authentication/token/", {"username": "alice", "password": "alice-pw",
+                                                 "organisation": "ACME"}), 200, "OK")
+    check(r.data["token"], "token via trailing slash")
+
+
+def t_method_not_allowed():
+    for m, path, allow in (("GET", "/authentication/token", "POST"),
+                           ("PUT", "/authentication/token", "POST"),
+                           ("DELETE", "/authentication/token/release", "POST"),
+                           ("GET", "/authentication/web_api_key/token", "POST"),
+                           ("GET", "/authentication/consumer_application_key/token", "POST"),
+                           ("POST", "/health", "GET"),
+                           ("OPTIONS", "/health", "GET")):
+        r = expect(S.request(m, path), 405, "METHOD_NOT_ALLOWED", f"{m} {path}")
+        eq(r.headers.get("allow"), allow, f"{m} {path} Allow")
+
+
+def t_payload_too_large():
+    big = {"username": "alice", "password": "x" * 5000, "organisation": "ACME"}
+    unchanged(lambda: expect(login(password="x" * 5000), 413, "PAYLOAD_TOO_LARGE"))
+    r = expect(S.post("/authentication/token/release", {"token": "a" * 4100}),
+               413, "PAYLOAD_TOO_LARGE")
+    check("4096" in r.message, "413 message gives the limit")
+    del big
+
+
+def t_unsupported_media_type():
+    body = json.dumps({"username": "alice", "password": "alice-pw", "organisation": "ACME"})
+    for ct in ("text/plain", "application/x-www-form-urlencoded",
+               "application/json; charset=latin1", "application/jsonx"):
+        unchanged(lambda: expect(S.post("/authentication/token", body, content_type=ct),
+                                 415, "UNSUPPORTED_MEDIA_TYPE", ct))
+    unchanged(lambda: expect(S.post("/authentication/token", body, content_type=None),
+                             415, "UNSUPPORTED_MEDIA_TYPE", "no Content-Type"))
+    expect(S.post("/authentication/token", body, content_type="Application/JSON; charset=UTF-8"),
+           200, "OK", "media type is case-insensitive")
+
+
+def t_bad_bodies():
+    cases = [
+        (None, "must be a JSON object"),
+        ("", "must be a JSON object"),
+        ("[]", "must be a JSON object"),
+        ('"alice"', "must be a JSON object"),
+        ("{", "not valid JSON"),
+        ("{'username':'alice'}", "not valid JSON"),
+        ('{"username":"alice"} {}', "not valid JSON"),
+        ('{"a":' + "[" * 20 + "]" * 20 + "}", "nested too deeply"),
+    ]
+    for raw, msg in cases:
+        def one():
+            r = S.post("/authentication/token", raw=None if raw is None else raw.encode())
+            expect(r, 400, "INVALID_REQUEST", repr(raw))
+            check(msg in r.message, f"{raw!r}: message {r.message!r} lacks {msg!r}")
+        unchanged(one)
+    # Invalid UTF-8.
+    unchanged(lambda: expect(S.post("/authentication/token",
+                                    raw=b'{"username":"\xff","password":"p","organisation":"o"}'),
+                             400, "INVALID_REQUEST", "bad UTF-8"))
+
+
+def t_missing_and_wrong_fields():
+    full = {"username": "alice", "password": "alice-pw", "organisation": "ACME"}
+    for field in ("username", "password", "organisation"):
+        for val, msg in ((None, "is missing"), ("", "must not be empty"),
+                         (12, "must be a string"), (["x"], "must be a string"),
+                         (True, "must be a string")):
+            body = dict(full)
+            if val is None:
+                del body[field]
+            else:
+                body[field] = val
+
+            def one():
+                r = expect(S.post("/authentication/token", body), 400, "INVALID_REQUEST",
+                           f"{field}={val!r}")
+                check(f"'{field}'" in r.message and msg in r.message,
+                      f"message names the field: {r.message!r}")
+            unchanged(one)
+    r = expect(login(unit=5), 400, "INVALID_REQUEST", "unit number")
+    check("'unit'" in r.message, r.message)
+    r = expect(login(user="u" * 257), 400, "INVALID_REQUEST", "long user name")
+    check("longer than 256" in r.message, r.message)
+
+
+# ---- authentication/token ---------------------------------------------------
+
+def t_token():
+    t0 = int(time.time())
+    r = expect(login(), 200, "OK")
+    eq(r.json["status"], {"code": "OK", "description": "", "message": ""}, "status")
+    token = r.data["token"]
+    eq(set(r.data), {"token"}, "data members")
+    check(len(token) > 32, "token longer than 32 characters")
+    h, c = jwt_parts(token)
+    eq(h, {"typ": "JWT", "alg": "HS256", "kid": K["kid"]}, "header")
+    eq(set(c), {"jti", "usr", "org", "oun", "iat", "exp"}, "claims")
+    eq((c["usr"], c["org"], c["oun"]), ("alice", "ACME", "HQ"), "usr org oun (default unit)")
+    check(isinstance(c["iat"], int) and isinstance(c["exp"], int), "numeric iat/exp")
+    check(t0 - 5 <= c["iat"] <= time.time() + 5, "iat is now")
+    eq(c["exp"] - c["iat"], 7200, "two hours")
+    check(len(c["jti"]) == 32 and all(ch in "0123456789ABCDEF" for ch in c["jti"]), "jti hex")
+    v = S.ctl("token", "verify", token)
+    eq(json.loads(v.stdout)["jti"], c["jti"], "crmauthctl token verify")
+
+
+def t_token_unit():
+    eq(jwt_parts(token_for(unit="EU"))[1]["oun"], "EU", "requested unit")
+    eq(jwt_parts(token_for(unit="HQ"))[1]["oun"], "HQ", "default unit asked for")
+    for unit in ("XX", "hq", "X"):
+        unchanged(lambda: expect(login(unit=unit), 403, "INVALID_UNIT", unit))
+    # Another organisation's user of the same name has its own units.
+    r = expect(login(password="other-pw", org="OTHER"), 200, "OK")
+    eq(jwt_parts(r.data["token"])[1]["oun"], "X", "other org's alice")
+
+
+def t_identical_401():
+    """Wrong password, unknown user, unknown organisation, disabled user,
+    wrong organisation for the password: the same bytes."""
+    answers = []
+    for args in (dict(password="wrong"), dict(user="nobody"), dict(org="NOORG"),
+                 dict(user="bob", password="bob-pw"), dict(org="OTHER"),
+                 dict(password="alice-pw" + "x"), dict(password="ALICE-PW")):
+        def one():
+            r = expect(login(**args), 401, "INVALID_CREDENTIALS", repr(args))
+            answers.append((r.status, r.body, r.headers.get("www-authenticate")))
+        unchanged(one)
+    check(len(set(answers)) == 1, f"401 answers differ: {set(answers)}")
+
+
+# ---- authentication/web_api_key/token -----------------------------------------
+
+def apikey_post(key, body=None, password=""):
+    hdrs = {} if key is None else {"Authorization": basic(key, password)}
+    return S.post("/authentication/web_api_key/token", body, headers=hdrs)
+
+
+def t_web_api_key():
+    r = expect(apikey_post(K["apikey"]), 200, "OK", "no body")
+    h, c = jwt_parts(r.data["token"])
+    eq((c["usr"], c["org"], c["oun"]), ("alice", "ACME", "HQ"), "the key's user")
+    eq(h["kid"], K["kid"], "kid")
+    r = expect(apikey_post(K["apikey"], {"unit": "EU"}), 200, "OK", "unit EU")
+    eq(jwt_parts(r.data["token"])[1]["oun"], "EU", "unit EU")
+    expect(apikey_post(K["apikey"], {}), 200, "OK", "empty object")
+    unchanged(lambda: expect(apikey_post(K["apikey"], {"unit": "XX"}), 403, "INVALID_UNIT"))
+    unchanged(lambda: expect(apikey_post(K["apikey"], "[1]"), 400, "INVALID_REQUEST"))
+
+
+def t_web_api_key_401():
+    challenge = 'Basic realm="crmauth", charset="UTF-8"'
+    bodies = set()
+    # Unknown, revoked, disabled user's key, lower-cased key: one answer.
+    for key in ("0" * 32, K["apikey_revoked"], K["apikey_bob"], K["apikey"].lower(),
+                K["ck"]):
+        def one():
+            r = expect(apikey_post(key), 401, "INVALID_CREDENTIALS", key)
+            eq(r.headers.get("www-authenticate"), challenge, "challenge")
+            bodies.add(r.body)
+        unchanged(one)
+    eq(len(bodies), 1, "one 401 body for every bad key")
+    # Missing or malformed header: 401 with the challenge.
+    for hdr in (None, "Bearer " + K["apikey"], "Basic " + K["apikey"], "Basic !!!",
+                basic(K["apikey"], "password"), basic(""), "Basic"):
+        def one():
+            h = {} if hdr is None else {"Authorization": hdr}
+            r = S.post("/authentication/web_api_key/token", headers=h)
+            expect(r, 401, "INVALID_CREDENTIALS", repr(hdr))
+            eq(r.headers.get("www-authenticate"), challenge, f"challenge for {hdr!r}")
+        unchanged(one)
+
+
+# ---- authentication/consumer_application_key/token --------------------------
+
+def consumer_post(body, key=None):
+    return S.post("/authentication/consumer_application_key/token", body,
+                  headers={"Authorization": basic(key or K["ck"])})
+
+
+def t_consumer_code():
+    r = expect(consumer_post({"access_token_identifier": {"authentication_code": "CODE-1"}}),
+               200, "OK")
+    h, c = jwt_parts(r.data["token"])
+    eq(set(c), {"jti", "usr", "org", "oun", "iat", "exp", "cii", "acr"}, "consumer claims")
+    eq((c["usr"], c["org"], c["oun"], c["cii"], c["acr"]),
+       ("shop", "ACME", "HQ", "C-1", "AR-1"), "consumer claims")
+    r = expect(consumer_post({"access_token_identifier": {"authentication_code": "CODE-1"},
+                              "unit": "STORE"}), 200, "OK")
+    eq(jwt_parts(r.data["token"])[1]["oun"], "STORE", "unit")
+    unchanged(lambda: expect(consumer_post({"access_token_identifier":
+                                            {"authentication_code": "CODE-1"}, "unit": "EU"}),
+                             403, "INVALID_UNIT"))
+
+
+def t_consumer_identifier():
+    r = expect(consumer_post({"access_token_identifier":
+                              {"identifier": "card-2", "pass_code": "4321"}}), 200, "OK")
+    c = jwt_parts(r.data["token"])[1]
+    eq((c["usr"], c["cii"]), ("shop", "C-2"), "identifier claims")
+    check("acr" not in c, "no acr when the access token has none")
+
+
+def t_consumer_401():
+    bodies = set()
+    cases = [
+        (None, {"authentication_code": "CODE-2"}),
+        (None, {"authentication_code": "code-1"}),
+        (None, {"identifier": "card-2", "pass_code": "0000"}),
+        (None, {"identifier": "card-9", "pass_code": "4321"}),
+        (None, {"identifier": "CODE-1", "pass_code": "x"}),
+        ("0" * 32, {"authentication_code": "CODE-1"}),
+        ("ck_revoked", {"authentication_code": "CODE-1"}),
+        ("ck_other", {"authentication_code": "CODE-1"}),     # another org's key
+        ("apikey", {"authentication_code": "CODE-1"}),       # a Web API key
+    ]
+    for key, ati in cases:
+        key = K.get(key, key)
+
+        def one():
+            r = expect(consumer_post({"access_token_identifier": ati}, key), 401,
+                       "INVALID_CREDENTIALS", f"{key} {ati}")
+            check(r.headers.get("www-authenticate", "").startswith("Basic "), "challenge")
+            bodies.add(r.body)
+        unchanged(one)
+    eq(len(bodies), 1, "one 401 body for every consumer failure")
+    r = S.post("/authentication/consumer_application_key/token",
+               {"access_token_identifier": {"authentication_code": "CODE-1"}})
+    expect(r, 401, "INVALID_CREDENTIALS", "no Authorization")
+
+
+def t_consumer_400():
+    cases = [
+        ({}, "'access_token_identifier' is missing"),
+        ({"access_token_identifier": "CODE-1"}, "must be an object"),
+        ({"access_token_identifier": {}}, "needs authentication_code"),
+        ({"access_token_identifier": {"identifier": "card-2"}},
+         "'access_token_identifier.pass_code' is missing"),
+        ({"access_token_identifier": {"pass_code": "4321"}},
+         "'access_token_identifier.identifier' is missing"),
+        ({"access_token_identifier": {"authentication_code": "CODE-1", "identifier": "card-2",
+                                      "pass_code": "4321"}}, "not both"),
+        ({"access_token_identifier": {"authentication_code": 1}},
+         "'access_token_identifier.authentication_code' must be a string"),
+        ({"access_token_identifier": {"authentication_code": ""}},
+         "must not be empty"),
+    ]
+    for body, msg in cases:
+        def one():
+            r = expect(consumer_post(body), 400, "INVALID_REQUEST", repr(body))
+            check(msg in r.message, f"{body}: {r.message!r} lacks {msg!r}")
+        unchanged(one)
+    unchanged(lambda: expect(S.post("/authentication/consumer_application_key/token",
+                                    headers={"Authorization": basic(K["ck"])}),
+                             400, "INVALID_REQUEST", "no body"))
+
+
+# ---- authentication/token/release --------------------------------------------
+
+def release(token):
+    return S.post("/authentication/token/release", {"token": token})
+
+
+def t_release():
+    token = token_for()
+    n = S.released_count()
+    r = expect(release(token), 200, "OK")
+    eq(r.body, b'{"data":null,"status":{"code":"OK","description":"","message":""}}', "body")
+    eq(S.released_count(), n + 1, "released count")
+    v = S.ctl("token", "verify", token, check=False)
+    eq(v.returncode, 1, "verify refuses a released token")
+    check("released" in v.stderr, v.stderr)
+    # Idempotent.
+    expect(release(token), 200, "OK", "second release")
+    eq(S.released_count(), n + 1, "released count after second release")
+
+
+def t_release_web_api_key_and_consumer_tokens():
+    for r in (apikey_post(K["apikey"]),
+              consumer_post({"access_token_identifier": {"authentication_code": "CODE-1"}})):
+        token = expect(r, 200, "OK").data["token"]
+        expect(release(token), 200, "OK")
+        eq(S.ctl("token", "verify", token, check=False).returncode, 1, "released")
+
+
+def forged_tokens():
+    good = token_for()
+    h, c = jwt_parts(good)
+    hdr = {"typ": "JWT", "alg": "HS256", "kid": K["kid"]}
+    sig = good.rsplit(".", 1)[1]
+    flipped = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
+    c2 = dict(c, usr="root")
+    return {
+        "alg none": sign(dict(hdr, alg="none"), c, K["secret"]).rsplit(".", 1)[0] + ".",
+        "alg none signed": sign(dict(hdr, alg="none"), c, K["secret"]),
+        "HS512 same key": sign(dict(hdr, alg="HS512"), c, K["secret"], "sha512"),
+        "hs256 lower case": sign(dict(hdr, alg="hs256"), c, K["secret"]),
+        "another key": sign(hdr, c, b"k" * 32),
+        "unknown kid": sign(dict(hdr, kid="0123456789ABCDEF"), c, K["secret"]),
+        "no kid": sign({"alg": "HS256"}, c, K["secret"]),
+        "tampered signature": flipped,
+        "payload swapped": good.split(".")[0] + "." + b64url(json.dumps(c2).encode()) + "." + sig,
+        "exp as string": sign(hdr, dict(c, exp=str(c["exp"])), K["secret"]),
+        "garbage": "not.a.token",
+        "two parts": "abc.def",
+        "four parts": good + ".x",
+        "16 KiB of junk": "A" * 4000 + "." + "B" * 10 + "." + "C" * 10,
+    }
+
+
+def t_release_forged():
+    forged = forged_tokens()
+    for name, tok in forged.items():
+        unchanged(lambda: expect(release(tok), 401, "INVALID_TOKEN", name))
+        v = S.ctl("token", "verify", tok, check=False)
+        eq(v.returncode, 1, f"crmauthctl token verify refuses {name}")
+    for body, msg in (({}, "'token' is missing"), ({"token": ""}, "must not be empty"),
+                      ({"token": 5}, "must be a string")):
+        unchanged(lambda: check(msg in expect(S.post("/authentication/token/release", body),
+                                              400, "INVALID_REQUEST").message, msg))
+
+
+def t_release_expired_is_ok():
+    """An authentic token already past exp: 200, and nothing is stored."""
+    c = {"jti": "ABCDEF0123456789ABCDEF0123456789", "usr": "alice", "org": "ACME",
+         "oun": "HQ", "iat": 1600000000, "exp": 1600007200}
+    tok = sign({"typ": "JWT", "alg": "HS256", "kid": K["kid"]}, c, K["secret"])
+    unchanged(lambda: expect(release(tok), 200, "OK"))
+    v = S.ctl("token", "verify", tok, check=False)
+    check(v.returncode == 1 and "expired" in v.stderr, v.stderr)
+
+
+def t_concurrent_releases():
+    """Eight clients release 80 tokens at once through two responders."""
+    tokens = [expect(apikey_post(K["apikey"]), 200, "OK").data["token"] for _ in range(80)]
+    pids = S.responder_pids()
+    check(len(pids) >= 2, f"two or more responder processes, saw {pids}")
+    n = S.released_count()
+    results = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def client(i):
+        start.wait()
+        for tok in tokens[i::8]:
+            r = release(tok)
+            with lock:
+                results.append((r.status, r.code))
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    eq(len(results), 80, "answers")
+    eq(set(results), {(200, "OK")}, "every release answered 200")
+    eq(S.released_count(), n + 80, "released count is exact")
+    for tok in tokens:
+        v = S.ctl("token", "verify", tok, check=False)
+        check(v.returncode == 1 and "released" in v.stderr, f"refused afterwards: {v.stderr}")
+
+
+def t_admin_changes_seen_at_once():
+    """crmauthctl writes while the responders run; they see it."""
+    S.ctl("user", "add", "ACME", "dave", "--unit", "HQ", input="dave-pw\n")
+    expect(login("dave", "dave-pw"), 200, "OK", "new user")
+    S.ctl("user", "passwd", "ACME", "dave", input="dave-pw2\n")
+    expect(login("dave", "dave-pw"), 401, "INVALID_CREDENTIALS", "old password")
+    expect(login("dave", "dave-pw2"), 200, "OK", "new password")
+    S.ctl("user", "disable", "ACME", "dave")
+    expect(login("dave", "dave-pw2"), 401, "INVALID_CREDENTIALS", "disabled")
+    S.ctl("user", "enable", "ACME", "dave")
+    expect(login("dave", "dave-pw2"), 200, "OK", "enabled")
+    key = S.ctl("apikey", "add", "ACME", "dave").stdout.strip()
+    expect(apikey_post(key), 200, "OK", "dave's key")
+    S.ctl("user", "del", "ACME", "dave")
+    expect(login("dave", "dave-pw2"), 401, "INVALID_CREDENTIALS", "deleted")
+    expect(apikey_post(key), 401, "INVALID_CREDENTIALS", "deleted user's key")
+
+
+# ---- CGI mode ------------------------------------------------------------------
+
+def t_cgi():
+    cgi = "/cgi-bin/crmauth.cgi"
+    r = expect(S.get("/health", prefix=cgi), 200, "OK", "CGI health")
+    r = expect(S.post("/authentication/token", {"username": "alice", "password": "alice-pw",
+                                                "organisation": "ACME"}, prefix=cgi),
+               200, "OK", "CGI token")
+    token = r.data["token"]
+    eq(jwt_parts(token)[1]["usr"], "alice", "CGI claims")
+    r = expect(S.post("/authentication/web_api_key/token", prefix=cgi,
+                      headers={"Authorization": basic(K["apikey"])}), 200, "OK", "CGI Web API key")
+    n = S.released_count()
+    expect(S.post("/authentication/token/release", {"token": token}, prefix=cgi), 200, "OK")
+    eq(S.released_count(), n + 1, "CGI release stored")
+    expect(S.get("/nothing", prefix=cgi), 404, "NOT_FOUND", "CGI 404")
+    r = expect(S.get("/authentication/token", prefix=cgi), 405, "METHOD_NOT_ALLOWED")
+    eq(r.headers.get("allow"), "POST", "CGI Allow")
+    expect(S.post("/authentication/token", "x" * 5000, prefix=cgi), 413, "PAYLOAD_TOO_LARGE")
+    r = S.post("/authentication/web_api_key/token", prefix=cgi)
+    expect(r, 401, "INVALID_CREDENTIALS", "CGI no key")
+    check(r.headers.get("www-authenticate", "").startswith("Basic "), "CGI challenge")
+    # A query string without '=' may reach a CGI program as argv (RFC 3875
+    # §4.4); it must not be read as options.
+    expect(S.get("/health?-c/etc/passwd", prefix=cgi), 200, "OK", "argv is ignored in CGI")
+
+
+# ---- other servers: pruning, broken configuration, no store ---------------------
+
+def t_pruning():
+    P = Server("prune", procs=1, conf_extra="token_ttl = 2\n").start()
+    try:
+        P.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
+        key = P.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+
+        def tok():
+            r = P.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
+            eq(r.status, 200, f"token {r!r}")
+            return r.data["token"]
+        toks = [tok() for _ in range(5)]
+        c = jwt_parts(toks[0])[1]
+        eq(c["exp"] - c["iat"], 2, "short token_ttl")
+        for t in toks:
+            eq(P.post("/authentication/token/release", {"token": t}).status, 200, "release")
+        eq(P.released_count(), 5, "five kept")
+        time.sleep(3.1)
+        # The next write prunes what has passed its exp.
+        fresh = tok()
+        eq(P.post("/authentication/token/release", {"token": fresh}).status, 200, "release")
+        eq(P.released_count(), 1, "expired releases pruned by the write")
+        time.sleep(2.1)
+        eq(P.ctl("released", "prune").stdout.strip(), "pruned 1", "crmauthctl released prune")
+        eq(P.released_count(), 0, "empty after prune")
+    finally:
+        P.cleanup()
+
+
+def t_bad_config():
+    B = Server("badconf", procs=1, init=False,
+               conf_text="token_ttl = 60\nno_such_key = 1\n").start()
+    try:
+        r = expect(B.get("/health"), 503, "SERVICE_UNAVAILABLE")
+        check("retry-after" in r.headers, "Retry-After")
+        check("crmauth.conf" not in r.body.decode(), "no path in the answer")
+        log = B.error_log()
+        check(f"{B.conf}:2: unknown key \"no_such_key\"" in log, f"error log: {log[-2000:]}")
+        v = B.ctl("released", "count", check=False)
+        eq(v.returncode, 1, "crmauthctl fails")
+        eq(v.stderr.strip(), f"crmauthctl: {B.conf}:2: unknown key \"no_such_key\"", "one line")
+    finally:
+        B.cleanup()
+
+
+def t_no_store():
+    N = Server("nostore", procs=1, init=False).start()
+    try:
+        r = expect(N.get("/health"), 503, "SERVICE_UNAVAILABLE")
+        check("retry-after" in r.headers, "Retry-After")
+        check(N.db not in r.body.decode(), "no path in the answer")
+        expect(N.post("/authentication/token", {"username": "a", "password": "b",
+                                                "organisation": "c"}),
+               503, "SERVICE_UNAVAILABLE")
+        check(not os.path.exists(os.path.join(N.db, "data.mdb")), "serving made no store")
+        # Made after start: picked up without a restart.
+        N.ctl("init")
+        expect(N.get("/health"), 200, "OK", "store made later")
+    finally:
+        N.cleanup()
+
+
+def t_ctl_usage():
+    for args, code in ((("bogus",), 2), (("user",), 2), (("user", "add", "ACME"), 2),
+                       (("user", "add", "ACME", "x"), 2), (("--nope",), 2),
+                       (("user", "list", "a", "b"), 2), (("apikey", "revoke", "00"), 1),
+                       (("user", "del", "ACME", "ghost"), 1)):
+        r = S.ctl(*args, check=False)
+        eq(r.returncode, code, f"crmauthctl {args}: {r.stderr}")
+        check(r.stderr.startswith("crmauthctl: "), f"message: {r.stderr!r}")
+    r = S.ctl("user", "add", "ACME", "eve", "--unit", "HQ", input="", check=False)
+    eq(r.returncode, 1, "empty stdin password")
+    r = S.ctl("--help", check=False)
+    eq(r.returncode, 0, "--help")
+    check("access-token add" in r.stdout, "help lists commands")
+    listing = S.ctl("apikey", "list", "ACME").stdout
+    check(K["apikey"] not in listing, "apikey list never prints whole keys")
+    S.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="x\n", check=False)
+    users = S.ctl("user", "list", "ACME").stdout.splitlines()
+    check(any(u.startswith("ACME\talice\tHQ,EU\tenabled\t") for u in users), users)
+    check(all(u.startswith("ACME\t") for u in users), "list filters by org")
+
+
+def main():
+    global S
+    run = Runner("e2e" + ("-valgrind" if VALGRIND else ""))
+    S = Server("main").start()
+    try:
+        setup()
+        tests = [
+            ("health answers 200 when the store reads", t_health),
+            ("404 for anything not mounted", t_not_found),
+            ("a trailing slash is tolerated", t_trailing_slash),
+            ("405 with Allow", t_method_not_allowed),
+            ("413 before reading the body", t_payload_too_large),
+            ("415 for bodies that are not JSON", t_unsupported_media_type),
+            ("400 for bodies that are not a JSON object", t_bad_bodies),
+            ("400 names the missing or wrong field", t_missing_and_wrong_fields),
+            ("token: claims, header, two hours", t_token),
+            ("token: unit chosen, or 403", t_token_unit),
+            ("token: every credential failure is the same 401", t_identical_401),
+            ("Web API key: token for the key's user", t_web_api_key),
+            ("Web API key: 401 with WWW-Authenticate", t_web_api_key_401),
+            ("consumer key + authentication code", t_consumer_code),
+            ("consumer key + identifier and pass code", t_consumer_identifier),
+            ("consumer: every failure is the same 401", t_consumer_401),
+            ("consumer: 400 names the incomplete identifier", t_consumer_400),
+            ("release: 200, data null, refused after, idempotent", t_release),
+            ("release: Web API key and consumer tokens", t_release_web_api_key_and_consumer_tokens),
+            ("release and verify refuse forged tokens", t_release_forged),
+            ("release of an expired token succeeds, stores nothing", t_release_expired_is_ok),
+            ("8 clients, 80 releases, 2 responders", t_concurrent_releases),
+            ("admin changes are seen by running responders", t_admin_changes_seen_at_once),
+            ("CGI mode through mod_cgi", t_cgi),
+            ("crmauthctl: usage errors exit 2, failures 1", t_ctl_usage),
+            ("released ids are pruned after exp", t_pruning),
+            ("a broken config: 503 and file:line in the log", t_bad_config),
+            ("no store: 503; picked up once made", t_no_store),
+        ]
+        only = os.environ.get("E2E_ONLY")
+        for name, fn in tests:
+            if only and only not in name:
+                continue
+            run.run(name, fn)
+    finally:
+        S.cleanup()
+    if VALGRIND:
+        if crmtest.VALGRIND_PROBLEMS:
+            print("valgrind found problems:\n" + "\n".join(crmtest.VALGRIND_PROBLEMS))
+            run.failed += 1
+        else:
+            print("valgrind: no errors, no leaks in any responder process")
+    return run.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
