@@ -1234,9 +1234,10 @@ store_open(struct store **out, const struct config *cfg, int create,
 	/* Never create a store as a side effect of serving. */
 	snprintf(data, sizeof(data), "%s/data.mdb", cfg->db_path);
 	if (!create && stat(data, &sb) == -1) {
-		snprintf(st->detail, sizeof(st->detail), "%s: %s", data,
-		    strerror(errno));
 		e = errno == ENOENT ? STORE_NOTINIT : STORE_ERROR;
+		snprintf(st->detail, sizeof(st->detail), "%s: %s", e ==
+		    STORE_NOTINIT ? cfg->db_path : data, e == STORE_NOTINIT ?
+		    store_strerror(e) : strerror(errno));
 		goto fail;
 	}
 	if ((rc = mdb_env_create(&st->env)) != 0 ||
