@@ -67,6 +67,30 @@ issue(struct app *app, struct result *res, const struct tok_subject *s)
 	free(tok);
 }
 
+/*
+ * The common end of the three methods.  e is the outcome of looking the
+ * credentials up, every failure already folded into STORE_NOTFOUND.
+ */
+static void
+conclude(struct app *app, struct result *res, enum store_err e, int basic,
+    char units[][CRM_NAME_MAX + 1], size_t nunits, const char *unit,
+    struct tok_subject *s)
+{
+	if (e == STORE_NOTFOUND) {
+		deny(res, basic);
+		return;
+	}
+	if (e != STORE_OK) {
+		result_store_error(res, app, e);
+		return;
+	}
+	if ((s->oun = pick_unit(units, nunits, unit)) == NULL) {
+		result_error(res, API_INVALID_UNIT, NULL);
+		return;
+	}
+	issue(app, res, s);
+}
+
 /* Optional "unit" of the body, which may itself be absent. */
 static int
 body_unit(const struct request *req, const char **unit, struct result *res)
@@ -81,11 +105,10 @@ body_unit(const struct request *req, const char **unit, struct result *res)
 void
 m_token(struct app *app, const struct request *req, struct result *res)
 {
-	const char	*user, *pw, *org, *unit, *oun;
+	const char	*user, *pw, *org, *unit;
 	struct user_rec	 u;
 	struct tok_subject s;
 	enum store_err	 e;
-	int		 ok;
 
 	if (json_field_string(req->body, NULL, "username", 1, CRM_NAME_MAX,
 	    &user, res) == -1 ||
@@ -99,28 +122,16 @@ m_token(struct app *app, const struct request *req, struct result *res)
 		result_store_error(res, app, STORE_NOTINIT);
 		return;
 	}
+	u.nunits = 0;
 	e = store_user_get(app->store, org, user, &u);
-	if (e == STORE_NOTFOUND) {
+	if (e == STORE_NOTFOUND)
 		/* Same cost as a wrong password: no timing oracle. */
 		sec_pwverify(app->dummy_hash, pw, strlen(pw));
-		deny(res, 0);
-		return;
-	}
-	if (e != STORE_OK) {
-		result_store_error(res, app, e);
-		return;
-	}
-	ok = sec_pwverify(u.pwhash, pw, strlen(pw)) == 0;
-	if (!ok || u.disabled) {
-		deny(res, 0);
-		return;
-	}
-	if ((oun = pick_unit(u.units, u.nunits, unit)) == NULL) {
-		result_error(res, API_INVALID_UNIT, NULL);
-		return;
-	}
-	s = (struct tok_subject){ .usr = user, .org = org, .oun = oun };
-	issue(app, res, &s);
+	else if (e == STORE_OK &&
+	    (sec_pwverify(u.pwhash, pw, strlen(pw)) != 0 || u.disabled))
+		e = STORE_NOTFOUND;
+	s = (struct tok_subject){ .usr = user, .org = org };
+	conclude(app, res, e, 0, u.units, u.nunits, unit, &s);
 }
 
 void
@@ -129,7 +140,7 @@ m_web_api_key_token(struct app *app, const struct request *req,
 {
 	char			 key[CRM_NAME_MAX + 1];
 	unsigned char		 digest[CRM_DIGEST_BYTES];
-	const char		*unit, *oun;
+	const char		*unit;
 	struct apikey_rec	 ak;
 	struct user_rec		 u;
 	struct tok_subject	 s;
@@ -143,25 +154,16 @@ m_web_api_key_token(struct app *app, const struct request *req,
 		return;
 	}
 	sec_sha256(digest, key, strlen(key));
+	u.nunits = 0;
 	e = store_apikey_get(app->store, digest, &ak);
 	if (e == STORE_OK && !ak.revoked)
 		e = store_user_get(app->store, ak.org, ak.user, &u);
 	else if (e == STORE_OK)
 		e = STORE_NOTFOUND;
-	if (e == STORE_NOTFOUND || (e == STORE_OK && u.disabled)) {
-		deny(res, 1);
-		return;
-	}
-	if (e != STORE_OK) {
-		result_store_error(res, app, e);
-		return;
-	}
-	if ((oun = pick_unit(u.units, u.nunits, unit)) == NULL) {
-		result_error(res, API_INVALID_UNIT, NULL);
-		return;
-	}
-	s = (struct tok_subject){ .usr = ak.user, .org = ak.org, .oun = oun };
-	issue(app, res, &s);
+	if (e == STORE_OK && u.disabled)
+		e = STORE_NOTFOUND;
+	s = (struct tok_subject){ .usr = ak.user, .org = ak.org };
+	conclude(app, res, e, 1, u.units, u.nunits, unit, &s);
 }
 
 /* The access_token_identifier object: either authentication_code, or
@@ -218,7 +220,7 @@ m_consumer_token(struct app *app, const struct request *req,
 {
 	char			 key[CRM_NAME_MAX + 1];
 	unsigned char		 digest[CRM_DIGEST_BYTES], cd[CRM_DIGEST_BYTES];
-	const char		*code, *ident, *pass, *unit, *oun;
+	const char		*code, *ident, *pass, *unit;
 	struct consumer_rec	 ck;
 	struct access_rec	 at;
 	struct tok_subject	 s;
@@ -233,6 +235,7 @@ m_consumer_token(struct app *app, const struct request *req,
 		return;
 	}
 	sec_sha256(digest, key, strlen(key));
+	ck.nunits = 0;
 	e = store_consumer_get(app->store, digest, &ck);
 	if (e == STORE_OK && ck.revoked)
 		e = STORE_NOTFOUND;
@@ -248,19 +251,7 @@ m_consumer_token(struct app *app, const struct request *req,
 			sec_pwverify(app->dummy_hash, pass, strlen(pass));
 	} else if (e == STORE_NOTFOUND && pass != NULL)
 		sec_pwverify(app->dummy_hash, pass, strlen(pass));
-	if (e == STORE_NOTFOUND) {
-		deny(res, 1);
-		return;
-	}
-	if (e != STORE_OK) {
-		result_store_error(res, app, e);
-		return;
-	}
-	if ((oun = pick_unit(ck.units, ck.nunits, unit)) == NULL) {
-		result_error(res, API_INVALID_UNIT, NULL);
-		return;
-	}
-	s = (struct tok_subject){ .usr = ck.app, .org = ck.org, .oun = oun,
+	s = (struct tok_subject){ .usr = ck.app, .org = ck.org,
 	    .cii = at.contact, .acr = at.ar };
-	issue(app, res, &s);
+	conclude(app, res, e, 1, ck.units, ck.nunits, unit, &s);
 }

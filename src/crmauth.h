@@ -229,6 +229,9 @@ enum store_err store_access_put_code(struct store *, const char *org,
 	    const struct access_rec *);
 enum store_err store_access_put_ident(struct store *, const char *org,
 	    const char *ident, const struct access_rec *);
+/* Mark a Web API key (consumer 0) or consumer key (1) revoked. */
+enum store_err store_key_revoke(struct store *, int consumer,
+	    const unsigned char digest[CRM_DIGEST_BYTES]);
 /* Record jti as released until exp (idempotent). */
 enum store_err store_release(struct store *,
 	    const unsigned char jti[CRM_JTI_BYTES], int64_t exp, int64_t now);

@@ -477,23 +477,27 @@ key_digest(struct ctx *c, const char *arg, int consumer,
 }
 
 static int
-c_apikey_revoke(struct ctx *c, int argc, char **argv)
+key_revoke(struct ctx *c, const char *arg, int consumer)
 {
-	unsigned char		 digest[CRM_DIGEST_BYTES];
-	struct apikey_rec	 ak;
-	enum store_err		 e;
-	int			 rc;
+	unsigned char	 digest[CRM_DIGEST_BYTES];
+	enum store_err	 e;
+	int		 rc;
 
-	if ((rc = key_digest(c, argv[0], 0, digest)) != 0)
+	if ((rc = key_digest(c, arg, consumer, digest)) != 0)
 		return rc;
-	if ((e = store_apikey_get(c->store, digest, &ak)) == STORE_NOTFOUND)
-		return fail("no such Web API key");
+	e = store_key_revoke(c->store, consumer, digest);
+	if (e == STORE_NOTFOUND)
+		return fail("no such %s", consumer ?
+		    "consumer application key" : "Web API key");
 	if (e != STORE_OK)
 		return store_fail(c, e);
-	ak.revoked = 1;
-	if ((e = store_apikey_put(c->store, digest, &ak, 0)) != STORE_OK)
-		return store_fail(c, e);
 	return 0;
+}
+
+static int
+c_apikey_revoke(struct ctx *c, int argc, char **argv)
+{
+	return key_revoke(c, argv[0], 0);
 }
 
 struct klist {
@@ -561,21 +565,7 @@ c_consumer_add(struct ctx *c, int argc, char **argv)
 static int
 c_consumer_revoke(struct ctx *c, int argc, char **argv)
 {
-	unsigned char		 digest[CRM_DIGEST_BYTES];
-	struct consumer_rec	 ck;
-	enum store_err		 e;
-	int			 rc;
-
-	if ((rc = key_digest(c, argv[0], 1, digest)) != 0)
-		return rc;
-	if ((e = store_consumer_get(c->store, digest, &ck)) == STORE_NOTFOUND)
-		return fail("no such consumer application key");
-	if (e != STORE_OK)
-		return store_fail(c, e);
-	ck.revoked = 1;
-	if ((e = store_consumer_put(c->store, digest, &ck, 0)) != STORE_OK)
-		return store_fail(c, e);
-	return 0;
+	return key_revoke(c, argv[0], 1);
 }
 
 static int

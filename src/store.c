@@ -691,6 +691,39 @@ store_consumer_put(struct store *st,
 	return txn_run(st, 1, "consumer key put", consumer_put_fn, &a);
 }
 
+struct revoke_arg {
+	const unsigned char	*digest;
+	int			 consumer;
+};
+
+/* Read, mark revoked and write back in one transaction. */
+static int
+revoke_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct revoke_arg	*a = p;
+	MDB_dbi			 dbi = a->consumer ? st->consumers : st->apikeys;
+	MDB_val			 key = { CRM_DIGEST_BYTES, (void *)a->digest };
+	MDB_val			 val;
+	json_object		*o;
+	int			 rc;
+
+	if ((rc = mdb_get(txn, dbi, &key, &val)) != 0)
+		return rc;
+	if ((o = get_json(&val)) == NULL)
+		return RC_CORRUPT;
+	json_object_object_add(o, "revoked", json_object_new_boolean(1));
+	return put_json(txn, dbi, a->digest, CRM_DIGEST_BYTES, o, 0);
+}
+
+enum store_err
+store_key_revoke(struct store *st, int consumer,
+    const unsigned char digest[CRM_DIGEST_BYTES])
+{
+	struct revoke_arg a = { digest, consumer };
+
+	return txn_run(st, 1, "key revoke", revoke_fn, &a);
+}
+
 static int
 key_list_fn(struct store *st, MDB_txn *txn, MDB_dbi dbi, void *p,
     int consumer)

@@ -174,10 +174,14 @@ t_consumer_and_access(void)
 	CU_ASSERT_EQUAL(store_consumer_get(st, d, &g), STORE_OK);
 	CU_ASSERT_STRING_EQUAL(g.app, "shop");
 	CU_ASSERT_FALSE(g.revoked);
-	ck.revoked = 1;
-	CU_ASSERT_EQUAL(store_consumer_put(st, d, &ck, 0), STORE_OK);
+	/* Revoking keeps the record, marked, and nothing else changes. */
+	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d), STORE_OK);
 	CU_ASSERT_EQUAL(store_consumer_get(st, d, &g), STORE_OK);
 	CU_ASSERT_TRUE(g.revoked);
+	CU_ASSERT_STRING_EQUAL(g.app, "shop");
+	CU_ASSERT_EQUAL(g.nunits, 1);
+	/* Kinds are separate: this digest is no Web API key. */
+	CU_ASSERT_EQUAL(store_key_revoke(st, 0, d), STORE_NOTFOUND);
 
 	memset(&at, 0, sizeof(at));
 	strcpy(at.contact, "C1");
