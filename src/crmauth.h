@@ -425,6 +425,7 @@ struct app {
 	struct config	 cfg;
 	struct store	*store;		/* NULL until opened */
 	int		 conf_ok;	/* 0: config failed; answer 503 */
+	int64_t		 store_logged;	/* when a failed open was last logged */
 	char		 dummy_hash[CRM_PWHASH_MAX];
 	int64_t		 (*now)(void);	/* time source */
 };

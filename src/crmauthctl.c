@@ -255,7 +255,7 @@ static int
 c_user_add(struct ctx *c, int argc, char **argv)
 {
 	char		*pos[2], pw[CRM_SECRET_MAX + 2];
-	struct user_rec	 u;
+	struct user_rec	 u, old;
 	enum store_err	 e;
 	int		 rc;
 
@@ -264,10 +264,9 @@ c_user_add(struct ctx *c, int argc, char **argv)
 	    (rc = check_name("organisation", pos[0])) != 0 ||
 	    (rc = check_name("user", pos[1])) != 0)
 		return rc;
-	if (store_user_get(c->store, pos[0], pos[1], &u) == STORE_OK)
+	/* Before asking for a password; the put below checks again. */
+	if (store_user_get(c->store, pos[0], pos[1], &old) == STORE_OK)
 		return fail("user %s of %s already exists", pos[1], pos[0]);
-	/* The lookup may have overwritten units: parse again. */
-	parse_units(argc, argv, pos, 2, u.units, &u.nunits);
 	if (read_secret("password", pw, sizeof(pw)) != 0)
 		return EX_FAIL;
 	rc = sec_pwhash(u.pwhash, pw, strlen(pw), &c->cfg);

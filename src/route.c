@@ -42,7 +42,11 @@ app_store(struct app *app)
 	 * after start is picked up without a restart. */
 	e = store_open(&app->store, &app->cfg, 0, err, sizeof(err));
 	if (e != STORE_OK) {
-		log_err("%s", err);
+		/* Once a minute per process, not once per request. */
+		if (app->now() - app->store_logged >= 60) {
+			log_err("%s", err);
+			app->store_logged = app->now();
+		}
 		app->store = NULL;
 	}
 	return app->store;
