@@ -620,6 +620,23 @@ def t_ctl_usage():
     check(all(u.startswith("ACME\t") for u in users), "list filters by org")
 
 
+def t_fcgi_check_mode():
+    """crmauth.fcgi -t from a terminal: the configuration and the store."""
+    from crmtest import FCGI
+    r = subprocess.run([FCGI, "-t", "-c", S.conf], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=30)
+    eq(r.returncode, 0, f"-t on a good setup: {r.stderr}")
+    check(f"store {S.db}: ok" in r.stdout, r.stdout)
+    r = subprocess.run([FCGI, "-t", "-c", S.conf + ".missing"], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=30)
+    eq(r.returncode, 1, "-t with a missing config")
+    check(f"{S.conf}.missing: No such file or directory" in r.stderr, r.stderr)
+    r = subprocess.run([FCGI], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       timeout=30, env={"PATH": os.environ.get("PATH", "")})
+    eq(r.returncode, 2, "no web server, no -t: usage")
+    check(r.stderr.startswith("usage: crmauth.fcgi"), r.stderr)
+
+
 def main():
     global S
     run = Runner("e2e" + ("-valgrind" if VALGRIND else ""))
@@ -653,6 +670,7 @@ def main():
             ("500 tells nothing of its cause", t_internal_error),
             ("CGI mode through mod_cgi", t_cgi),
             ("crmauthctl: usage errors exit 2, failures 1", t_ctl_usage),
+            ("crmauth.fcgi -t checks config and store", t_fcgi_check_mode),
             ("released ids are pruned after exp", t_pruning),
             ("a broken config: 503 and file:line in the log", t_bad_config),
             ("no store: 503; picked up once made", t_no_store),
