@@ -118,10 +118,8 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	    CRM_NAME_MAX, &org, res) == -1 ||
 	    body_unit(req, &unit, res) == -1)
 		return;
-	if (app_store(app) == NULL) {
-		result_store_error(res, app, STORE_NOTINIT);
+	if (app_store(app, res) == NULL)
 		return;
-	}
 	u.nunits = 0;
 	e = store_user_get(app->store, org, user, &u);
 	if (e == STORE_NOTFOUND)
@@ -149,10 +147,8 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
 	    body_unit(req, &unit, res) == -1)
 		return;
-	if (app_store(app) == NULL) {
-		result_store_error(res, app, STORE_NOTINIT);
+	if (app_store(app, res) == NULL)
 		return;
-	}
 	sec_sha256(digest, key, strlen(key));
 	u.nunits = 0;
 	e = store_apikey_get(app->store, digest, &ak);
@@ -230,10 +226,8 @@ m_consumer_token(struct app *app, const struct request *req,
 	    access_fields(req, &code, &ident, &pass, res) == -1 ||
 	    body_unit(req, &unit, res) == -1)
 		return;
-	if (app_store(app) == NULL) {
-		result_store_error(res, app, STORE_NOTINIT);
+	if (app_store(app, res) == NULL)
 		return;
-	}
 	sec_sha256(digest, key, strlen(key));
 	ck.nunits = 0;
 	e = store_consumer_get(app->store, digest, &ck);

@@ -430,8 +430,9 @@ struct app {
 	int64_t		 (*now)(void);	/* time source */
 };
 
-/* Open the store if it is not open yet.  NULL (and logged) on failure. */
-struct store *app_store(struct app *);
+/* Open the store if it is not open yet.  On failure: NULL, res set to
+ * 503 with Retry-After, and the cause logged (at most once a minute). */
+struct store *app_store(struct app *, struct result *);
 
 typedef void (*method_fn)(struct app *, const struct request *,
 	    struct result *);

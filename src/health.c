@@ -9,10 +9,8 @@ m_health(struct app *app, const struct request *req, struct result *res)
 {
 	enum store_err e;
 
-	if (app_store(app) == NULL) {
-		result_store_error(res, app, STORE_NOTINIT);
+	if (app_store(app, res) == NULL)
 		return;
-	}
 	if ((e = store_ping(app->store)) != STORE_OK) {
 		result_store_error(res, app, e == STORE_NOTFOUND ?
 		    STORE_NOTINIT : e);

@@ -16,10 +16,8 @@ m_release(struct app *app, const struct request *req, struct result *res)
 	if (json_field_string(req->body, NULL, "token", 1, app->cfg.max_body,
 	    &token, res) == -1)
 		return;
-	if (app_store(app) == NULL) {
-		result_store_error(res, app, STORE_NOTINIT);
+	if (app_store(app, res) == NULL)
 		return;
-	}
 	te = tok_verify(token, strlen(token), tok_store_key, app->store, &c);
 	switch (te) {
 	case TOK_OK:

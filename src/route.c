@@ -31,7 +31,7 @@ route_find(const char *path)
 }
 
 struct store *
-app_store(struct app *app)
+app_store(struct app *app, struct result *res)
 {
 	char		 err[CRM_ERR_MAX];
 	enum store_err	 e;
@@ -48,6 +48,8 @@ app_store(struct app *app)
 			app->store_logged = app->now();
 		}
 		app->store = NULL;
+		result_error(res, API_SERVICE_UNAVAILABLE, NULL);
+		res->retry_after = 30;
 	}
 	return app->store;
 }
