@@ -7,8 +7,14 @@
  * or SIGINT, finishing the request in hand first.
  * CGI (GATEWAY_INTERFACE set): serve one request.  argv is ignored then:
  * RFC 3875 §4.4 lets a server put query-string words there.
+ * With -w N, a supervisor forks N workers that accept on the same fd 0,
+ * restarts any that dies, and on SIGTERM passes it on and waits for them:
+ * for systemd (StandardInput=socket) and spawn-fcgi -n, whose own fork
+ * mode (-F) discards stderr and never restarts a worker.
  * Otherwise (a terminal): -t checks the configuration and store.
  */
+#include <sys/wait.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,6 +27,8 @@
 #include <fcgiapp.h>
 
 #include "crmauth.h"
+
+#define WORKERS_MAX 64
 
 static volatile sig_atomic_t stop;
 
@@ -100,13 +108,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: crmauth.fcgi [-c FILE]     (started by a FastCGI process "
+	    "usage: crmauth.fcgi [-c FILE] [-w N] (started by a FastCGI process "
 	    "manager or as CGI)\n"
 	    "       crmauth.fcgi [-c FILE] -t  check the configuration and "
 	    "the store, then exit\n"
 	    "       crmauth.fcgi -V            print the version\n"
+	    "  -w N  supervise N worker processes on the FastCGI socket "
+	    "(1-%d)\n"
 	    "Configuration: -c FILE, else $CRMAUTH_CONF, else %s\n",
-	    CRM_DEFAULT_CONF);
+	    WORKERS_MAX, CRM_DEFAULT_CONF);
 }
 
 /* Read the configuration into app; on failure log one line and leave
@@ -148,25 +158,31 @@ check_only(struct app *app)
 	return 0;
 }
 
-static int
-serve_fcgi(struct app *app)
+static void
+catch_signals(void (*fn)(int))
 {
-	FCGX_Request		 req;
-	struct http_io		 io = { &req, fcgi_param, fcgi_read,
-				    fcgi_write };
-	struct sigaction	 sa;
+	struct sigaction sa;
 
-	/* Our own handlers, without SA_RESTART, so that a signal wakes
-	 * accept(2) and the loop ends after the request in hand. */
+	/* No SA_RESTART: a signal must wake accept(2) and wait(2). */
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
+	sa.sa_handler = fn;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+}
 
+/* Serve until a signal asks us to stop, finishing the request in hand. */
+static int
+serve_fcgi(struct app *app)
+{
+	FCGX_Request		 req;
+	struct http_io		 io = { &req, fcgi_param, fcgi_read,
+				    fcgi_write };
+
+	catch_signals(on_signal);
 	if (FCGX_InitRequest(&req, 0, 0) != 0) {
 		log_err("FCGX_InitRequest failed");
 		return 1;
@@ -179,12 +195,86 @@ serve_fcgi(struct app *app)
 	return 0;
 }
 
+static void
+on_supervisor_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static pid_t
+start_worker(struct app *app)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(serve_fcgi(app));
+	if (pid == -1)
+		log_err("fork: %s", strerror(errno));
+	return pid;
+}
+
+/*
+ * Keep n workers serving fd 0.  A worker that dies is logged and
+ * replaced (after a second if it died young, so that a broken set-up
+ * does not spin).  On SIGTERM, SIGINT or SIGUSR1: pass SIGTERM on, wait
+ * for every worker to finish its request, exit 0.
+ */
+static int
+supervise(struct app *app, int n)
+{
+	pid_t	 pids[WORKERS_MAX];
+	time_t	 born[WORKERS_MAX];
+	pid_t	 pid;
+	int	 status, i, alive = 0;
+
+	catch_signals(on_supervisor_signal);
+	for (i = 0; i < n; i++) {
+		pids[i] = start_worker(app);
+		born[i] = time(NULL);
+		alive += pids[i] > 0;
+	}
+	while (!stop && alive > 0) {
+		if ((pid = wait(&status)) == -1)
+			continue;	/* EINTR: look at stop */
+		for (i = 0; i < n && pids[i] != pid; i++)
+			;
+		if (i == n)
+			continue;
+		if (WIFSIGNALED(status))
+			log_err("worker %ld killed by signal %d; restarting",
+			    (long)pid, WTERMSIG(status));
+		else
+			log_err("worker %ld exited with %d; restarting",
+			    (long)pid, WEXITSTATUS(status));
+		if (time(NULL) - born[i] < 1 && !stop)
+			sleep(1);
+		if (stop) {
+			pids[i] = -1;
+			alive--;
+			break;
+		}
+		pids[i] = start_worker(app);
+		born[i] = time(NULL);
+		if (pids[i] <= 0)
+			alive--;
+	}
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	while (wait(&status) > 0 || errno == EINTR)
+		;
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct app	 app;
 	const char	*conf = NULL;
-	int		 ch, check = 0, cgi, rc = 0;
+	int		 ch, check = 0, cgi, rc = 0, workers = 0;
+	long long	 v;
+	const char	*why;
 	struct http_io	 cgi_io = { NULL, cgi_param, cgi_read, cgi_write };
 
 	log_init("crmauth.fcgi");
@@ -200,10 +290,18 @@ main(int argc, char *argv[])
 		store_close(app.store);
 		return 0;
 	}
-	while ((ch = getopt(argc, argv, "c:htV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:htVw:")) != -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;
+			break;
+		case 'w':
+			if (parse_int(optarg, 1, WORKERS_MAX, &v, &why) == -1) {
+				fprintf(stderr, "crmauth.fcgi: -w %s %s (1 to "
+				    "%d)\n", optarg, why, WORKERS_MAX);
+				return 2;
+			}
+			workers = (int)v;
 			break;
 		case 't':
 			check = 1;
@@ -230,6 +328,8 @@ main(int argc, char *argv[])
 	app_init(&app, conf);
 	if (check)
 		rc = check_only(&app);
+	else if (workers > 0)
+		rc = supervise(&app, workers);
 	else
 		rc = serve_fcgi(&app);
 	store_close(app.store);

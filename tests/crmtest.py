@@ -1,6 +1,7 @@
-"""Test harness: a real lighttpd on a free loopback port serving the freshly
-built crmauth.fcgi (mod_fastcgi) and crmauth.cgi (mod_cgi), a store made
-with crmauthctl, and plain HTTP from the standard library.
+"""Test harness: real web servers on free loopback ports serving the freshly
+built responder, each configured from its sample in etc/ with only paths
+and ports filled in; a store made with crmauthctl; plain HTTP from the
+standard library.
 
 Only 127.0.0.1 is ever used.  Every server is started and stopped here.
 """
@@ -24,8 +25,17 @@ TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir", "."))
 FCGI = os.path.join(TOP_BUILDDIR, "crmauth.fcgi")
 CTL = os.path.join(TOP_BUILDDIR, "crmauthctl")
 LIGHTTPD = os.environ.get("LIGHTTPD") or shutil.which("lighttpd") or "/usr/sbin/lighttpd"
+APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SPAWN_FCGI = shutil.which("spawn-fcgi") or "/usr/bin/spawn-fcgi"
 VALGRIND = os.environ.get("CRMAUTH_VALGRIND") or ""
 VALGRIND_PROBLEMS = []      # filled by Server.cleanup() under valgrind
+PREFIX = "/crmapi/rest/v2"  # where every sample mounts the API
+
+# Run as root (CI), the responders run as the web server's user, as they
+# would for real; run as anyone else, everything runs as that user.
+RUN_USER = "www-data" if os.geteuid() == 0 else None
 
 
 def b64url(data):
@@ -88,31 +98,122 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Server:
-    """lighttpd + crmauth with its own store, config and error log."""
+def wait_port(port, proc=None, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
-    def __init__(self, name, procs=2, conf_extra="", conf_text=None, init=True):
-        self.dir = tempfile.mkdtemp(prefix=f"crmauth-e2e-{name}-")
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Signal a process (or its group) and wait; returns its exit status."""
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{proc.args[0]} ignored signal {sig}")
+
+
+def user_kw(user):
+    """Popen arguments that run the child as user (and only its group),
+    switching in the child itself so that its PID is the program's."""
+    return {} if user is None else {"user": user, "group": user, "extra_groups": []}
+
+
+class Server:
+    """A store, its configuration and a web server in front of crmauth.
+
+    Subclasses write the web server's configuration (from the sample in
+    etc/) and start whatever the deployment needs."""
+    kind = "base"
+    prefix = PREFIX
+
+    def __init__(self, name, conf_extra="", conf_text=None, init=True, user=None,
+                 procs=2):
         self.name = name
+        self.user = user
         self.procs = procs
+        self.dir = tempfile.mkdtemp(prefix=f"crmauth-{name}-")
         self.db = os.path.join(self.dir, "db")
         self.conf = os.path.join(self.dir, "crmauth.conf")
+        self.run = os.path.join(self.dir, "run")
+        self.logdir = os.path.join(self.dir, "log")
+        self.sbindir = os.path.join(self.dir, "sbin")
+        self.pkgdatadir = os.path.join(self.dir, "share")
+        os.makedirs(self.run)
+        os.makedirs(self.logdir)
+        os.makedirs(os.path.join(self.dir, "www"))
+        self._install_programs()
         with open(self.conf, "w") as f:
             if conf_text is not None:
                 f.write(conf_text)
             else:
-                f.write(f"# e2e {name}\ndb_path = {self.db}\n"
+                f.write(f"# test {name}\ndb_path = {self.db}\n"
                         "argon2_memory_kib = 8192\nargon2_iterations = 1\n"
                         "max_body = 4096\n" + conf_extra)
+        if user is not None:
+            # The web server's user must reach its store, socket, programs.
+            os.chmod(self.dir, 0o755)
+            os.makedirs(self.db)
+            # lighttpd opens its logs after dropping to server.username.
+            for d in (self.db, self.run, self.logdir):
+                shutil.chown(d, user, user)
         if init:
             self.ctl("init")
-        self.proc = None
+        self.procs_started = []         # (Popen, what) started by start()
         self.port = None
 
+    def _install_programs(self):
+        """Copies the web server's user can run, as make install would lay
+        them out: sbin/ and share/cgi-bin/."""
+        os.makedirs(self.sbindir)
+        os.makedirs(os.path.join(self.pkgdatadir, "cgi-bin"))
+        if VALGRIND:
+            self._valgrind_wrapper(os.path.join(self.sbindir, "crmauth.fcgi"), "fcgi")
+            self._valgrind_wrapper(os.path.join(self.pkgdatadir, "cgi-bin", "crmauth.cgi"), "cgi")
+        else:
+            shutil.copy2(FCGI, os.path.join(self.sbindir, "crmauth.fcgi"))
+            shutil.copy2(FCGI, os.path.join(self.pkgdatadir, "cgi-bin", "crmauth.cgi"))
+        shutil.copy2(CTL, os.path.join(self.sbindir, "crmauthctl"))
+
+    def _valgrind_wrapper(self, path, tag):
+        log = os.path.join(self.dir, f"vg-{tag}.%p.log")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n"
+                    f"exec {VALGRIND} --quiet --leak-check=full "
+                    "--show-leak-kinds=definite,indirect "
+                    "--errors-for-leak-kinds=definite,indirect "
+                    f"--log-file={log} {FCGI} \"$@\"\n")
+        os.chmod(path, 0o755)
+
+    def sample(self, name):
+        """etc/NAME.in with this server's paths, as make would fill them."""
+        with open(os.path.join(TOP_SRCDIR, "etc", name + ".in")) as f:
+            text = f.read()
+        for k, v in (("@sbindir@", self.sbindir), ("@sysconfdir@", self.dir),
+                     ("@localstatedir@", self.dir), ("@pkgdatadir@", self.pkgdatadir),
+                     ("@docdir@", self.dir), ("/run/crmauth", self.run)):
+            text = text.replace(k, v)
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
     # -- admin tool ------------------------------------------------------
-    def ctl(self, *args, input=None, check=True):
-        r = subprocess.run([CTL, "-c", self.conf, *args], input=input,
-                           capture_output=True, text=True, timeout=60)
+    def ctl(self, *args, input=None, check=True, conf=None):
+        cmd = [os.path.join(self.sbindir, "crmauthctl"), "-c", conf or self.conf, *args]
+        r = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120,
+                           **user_kw(self.user))
         if check and r.returncode != 0:
             raise AssertionError(f"crmauthctl {' '.join(args)}: {r.returncode} {r.stderr}")
         return r
@@ -127,109 +228,58 @@ class Server:
     def released_count(self):
         return int(self.ctl("released", "count").stdout)
 
-    # -- web server --------------------------------------------------------
-    def _write_lighttpd_conf(self):
-        www = os.path.join(self.dir, "www")
-        cgibin = os.path.join(self.dir, "cgi-bin")
-        os.makedirs(www, exist_ok=True)
-        os.makedirs(cgibin, exist_ok=True)
-        fcgi = FCGI
-        cgi = os.path.join(cgibin, "crmauth.cgi")
-        if VALGRIND:
-            fcgi = os.path.join(self.dir, "vg-fcgi.sh")
-            self._wrapper(fcgi, "fcgi")
-            self._wrapper(cgi, "cgi")
-        elif not os.path.exists(cgi):
-            os.symlink(FCGI, cgi)
-        text = f"""
-server.document-root = "{www}"
-server.bind = "127.0.0.1"
-server.port = {self.port}
-server.errorlog = "{self.dir}/error.log"
-server.breakagelog = "{self.dir}/breakage.log"
-server.pid-file = "{self.dir}/lighttpd.pid"
-server.modules = ("mod_alias", "mod_setenv", "mod_cgi", "mod_fastcgi")
-fastcgi.server = ("/api" => ((
-    "bin-path" => "{fcgi}",
-    "socket" => "{self.dir}/crmauth.sock",
-    "max-procs" => {self.procs},
-    "check-local" => "disable",
-    "bin-environment" => ("CRMAUTH_CONF" => "{self.conf}"),
-)))
-alias.url = ("/cgi-bin/" => "{cgibin}/")
-$HTTP["url"] =~ "^/cgi-bin/" {{
-    cgi.assign = ("" => "")
-    setenv.add-environment = ("CRMAUTH_CONF" => "{self.conf}")
-}}
-"""
-        path = os.path.join(self.dir, "lighttpd.conf")
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    def _wrapper(self, path, tag):
-        log = os.path.join(self.dir, f"vg-{tag}.%p.log")
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\n"
-                    f"exec {VALGRIND} --quiet --leak-check=full "
-                    "--show-leak-kinds=definite,indirect "
-                    "--errors-for-leak-kinds=definite,indirect "
-                    f"--log-file={log} {FCGI} \"$@\"\n")
-        os.chmod(path, 0o755)
+    # -- processes -----------------------------------------------------------
+    def spawn(self, cmd, what, env=None, user=None, **kw):
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                             stderr=kw.pop("stderr", subprocess.DEVNULL),
+                             start_new_session=True, **user_kw(user), **kw)
+        self.procs_started.append((p, what))
+        return p
 
     def start(self):
         for attempt in range(5):
             self.port = free_port()
-            conf = self._write_lighttpd_conf()
-            self.proc = subprocess.Popen([LIGHTTPD, "-D", "-f", conf],
-                                         stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
-            deadline = time.time() + 20
-            while time.time() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                        return self
-                except OSError:
-                    time.sleep(0.05)
+            self._start()
+            front = self.procs_started[-1][0]
+            if wait_port(self.port, front):
+                return self
             self.stop()
-        raise AssertionError(f"lighttpd did not start; see {self.dir}/error.log")
+        raise AssertionError(f"{self.kind} did not start; see {self.dir}:\n{self.error_log()[-3000:]}")
+
+    def _start(self):
+        raise NotImplementedError
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        # The web server first, then what serves behind it.
+        for p, what in reversed(self.procs_started):
+            stop_process(p)
+        self.procs_started = []
 
-    def responder_pids(self):
-        """The FastCGI processes lighttpd spawned (its children)."""
-        r = subprocess.run(["pgrep", "-P", str(self.proc.pid)],
-                           capture_output=True, text=True)
-        return set(r.stdout.split())
+    def logs(self):
+        return ["error.log", "breakage.log", "crmauth-stderr.log"]
 
     def error_log(self):
-        """lighttpd's error log and its breakage log, where the stderr of
-        FastCGI and CGI programs goes."""
+        """The web server's error log and wherever the responders' stderr
+        goes for this server."""
         text = ""
-        for name in ("error.log", "breakage.log"):
+        for name in self.logs():
             try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
+                with open(os.path.join(self.logdir, name), errors="replace") as f:
                     text += f.read()
             except FileNotFoundError:
                 pass
         return text
 
+    def responder_pids(self):
+        r = subprocess.run(["pgrep", "-f", "--", os.path.join(self.sbindir, "crmauth.fcgi")],
+                           capture_output=True, text=True)
+        return set(r.stdout.split())
+
     def cleanup(self):
         started = self.port is not None
         self.stop()
         if VALGRIND and started:
-            # Give the responders a moment to write their reports.
-            time.sleep(0.5)
+            time.sleep(0.5)     # let the responders write their reports
             VALGRIND_PROBLEMS.extend(valgrind_report([self.dir]))
         if os.environ.get("CRMAUTH_KEEP"):
             print(f"# kept {self.dir}")
@@ -238,9 +288,9 @@ $HTTP["url"] =~ "^/cgi-bin/" {{
 
     # -- HTTP ----------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, raw=None,
-                content_type="application/json", prefix="/api"):
-        """One request on a fresh connection.  body: dict/list/str to send
-        as JSON text; raw: bytes sent as they are."""
+                content_type="application/json", prefix=None):
+        """One request on a fresh connection.  body: dict/list/str sent as
+        JSON text; raw: bytes sent as they are."""
         hdrs = dict(headers or {})
         data = None
         if raw is not None:
@@ -249,12 +299,14 @@ $HTTP["url"] =~ "^/cgi-bin/" {{
             data = (body if isinstance(body, str) else json.dumps(body)).encode()
         if data is not None and content_type is not None:
             hdrs.setdefault("Content-Type", content_type)
+        if method == "POST" and data is None:
+            data = b""          # Content-Length: 0, as curl -d '' sends
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            conn.request(method, prefix + path, body=data, headers=hdrs)
+            conn.request(method, (self.prefix if prefix is None else prefix) + path,
+                         body=data, headers=hdrs)
             r = conn.getresponse()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()},
-                            r.read())
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
         finally:
             conn.close()
 
@@ -263,6 +315,260 @@ $HTTP["url"] =~ "^/cgi-bin/" {{
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
+
+
+class Lighttpd(Server):
+    """lighttpd starting the responders itself (etc/lighttpd-fastcgi.conf),
+    plus mod_cgi serving share/cgi-bin/crmauth.cgi at /cgi-bin/."""
+    kind = "lighttpd"
+
+    def _start(self):
+        sample = self.sample("lighttpd-fastcgi.conf")
+        cgibin = os.path.join(self.pkgdatadir, "cgi-bin")
+        user = f'server.username = "{self.user}"\nserver.groupname = "{self.user}"\n' \
+            if self.user else ""
+        frame = os.path.join(self.dir, "lighttpd.conf")
+        with open(frame, "w") as f:
+            f.write(f"""
+server.document-root = "{self.dir}/www"
+server.bind = "127.0.0.1"
+server.port = {self.port}
+server.errorlog = "{self.logdir}/error.log"
+server.breakagelog = "{self.logdir}/breakage.log"
+{user}
+server.modules = ("mod_alias", "mod_setenv", "mod_cgi")
+include "{sample}"
+alias.url = ("/cgi-bin/" => "{cgibin}/")
+$HTTP["url"] =~ "^/cgi-bin/" {{
+    cgi.assign = ("" => "")
+    setenv.add-environment = ("CRMAUTH_CONF" => "{self.conf}")
+}}
+""")
+        # The sample's max-procs is 2; tests may ask for another count.
+        if self.procs != 2:
+            text = open(sample).read().replace('"max-procs" => 2', f'"max-procs" => {self.procs}')
+            open(sample, "w").write(text)
+        self.spawn([LIGHTTPD, "-D", "-f", frame], "lighttpd")
+
+    def responder_pids(self):
+        """The FastCGI processes lighttpd spawned (its children)."""
+        front = self.procs_started[-1][0]
+        r = subprocess.run(["pgrep", "-P", str(front.pid)], capture_output=True, text=True)
+        return set(r.stdout.split())
+
+
+def spawn_fcgi_cmd(server, workers=2):
+    """The spawn-fcgi line documented in the samples (workers None: the
+    responder alone, without its -w supervisor)."""
+    cmd = [SPAWN_FCGI, "-n", "-s", os.path.join(server.run, "crmauth.sock"), "-M", "0660"]
+    if server.user:
+        cmd += ["-u", server.user, "-g", server.user, "-U", server.user, "-G", server.user]
+    cmd += ["--", os.path.join(server.sbindir, "crmauth.fcgi")]
+    return cmd if workers is None else cmd + ["-w", str(workers)]
+
+
+class LighttpdSocket(Server):
+    """lighttpd talking to a socket (etc/lighttpd-fastcgi-socket.conf); the
+    responders started by the ExecStart of etc/crmauth-spawn-fcgi.service."""
+    kind = "lighttpd+socket"
+
+    def _start(self):
+        self.backend = start_unit_spawn_fcgi(self)
+        sample = self.sample("lighttpd-fastcgi-socket.conf")
+        user = f'server.username = "{self.user}"\nserver.groupname = "{self.user}"\n' \
+            if self.user else ""
+        frame = os.path.join(self.dir, "lighttpd.conf")
+        with open(frame, "w") as f:
+            f.write(f"""
+server.document-root = "{self.dir}/www"
+server.bind = "127.0.0.1"
+server.port = {self.port}
+server.errorlog = "{self.logdir}/error.log"
+{user}
+include "{sample}"
+""")
+        self.spawn([LIGHTTPD, "-D", "-f", frame], "lighttpd")
+
+
+def parse_unit(path):
+    """Key = value pairs of a systemd unit file (last one wins, except
+    Environment, which accumulates)."""
+    keys = {"Environment": []}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in "#;[" or "=" not in line:
+                continue
+            k, v = line.split("=", 1)
+            if k == "Environment":
+                keys[k].append(v)
+            else:
+                keys[k] = v
+    return keys
+
+
+def unit_env(unit):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for e in unit["Environment"]:
+        k, v = e.split("=", 1)
+        env[k] = v
+    return env
+
+
+def start_unit_spawn_fcgi(server):
+    """What systemd does with etc/crmauth-spawn-fcgi.service: make the
+    RuntimeDirectory for User, run ExecStart as User with Environment."""
+    unit = parse_unit(server.sample("crmauth-spawn-fcgi.service"))
+    cmd = unit["ExecStart"].split()
+    user = server.user if unit.get("User") else None
+    err = open(os.path.join(server.logdir, "crmauth-stderr.log"), "w")
+    return server.spawn(cmd, "crmauth-spawn-fcgi.service", env=unit_env(unit),
+                        user=user, stderr=err)
+
+
+def start_units_socket(server):
+    """What systemd does with etc/crmauth.socket + etc/crmauth.service:
+    make the socket as ListenStream/SocketUser/SocketGroup/SocketMode say,
+    then run ExecStart as User with the socket on standard input."""
+    sock_unit = parse_unit(server.sample("crmauth.socket"))
+    svc = parse_unit(server.sample("crmauth.service"))
+    path = sock_unit["ListenStream"]
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(128)
+    if server.user:
+        shutil.chown(path, sock_unit["SocketUser"], sock_unit["SocketGroup"])
+    os.chmod(path, int(sock_unit["SocketMode"], 8))
+    assert svc["StandardInput"] == "socket", "the service takes the socket on stdin"
+    user = server.user if svc.get("User") else None
+    err = open(os.path.join(server.logdir, "crmauth-stderr.log"), "w")
+    p = server.spawn(svc["ExecStart"].split(), "crmauth.service", env=unit_env(svc),
+                     user=user, stdin=s.fileno(), stderr=err)
+    s.close()
+    return p
+
+
+class Nginx(Server):
+    """nginx with etc/nginx.conf; responders from the documented spawn-fcgi
+    line (backend="spawn-fcgi") or the systemd units (backend="systemd")."""
+
+    def __init__(self, name, backend="spawn-fcgi", workers=2, **kw):
+        self.backend_kind = backend
+        self.workers = workers
+        super().__init__(name, **kw)
+        self.kind = f"nginx+{backend}"
+
+    def _start(self):
+        if self.backend_kind == "systemd":
+            self.backend = start_units_socket(self)
+        else:
+            env = {"PATH": os.environ.get("PATH", ""), "CRMAUTH_CONF": self.conf}
+            err = open(os.path.join(self.logdir, "crmauth-stderr.log"), "w")
+            self.backend = self.spawn(spawn_fcgi_cmd(self, self.workers), "spawn-fcgi",
+                                      env=env, stderr=err)
+        sock = os.path.join(self.run, "crmauth.sock")
+        deadline = time.time() + 10
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.05)
+        sample = self.sample("nginx.conf")
+        tmp = os.path.join(self.dir, "nginx-tmp")
+        os.makedirs(tmp, exist_ok=True)
+        user = f"user {self.user};" if self.user else ""
+        frame = os.path.join(self.dir, "nginx-frame.conf")
+        with open(frame, "w") as f:
+            f.write(f"""
+daemon off;
+{user}
+worker_processes 2;
+pid {self.dir}/nginx.pid;
+error_log {self.logdir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    fastcgi_temp_path {tmp}/fastcgi;
+    proxy_temp_path {tmp}/proxy;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{self.port};
+        include {sample};
+    }}
+}}
+""")
+        self.spawn([NGINX, "-c", frame, "-p", self.dir], "nginx")
+
+
+class Apache(Server):
+    """Apache 2.4 (event MPM) with etc/apache-fcgid.conf (mode="fcgid"),
+    etc/apache-cgi.conf (mode="cgi"), or cgi-bin/.htaccess as a shared-
+    hosting user uploads it (mode="htaccess")."""
+
+    def __init__(self, name, mode="fcgid", extra="", **kw):
+        self.mode = mode
+        self.extra = extra
+        super().__init__(name, **kw)
+        self.kind = f"apache+{mode}"
+        if mode == "htaccess":
+            self.prefix = "/cgi-bin/crmauth.cgi"
+
+    def _start(self):
+        m = APACHE_MODULES
+        if self.mode == "fcgid":
+            include = f"Include {self.sample('apache-fcgid.conf')}"
+            mods = ["fcgid"]
+        elif self.mode == "cgi":
+            include = f"Include {self.sample('apache-cgi.conf')}"
+            mods = ["cgid", "env"]
+        else:
+            cgibin = os.path.join(self.dir, "htdocs-cgi-bin")
+            os.makedirs(cgibin, exist_ok=True)
+            shutil.copy2(os.path.join(self.pkgdatadir, "cgi-bin", "crmauth.cgi"), cgibin)
+            with open(os.path.join(TOP_SRCDIR, "cgi-bin", ".htaccess")) as f:
+                ht = f.read().replace("/home/example/crmauth/crmauth.conf", self.conf)
+            with open(os.path.join(cgibin, ".htaccess"), "w") as f:
+                f.write(ht)
+            # A stray file next to the program, which must not be served.
+            with open(os.path.join(cgibin, "crmauth.conf"), "w") as f:
+                f.write("db_path = secret\n")
+            include = f"""Alias /cgi-bin/ {cgibin}/
+<Directory {cgibin}>
+    AllowOverride All
+    Require all granted
+</Directory>"""
+            mods = ["cgid", "env"]
+        user = f"User {self.user}\nGroup {self.user}" if self.user else ""
+        loads = "\n".join(f"LoadModule {n}_module {m}/mod_{n}.so"
+                          for n in ["mpm_event", "authz_core", "alias", "mime"] + mods)
+        fcgid = (f"FcgidIPCDir {self.run}\nFcgidProcessTableFile {self.run}/fcgid_shm"
+                 if "fcgid" in mods else "")
+        cgid = f"ScriptSock {self.run}/cgid.sock" if "cgid" in mods else ""
+        frame = os.path.join(self.dir, "httpd.conf")
+        with open(frame, "w") as f:
+            f.write(f"""
+ServerRoot /etc/apache2
+ServerName 127.0.0.1
+Listen 127.0.0.1:{self.port}
+PidFile {self.dir}/httpd.pid
+Mutex file:{self.run}
+{loads}
+{user}
+ErrorLog {self.logdir}/error.log
+LogLevel {"warn fcgid:info" if "fcgid" in mods else "warn"}
+TypesConfig /etc/mime.types
+DocumentRoot {self.dir}/www
+<Directory />
+    Require all denied
+</Directory>
+<Directory {self.dir}/www>
+    Require all granted
+</Directory>
+{fcgid}
+{cgid}
+{include}
+{self.extra}
+""")
+        self.spawn([APACHE, "-f", frame, "-DFOREGROUND"], "apache")
 
 
 def valgrind_report(servers_dirs):

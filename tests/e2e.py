@@ -10,8 +10,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crmtest  # noqa: E402
-from crmtest import (Runner, Server, basic, jwt_parts, sign, b64url,  # noqa: E402
-                     b64url_decode, VALGRIND)
+from crmtest import (Runner, Lighttpd, basic, jwt_parts, sign, b64url,  # noqa: E402
+                     b64url_decode, VALGRIND, PREFIX)
 
 S = None        # the main server
 K = {}          # keys and tokens made by setup()
@@ -100,8 +100,8 @@ def t_not_found():
     for path in ("/nothing", "/authentication", "/authentication/token/x",
                  "/Authentication/token", "/authentication/token/..", "", "/"):
         unchanged(lambda: expect(S.post(path, {}), 404, "NOT_FOUND", path))
-    # The prefix is not our business: /api alone has no PATH_INFO.
-    expect(S.get("", prefix="/api"), 404, "NOT_FOUND", "/api")
+    # The prefix is not our business: the prefix alone has no PATH_INFO.
+    expect(S.get("", prefix=PREFIX), 404, "NOT_FOUND", PREFIX)
 
 
 def t_trailing_slash():
@@ -539,7 +539,7 @@ def t_cgi():
 # ---- other servers: pruning, broken configuration, no store ---------------------
 
 def t_pruning():
-    P = Server("prune", procs=1, conf_extra="token_ttl = 2\n").start()
+    P = Lighttpd("prune", procs=1, conf_extra="token_ttl = 2\n").start()
     try:
         P.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
         key = P.ctl("apikey", "add", "ACME", "alice").stdout.strip()
@@ -567,7 +567,7 @@ def t_pruning():
 
 
 def t_bad_config():
-    B = Server("badconf", procs=1, init=False,
+    B = Lighttpd("badconf", procs=1, init=False,
                conf_text="token_ttl = 60\nno_such_key = 1\n").start()
     try:
         r = expect(B.get("/health"), 503, "SERVICE_UNAVAILABLE")
@@ -583,7 +583,7 @@ def t_bad_config():
 
 
 def t_no_store():
-    N = Server("nostore", procs=1, init=False).start()
+    N = Lighttpd("nostore", procs=1, init=False).start()
     try:
         r = expect(N.get("/health"), 503, "SERVICE_UNAVAILABLE")
         check("retry-after" in r.headers, "Retry-After")
@@ -640,7 +640,7 @@ def t_fcgi_check_mode():
 def main():
     global S
     run = Runner("e2e" + ("-valgrind" if VALGRIND else ""))
-    S = Server("main").start()
+    S = Lighttpd("main").start()
     try:
         setup()
         tests = [
