@@ -20,6 +20,7 @@ struct json_object;
 #define CRM_AUTH_MAX	 1024	/* Authorization header */
 #define CRM_UNITS_MAX	 32	/* units per user or consumer key */
 #define CRM_JSON_DEPTH	 8	/* nesting of request bodies */
+#define CRM_DRAIN_MAX	 (1 << 20) /* unread CGI body discarded, at most */
 #define CRM_KEY_BYTES	 16	/* Web API / consumer keys: 32 hex chars */
 #define CRM_KEY_HEX	 (CRM_KEY_BYTES * 2)
 #define CRM_JTI_BYTES	 16	/* 128 random bits: 32 hex chars */
@@ -352,6 +353,10 @@ struct http_io {
 	/* Read up to n bytes; 0 at end of input, -1 on error. */
 	ssize_t		 (*read)(void *ctx, void *buf, size_t n);
 	int		 (*write)(void *ctx, const void *buf, size_t n);
+	/* CGI: read and discard a body left unread before answering (up to
+	 * CRM_DRAIN_MAX), since Apache's mod_cgi/mod_cgid cut the answer
+	 * off when the program exits while they still write the body. */
+	int		 drain;
 };
 
 /* The request as the methods see it: parsed and checked. */

@@ -180,7 +180,7 @@ serve_fcgi(struct app *app)
 {
 	FCGX_Request		 req;
 	struct http_io		 io = { &req, fcgi_param, fcgi_read,
-				    fcgi_write };
+				    fcgi_write, 0 };
 
 	catch_signals(on_signal);
 	if (FCGX_InitRequest(&req, 0, 0) != 0) {
@@ -275,7 +275,7 @@ main(int argc, char *argv[])
 	int		 ch, check = 0, cgi, rc = 0, workers = 0;
 	long long	 v;
 	const char	*why;
-	struct http_io	 cgi_io = { NULL, cgi_param, cgi_read, cgi_write };
+	struct http_io	 cgi_io = { NULL, cgi_param, cgi_read, cgi_write, 1 };
 
 	log_init("crmauth.fcgi");
 	if (sec_init() == -1) {

@@ -86,6 +86,20 @@ param(const struct http_io *io, const char *name)
 	return io->param(io->ctx, name);
 }
 
+/* Read and discard what is left of a CGI body, within a bound. */
+static void
+drain(const struct http_io *io, size_t left)
+{
+	char	 buf[4096];
+	ssize_t	 n;
+
+	if (left > CRM_DRAIN_MAX)
+		left = CRM_DRAIN_MAX;
+	while (left > 0 && (n = io->read(io->ctx, buf, left < sizeof(buf) ?
+	    left : sizeof(buf))) > 0)
+		left -= (size_t)n;
+}
+
 void
 http_serve(struct app *app, const struct http_io *io)
 {
@@ -95,11 +109,19 @@ http_serve(struct app *app, const struct http_io *io)
 	enum http_method	 m;
 	enum api_status		 s;
 	size_t			 clen;
+	unsigned long long	 unread = 0;	/* body bytes not read */
+	const char		*cl;
+	long long		 v;
+	const char		*why;
 	char			*body = NULL;
 
 	memset(&req, 0, sizeof(req));
 	result_init(&res);
 
+	/* Whatever happens, this much body may be left to discard. */
+	cl = param(io, "CONTENT_LENGTH");
+	if (cl != NULL && parse_int(cl, 0, 0x7fffffffffffffffLL, &v, &why) == 0)
+		unread = (unsigned long long)v;
 	if (!app->conf_ok) {
 		result_error(&res, API_SERVICE_UNAVAILABLE,
 		    "The service is not configured; see the error log.");
@@ -144,6 +166,7 @@ http_serve(struct app *app, const struct http_io *io)
 				result_error(&res, API_INTERNAL_ERROR, NULL);
 				goto send;
 			}
+			unread = 0;
 			if (http_read_body(io, body, clen) == -1) {
 				result_error(&res, API_INVALID_REQUEST,
 				    "The request body is shorter than its "
@@ -166,6 +189,8 @@ http_serve(struct app *app, const struct http_io *io)
 		req.remote_addr = "";
 	r->fn(app, &req, &res);
 send:
+	if (io->drain && unread > 0)
+		drain(io, unread > CRM_DRAIN_MAX ? CRM_DRAIN_MAX : (size_t)unread);
 	http_respond(io, &res);
 	result_free(&res);
 	if (req.body != NULL)

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crmtest import Runner, free_port, TOP_SRCDIR  # noqa: E402
+from crmtest import Runner, free_port, TOP_SRCDIR, TOP_BUILDDIR  # noqa: E402
 
 TOKEN_PLACEHOLDER = "eyJ..."
 
@@ -38,7 +38,7 @@ class Demo:
         self.var = tempfile.mkdtemp(prefix="crmauth-quickstart-")
         self.port = free_port()
         env = dict(os.environ, PORT=str(self.port), CRMAUTH_VAR=self.var,
-                   CRMAUTH_NO_BUILD="1")
+                   CRMAUTH_NO_BUILD="1", CRMAUTH_BUILDDIR=TOP_BUILDDIR)
         self.out = open(os.path.join(self.var + ".out"), "w+")
         self.proc = subprocess.Popen([os.path.join(TOP_SRCDIR, "script", "server")],
                                      env=env, stdout=self.out, stderr=subprocess.STDOUT,

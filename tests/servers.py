@@ -1,0 +1,331 @@
+"""The method suite through every deployment our users run, each built
+from its sample in etc/: lighttpd (bin-path and external socket), nginx
+with spawn-fcgi, nginx with the systemd units, Apache with mod_fcgid,
+Apache with CGI, and the shared-hosting .htaccess.  The answers must
+agree between servers, token values aside.  Then what process managers
+do: SIGTERM in the middle of a request, a killed worker, mod_fcgid
+idling a process out."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crmtest import (Runner, Lighttpd, LighttpdSocket, Nginx, Apache, RUN_USER,  # noqa: E402
+                     basic, jwt_parts, sign, b64url_decode, stop_process)
+
+DEPLOYMENTS = [
+    ("lighttpd, bin-path", Lighttpd, {}),
+    ("lighttpd, socket + crmauth-spawn-fcgi.service", LighttpdSocket, {}),
+    ("nginx + spawn-fcgi", Nginx, {"backend": "spawn-fcgi"}),
+    ("nginx + crmauth.socket/crmauth.service", Nginx, {"backend": "systemd"}),
+    ("Apache + mod_fcgid", Apache, {"mode": "fcgid"}),
+    ("Apache + CGI", Apache, {"mode": "cgi"}),
+    ("Apache + cgi-bin/.htaccess", Apache, {"mode": "htaccess"}),
+]
+
+TOKEN_RE = re.compile(rb'eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+')
+
+
+def eq(a, b, what=""):
+    if a != b:
+        raise AssertionError(f"{what}: expected {b!r}, got {a!r}")
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def provision(s):
+    """The same accounts on every server (keys differ: they are random)."""
+    k = {}
+    s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", "--unit", "EU", input="alice-pw\n")
+    s.ctl("user", "add", "ACME", "bob", "--unit", "HQ", input="bob-pw\n")
+    s.ctl("user", "disable", "ACME", "bob")
+    k["apikey"] = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+    k["revoked"] = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+    s.ctl("apikey", "revoke", k["revoked"])
+    k["ck"] = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+    s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--accounts-receivable", "AR-1",
+          "--authentication-code", "CODE-1")
+    s.ctl("access-token", "add", "ACME", "--contact", "C-2", "--identifier", "card-2",
+          input="4321\n")
+    kid, secret = s.ctl("key", "export").stdout.split()
+    k["kid"], k["secret"] = kid, b64url_decode(secret)
+    return k
+
+
+def method_suite(s, k):
+    """Every method and error, through s.  Checks each answer and returns
+    them normalised, for comparing servers."""
+    J = "application/json"
+    login = {"username": "alice", "password": "alice-pw", "organisation": "ACME"}
+    ati = {"access_token_identifier": {"authentication_code": "CODE-1"}}
+    forged_hdr = {"typ": "JWT", "alg": "HS512", "kid": k["kid"]}
+    answers = []
+
+    def ask(name, status, code, method, path, body=None, headers=None, raw=None,
+            content_type=J):
+        r = s.request(method, path, body, headers=headers, raw=raw, content_type=content_type)
+        eq((r.status, r.code), (status, code), f"{s.kind}: {name} ({r!r})")
+        eq(r.headers.get("content-type"), "application/json; charset=utf-8", f"{name} type")
+        eq(r.headers.get("cache-control"), "no-store", f"{name} Cache-Control")
+        answers.append((name, r.status,
+                        r.headers.get("www-authenticate"), r.headers.get("allow"),
+                        "retry-after" in r.headers, TOKEN_RE.sub(b"TOKEN", r.body)))
+        return r
+
+    ask("health", 200, "OK", "GET", "/health")
+    ask("health, trailing slash", 200, "OK", "GET", "/health/")
+    r = ask("password login", 200, "OK", "POST", "/authentication/token", login)
+    token = r.data["token"]
+    c = jwt_parts(token)[1]
+    eq((c["usr"], c["org"], c["oun"], c["exp"] - c["iat"]), ("alice", "ACME", "HQ", 7200),
+       "claims")
+    r = ask("login with unit EU", 200, "OK", "POST", "/authentication/token",
+            dict(login, unit="EU"))
+    eq(jwt_parts(r.data["token"])[1]["oun"], "EU", "unit")
+    ask("unit not allowed", 403, "INVALID_UNIT", "POST", "/authentication/token",
+        dict(login, unit="XX"))
+    ask("wrong password", 401, "INVALID_CREDENTIALS", "POST", "/authentication/token",
+        dict(login, password="nope"))
+    ask("unknown user", 401, "INVALID_CREDENTIALS", "POST", "/authentication/token",
+        dict(login, username="nobody"))
+    ask("disabled user", 401, "INVALID_CREDENTIALS", "POST", "/authentication/token",
+        dict(login, username="bob", password="bob-pw"))
+    ask("missing password", 400, "INVALID_REQUEST", "POST", "/authentication/token",
+        {"username": "alice", "organisation": "ACME"})
+    ask("not JSON", 400, "INVALID_REQUEST", "POST", "/authentication/token", raw=b"{nope")
+    ask("text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", "POST", "/authentication/token",
+        json.dumps(login), content_type="text/plain")
+    ask("body over max_body", 413, "PAYLOAD_TOO_LARGE", "POST", "/authentication/token",
+        dict(login, password="x" * 5000))
+    ask("GET on a POST method", 405, "METHOD_NOT_ALLOWED", "GET", "/authentication/token")
+    ask("no such method", 404, "NOT_FOUND", "POST", "/authentication/nothing", {})
+
+    r = ask("Web API key", 200, "OK", "POST", "/authentication/web_api_key/token",
+            headers={"Authorization": basic(k["apikey"])})
+    eq(jwt_parts(r.data["token"])[1]["usr"], "alice", "key's user")
+    ask("Web API key, unit EU", 200, "OK", "POST", "/authentication/web_api_key/token",
+        {"unit": "EU"}, headers={"Authorization": basic(k["apikey"])})
+    ask("Web API key missing", 401, "INVALID_CREDENTIALS", "POST",
+        "/authentication/web_api_key/token")
+    ask("Web API key unknown", 401, "INVALID_CREDENTIALS", "POST",
+        "/authentication/web_api_key/token", headers={"Authorization": basic("0" * 32)})
+    ask("Web API key revoked", 401, "INVALID_CREDENTIALS", "POST",
+        "/authentication/web_api_key/token", headers={"Authorization": basic(k["revoked"])})
+
+    hdr = {"Authorization": basic(k["ck"])}
+    r = ask("consumer + code", 200, "OK", "POST",
+            "/authentication/consumer_application_key/token", ati, headers=hdr)
+    c = jwt_parts(r.data["token"])[1]
+    eq((c["usr"], c["cii"], c["acr"]), ("shop", "C-1", "AR-1"), "consumer claims")
+    ask("consumer + identifier", 200, "OK", "POST",
+        "/authentication/consumer_application_key/token",
+        {"access_token_identifier": {"identifier": "card-2", "pass_code": "4321"}},
+        headers=hdr)
+    ask("consumer, wrong pass code", 401, "INVALID_CREDENTIALS", "POST",
+        "/authentication/consumer_application_key/token",
+        {"access_token_identifier": {"identifier": "card-2", "pass_code": "0000"}},
+        headers=hdr)
+    ask("consumer, no identifier", 400, "INVALID_REQUEST", "POST",
+        "/authentication/consumer_application_key/token", {}, headers=hdr)
+
+    n = s.released_count()
+    ask("release", 200, "OK", "POST", "/authentication/token/release", {"token": token})
+    eq(s.released_count(), n + 1, "released count")
+    v = s.ctl("token", "verify", token, check=False)
+    check(v.returncode == 1 and "released" in v.stderr, f"refused after release: {v.stderr}")
+    ask("release again", 200, "OK", "POST", "/authentication/token/release", {"token": token})
+    ask("release forged (HS512)", 401, "INVALID_TOKEN", "POST", "/authentication/token/release",
+        {"token": sign(forged_hdr, c, k["secret"], "sha512")})
+    ask("release garbage", 401, "INVALID_TOKEN", "POST", "/authentication/token/release",
+        {"token": "a.b.c"})
+    return answers
+
+
+RESULTS = {}
+
+
+def run_deployment(name, cls, kw):
+    s = cls("srv", user=RUN_USER, **kw).start()
+    try:
+        k = provision(s)
+        RESULTS[name] = method_suite(s, k)
+        log = s.error_log()
+        for secret in ("alice-pw", "4321", "CODE-1", k["apikey"], k["ck"]):
+            check(secret not in log, f"{secret!r} in the logs of {s.kind}")
+    finally:
+        s.cleanup()
+
+
+def t_answers_agree():
+    names = list(RESULTS)
+    check(len(names) == len(DEPLOYMENTS), f"every deployment ran: {names}")
+    ref = RESULTS[names[0]]
+    for name in names[1:]:
+        for a, b in zip(ref, RESULTS[name]):
+            eq(b, a, f"{name} vs {names[0]}")
+        eq(len(RESULTS[name]), len(ref), f"{name}: answers")
+
+
+# ---- process managers -------------------------------------------------------
+
+SLOW = "argon2_memory_kib = 131072\nargon2_iterations = 6\n"
+
+
+def slow_user(s):
+    """A user whose password takes a while to check: the hash is made at a
+    high cost (new hashes take the configured cost; verifying takes the
+    hash's own)."""
+    slow_conf = s.conf + ".slow"
+    with open(s.conf) as f, open(slow_conf, "w") as g:
+        g.write(re.sub(r"argon2_\w+ = \d+\n", "", f.read()) + SLOW)
+    os.chmod(slow_conf, 0o644)
+    s.ctl("user", "add", "ACME", "slow", "--unit", "HQ", input="slow-pw\n", conf=slow_conf)
+
+
+def login_in_background(s):
+    box = {}
+
+    def go():
+        t0 = time.time()
+        box["r"] = s.post("/authentication/token",
+                          {"username": "slow", "password": "slow-pw", "organisation": "ACME"})
+        box["t"] = time.time() - t0
+    t = threading.Thread(target=go)
+    t.start()
+    return t, box
+
+
+def sigterm_mid_request(s, target, what):
+    """Send SIGTERM while a slow login is in hand: the answer is whole and
+    the process exits 0."""
+    t0 = time.time()
+    r = s.post("/authentication/token",
+               {"username": "slow", "password": "slow-pw", "organisation": "ACME"})
+    took = time.time() - t0
+    eq(r.status, 200, f"slow login ({r!r})")
+    check(took > 0.3, f"the slow login is slow enough to interrupt ({took:.2f}s)")
+    t, box = login_in_background(s)
+    time.sleep(min(0.2, took / 3))
+    target()
+    t.join(60)
+    r = box.get("r")
+    check(r is not None, "an answer came")
+    eq((r.status, r.code), (200, "OK"), f"{what}: the request in hand finished ({r!r})")
+    check(r.data["token"].count(".") == 2, "a whole token")
+
+
+def t_sigterm_responder():
+    """spawn-fcgi -n: the responder alone receives SIGTERM."""
+    s = Nginx("sigterm", backend="spawn-fcgi", workers=None, user=RUN_USER).start()
+    try:
+        slow_user(s)
+        p = s.backend
+        sigterm_mid_request(s, lambda: p.send_signal(signal.SIGTERM), "spawn-fcgi -n")
+        eq(p.wait(20), 0, "exit status after SIGTERM")
+    finally:
+        s.cleanup()
+
+
+def t_sigterm_systemd():
+    """systemd stops crmauth.service by sending SIGTERM to every process of
+    the unit (supervisor and workers) at once."""
+    s = Nginx("systemd", backend="systemd", user=RUN_USER).start()
+    try:
+        slow_user(s)
+        p = s.backend
+        sigterm_mid_request(s, lambda: os.killpg(p.pid, signal.SIGTERM), "systemd stop")
+        eq(p.wait(20), 0, "supervisor's exit status")
+        left = subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True, text=True)
+        eq(left.stdout.split(), [], "no worker left behind")
+    finally:
+        s.cleanup()
+
+
+def t_worker_restarted():
+    """-w: a worker killed outright is replaced, and says so in the log."""
+    s = Nginx("restart", backend="systemd", user=RUN_USER).start()
+    try:
+        sup = s.backend
+        workers = subprocess.run(["pgrep", "-P", str(sup.pid)], capture_output=True,
+                                 text=True).stdout.split()
+        eq(len(workers), 2, "two workers")
+        os.kill(int(workers[0]), signal.SIGKILL)
+        deadline = time.time() + 10
+        now = workers
+        while time.time() < deadline:
+            now = subprocess.run(["pgrep", "-P", str(sup.pid)], capture_output=True,
+                                 text=True).stdout.split()
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.1)
+        check(len(now) == 2 and workers[0] not in now, f"replaced: {workers} -> {now}")
+        for _ in range(6):
+            eq(s.get("/health").status, 200, "still serving")
+        check(f"worker {workers[0]} killed by signal 9; restarting" in s.error_log(),
+              s.error_log()[-500:])
+        stop_process(sup)
+        eq(sup.returncode, 0, "supervisor exit status")
+    finally:
+        s.cleanup()
+
+
+def t_fcgid_idle_out():
+    """mod_fcgid stops an idle process with SIGTERM: it exits 0, the next
+    request starts a new one, and nothing is lost."""
+    s = Apache("idle", mode="fcgid", user=RUN_USER,
+               extra="FcgidIdleTimeout 2\nFcgidIdleScanInterval 1\n"
+               # below this count mod_fcgid keeps idle processes
+               "FcgidMinProcessesPerClass 0\n").start()
+    try:
+        k = provision(s)
+        kept = s.post("/authentication/web_api_key/token",
+                      headers={"Authorization": basic(k["apikey"])}).data["token"]
+        gone = s.post("/authentication/web_api_key/token",
+                      headers={"Authorization": basic(k["apikey"])}).data["token"]
+        eq(s.post("/authentication/token/release", {"token": gone}).status, 200, "release")
+        before = s.responder_pids()
+        eq(len(before), 1, "one responder process")
+        pid = next(iter(before))
+        # mod_fcgid sends SIGTERM, then logs the exit status when it reaps.
+        want = re.compile(r"crmauth\.fcgi\(%s\) exit\(idle timeout\), terminated by "
+                          r"calling exit\(\), return code: 0" % pid)
+        deadline = time.time() + 40
+        while time.time() < deadline and not want.search(s.error_log()):
+            time.sleep(0.25)
+        check(want.search(s.error_log()), f"mod_fcgid saw exit 0: {s.error_log()[-1500:]}")
+        check(pid not in s.responder_pids(), "idled out")
+        eq(s.get("/health").status, 200, "a new process serves")
+        after = s.responder_pids()
+        check(after and not (after & before), f"a new process: {before} -> {after}")
+        eq(s.ctl("token", "verify", kept, check=False).returncode, 0, "kept token still good")
+        v = s.ctl("token", "verify", gone, check=False)
+        check(v.returncode == 1 and "released" in v.stderr, "released token still refused")
+        r = s.post("/authentication/token/release", {"token": gone})
+        eq(r.status, 200, "release through the new process")
+        eq(s.released_count(), 1, "the released table")
+    finally:
+        s.cleanup()
+
+
+def main():
+    run = Runner("servers")
+    for name, cls, kw in DEPLOYMENTS:
+        run.run(f"method suite through {name}", run_deployment, name, cls, kw)
+    run.run("the answers agree between servers", t_answers_agree)
+    run.run("SIGTERM mid-request (spawn-fcgi -n): answered, exit 0", t_sigterm_responder)
+    run.run("SIGTERM to the unit (systemd): answered, all exit 0", t_sigterm_systemd)
+    run.run("-w replaces a killed worker", t_worker_restarted)
+    run.run("mod_fcgid idle-out: exit 0, respawn, nothing lost", t_fcgid_idle_out)
+    return run.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
