@@ -92,6 +92,16 @@ class Response:
         return f"<{self.status} {self.body[:300]!r}>"
 
 
+def eq(a, b, what=""):
+    if a != b:
+        raise AssertionError(f"{what}: expected {b!r}, got {a!r}")
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -321,10 +331,29 @@ class Lighttpd(Server):
     """lighttpd starting the responders itself (etc/lighttpd-fastcgi.conf),
     plus mod_cgi serving share/cgi-bin/crmauth.cgi at /cgi-bin/."""
     kind = "lighttpd"
+    sample_name = "lighttpd-fastcgi.conf"
+
+    def _start_backend(self):
+        pass
+
+    def _extra(self):
+        cgibin = os.path.join(self.pkgdatadir, "cgi-bin")
+        return f"""
+server.modules += ("mod_alias", "mod_setenv", "mod_cgi")
+alias.url = ("/cgi-bin/" => "{cgibin}/")
+$HTTP["url"] =~ "^/cgi-bin/" {{
+    cgi.assign = ("" => "")
+    setenv.add-environment = ("CRMAUTH_CONF" => "{self.conf}")
+}}
+"""
 
     def _start(self):
-        sample = self.sample("lighttpd-fastcgi.conf")
-        cgibin = os.path.join(self.pkgdatadir, "cgi-bin")
+        self._start_backend()
+        sample = self.sample(self.sample_name)
+        # The sample's max-procs is 2; tests may ask for another count.
+        if self.procs != 2:
+            text = open(sample).read().replace('"max-procs" => 2', f'"max-procs" => {self.procs}')
+            open(sample, "w").write(text)
         user = f'server.username = "{self.user}"\nserver.groupname = "{self.user}"\n' \
             if self.user else ""
         frame = os.path.join(self.dir, "lighttpd.conf")
@@ -336,18 +365,9 @@ server.port = {self.port}
 server.errorlog = "{self.logdir}/error.log"
 server.breakagelog = "{self.logdir}/breakage.log"
 {user}
-server.modules = ("mod_alias", "mod_setenv", "mod_cgi")
 include "{sample}"
-alias.url = ("/cgi-bin/" => "{cgibin}/")
-$HTTP["url"] =~ "^/cgi-bin/" {{
-    cgi.assign = ("" => "")
-    setenv.add-environment = ("CRMAUTH_CONF" => "{self.conf}")
-}}
+{self._extra()}
 """)
-        # The sample's max-procs is 2; tests may ask for another count.
-        if self.procs != 2:
-            text = open(sample).read().replace('"max-procs" => 2', f'"max-procs" => {self.procs}')
-            open(sample, "w").write(text)
         self.spawn([LIGHTTPD, "-D", "-f", frame], "lighttpd")
 
     def responder_pids(self):
@@ -355,6 +375,21 @@ $HTTP["url"] =~ "^/cgi-bin/" {{
         front = self.procs_started[-1][0]
         r = subprocess.run(["pgrep", "-P", str(front.pid)], capture_output=True, text=True)
         return set(r.stdout.split())
+
+
+class LighttpdSocket(Lighttpd):
+    """lighttpd talking to a socket (etc/lighttpd-fastcgi-socket.conf); the
+    responders started by the ExecStart of etc/crmauth-spawn-fcgi.service."""
+    kind = "lighttpd+socket"
+    sample_name = "lighttpd-fastcgi-socket.conf"
+
+    def _start_backend(self):
+        self.backend = start_unit_spawn_fcgi(self)
+
+    def _extra(self):
+        return ""
+
+    responder_pids = Server.responder_pids
 
 
 def spawn_fcgi_cmd(server, workers=2):
@@ -365,29 +400,6 @@ def spawn_fcgi_cmd(server, workers=2):
         cmd += ["-u", server.user, "-g", server.user, "-U", server.user, "-G", server.user]
     cmd += ["--", os.path.join(server.sbindir, "crmauth.fcgi")]
     return cmd if workers is None else cmd + ["-w", str(workers)]
-
-
-class LighttpdSocket(Server):
-    """lighttpd talking to a socket (etc/lighttpd-fastcgi-socket.conf); the
-    responders started by the ExecStart of etc/crmauth-spawn-fcgi.service."""
-    kind = "lighttpd+socket"
-
-    def _start(self):
-        self.backend = start_unit_spawn_fcgi(self)
-        sample = self.sample("lighttpd-fastcgi-socket.conf")
-        user = f'server.username = "{self.user}"\nserver.groupname = "{self.user}"\n' \
-            if self.user else ""
-        frame = os.path.join(self.dir, "lighttpd.conf")
-        with open(frame, "w") as f:
-            f.write(f"""
-server.document-root = "{self.dir}/www"
-server.bind = "127.0.0.1"
-server.port = {self.port}
-server.errorlog = "{self.logdir}/error.log"
-{user}
-include "{sample}"
-""")
-        self.spawn([LIGHTTPD, "-D", "-f", frame], "lighttpd")
 
 
 def parse_unit(path):

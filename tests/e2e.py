@@ -11,20 +11,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crmtest  # noqa: E402
 from crmtest import (Runner, Lighttpd, basic, jwt_parts, sign, b64url,  # noqa: E402
-                     b64url_decode, VALGRIND, PREFIX)
+                     b64url_decode, VALGRIND, PREFIX, eq, check)
 
 S = None        # the main server
 K = {}          # keys and tokens made by setup()
-
-
-def eq(a, b, what=""):
-    if a != b:
-        raise AssertionError(f"{what}: expected {b!r}, got {a!r}")
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def expect(r, status, code, what=""):

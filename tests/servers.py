@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crmtest import (Runner, Lighttpd, LighttpdSocket, Nginx, Apache, RUN_USER,  # noqa: E402
-                     basic, jwt_parts, sign, b64url_decode, stop_process)
+                     basic, jwt_parts, sign, b64url_decode, stop_process, eq, check)
 
 DEPLOYMENTS = [
     ("lighttpd, bin-path", Lighttpd, {}),
@@ -29,16 +29,6 @@ DEPLOYMENTS = [
 ]
 
 TOKEN_RE = re.compile(rb'eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+')
-
-
-def eq(a, b, what=""):
-    if a != b:
-        raise AssertionError(f"{what}: expected {b!r}, got {a!r}")
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def provision(s):
