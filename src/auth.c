@@ -11,7 +11,7 @@
 
 #include <json-c/json.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 /* The unit the token is for: the requested one if allowed, else the
  * default.  NULL when the requested unit is not allowed. */

@@ -15,7 +15,7 @@
 
 #include <ini.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 void
 config_defaults(struct config *c)

@@ -16,7 +16,7 @@
 
 #include <json-c/json.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 #define EX_FAIL	 1
 #define EX_USAGE 2

@@ -4,7 +4,7 @@
 
 #include <sodium.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 int
 sec_init(void)

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 void
 m_health(struct app *app, const struct request *req, struct result *res)

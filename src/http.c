@@ -13,7 +13,7 @@
 
 #include <json-c/json.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 static const struct api_code codes[API__MAX] = {
 	[API_OK] = { 200, "OK", "OK", "", "" },

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 static const char *prog = "crmauth";
 

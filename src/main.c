@@ -26,7 +26,7 @@
 
 #include <fcgiapp.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 #define WORKERS_MAX 64
 

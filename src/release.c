@@ -1,7 +1,7 @@
 /* authentication/token/release: make an authentic token unusable. */
 #include <string.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 void
 m_release(struct app *app, const struct request *req, struct result *res)

@@ -7,7 +7,7 @@
 
 #include <json-c/json.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 static const struct route routes[] = {
 	{ "authentication/token", HTTP_POST, "POST", BODY_REQUIRED,

@@ -30,7 +30,7 @@
 #include <json-c/json.h>
 #include <lmdb.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 #define MAXREADERS	256	/* the same in every process (lock file) */
 #define PRUNE_PER_WRITE	64	/* released ids pruned by each write */

@@ -16,7 +16,7 @@
 #include <json-c/json.h>
 #include <jwt.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 #define HEADER_MAX	512	/* decoded JOSE header */
 

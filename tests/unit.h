@@ -4,7 +4,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "crmauth.h"
+#include "extern.h"
 
 /* Register and run one suite; prints "RESULT name: N passed, M failed"
  * and returns the exit status (0 only when every test passed). */

@@ -3,8 +3,8 @@
  * the unit tests.  One section per module; each function's contract is
  * next to its prototype.  Functions return 0 on success unless noted.
  */
-#ifndef CRMAUTH_H
-#define CRMAUTH_H
+#ifndef EXTERN_H
+#define EXTERN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -469,4 +469,4 @@ void	 m_health(struct app *, const struct request *, struct result *);
 /* Map a store failure to 503/500 in res (and log the detail). */
 void	 result_store_error(struct result *, struct app *, enum store_err);
 
-#endif /* CRMAUTH_H */
+#endif /* EXTERN_H */
