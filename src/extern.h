@@ -17,7 +17,7 @@ struct json_object;
 #define CRM_NAME_MAX	 256	/* organisation, user, unit, app, key, id */
 #define CRM_SECRET_MAX	 1024	/* password, pass code, authentication code */
 #define CRM_TOKEN_MAX	 4096	/* whole JWS, checked before any decoding */
-#define CRM_AUTH_MAX	 1024	/* Authorization header */
+#define CRM_AUTH_MAX	 (CRM_TOKEN_MAX + 64) /* Authorization header */
 #define CRM_UNITS_MAX	 32	/* units per user or consumer key */
 #define CRM_JSON_DEPTH	 8	/* nesting of request bodies */
 #define CRM_DRAIN_MAX	 (1 << 20) /* unread CGI body discarded, at most */
@@ -423,6 +423,13 @@ int	 json_field_string(struct json_object *obj, const char *where,
 int	 http_basic_key(const char *authorization, char *out, size_t outsz,
 	    struct result *res);
 
+/*
+ * A Bearer token in Authorization (RFC 6750 §2.1): 1 with *tok and *len
+ * set (tok points into authz); 0 when there is no Authorization header
+ * or it is of another scheme; -1 when it is Bearer but malformed.
+ */
+int	 http_bearer(const char *authz, const char **tok, size_t *len);
+
 /* ---- route.c, methods ---------------------------------------------------- */
 
 /* Everything a method may use. */
@@ -464,7 +471,22 @@ void	 m_web_api_key_token(struct app *, const struct request *,
 void	 m_consumer_token(struct app *, const struct request *,
 	    struct result *);
 void	 m_release(struct app *, const struct request *, struct result *);
+void	 m_check(struct app *, const struct request *, struct result *);
 void	 m_health(struct app *, const struct request *, struct result *);
+
+/*
+ * The token check shared by authentication/token/check and the FastCGI
+ * authorizer role: authz is the Authorization header (may be NULL),
+ * body_token a token from the body (NULL if none).  0 with res left for
+ * the caller to fill and *c holding the claims (tok_claims_free them);
+ * -1 with res set to the refusal (401 with WWW-Authenticate, 400, 503).
+ */
+int	 token_check(struct app *, const char *authz, const char *body_token,
+	    struct result *res, struct claims *c);
+
+/* Answer one FastCGI AUTHORIZER request: 200 with the claims as
+ * Variable-CRMAUTH_* headers, or the refusal with its envelope. */
+void	 http_authorize(struct app *, const struct http_io *);
 
 /* Map a store failure to 503/500 in res (and log the detail). */
 void	 result_store_error(struct result *, struct app *, enum store_err);

@@ -444,6 +444,32 @@ json_field_string(struct json_object *obj, const char *where,
 	return 0;
 }
 
+int
+http_bearer(const char *authz, const char **tok, size_t *len)
+{
+	/* b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )
+	 *     *"=" */
+	static const char	 b64token[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-._~+/";
+	const char		*p;
+	size_t			 n;
+
+	if (authz == NULL || strncasecmp(authz, "Bearer", 6) != 0 ||
+	    (authz[6] != ' ' && authz[6] != '\0'))
+		return 0;
+	if (strlen(authz) > CRM_AUTH_MAX)
+		return -1;
+	for (p = authz + 6; *p == ' '; p++)
+		;
+	n = strspn(p, b64token);
+	n += strspn(p + n, "=");
+	if (n == 0 || strspn(p + n, " ") != strlen(p + n))
+		return -1;
+	*tok = p;
+	*len = n;
+	return 1;
+}
+
 #define BASIC_CHALLENGE "Basic realm=\"crmauth\", charset=\"UTF-8\""
 
 static int

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fastcgi.h>
 #include <fcgiapp.h>
 
 #include "extern.h"
@@ -188,7 +189,10 @@ serve_fcgi(struct app *app)
 		return 1;
 	}
 	while (!stop && FCGX_Accept_r(&req) >= 0) {
-		http_serve(app, &io);
+		if (req.role == FCGI_AUTHORIZER)
+			http_authorize(app, &io);
+		else
+			http_serve(app, &io);
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);

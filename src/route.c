@@ -18,6 +18,8 @@ static const struct route routes[] = {
 	    BODY_REQUIRED, m_consumer_token },
 	{ "authentication/token/release", HTTP_POST, "POST", BODY_REQUIRED,
 	    m_release },
+	{ "authentication/token/check", HTTP_GET | HTTP_POST, "GET, POST",
+	    BODY_OPTIONAL, m_check },
 	{ "health", HTTP_GET, "GET", BODY_NONE, m_health },
 };
 

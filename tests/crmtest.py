@@ -149,8 +149,9 @@ class Server:
     prefix = PREFIX
 
     def __init__(self, name, conf_extra="", conf_text=None, init=True, user=None,
-                 procs=2):
+                 procs=2, gate=False):
         self.name = name
+        self.gate = gate        # also protect /private/ with crmauth tokens
         self.user = user
         self.procs = procs
         self.dir = tempfile.mkdtemp(prefix=f"crmauth-{name}-")
@@ -338,7 +339,14 @@ class Lighttpd(Server):
 
     def _extra(self):
         cgibin = os.path.join(self.pkgdatadir, "cgi-bin")
-        return f"""
+        gate = ""
+        if self.gate:
+            gate = f"""include "{self.sample('lighttpd-authorizer.conf')}"
+$HTTP["url"] =~ "^/private/.*\\.cgi$" {{
+    cgi.assign = (".cgi" => "")
+}}
+"""
+        return gate + f"""
 server.modules += ("mod_alias", "mod_setenv", "mod_cgi")
 alias.url = ("/cgi-bin/" => "{cgibin}/")
 $HTTP["url"] =~ "^/cgi-bin/" {{
@@ -483,6 +491,7 @@ class Nginx(Server):
         while not os.path.exists(sock) and time.time() < deadline:
             time.sleep(0.05)
         sample = self.sample("nginx.conf")
+        gate = f"include {self.sample('nginx-auth-request.conf')};" if self.gate else ""
         tmp = os.path.join(self.dir, "nginx-tmp")
         os.makedirs(tmp, exist_ok=True)
         user = f"user {self.user};" if self.user else ""
@@ -504,7 +513,9 @@ http {{
     scgi_temp_path {tmp}/scgi;
     server {{
         listen 127.0.0.1:{self.port};
+        root {self.dir}/www;
         include {sample};
+        {gate}
     }}
 }}
 """)
@@ -528,6 +539,8 @@ class Apache(Server):
         m = APACHE_MODULES
         if self.mode == "fcgid":
             include = f"Include {self.sample('apache-fcgid.conf')}"
+            if self.gate:
+                include += f"\nInclude {self.sample('apache-fcgid-gate.conf')}"
             mods = ["fcgid"]
         elif self.mode == "cgi":
             include = f"Include {self.sample('apache-cgi.conf')}"

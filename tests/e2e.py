@@ -108,6 +108,7 @@ def t_method_not_allowed():
                            ("GET", "/authentication/web_api_key/token", "POST"),
                            ("GET", "/authentication/consumer_application_key/token", "POST"),
                            ("POST", "/health", "GET"),
+                           ("PUT", "/authentication/token/check", "GET, POST"),
                            ("OPTIONS", "/health", "GET")):
         def one():
             r = expect(S.request(m, path), 405, "METHOD_NOT_ALLOWED", f"{m} {path}")
@@ -407,6 +408,58 @@ def forged_tokens():
     }
 
 
+def check_token(tok=None, method="GET", body=None, hdr=None):
+    h = {} if tok is None else {"Authorization": f"Bearer {tok}"}
+    if hdr is not None:
+        h = {"Authorization": hdr}
+    return S.request(method, "/authentication/token/check", body, headers=h)
+
+
+def t_check():
+    tok = token_for(unit="EU")
+    claims = jwt_parts(tok)[1]
+    for how in ("GET header", "POST header", "POST body"):
+        def one():
+            if how == "GET header":
+                r = check_token(tok)
+            elif how == "POST header":
+                r = check_token(tok, "POST")
+            else:
+                r = check_token(None, "POST", {"token": tok})
+            expect(r, 200, "OK", how)
+            eq(r.data, claims, f"{how}: data is the claims")
+            check("www-authenticate" not in r.headers, "no challenge on success")
+        unchanged(one)      # no write transaction on this path
+    r = expect(check_token(tok, "POST", {"token": tok}), 400, "INVALID_REQUEST", "both")
+    check("not both" in r.message, r.message)
+    r = expect(check_token(), 401, "INVALID_TOKEN", "no token")
+    eq(r.headers.get("www-authenticate"), "Bearer", "bare challenge when nothing was sent")
+    r = expect(check_token(hdr=basic(K["apikey"])), 401, "INVALID_TOKEN", "Basic instead")
+    eq(r.headers.get("www-authenticate"), "Bearer", "Basic is no Bearer token")
+    for hdr in ("Bearer", "Bearer ", "Bearer a b", "Bearer !!!", "Bearer " + "A" * 5000):
+        r = expect(check_token(hdr=hdr), 401, "INVALID_TOKEN", repr(hdr[:20]))
+        eq(r.headers.get("www-authenticate"), 'Bearer error="invalid_token"', repr(hdr[:20]))
+    expect(check_token(tok.lower()), 401, "INVALID_TOKEN", "lower-cased token")
+
+
+def t_check_refusals():
+    invalid = 'Bearer error="invalid_token"'
+    for name, tok in forged_tokens().items():
+        r = expect(check_token(tok), 401, "INVALID_TOKEN", name)
+        eq(r.headers.get("www-authenticate"), invalid, name)
+    c = {"jti": "ABCDEF0123456789ABCDEF0123456789", "usr": "alice", "org": "ACME",
+         "oun": "HQ", "iat": 1600000000, "exp": 1600007200}
+    old = sign({"typ": "JWT", "alg": "HS256", "kid": K["kid"]}, c, K["secret"])
+    r = expect(check_token(old), 401, "TOKEN_EXPIRED", "expired")
+    eq(r.headers.get("www-authenticate"), invalid, "expired challenge")
+    tok = token_for()
+    expect(check_token(tok), 200, "OK", "before release")
+    expect(release(tok), 200, "OK")
+    r = expect(check_token(tok), 401, "TOKEN_RELEASED", "released")
+    eq(r.headers.get("www-authenticate"), invalid, "released challenge")
+    r = expect(check_token(None, "POST", {"token": tok}), 401, "TOKEN_RELEASED", "in body")
+
+
 def t_release_forged():
     forged = forged_tokens()
     for name, tok in forged.items():
@@ -655,6 +708,8 @@ def main():
             ("release: Web API key and consumer tokens", t_release_web_api_key_and_consumer_tokens),
             ("release and verify refuse forged tokens", t_release_forged),
             ("release of an expired token succeeds, stores nothing", t_release_expired_is_ok),
+            ("check: claims for a good token, no write, RFC 6750 challenges", t_check),
+            ("check: forged, expired, released are refused by name", t_check_refusals),
             ("8 clients, 80 releases, 2 responders", t_concurrent_releases),
             ("admin changes are seen by running responders", t_admin_changes_seen_at_once),
             ("500 tells nothing of its cause", t_internal_error),

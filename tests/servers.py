@@ -29,6 +29,15 @@ DEPLOYMENTS = [
 ]
 
 TOKEN_RE = re.compile(rb'eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+')
+JTI_RE = re.compile(rb'"jti":"[0-9A-F]{32}"')
+TIME_RE = re.compile(rb'"(iat|exp)":[0-9]+')
+
+
+def normalise(body):
+    """What may differ between servers: token values, ids and times."""
+    body = TOKEN_RE.sub(b"TOKEN", body)
+    body = JTI_RE.sub(b'"jti":"JTI"', body)
+    return TIME_RE.sub(rb'"\1":TIME', body)
 
 
 def provision(s):
@@ -67,7 +76,7 @@ def method_suite(s, k):
         eq(r.headers.get("cache-control"), "no-store", f"{name} Cache-Control")
         answers.append((name, r.status,
                         r.headers.get("www-authenticate"), r.headers.get("allow"),
-                        "retry-after" in r.headers, TOKEN_RE.sub(b"TOKEN", r.body)))
+                        "retry-after" in r.headers, normalise(r.body)))
         return r
 
     ask("health", 200, "OK", "GET", "/health")
@@ -126,12 +135,21 @@ def method_suite(s, k):
     ask("consumer, no identifier", 400, "INVALID_REQUEST", "POST",
         "/authentication/consumer_application_key/token", {}, headers=hdr)
 
+    r = ask("check", 200, "OK", "GET", "/authentication/token/check",
+            headers={"Authorization": f"Bearer {token}"})
+    eq(r.data, jwt_parts(token)[1], "check gives the claims")
+    ask("check, no token", 401, "INVALID_TOKEN", "GET", "/authentication/token/check")
+    ask("check, forged", 401, "INVALID_TOKEN", "GET", "/authentication/token/check",
+        headers={"Authorization": "Bearer " + sign(forged_hdr, c, k["secret"], "sha512")})
+
     n = s.released_count()
     ask("release", 200, "OK", "POST", "/authentication/token/release", {"token": token})
     eq(s.released_count(), n + 1, "released count")
     v = s.ctl("token", "verify", token, check=False)
     check(v.returncode == 1 and "released" in v.stderr, f"refused after release: {v.stderr}")
     ask("release again", 200, "OK", "POST", "/authentication/token/release", {"token": token})
+    ask("check after release", 401, "TOKEN_RELEASED", "POST", "/authentication/token/check",
+        {"token": token})
     ask("release forged (HS512)", 401, "INVALID_TOKEN", "POST", "/authentication/token/release",
         {"token": sign(forged_hdr, c, k["secret"], "sha512")})
     ask("release garbage", 401, "INVALID_TOKEN", "POST", "/authentication/token/release",
@@ -162,6 +180,85 @@ def t_answers_agree():
         for a, b in zip(ref, RESULTS[name]):
             eq(b, a, f"{name} vs {names[0]}")
         eq(len(RESULTS[name]), len(ref), f"{name}: answers")
+
+
+# ---- gates: other content protected by crmauth tokens -------------------------
+
+def gate_suite(s):
+    """A static file under /private/: served with a fresh token; refused
+    with a released, expired, forged or missing one."""
+    www = os.path.join(s.dir, "www", "private")
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(www, "report.txt"), "w") as f:
+        f.write("the protected report\n")
+    s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
+
+    def token():
+        r = s.post("/authentication/token",
+                   {"username": "alice", "password": "alice-pw", "organisation": "ACME"})
+        eq(r.status, 200, f"login {r!r}")
+        return r.data["token"]
+
+    def fetch(tok, raw=None):
+        h = {} if tok is None and raw is None else {"Authorization": raw or f"Bearer {tok}"}
+        return s.get("/private/report.txt", prefix="", headers=h)
+
+    fresh = token()
+    r = fetch(fresh)
+    eq((r.status, r.body), (200, b"the protected report\n"), f"{s.kind}: fresh token")
+    released = token()
+    eq(s.post("/authentication/token/release", {"token": released}).status, 200, "release")
+    kid, secret = s.ctl("key", "export").stdout.split()
+    c = dict(jwt_parts(fresh)[1], iat=1600000000, exp=1600007200)
+    expired = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, c, b64url_decode(secret))
+    forged = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, jwt_parts(fresh)[1], b"x" * 32)
+    invalid = 'Bearer error="invalid_token"'
+    for what, tok, raw, challenge in (("released", released, None, invalid),
+                                      ("expired", expired, None, invalid),
+                                      ("forged", forged, None, invalid),
+                                      ("garbage", "a.b.c", None, invalid),
+                                      ("Basic instead", None, basic("x"), "Bearer"),
+                                      ("missing", None, None, "Bearer")):
+        r = fetch(tok, raw)
+        eq(r.status, 401, f"{s.kind}: {what} ({r!r})")
+        check(b"the protected report" not in r.body, f"{s.kind}: {what} leaked the file")
+        eq(r.headers.get("www-authenticate"), challenge, f"{s.kind}: {what} challenge")
+    eq(fetch(fresh).status, 200, f"{s.kind}: the fresh token still works")
+    return fresh
+
+
+def t_gate_lighttpd():
+    s = Lighttpd("gate", user=RUN_USER, gate=True).start()
+    try:
+        fresh = gate_suite(s)
+        # The claims reach a CGI program behind the authorizer.
+        cgi = os.path.join(s.dir, "www", "private", "whoami.cgi")
+        with open(cgi, "w") as f:
+            f.write("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s %s %s\\n' "
+                    "\"$CRMAUTH_USR\" \"$CRMAUTH_ORG\" \"$CRMAUTH_JTI\"\n")
+        os.chmod(cgi, 0o755)
+        r = s.get("/private/whoami.cgi", prefix="", headers={"Authorization": f"Bearer {fresh}"})
+        eq(r.status, 200, f"whoami {r!r}")
+        eq(r.body.decode().split(), ["alice", "ACME", jwt_parts(fresh)[1]["jti"]],
+           "Variable-CRMAUTH_* reached the program")
+    finally:
+        s.cleanup()
+
+
+def t_gate_apache():
+    s = Apache("gate", mode="fcgid", user=RUN_USER, gate=True).start()
+    try:
+        gate_suite(s)
+    finally:
+        s.cleanup()
+
+
+def t_gate_nginx():
+    s = Nginx("gate", backend="systemd", user=RUN_USER, gate=True).start()
+    try:
+        gate_suite(s)
+    finally:
+        s.cleanup()
 
 
 # ---- process managers -------------------------------------------------------
@@ -310,6 +407,9 @@ def main():
     for name, cls, kw in DEPLOYMENTS:
         run.run(f"method suite through {name}", run_deployment, name, cls, kw)
     run.run("the answers agree between servers", t_answers_agree)
+    run.run("gate: lighttpd authorizer mode protects a file, passes claims", t_gate_lighttpd)
+    run.run("gate: Apache FcgidAccessChecker protects a file", t_gate_apache)
+    run.run("gate: nginx auth_request to the check method protects a file", t_gate_nginx)
     run.run("SIGTERM mid-request (spawn-fcgi -n): answered, exit 0", t_sigterm_responder)
     run.run("SIGTERM to the unit (systemd): answered, all exit 0", t_sigterm_systemd)
     run.run("-w replaces a killed worker", t_worker_restarted)
