@@ -678,12 +678,16 @@ c_access_add(struct ctx *c, int argc, char **argv)
 static int
 key_line(void *arg, const struct sigkey *k)
 {
-	char t[32], *line;
+	char t[32], until[32], *line;
 	int  rc;
 
 	fmt_time(t, sizeof(t), k->created);
-	if (asprintf(&line, "%s\t%s\t%s", k->kid, t,
-	    k->current ? "current" : "previous") == -1)
+	if (k->expires != 0)
+		fmt_time(until, sizeof(until), k->expires);
+	/* Columns: kid, created, state, verifies until (- for current). */
+	if (asprintf(&line, "%s\t%s\t%s\t%s", k->kid, t,
+	    k->current ? "current" : "previous",
+	    k->expires != 0 ? until : "-") == -1)
 		return -1;
 	rc = lines_add(arg, line);
 	free(line);
@@ -699,6 +703,25 @@ c_key_list(struct ctx *c, int argc, char **argv)
 	if ((e = store_sigkey_list(c->store, key_line, &l)) != STORE_OK)
 		return store_fail(c, e);
 	lines_print(&l);
+	return 0;
+}
+
+static int
+c_key_rotate(struct ctx *c, int argc, char **argv)
+{
+	struct sigkey	 old, new;
+	char		 until[32];
+	enum store_err	 e;
+
+	e = store_sigkey_rotate(c->store, (int64_t)time(NULL),
+	    c->cfg.token_ttl, &old, &new);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	fmt_time(until, sizeof(until), old.expires);
+	printf("%s is the current key; %s verifies until %s\n", new.kid,
+	    old.kid, until);
+	explicit_bzero(&old, sizeof(old));
+	explicit_bzero(&new, sizeof(new));
 	return 0;
 }
 
@@ -798,7 +821,11 @@ static const struct cmd cmds[] = {
 	    "(--authentication-code CODE | --identifier ID)",
 	    "add an access token; with --identifier the pass code is read "
 	    "from stdin" },
-	{ "key", "list", c_key_list, 0, 0, "", "kid, created, state" },
+	{ "key", "rotate", c_key_rotate, 0, 0, "",
+	    "new current signing key; the old one verifies until its tokens "
+	    "expire" },
+	{ "key", "list", c_key_list, 0, 0, "",
+	    "kid, created, state, verifies until" },
 	{ "key", "export", c_key_export, 0, 0, "",
 	    "print \"KID SECRET\" of the current signing key" },
 	{ "released", "count", c_released_count, 0, 0, "",

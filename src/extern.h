@@ -189,6 +189,7 @@ struct sigkey {
 	char		 kid[CRM_KID_HEX + 1];
 	unsigned char	 secret[CRM_SIGKEY_BYTES];
 	int64_t		 created;
+	int64_t		 expires;	/* 0 while current; else deleted then */
 	int		 current;
 };
 
@@ -230,6 +231,10 @@ enum store_err store_access_put_code(struct store *, const char *org,
 	    const struct access_rec *);
 enum store_err store_access_put_ident(struct store *, const char *org,
 	    const char *ident, const struct access_rec *);
+/* A new current signing key; the old one verifies until now + ttl, then
+ * is deleted by the next write.  *old and *new describe both. */
+enum store_err store_sigkey_rotate(struct store *, int64_t now, int64_t ttl,
+	    struct sigkey *old, struct sigkey *new);
 /* Mark a Web API key (consumer 0) or consumer key (1) revoked. */
 enum store_err store_key_revoke(struct store *, int consumer,
 	    const unsigned char digest[CRM_DIGEST_BYTES]);

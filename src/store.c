@@ -9,6 +9,7 @@
  *   access_tokens    SHA-256("C" org NUL SHA-256(code)) or
  *                    SHA-256("I" org NUL identifier) -> JSON record
  *   signing_keys     kid (16 hex chars) -> created (8, BE) + secret (32)
+ *                    + expires (8, BE; 0 while current)
  *   released         jti (16) -> exp (8, BE)
  *   released_by_exp  exp (8, BE) + jti (16) -> ""
  *   attempts         failed-attempt counters (throttling)
@@ -143,6 +144,7 @@ grow_map(struct store *st)
 	return 0;
 }
 
+static int	prune_sigkeys(struct store *, MDB_txn *, int64_t now);
 static int	prune(struct store *, MDB_txn *, int64_t now, size_t limit,
 		    size_t *n);
 
@@ -177,6 +179,8 @@ txn_run(struct store *st, int write, const char *what, txn_fn fn,
 		if (rc == 0 && write)
 			rc = prune(st, txn, (int64_t)time(NULL),
 			    PRUNE_PER_WRITE, &pruned);
+		if (rc == 0 && write)
+			rc = prune_sigkeys(st, txn, (int64_t)time(NULL));
 		if (rc != 0 || !write) {
 			mdb_txn_abort(txn);
 			if (rc == MDB_MAP_FULL && grow_map(st) == 0)
@@ -884,18 +888,38 @@ store_access_put_ident(struct store *st, const char *org,
 
 /* ---- signing keys -------------------------------------------------------- */
 
-#define SIGKEY_VAL (8 + CRM_SIGKEY_BYTES)
+#define SIGKEY_VAL (8 + CRM_SIGKEY_BYTES + 8)
 
 static int
 sigkey_decode(const MDB_val *k, const MDB_val *v, struct sigkey *out)
 {
+	const unsigned char *p = v->mv_data;
+
 	if (k->mv_size != CRM_KID_HEX || v->mv_size != SIGKEY_VAL)
 		return RC_CORRUPT;
 	memcpy(out->kid, k->mv_data, CRM_KID_HEX);
 	out->kid[CRM_KID_HEX] = '\0';
-	out->created = (int64_t)get_be64(v->mv_data);
-	memcpy(out->secret, (unsigned char *)v->mv_data + 8, CRM_SIGKEY_BYTES);
+	out->created = (int64_t)get_be64(p);
+	memcpy(out->secret, p + 8, CRM_SIGKEY_BYTES);
+	out->expires = (int64_t)get_be64(p + 8 + CRM_SIGKEY_BYTES);
 	return 0;
+}
+
+static int
+sigkey_put(struct store *st, MDB_txn *txn, const struct sigkey *k,
+    unsigned flags)
+{
+	unsigned char	 v[SIGKEY_VAL];
+	MDB_val		 key = { CRM_KID_HEX, (void *)k->kid };
+	MDB_val		 val = { sizeof(v), v };
+	int		 rc;
+
+	put_be64(v, (uint64_t)k->created);
+	memcpy(v + 8, k->secret, CRM_SIGKEY_BYTES);
+	put_be64(v + 8 + CRM_SIGKEY_BYTES, (uint64_t)k->expires);
+	rc = mdb_put(txn, st->sigkeys, &key, &val, flags);
+	memset(v, 0, sizeof(v));
+	return rc;
 }
 
 static int
@@ -995,22 +1019,83 @@ store_sigkey_list(struct store *st, store_sigkey_cb cb, void *arg)
 
 /* Make a new signing key and make it current. */
 static int
-sigkey_new(struct store *st, MDB_txn *txn)
+sigkey_new(struct store *st, MDB_txn *txn, struct sigkey *k)
 {
-	unsigned char	 v[SIGKEY_VAL];
-	char		 kid[CRM_KID_HEX + 1];
-	MDB_val		 key = { CRM_KID_HEX, kid }, val = { sizeof(v), v };
-	MDB_val		 mk = { 11, "current_kid" };
+	MDB_val	 mk = { 11, "current_kid" }, kv = { CRM_KID_HEX, k->kid };
+	int	 rc;
+
+	sec_random_hex(k->kid, CRM_KID_BYTES);
+	sec_random(k->secret, CRM_SIGKEY_BYTES);
+	k->created = (int64_t)time(NULL);
+	k->expires = 0;
+	k->current = 1;
+	if ((rc = sigkey_put(st, txn, k, MDB_NOOVERWRITE)) != 0)
+		return rc;
+	return mdb_put(txn, st->meta, &mk, &kv, 0);
+}
+
+struct rotate_arg {
+	int64_t		 now, ttl;
+	struct sigkey	 old, new;
+};
+
+static int
+rotate_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct rotate_arg	*a = p;
+	MDB_val			 key = { CRM_KID_HEX, a->old.kid }, val;
+	int			 rc;
+
+	if ((rc = current_kid(st, txn, a->old.kid)) != 0 ||
+	    (rc = mdb_get(txn, st->sigkeys, &key, &val)) != 0 ||
+	    (rc = sigkey_decode(&key, &val, &a->old)) != 0)
+		return rc;
+	/* Every token it signed expires by now + ttl; so does the key. */
+	a->old.expires = a->now + a->ttl;
+	a->old.current = 0;
+	if ((rc = sigkey_put(st, txn, &a->old, 0)) != 0)
+		return rc;
+	return sigkey_new(st, txn, &a->new);
+}
+
+enum store_err
+store_sigkey_rotate(struct store *st, int64_t now, int64_t ttl,
+    struct sigkey *old, struct sigkey *new)
+{
+	struct rotate_arg	 a = { .now = now, .ttl = ttl };
+	enum store_err		 e;
+
+	e = txn_run(st, 1, "key rotate", rotate_fn, &a);
+	if (e == STORE_OK) {
+		*old = a.old;
+		*new = a.new;
+	}
+	memset(&a, 0, sizeof(a));
+	return e;
+}
+
+/* Delete signing keys past their expiry: no token they signed is valid. */
+static int
+prune_sigkeys(struct store *st, MDB_txn *txn, int64_t now)
+{
+	MDB_cursor	*c;
+	MDB_val		 key, val;
+	struct sigkey	 k;
 	int		 rc;
 
-	sec_random_hex(kid, CRM_KID_BYTES);
-	put_be64(v, (uint64_t)time(NULL));
-	sec_random(v + 8, CRM_SIGKEY_BYTES);
-	rc = mdb_put(txn, st->sigkeys, &key, &val, MDB_NOOVERWRITE);
-	memset(v, 0, sizeof(v));
-	if (rc != 0)
+	if ((rc = mdb_cursor_open(txn, st->sigkeys, &c)) != 0)
 		return rc;
-	return mdb_put(txn, st->meta, &mk, &key, 0);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if ((rc = sigkey_decode(&key, &val, &k)) != 0)
+			break;
+		if (k.expires != 0 && k.expires <= now &&
+		    (rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+	}
+	memset(&k, 0, sizeof(k));
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* ---- released tokens ---------------------------------------------------- */
@@ -1232,8 +1317,12 @@ open_dbs(struct store *st, int create)
 		goto fail;
 	if (create) {
 		rc = current_kid(st, txn, kid);
-		if (rc == RC_NOTINIT)
-			rc = sigkey_new(st, txn);
+		if (rc == RC_NOTINIT) {
+			struct sigkey k;
+
+			rc = sigkey_new(st, txn, &k);
+			memset(&k, 0, sizeof(k));
+		}
 		if (rc != 0)
 			goto fail;
 	}

@@ -262,6 +262,9 @@ tok_store_key(void *arg, const char *kid, struct sigkey *key)
 {
 	switch (store_sigkey_get(arg, kid, key)) {
 	case STORE_OK:
+		/* A retired key still verifies signatures until a write
+		 * deletes it: every token it signed has expired by then, and
+		 * tok_check says so. */
 		return 0;
 	case STORE_NOTFOUND:
 		return 1;

@@ -609,6 +609,57 @@ def t_pruning():
         P.cleanup()
 
 
+def t_key_rotation():
+    """Tokens of the old key keep working across a rotation until they
+    expire; then the old key is deleted by the next write."""
+    R = Lighttpd("rotate", procs=2, conf_extra="token_ttl = 3\n").start()
+    try:
+        R.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
+
+        def token():
+            r = R.post("/authentication/token",
+                       {"username": "alice", "password": "pw", "organisation": "ACME"})
+            eq(r.status, 200, f"login {r!r}")
+            return r.data["token"]
+
+        def check_status(tok):
+            r = R.get("/authentication/token/check", headers={"Authorization": f"Bearer {tok}"})
+            return r.status, r.code
+        old_kid = R.ctl("key", "list").stdout.split()[0]
+        a, released = token(), token()
+        eq(jwt_parts(a)[0]["kid"], old_kid, "signed by the first key")
+        out = R.ctl("key", "rotate").stdout
+        keys = [ln.split("\t") for ln in R.ctl("key", "list").stdout.splitlines()]
+        eq(len(keys), 2, f"two keys: {keys}")
+        new_kid = [k[0] for k in keys if k[2] == "current"][0]
+        check(new_kid != old_kid, "a new current key")
+        prev = [k for k in keys if k[0] == old_kid][0]
+        eq(prev[2], "previous", "the old key is previous")
+        check(prev[3] != "-" and f"{old_kid} verifies until {prev[3]}" in out, out)
+        b = token()
+        eq(jwt_parts(b)[0]["kid"], new_kid, "new tokens carry the new kid")
+        eq(R.ctl("key", "export").stdout.split()[0], new_kid, "export gives the current key")
+        # Across the rotation the old key's tokens still work, in every process.
+        for _ in range(4):
+            eq(check_status(a), (200, "OK"), "old-key token after rotation")
+            eq(check_status(b), (200, "OK"), "new-key token")
+        eq(R.post("/authentication/token/release", {"token": released}).status, 200,
+           "an old-key token can be released")
+        eq(check_status(released), (401, "TOKEN_RELEASED"), "and stays released")
+        time.sleep(3.2)
+        eq(check_status(a), (401, "TOKEN_EXPIRED"), "old-key token expired")
+        # The next write deletes the old key; its tokens are now unknown.
+        eq(R.post("/authentication/token/release", {"token": token()}).status, 200, "a write")
+        keys = R.ctl("key", "list").stdout.splitlines()
+        eq(len(keys), 1, f"the old key is gone: {keys}")
+        check(keys[0].startswith(new_kid + "\t") and "\tcurrent\t-" in keys[0], keys)
+        eq(check_status(a), (401, "INVALID_TOKEN"), "old key unknown after deletion")
+        v = R.ctl("token", "verify", a, check=False)
+        eq(v.returncode, 1, "crmauthctl refuses it too")
+    finally:
+        R.cleanup()
+
+
 def t_bad_config():
     B = Lighttpd("badconf", procs=1, init=False,
                conf_text="token_ttl = 60\nno_such_key = 1\n").start()
@@ -717,6 +768,7 @@ def main():
             ("crmauthctl: usage errors exit 2, failures 1", t_ctl_usage),
             ("crmauth.fcgi -t checks config and store", t_fcgi_check_mode),
             ("released ids are pruned after exp", t_pruning),
+            ("key rotation: old tokens verify until they expire", t_key_rotation),
             ("a broken config: 503 and file:line in the log", t_bad_config),
             ("no store: 503; picked up once made", t_no_store),
         ]

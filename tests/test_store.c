@@ -419,6 +419,55 @@ t_map_growth(void)
 	store_close(st);
 }
 
+static int
+count_key(void *arg, const struct sigkey *k)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+t_rotation(void)
+{
+	struct store	*st = open_new();
+	struct sigkey	 first, old, new, g;
+	int64_t		 now = (int64_t)time(NULL);
+	int		 n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(store_sigkey_current(st, &first), STORE_OK);
+	CU_ASSERT_EQUAL(first.expires, 0);
+	CU_ASSERT_EQUAL(store_sigkey_rotate(st, now, 2, &old, &new), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(old.kid, first.kid);
+	CU_ASSERT_STRING_NOT_EQUAL(new.kid, first.kid);
+	CU_ASSERT_EQUAL(old.expires, now + 2);
+	CU_ASSERT_EQUAL(store_sigkey_current(st, &g), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(g.kid, new.kid);
+	CU_ASSERT_EQUAL(memcmp(g.secret, new.secret, CRM_SIGKEY_BYTES), 0);
+	/* The old key is still there, and still verifies... */
+	CU_ASSERT_EQUAL(store_sigkey_get(st, first.kid, &g), STORE_OK);
+	CU_ASSERT_FALSE(g.current);
+	CU_ASSERT_EQUAL(g.expires, now + 2);
+	CU_ASSERT_EQUAL(memcmp(g.secret, first.secret, CRM_SIGKEY_BYTES), 0);
+	CU_ASSERT_EQUAL(tok_store_key(st, first.kid, &g), 0);
+	CU_ASSERT_EQUAL(store_sigkey_list(st, count_key, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	sleep(3);
+	/* ... until the first write after its expiry deletes it. */
+	CU_ASSERT_EQUAL(tok_store_key(st, first.kid, &g), 0);
+	{
+		unsigned char j[CRM_JTI_BYTES] = { 1 };
+
+		CU_ASSERT_EQUAL(store_release(st, j, now + 100, now), STORE_OK);
+	}
+	CU_ASSERT_EQUAL(store_sigkey_get(st, first.kid, &g), STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(tok_store_key(st, first.kid, &g), 1);
+	CU_ASSERT_EQUAL(tok_store_key(st, new.kid, &g), 0);
+	n = 0;
+	CU_ASSERT_EQUAL(store_sigkey_list(st, count_key, &n), STORE_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	store_close(st);
+}
+
 static CU_TestInfo tests[] = {
 	{ "serving never creates a store", t_not_initialised },
 	{ "init is idempotent and makes one signing key", t_init_idempotent },
@@ -431,6 +480,8 @@ static CU_TestInfo tests[] = {
 	{ "writes prune expired releases", t_prune_on_write },
 	{ "a newer or broken schema version is refused", t_schema_version },
 	{ "six processes releasing at once lose nothing", t_many_processes },
+	{ "rotation: old key verifies until its tokens expire, then goes",
+	    t_rotation },
 	{ "the map grows, then refuses cleanly at db_map_max_mb",
 	    t_map_growth },
 	CU_TEST_INFO_NULL,
