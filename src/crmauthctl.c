@@ -917,7 +917,8 @@ main(int argc, char *argv[])
 	file = config_choose(conf, &explicit);
 	if (config_load(&c.cfg, file, explicit, err, sizeof(err)) == -1)
 		return fail("%s", err);
-	e = store_open(&c.store, &c.cfg, cur->fn == c_init, err, sizeof(err));
+	e = store_open(&c.store, &c.cfg, cur->fn == c_init ? STORE_CREATE : 0,
+	    err, sizeof(err));
 	if (e != STORE_OK)
 		return fail("%s", err);
 	rc = cur->fn(&c, nargs, argv + skip);

@@ -143,12 +143,16 @@ const char *store_strerror(enum store_err);
 
 struct store;
 
-/* Open the environment at cfg->db_path.  With create, make the directory
- * (0700), the named databases, the schema version and a first signing key
- * as needed (idempotent).  One store per process, never across fork().
- * On failure err holds one line naming the path and the problem. */
+/* store_open() flags */
+#define STORE_CREATE	0x1	/* make what is missing (crmauthctl init) */
+#define STORE_RDONLY	0x2	/* never write, not even pruning (library) */
+
+/* Open the environment at cfg->db_path.  With STORE_CREATE, make the
+ * directory (0700), the named databases, the schema version and a first
+ * signing key as needed (idempotent).  One store per process, never across
+ * fork().  On failure err holds one line naming the path and the problem. */
 enum store_err store_open(struct store **, const struct config *,
-	    int create, char *err, size_t errlen);
+	    int flags, char *err, size_t errlen);
 void	 store_close(struct store *);
 /* The last LMDB or system error text, for logs and crmauthctl. */
 const char *store_detail(const struct store *);

@@ -1334,9 +1334,10 @@ fail:
 }
 
 enum store_err
-store_open(struct store **out, const struct config *cfg, int create,
+store_open(struct store **out, const struct config *cfg, int flags,
     char *err, size_t errlen)
 {
+	int create = (flags & STORE_CREATE) != 0;
 	struct store	*st;
 	struct stat	 sb;
 	char		 data[sizeof(cfg->db_path) + 16];
@@ -1370,7 +1371,8 @@ store_open(struct store **out, const struct config *cfg, int create,
 		set_detail(st, "mdb_env_create", rc);
 		goto fail;
 	}
-	if ((rc = mdb_env_open(st->env, cfg->db_path, 0, 0600)) != 0) {
+	if ((rc = mdb_env_open(st->env, cfg->db_path,
+	    (flags & STORE_RDONLY) ? MDB_RDONLY : 0, 0600)) != 0) {
 		snprintf(st->detail, sizeof(st->detail), "%s: %s",
 		    cfg->db_path, mdb_strerror(rc));
 		e = rc == ENOENT ? STORE_NOTINIT : STORE_ERROR;

@@ -24,6 +24,7 @@ TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir", "."))
 TOP_SRCDIR = os.path.abspath(os.environ.get("top_srcdir", "."))
 FCGI = os.path.join(TOP_BUILDDIR, "crmauth.fcgi")
 CTL = os.path.join(TOP_BUILDDIR, "crmauthctl")
+VERIFY = os.path.join(TOP_BUILDDIR, "examples", "crmauth-verify")   # uses libcrmauth
 LIGHTTPD = os.environ.get("LIGHTTPD") or shutil.which("lighttpd") or "/usr/sbin/lighttpd"
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
 APACHE_MODULES = "/usr/lib/apache2/modules"

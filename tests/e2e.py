@@ -3,6 +3,7 @@ through a real lighttpd, in FastCGI and in CGI mode."""
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crmtest  # noqa: E402
 from crmtest import (Runner, Lighttpd, basic, jwt_parts, sign, b64url,  # noqa: E402
-                     b64url_decode, VALGRIND, PREFIX, eq, check)
+                     b64url_decode, VALGRIND, PREFIX, VERIFY, eq, check)
 
 S = None        # the main server
 K = {}          # keys and tokens made by setup()
@@ -534,6 +535,108 @@ def t_internal_error():
     expect(login("zed", "zed-pw"), 401, "INVALID_CREDENTIALS", "after del")
 
 
+def t_release_seen_everywhere():
+    """A release through one responder is seen at once by the check method
+    in other processes (a second lighttpd on the same store, and CGI) and
+    by libcrmauth in a long-lived process: 100 rounds, no miss."""
+    rounds = 20 if VALGRIND else 100
+    with open(S.conf) as f:
+        B = Lighttpd("other", conf_text=f.read(), init=False).start()
+    lib = subprocess.Popen([VERIFY, "-c", S.conf, "-"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    misses = []
+    try:
+        def library(tok):
+            lib.stdin.write(tok + "\n")
+            lib.stdin.flush()
+            return lib.stdout.readline().strip()
+
+        tokens = [expect(apikey_post(K["apikey"]), 200, "OK").data["token"]
+                  for _ in range(rounds)]
+        bearer = {}
+        for i, tok in enumerate(tokens):
+            bearer = {"Authorization": f"Bearer {tok}"}
+            if i == 0:
+                eq(library(tok).split()[0], "ok", "the library accepts it before")
+                eq(B.get("/authentication/token/check", headers=bearer).status, 200, "B before")
+            eq(release(tok).status, 200, "release through the first server")
+            seen = {
+                "other server": B.get("/authentication/token/check", headers=bearer).code,
+                "CGI": S.get("/authentication/token/check", headers=bearer,
+                             prefix="/cgi-bin/crmauth.cgi").code,
+                "same server": S.get("/authentication/token/check", headers=bearer).code,
+                "libcrmauth": library(tok),
+            }
+            want = {"other server": "TOKEN_RELEASED", "CGI": "TOKEN_RELEASED",
+                    "same server": "TOKEN_RELEASED", "libcrmauth": "refused released"}
+            misses += [(i, k, v) for k, v in seen.items() if v != want[k]]
+        print(f"  {rounds} release-then-check rounds across processes, {len(misses)} misses")
+        eq(misses, [], "every process saw every release at once")
+    finally:
+        lib.stdin.close()
+        eq(lib.wait(10), 0, "the library process exits cleanly")
+        B.cleanup()
+
+
+def t_library():
+    """libcrmauth through its example program: usable, refused by name."""
+    tok = token_for(unit="EU")
+    r = subprocess.run([VERIFY, "-c", S.conf, tok], capture_output=True, text=True)
+    eq(r.returncode, 0, f"usable: {r.stdout} {r.stderr}")
+    c = jwt_parts(tok)[1]
+    eq(r.stdout.split(), ["ok", "usr=alice", "org=ACME", "oun=EU", f"jti={c['jti']}",
+                          f"exp={c['exp']}"], "the claims")
+    for name, bad in list(forged_tokens().items())[:6]:
+        r = subprocess.run([VERIFY, "-c", S.conf, bad], capture_output=True, text=True)
+        eq((r.returncode, r.stdout.strip()), (1, "refused not a token of this service"), name)
+    c2 = {"jti": "ABCDEF0123456789ABCDEF0123456789", "usr": "alice", "org": "ACME",
+          "oun": "HQ", "iat": 1600000000, "exp": 1600007200}
+    old = sign({"typ": "JWT", "alg": "HS256", "kid": K["kid"]}, c2, K["secret"])
+    r = subprocess.run([VERIFY, "-c", S.conf, old], capture_output=True, text=True)
+    eq(r.stdout.strip(), "refused expired", "expired")
+    r = subprocess.run([VERIFY, "-c", S.conf + ".missing", tok], capture_output=True, text=True)
+    eq(r.returncode, 1, "a missing configuration")
+    check(f"{S.conf}.missing: No such file or directory" in r.stderr, r.stderr)
+    # Read-only: the library never writes the store.
+    unchanged(lambda: subprocess.run([VERIFY, "-c", S.conf, tok], capture_output=True))
+
+
+def t_python_jwt():
+    """The README's Python verifier, run as it stands with Debian's
+    python3-jwt against a live token, and what it cannot see."""
+    with open(os.path.join(crmtest.TOP_SRCDIR, "README.md")) as f:
+        code = re.search(r"```python\n(.*?)```", f.read(), re.S).group(1)
+    keyfile = os.path.join(S.dir, "crmauth.key")
+    with open(keyfile, "w") as f:
+        f.write(S.ctl("key", "export").stdout)
+    tok = token_for()
+    released = token_for()
+    expect(release(released), 200, "OK")
+    forged = forged_tokens()
+    driver = code.replace("KEY_FILE", repr(keyfile)) + """
+import json, sys
+for t in sys.stdin.read().split():
+    try:
+        print(json.dumps(verify(t)))
+    except jwt.InvalidTokenError as e:
+        print("refused", type(e).__name__)
+"""
+    inp = "\n".join([tok, released, forged["alg none signed"], forged["HS512 same key"],
+                     forged["another key"], forged["unknown kid"]])
+    r = subprocess.run(["/usr/bin/python3", "-c", driver], input=inp, capture_output=True,
+                       text=True, timeout=60)
+    eq(r.returncode, 0, r.stderr)
+    out = r.stdout.splitlines()
+    eq(json.loads(out[0]), jwt_parts(tok)[1], "python3-jwt gives the claims")
+    # Offline verification cannot know about releases: why the README
+    # says to ask the check method.
+    eq(json.loads(out[1]), jwt_parts(released)[1], "a released token passes offline")
+    expect(S.get("/authentication/token/check", headers={"Authorization": f"Bearer {released}"}),
+           401, "TOKEN_RELEASED", "the check method knows")
+    for line in out[2:]:
+        check(line.startswith("refused "), f"forgery refused by python3-jwt: {line}")
+
+
 def t_admin_changes_seen_at_once():
     """crmauthctl writes while the responders run; they see it."""
     S.ctl("user", "add", "ACME", "dave", "--unit", "HQ", input="dave-pw\n")
@@ -763,6 +866,9 @@ def main():
             ("check: forged, expired, released are refused by name", t_check_refusals),
             ("8 clients, 80 releases, 2 responders", t_concurrent_releases),
             ("admin changes are seen by running responders", t_admin_changes_seen_at_once),
+            ("libcrmauth: claims, refusals, read-only", t_library),
+            ("README's python3-jwt verifier against a live token", t_python_jwt),
+            ("release seen at once by other processes and libcrmauth", t_release_seen_everywhere),
             ("500 tells nothing of its cause", t_internal_error),
             ("CGI mode through mod_cgi", t_cgi),
             ("crmauthctl: usage errors exit 2, failures 1", t_ctl_usage),

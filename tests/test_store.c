@@ -20,7 +20,7 @@ open_new(void)
 	char		 err[CRM_ERR_MAX];
 
 	unit_rmtree(cfg.db_path);
-	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 1, err, sizeof(err)),
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, STORE_CREATE, err, sizeof(err)),
 	    STORE_OK);
 	return st;
 }
@@ -51,7 +51,7 @@ t_init_idempotent(void)
 	CU_ASSERT_EQUAL(strlen(k1.kid), CRM_KID_HEX);
 	CU_ASSERT_TRUE(k1.current);
 	store_close(st);
-	CU_ASSERT_EQUAL(store_open(&st, &cfg, 1, err, sizeof(err)), STORE_OK);
+	CU_ASSERT_EQUAL(store_open(&st, &cfg, STORE_CREATE, err, sizeof(err)), STORE_OK);
 	CU_ASSERT_EQUAL(store_sigkey_current(st, &k2), STORE_OK);
 	CU_ASSERT_STRING_EQUAL(k1.kid, k2.kid);
 	CU_ASSERT_EQUAL(memcmp(k1.secret, k2.secret, CRM_SIGKEY_BYTES), 0);
@@ -392,7 +392,7 @@ t_map_growth(void)
 	small.db_map_size_mb = 1;
 	small.db_map_max_mb = 2;
 	unit_rmtree(cfg.db_path);
-	CU_ASSERT_EQUAL_FATAL(store_open(&st, &small, 1, err, sizeof(err)),
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &small, STORE_CREATE, err, sizeof(err)),
 	    STORE_OK);
 	memset(&u, 0, sizeof(u));
 	memset(u.pwhash, 'h', 100);

@@ -290,7 +290,7 @@ t_check(void)
 	char			*t, *old;
 
 	unit_config(&cfg, dir);
-	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 1, err, sizeof(err)),
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, STORE_CREATE, err, sizeof(err)),
 	    STORE_OK);
 	CU_ASSERT_EQUAL_FATAL(store_sigkey_current(st, &k), STORE_OK);
 	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t), TOK_OK);
