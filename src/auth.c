@@ -69,21 +69,24 @@ issue(struct app *app, struct result *res, const struct tok_subject *s)
 
 /*
  * The common end of the three methods.  e is the outcome of looking the
- * credentials up, every failure already folded into STORE_NOTFOUND.
+ * credentials up, every failure already folded into STORE_NOTFOUND: count
+ * it, or clear the pair's count and sign.
  */
 static void
-conclude(struct app *app, struct result *res, enum store_err e, int basic,
-    char units[][CRM_NAME_MAX + 1], size_t nunits, const char *unit,
-    struct tok_subject *s)
+conclude(struct app *app, struct result *res, struct throttle *t,
+    enum store_err e, int basic, char units[][CRM_NAME_MAX + 1],
+    size_t nunits, const char *unit, struct tok_subject *s)
 {
 	if (e == STORE_NOTFOUND) {
-		deny(res, basic);
+		if (throttle_failed(app, t, res) == 0)
+			deny(res, basic);
 		return;
 	}
 	if (e != STORE_OK) {
 		result_store_error(res, app, e);
 		return;
 	}
+	throttle_succeeded(app, t);
 	if ((s->oun = pick_unit(units, nunits, unit)) == NULL) {
 		result_error(res, API_INVALID_UNIT, NULL);
 		return;
@@ -108,17 +111,23 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	const char	*user, *pw, *org, *unit;
 	struct user_rec	 u;
 	struct tok_subject s;
+	struct throttle	 t = { .addr = req->remote_addr };
 	enum store_err	 e;
 
+	/* An empty password is a failed login like any wrong one: the same
+	 * answer, the same argon2id cost, counted. */
 	if (json_field_string(req->body, NULL, "username", 1, CRM_NAME_MAX,
 	    &user, res) == -1 ||
-	    json_field_string(req->body, NULL, "password", 1, CRM_SECRET_MAX,
-	    &pw, res) == -1 ||
+	    json_field_string(req->body, NULL, "password", FIELD_MANDATORY |
+	    FIELD_EMPTY_OK, CRM_SECRET_MAX, &pw, res) == -1 ||
 	    json_field_string(req->body, NULL, "organisation", 1,
 	    CRM_NAME_MAX, &org, res) == -1 ||
 	    body_unit(req, &unit, res) == -1)
 		return;
 	if (app_store(app, res) == NULL)
+		return;
+	throttle_account(t.account, 'U', org, user);
+	if (throttle_check(app, &t, res) == -1)
 		return;
 	u.nunits = 0;
 	e = store_user_get(app->store, org, user, &u);
@@ -129,7 +138,7 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	    (sec_pwverify(u.pwhash, pw, strlen(pw)) != 0 || u.disabled))
 		e = STORE_NOTFOUND;
 	s = (struct tok_subject){ .usr = user, .org = org };
-	conclude(app, res, e, 0, u.units, u.nunits, unit, &s);
+	conclude(app, res, &t, e, 0, u.units, u.nunits, unit, &s);
 }
 
 void
@@ -142,6 +151,7 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	struct apikey_rec	 ak;
 	struct user_rec		 u;
 	struct tok_subject	 s;
+	struct throttle		 t = { .addr = req->remote_addr };
 	enum store_err		 e;
 
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
@@ -149,17 +159,23 @@ m_web_api_key_token(struct app *app, const struct request *req,
 		return;
 	if (app_store(app, res) == NULL)
 		return;
+	throttle_account(t.account, 'K', key, NULL);
+	if (throttle_check(app, &t, res) == -1)
+		return;
 	sec_sha256(digest, key, strlen(key));
 	u.nunits = 0;
 	e = store_apikey_get(app->store, digest, &ak);
 	if (e == STORE_OK && !ak.revoked)
 		e = store_user_get(app->store, ak.org, ak.user, &u);
-	else if (e == STORE_OK)
+	else if (e == STORE_OK || e == STORE_NOTFOUND) {
+		/* The same lookups as for a good key: the same cost. */
+		store_user_get(app->store, "", "", &u);
 		e = STORE_NOTFOUND;
+	}
 	if (e == STORE_OK && u.disabled)
 		e = STORE_NOTFOUND;
 	s = (struct tok_subject){ .usr = ak.user, .org = ak.org };
-	conclude(app, res, e, 1, u.units, u.nunits, unit, &s);
+	conclude(app, res, &t, e, 1, u.units, u.nunits, unit, &s);
 }
 
 /* The access_token_identifier object: either authentication_code, or
@@ -187,8 +203,8 @@ access_fields(const struct request *req, const char **code,
 	    ident, res)) == -1)
 		return -1;
 	hi = rc == 0;
-	if ((rc = json_field_string(ati, w, "pass_code", 0, CRM_SECRET_MAX,
-	    pass, res)) == -1)
+	if ((rc = json_field_string(ati, w, "pass_code", FIELD_EMPTY_OK,
+	    CRM_SECRET_MAX, pass, res)) == -1)
 		return -1;
 	hp = rc == 0;
 	if (hc && (hi || hp))
@@ -220,6 +236,7 @@ m_consumer_token(struct app *app, const struct request *req,
 	struct consumer_rec	 ck;
 	struct access_rec	 at;
 	struct tok_subject	 s;
+	struct throttle		 t = { .addr = req->remote_addr };
 	enum store_err		 e;
 
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
@@ -227,6 +244,13 @@ m_consumer_token(struct app *app, const struct request *req,
 	    body_unit(req, &unit, res) == -1)
 		return;
 	if (app_store(app, res) == NULL)
+		return;
+	/* A pass code is guessed per identifier; a code, like a key. */
+	if (ident != NULL)
+		throttle_account(t.account, 'I', key, ident);
+	else
+		throttle_account(t.account, 'C', key, NULL);
+	if (throttle_check(app, &t, res) == -1)
 		return;
 	sec_sha256(digest, key, strlen(key));
 	ck.nunits = 0;
@@ -243,9 +267,14 @@ m_consumer_token(struct app *app, const struct request *req,
 			e = STORE_NOTFOUND;
 		else if (e == STORE_NOTFOUND)
 			sec_pwverify(app->dummy_hash, pass, strlen(pass));
-	} else if (e == STORE_NOTFOUND && pass != NULL)
-		sec_pwverify(app->dummy_hash, pass, strlen(pass));
+	} else if (e == STORE_NOTFOUND) {
+		/* The same work as for a good key: a lookup, and a verify
+		 * where a pass code was given. */
+		store_access_get_code(app->store, "", digest, &at);
+		if (pass != NULL)
+			sec_pwverify(app->dummy_hash, pass, strlen(pass));
+	}
 	s = (struct tok_subject){ .usr = ck.app, .org = ck.org,
 	    .cii = at.contact, .acr = at.ar };
-	conclude(app, res, e, 1, ck.units, ck.nunits, unit, &s);
+	conclude(app, res, &t, e, 1, ck.units, ck.nunits, unit, &s);
 }

@@ -378,6 +378,19 @@ user_line(void *arg, const char *org, const char *user,
 }
 
 static int
+c_user_unlock(struct ctx *c, int argc, char **argv)
+{
+	unsigned char	 account[CRM_DIGEST_BYTES];
+	enum store_err	 e;
+
+	/* Unknown users are counted too: no existence check here. */
+	throttle_account(account, 'U', argv[0], argv[1]);
+	if ((e = store_attempts_clear(c->store, account, NULL)) != STORE_OK)
+		return store_fail(c, e);
+	return 0;
+}
+
+static int
 c_user_list(struct ctx *c, int argc, char **argv)
 {
 	struct lines	 l = { 0 };
@@ -801,6 +814,8 @@ static const struct cmd cmds[] = {
 	    "undo disable" },
 	{ "user", "del", c_user_del, 2, 2, "ORG USER",
 	    "delete the user and the user's Web API keys" },
+	{ "user", "unlock", c_user_unlock, 2, 2, "ORG USER",
+	    "clear the user's failed-attempt counters (every address)" },
 	{ "user", "list", c_user_list, 0, 1, "[ORG]",
 	    "org, user, units, state, created" },
 	{ "apikey", "add", c_apikey_add, 2, 2, "ORG USER",

@@ -29,6 +29,7 @@ struct json_object;
 #define CRM_KID_BYTES	 8
 #define CRM_KID_HEX	 (CRM_KID_BYTES * 2)
 #define CRM_DIGEST_BYTES 32	/* SHA-256 */
+#define CRM_ADDR_MAX	 64	/* REMOTE_ADDR kept for throttling */
 #define CRM_PWHASH_MAX	 128	/* crypto_pwhash_STRBYTES */
 #define CRM_ERR_MAX	 1400	/* an error line: fits a path and a reason */
 
@@ -239,6 +240,23 @@ enum store_err store_access_put_ident(struct store *, const char *org,
  * is deleted by the next write.  *old and *new describe both. */
 enum store_err store_sigkey_rotate(struct store *, int64_t now, int64_t ttl,
 	    struct sigkey *old, struct sigkey *new);
+/* Failed-attempt counters of an account (a hash of what was claimed:
+ * see throttle.c) and of an (account, client address) pair. */
+struct attempts {
+	int64_t		 pair_end, account_end;		/* window ends */
+	uint32_t	 pair_count, account_count;	/* 0 once over */
+	int		 pair_exists;	/* a success must clear it */
+};
+enum store_err store_attempts_get(struct store *,
+	    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
+	    int64_t now, struct attempts *);
+/* One failure more for the pair and for the account. */
+enum store_err store_attempts_fail(struct store *,
+	    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
+	    int64_t now, int64_t window);
+/* Clear the pair (addr set), or the account and all its pairs (NULL). */
+enum store_err store_attempts_clear(struct store *,
+	    const unsigned char account[CRM_DIGEST_BYTES], const char *addr);
 /* Mark a Web API key (consumer 0) or consumer key (1) revoked. */
 enum store_err store_key_revoke(struct store *, int consumer,
 	    const unsigned char digest[CRM_DIGEST_BYTES]);
@@ -420,8 +438,10 @@ struct json_object *http_parse_json(const char *buf, size_t len,
  * the field (as where.field) when wrong type, empty, too long, holding
  * NUL, or absent but mandatory.
  */
+#define FIELD_MANDATORY	0x1	/* absent is a 400 */
+#define FIELD_EMPTY_OK	0x2	/* "" is a value (secrets: a failed login) */
 int	 json_field_string(struct json_object *obj, const char *where,
-	    const char *field, int mandatory, size_t maxlen, const char **out,
+	    const char *field, int flags, size_t maxlen, const char **out,
 	    struct result *res);
 
 /*
@@ -496,6 +516,25 @@ int	 token_check(struct app *, const char *authz, const char *body_token,
 /* Answer one FastCGI AUTHORIZER request: 200 with the claims as
  * Variable-CRMAUTH_* headers, or the refusal with its envelope. */
 void	 http_authorize(struct app *, const struct http_io *);
+
+/* ---- throttle.c ------------------------------------------------------------ */
+
+struct throttle {
+	unsigned char	 account[CRM_DIGEST_BYTES];
+	const char	*addr;		/* REMOTE_ADDR */
+	int		 pair_exists;	/* set by throttle_check() */
+};
+/* The account: SHA-256 of kind, a, NUL, b (b may be NULL).  Kinds: 'U'
+ * org/user, 'K' Web API key, 'C' consumer key, 'I' consumer key and
+ * access token identifier. */
+void	 throttle_account(unsigned char out[CRM_DIGEST_BYTES], char kind,
+	    const char *a, const char *b);
+/* 0: go on and check the credentials; -1: res is 429 (or 503). */
+int	 throttle_check(struct app *, struct throttle *, struct result *);
+/* Count a failure; -1 with res 503 when it cannot be counted. */
+int	 throttle_failed(struct app *, struct throttle *, struct result *);
+/* Clear the pair after a success (a write only when there is one). */
+void	 throttle_succeeded(struct app *, struct throttle *);
 
 /* Map a store failure to 503/500 in res (and log the detail). */
 void	 result_store_error(struct result *, struct app *, enum store_err);

@@ -411,9 +411,10 @@ http_parse_json(const char *buf, size_t len, struct result *res)
 
 int
 json_field_string(struct json_object *obj, const char *where,
-    const char *field, int mandatory, size_t maxlen, const char **out,
+    const char *field, int flags, size_t maxlen, const char **out,
     struct result *res)
 {
+	int mandatory = (flags & FIELD_MANDATORY) != 0;
 	json_object	*m;
 	char		 name[64];
 	size_t		 len;
@@ -431,7 +432,7 @@ json_field_string(struct json_object *obj, const char *where,
 		return result_error(res, API_INVALID_REQUEST,
 		    "The field '%s' must be a string.", name);
 	len = (size_t)json_object_get_string_len(m);
-	if (len == 0)
+	if (len == 0 && !(flags & FIELD_EMPTY_OK))
 		return result_error(res, API_INVALID_REQUEST,
 		    "The field '%s' must not be empty.", name);
 	if (len > maxlen)

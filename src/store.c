@@ -12,7 +12,9 @@
  *                    + expires (8, BE; 0 while current)
  *   released         jti (16) -> exp (8, BE)
  *   released_by_exp  exp (8, BE) + jti (16) -> ""
- *   attempts         failed-attempt counters (throttling)
+ *   attempts         'A' account (32) -> window end (8, BE) + count (4, BE)
+ *                    'P' account (32) address -> the same, per address
+ *   attempts_by_exp  window end (8, BE) + attempts key -> ""
  *
  * Composite keys are hashed because org and user may each be 256 bytes,
  * past LMDB's 511-byte key limit; the names are kept in the record.
@@ -42,7 +44,7 @@
 struct store {
 	MDB_env		*env;
 	MDB_dbi		 meta, users, apikeys, consumers, access, sigkeys;
-	MDB_dbi		 released, released_exp, attempts;
+	MDB_dbi		 released, released_exp, attempts, attempts_exp;
 	size_t		 map_max;	/* bytes */
 	char		 detail[CRM_ERR_MAX];
 };
@@ -145,6 +147,8 @@ grow_map(struct store *st)
 }
 
 static int	prune_sigkeys(struct store *, MDB_txn *, int64_t now);
+static int	prune_attempts(struct store *, MDB_txn *, int64_t now,
+		    size_t limit);
 static int	prune(struct store *, MDB_txn *, int64_t now, size_t limit,
 		    size_t *n);
 
@@ -181,6 +185,9 @@ txn_run(struct store *st, int write, const char *what, txn_fn fn,
 			    PRUNE_PER_WRITE, &pruned);
 		if (rc == 0 && write)
 			rc = prune_sigkeys(st, txn, (int64_t)time(NULL));
+		if (rc == 0 && write)
+			rc = prune_attempts(st, txn, (int64_t)time(NULL),
+			    PRUNE_PER_WRITE);
 		if (rc != 0 || !write) {
 			mdb_txn_abort(txn);
 			if (rc == MDB_MAP_FULL && grow_map(st) == 0)
@@ -204,6 +211,22 @@ put_be64(unsigned char *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--, v >>= 8)
 		p[i] = (unsigned char)(v & 0xff);
+}
+
+static void
+put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static uint32_t
+get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
 }
 
 static uint64_t
@@ -1254,6 +1277,257 @@ store_ping(struct store *st)
 	return txn_run(st, 0, "ping", ping_fn, NULL);
 }
 
+/* ---- failed-attempt counters ---------------------------------------------- */
+
+#define ATT_KEY_MAX	(1 + CRM_DIGEST_BYTES + CRM_ADDR_MAX)
+#define ATT_VAL		(8 + 4)
+
+struct att_arg {
+	const unsigned char	*account;
+	const char		*addr;
+	int64_t			 now, window;
+	struct attempts		*out;
+};
+
+/* The key of the account counter (addr NULL) or of a pair. */
+static size_t
+att_key(unsigned char *k, const unsigned char *account, const char *addr)
+{
+	size_t alen = addr != NULL ? strlen(addr) : 0;
+
+	if (alen > CRM_ADDR_MAX)
+		alen = CRM_ADDR_MAX;
+	k[0] = addr != NULL ? 'P' : 'A';
+	memcpy(k + 1, account, CRM_DIGEST_BYTES);
+	if (alen > 0)
+		memcpy(k + 1 + CRM_DIGEST_BYTES, addr, alen);
+	return 1 + CRM_DIGEST_BYTES + alen;
+}
+
+/* A counter: 0 found (*end of its window, *count), MDB_NOTFOUND, or an
+ * error. */
+static int
+att_get(struct store *st, MDB_txn *txn, const unsigned char *k, size_t klen,
+    int64_t *end, uint32_t *count)
+{
+	MDB_val	 key = { klen, (void *)k }, val;
+	int	 rc;
+
+	if ((rc = mdb_get(txn, st->attempts, &key, &val)) != 0)
+		return rc;
+	if (val.mv_size != ATT_VAL)
+		return RC_CORRUPT;
+	*end = (int64_t)get_be64(val.mv_data);
+	*count = get_be32((unsigned char *)val.mv_data + 8);
+	return 0;
+}
+
+/* Delete a counter and its index entry. */
+static int
+att_del(struct store *st, MDB_txn *txn, const unsigned char *k, size_t klen,
+    int64_t end)
+{
+	unsigned char	 ik[8 + ATT_KEY_MAX];
+	MDB_val		 key = { klen, (void *)k }, ikey = { 8 + klen, ik };
+	int		 rc;
+
+	put_be64(ik, (uint64_t)end);
+	memcpy(ik + 8, k, klen);
+	rc = mdb_del(txn, st->attempts_exp, &ikey, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	rc = mdb_del(txn, st->attempts, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* One more failure in a counter's window, or the first of a new one. */
+static int
+att_bump(struct store *st, MDB_txn *txn, const unsigned char *k, size_t klen,
+    int64_t now, int64_t window)
+{
+	unsigned char	 v[ATT_VAL], ik[8 + ATT_KEY_MAX];
+	MDB_val		 key = { klen, (void *)k }, val = { sizeof(v), v };
+	MDB_val		 ikey = { 8 + klen, ik }, empty = { 0, "" };
+	int64_t		 end;
+	uint32_t	 count;
+	int		 rc;
+
+	rc = att_get(st, txn, k, klen, &end, &count);
+	if (rc == 0 && now >= end) {
+		if ((rc = att_del(st, txn, k, klen, end)) != 0)
+			return rc;
+		rc = MDB_NOTFOUND;
+	}
+	if (rc == MDB_NOTFOUND) {
+		end = now + window;
+		count = 0;
+		put_be64(ik, (uint64_t)end);
+		memcpy(ik + 8, k, klen);
+		if ((rc = mdb_put(txn, st->attempts_exp, &ikey, &empty, 0)) != 0)
+			return rc;
+	} else if (rc != 0)
+		return rc;
+	if (count < UINT32_MAX)
+		count++;
+	put_be64(v, (uint64_t)end);
+	put_be32(v + 8, count);
+	return mdb_put(txn, st->attempts, &key, &val, 0);
+}
+
+static int
+att_read_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct att_arg	*a = p;
+	unsigned char	 k[ATT_KEY_MAX];
+	size_t		 klen;
+	int		 rc;
+
+	memset(a->out, 0, sizeof(*a->out));
+	klen = att_key(k, a->account, a->addr);
+	rc = att_get(st, txn, k, klen, &a->out->pair_end, &a->out->pair_count);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	a->out->pair_exists = rc == 0;
+	if (rc == 0 && a->now >= a->out->pair_end)
+		a->out->pair_count = 0;		/* window over */
+	klen = att_key(k, a->account, NULL);
+	rc = att_get(st, txn, k, klen, &a->out->account_end,
+	    &a->out->account_count);
+	if (rc == 0 && a->now >= a->out->account_end)
+		a->out->account_count = 0;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+enum store_err
+store_attempts_get(struct store *st,
+    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
+    int64_t now, struct attempts *out)
+{
+	struct att_arg a = { account, addr, now, 0, out };
+
+	return txn_run(st, 0, "attempts get", att_read_fn, &a);
+}
+
+static int
+att_fail_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct att_arg	*a = p;
+	unsigned char	 k[ATT_KEY_MAX];
+	size_t		 klen;
+	int		 rc;
+
+	klen = att_key(k, a->account, a->addr);
+	if ((rc = att_bump(st, txn, k, klen, a->now, a->window)) != 0)
+		return rc;
+	klen = att_key(k, a->account, NULL);
+	return att_bump(st, txn, k, klen, a->now, a->window);
+}
+
+enum store_err
+store_attempts_fail(struct store *st,
+    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
+    int64_t now, int64_t window)
+{
+	struct att_arg a = { account, addr, now, window, NULL };
+
+	return txn_run(st, 1, "attempts fail", att_fail_fn, &a);
+}
+
+static int
+att_clear_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct att_arg	*a = p;
+	unsigned char	 k[ATT_KEY_MAX];
+	size_t		 klen;
+	int64_t		 end;
+	uint32_t	 count;
+	MDB_cursor	*c;
+	MDB_val		 key, val;
+	int		 rc;
+
+	if (a->addr != NULL) {
+		/* One pair: a success from that address. */
+		klen = att_key(k, a->account, a->addr);
+		rc = att_get(st, txn, k, klen, &end, &count);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		return rc != 0 ? rc : att_del(st, txn, k, klen, end);
+	}
+	/* The whole account: its counter and every pair (unlock). */
+	klen = att_key(k, a->account, NULL);
+	rc = att_get(st, txn, k, klen, &end, &count);
+	if (rc == 0)
+		rc = att_del(st, txn, k, klen, end);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->attempts, &c)) != 0)
+		return rc;
+	k[0] = 'P';
+	for (;;) {
+		unsigned char	 pk[ATT_KEY_MAX];
+
+		/* Seek the prefix afresh after each deletion. */
+		key.mv_size = 1 + CRM_DIGEST_BYTES;
+		key.mv_data = k;
+		if ((rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)) != 0)
+			break;
+		if (key.mv_size < 1 + CRM_DIGEST_BYTES ||
+		    memcmp(key.mv_data, k, 1 + CRM_DIGEST_BYTES) != 0)
+			break;
+		if (key.mv_size > ATT_KEY_MAX || val.mv_size != ATT_VAL) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		memcpy(pk, key.mv_data, key.mv_size);
+		end = (int64_t)get_be64(val.mv_data);
+		if ((rc = att_del(st, txn, pk, key.mv_size, end)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+enum store_err
+store_attempts_clear(struct store *st,
+    const unsigned char account[CRM_DIGEST_BYTES], const char *addr)
+{
+	struct att_arg a = { account, addr, 0, 0, NULL };
+
+	return txn_run(st, 1, "attempts clear", att_clear_fn, &a);
+}
+
+/* Delete counters whose window has ended, oldest first, at most limit. */
+static int
+prune_attempts(struct store *st, MDB_txn *txn, int64_t now, size_t limit)
+{
+	MDB_cursor	*c;
+	MDB_val		 key, val, ak;
+	size_t		 n = 0;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(txn, st->attempts_exp, &c)) != 0)
+		return rc;
+	while (n < limit &&
+	    (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST)) == 0) {
+		if (key.mv_size <= 8) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		if ((int64_t)get_be64(key.mv_data) > now)
+			break;
+		ak.mv_size = key.mv_size - 8;
+		ak.mv_data = (unsigned char *)key.mv_data + 8;
+		rc = mdb_del(txn, st->attempts, &ak, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
 /* ---- opening ------------------------------------------------------------- */
 
 static const struct {
@@ -1269,6 +1543,7 @@ static const struct {
 	{ "released", offsetof(struct store, released) },
 	{ "released_by_exp", offsetof(struct store, released_exp) },
 	{ "attempts", offsetof(struct store, attempts) },
+	{ "attempts_by_exp", offsetof(struct store, attempts_exp) },
 };
 
 /* Open (or create) the named databases and check the schema version. */

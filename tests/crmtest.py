@@ -149,8 +149,12 @@ class Server:
     kind = "base"
     prefix = PREFIX
 
+    # Suites that fail on purpose would lock themselves out: throttling is
+    # tested on its own, with servers that pass their own lockout lines.
+    NO_LOCKOUT = "lockout_threshold = 1000000\nlockout_account_threshold = 1000000\n"
+
     def __init__(self, name, conf_extra="", conf_text=None, init=True, user=None,
-                 procs=2, gate=False):
+                 procs=2, gate=False, lockout=NO_LOCKOUT):
         self.name = name
         self.gate = gate        # also protect /private/ with crmauth tokens
         self.user = user
@@ -172,7 +176,7 @@ class Server:
             else:
                 f.write(f"# test {name}\ndb_path = {self.db}\n"
                         "argon2_memory_kib = 8192\nargon2_iterations = 1\n"
-                        "max_body = 4096\n" + conf_extra)
+                        "max_body = 4096\n" + lockout + conf_extra)
         if user is not None:
             # The web server's user must reach its store, socket, programs.
             os.chmod(self.dir, 0o755)
@@ -230,12 +234,20 @@ class Server:
             raise AssertionError(f"crmauthctl {' '.join(args)}: {r.returncode} {r.stderr}")
         return r
 
-    def dump(self):
-        """Every named database of the store, for before/after comparison."""
-        r = subprocess.run(["mdb_dump", "-a", self.db], capture_output=True, timeout=60)
-        if r.returncode != 0:
-            raise AssertionError(f"mdb_dump: {r.stderr!r}")
-        return r.stdout
+    DATA_DBS = ("meta", "users", "apikeys", "consumer_keys", "access_tokens", "signing_keys",
+                "released", "released_by_exp")
+    COUNTER_DBS = ("attempts", "attempts_by_exp")
+
+    def dump(self, dbs=None):
+        """Named databases of the store (all of them by default), for
+        before/after comparison."""
+        out = b""
+        for args in ([["-a"]] if dbs is None else [["-s", d] for d in dbs]):
+            r = subprocess.run(["mdb_dump", *args, self.db], capture_output=True, timeout=60)
+            if r.returncode != 0:
+                raise AssertionError(f"mdb_dump: {r.stderr!r}")
+            out += r.stdout
+        return out
 
     def released_count(self):
         return int(self.ctl("released", "count").stdout)
@@ -300,9 +312,10 @@ class Server:
 
     # -- HTTP ----------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, raw=None,
-                content_type="application/json", prefix=None):
+                content_type="application/json", prefix=None, source="127.0.0.1"):
         """One request on a fresh connection.  body: dict/list/str sent as
-        JSON text; raw: bytes sent as they are."""
+        JSON text; raw: bytes sent as they are; source: the client address
+        (any of 127.0.0.0/8), which the server sees as REMOTE_ADDR."""
         hdrs = dict(headers or {})
         data = None
         if raw is not None:
@@ -313,7 +326,8 @@ class Server:
             hdrs.setdefault("Content-Type", content_type)
         if method == "POST" and data is None:
             data = b""          # Content-Length: 0, as curl -d '' sends
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60,
+                                          source_address=(source, 0))
         try:
             conn.request(method, (self.prefix if prefix is None else prefix) + path,
                          body=data, headers=hdrs)

@@ -53,6 +53,15 @@ def unchanged(fn):
     check(before == after, "the store changed")
 
 
+def counted(fn):
+    """Run fn, a failed authentication: the data must be the same
+    afterwards, and the failure counted (throttling)."""
+    data, counters = S.dump(S.DATA_DBS), S.dump(S.COUNTER_DBS)
+    fn()
+    check(S.dump(S.DATA_DBS) == data, "the data changed")
+    check(S.dump(S.COUNTER_DBS) != counters, "the failure was not counted")
+
+
 def setup():
     ctl = S.ctl
     ctl("user", "add", "ACME", "alice", "--unit", "HQ", "--unit", "EU", input="alice-pw\n")
@@ -167,6 +176,8 @@ def t_missing_and_wrong_fields():
         for val, msg in ((None, "is missing"), ("", "must not be empty"),
                          (12, "must be a string"), (["x"], "must be a string"),
                          (True, "must be a string")):
+            if field == "password" and val == "":
+                continue        # a failed login: see t_identical_401
             body = dict(full)
             if val is None:
                 del body[field]
@@ -218,15 +229,16 @@ def t_token_unit():
 
 def t_identical_401():
     """Wrong password, unknown user, unknown organisation, disabled user,
-    wrong organisation for the password: the same bytes."""
+    wrong organisation for the password, empty password: the same bytes."""
     answers = []
     for args in (dict(password="wrong"), dict(user="nobody"), dict(org="NOORG"),
                  dict(user="bob", password="bob-pw"), dict(org="OTHER"),
-                 dict(password="alice-pw" + "x"), dict(password="ALICE-PW")):
+                 dict(password="alice-pw" + "x"), dict(password="ALICE-PW"),
+                 dict(password=""), dict(user="nobody", password="")):
         def one():
             r = expect(login(**args), 401, "INVALID_CREDENTIALS", repr(args))
             answers.append((r.status, r.body, r.headers.get("www-authenticate")))
-        unchanged(one)
+        counted(one)
     check(len(set(answers)) == 1, f"401 answers differ: {set(answers)}")
 
 
@@ -259,7 +271,7 @@ def t_web_api_key_401():
             r = expect(apikey_post(key), 401, "INVALID_CREDENTIALS", key)
             eq(r.headers.get("www-authenticate"), challenge, "challenge")
             bodies.add(r.body)
-        unchanged(one)
+        counted(one)
     eq(len(bodies), 1, "one 401 body for every bad key")
     # Missing or malformed header: 401 with the challenge.
     for hdr in (None, "Bearer " + K["apikey"], "Basic " + K["apikey"], "Basic !!!",
@@ -323,7 +335,7 @@ def t_consumer_401():
                        "INVALID_CREDENTIALS", f"{key} {ati}")
             check(r.headers.get("www-authenticate", "").startswith("Basic "), "challenge")
             bodies.add(r.body)
-        unchanged(one)
+        counted(one)
     eq(len(bodies), 1, "one 401 body for every consumer failure")
     r = S.post("/authentication/consumer_application_key/token",
                {"access_token_identifier": {"authentication_code": "CODE-1"}})
@@ -763,6 +775,76 @@ def t_key_rotation():
         R.cleanup()
 
 
+def t_throttle():
+    """API.md "Throttling failed attempts", with lockout_threshold 3,
+    lockout_account_threshold 8, lockout_window 4 s.  Addresses are
+    127.0.0.x: the server sees them as REMOTE_ADDR."""
+    T = Lighttpd("throttle", procs=2, lockout="lockout_threshold = 3\n"
+                 "lockout_account_threshold = 8\nlockout_window = 4\n").start()
+    try:
+        T.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="right\n")
+        key = T.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+
+        def login(pw, src, user="alice"):
+            return T.post("/authentication/token",
+                          {"username": user, "password": pw, "organisation": "ACME"},
+                          source=src)
+        # Guessing from one address is stopped, before the password is
+        # even checked: the right password gets 429 there too.
+        for i in range(3):
+            expect(login(f"guess{i}", "127.0.0.10"), 401, "INVALID_CREDENTIALS", f"guess {i}")
+        locked = expect(login("right", "127.0.0.10"), 429, "TOO_MANY_ATTEMPTS", "locked pair")
+        retry = int(locked.headers["retry-after"])
+        check(1 <= retry <= 4, f"Retry-After {retry}")
+        # The real user, from another address, still logs in.
+        expect(login("right", "127.0.0.11"), 200, "OK", "another address")
+        # An unknown user is counted and locked the same way, and the
+        # locked answer is the same bytes.
+        for i in range(3):
+            expect(login(f"guess{i}", "127.0.0.10", "nobody"), 401, "INVALID_CREDENTIALS",
+                   "unknown user")
+        r = expect(login("x", "127.0.0.10", "nobody"), 429, "TOO_MANY_ATTEMPTS", "unknown")
+        eq(r.body, locked.body, "a locked answer reveals nothing")
+        # A success clears only its own pair: two failures, a success, two
+        # more failures and no lockout from that address.
+        for pw in ("bad1", "bad2", "right", "bad3", "bad4"):
+            r = login(pw, "127.0.0.12")
+            eq(r.status, 200 if pw == "right" else 401, f"{pw} from .12")
+        expect(login("right", "127.0.0.12"), 200, "OK", "the pair was cleared by the success")
+        # 3 + 4 failures so far; the 8th locks the account everywhere, for
+        # new addresses too.
+        expect(login("bad5", "127.0.0.14"), 401, "INVALID_CREDENTIALS", "the 8th failure")
+        expect(login("right", "127.0.0.13"), 429, "TOO_MANY_ATTEMPTS", "account locked")
+        # crmauthctl user unlock clears the account and all its pairs.
+        T.ctl("user", "unlock", "ACME", "alice")
+        expect(login("right", "127.0.0.10"), 200, "OK", "after unlock, the locked address")
+        # Web API keys: the same bad key from one address is locked...
+        for i in range(3):
+            r = T.post("/authentication/web_api_key/token",
+                       headers={"Authorization": basic("F" * 32)}, source="127.0.0.20")
+            eq(r.status, 401, "bad key")
+        r = T.post("/authentication/web_api_key/token",
+                   headers={"Authorization": basic("F" * 32)}, source="127.0.0.20")
+        expect(r, 429, "TOO_MANY_ATTEMPTS", "bad key locked")
+        check("retry-after" in r.headers, "Retry-After")
+        # ... while a good key from that address is its own account.
+        expect(T.post("/authentication/web_api_key/token",
+                      headers={"Authorization": basic(key)}, source="127.0.0.20"),
+               200, "OK", "good key")
+        # The window passes: the lockout ends by itself.
+        time.sleep(4.2)
+        expect(login("right", "127.0.0.13"), 200, "OK", "after the window")
+        r = T.post("/authentication/web_api_key/token",
+                   headers={"Authorization": basic("F" * 32)}, source="127.0.0.20")
+        expect(r, 401, "INVALID_CREDENTIALS", "key window over")
+        # Expired counters are pruned by writes.
+        time.sleep(4.2)
+        T.ctl("released", "prune")
+        eq(T.dump(T.COUNTER_DBS).count(b"\n "), 0, "no counters left after pruning")
+    finally:
+        T.cleanup()
+
+
 def t_bad_config():
     B = Lighttpd("badconf", procs=1, init=False,
                conf_text="token_ttl = 60\nno_such_key = 1\n").start()
@@ -875,6 +957,7 @@ def main():
             ("crmauth.fcgi -t checks config and store", t_fcgi_check_mode),
             ("released ids are pruned after exp", t_pruning),
             ("key rotation: old tokens verify until they expire", t_key_rotation),
+            ("throttling: per address and account, unlock, window", t_throttle),
             ("a broken config: 503 and file:line in the log", t_bad_config),
             ("no store: 503; picked up once made", t_no_store),
         ]

@@ -468,6 +468,63 @@ t_rotation(void)
 	store_close(st);
 }
 
+static void
+t_attempts(void)
+{
+	struct store	*st = open_new();
+	unsigned char	 acct[CRM_DIGEST_BYTES], other[CRM_DIGEST_BYTES];
+	struct attempts	 a;
+	int64_t		 now = (int64_t)time(NULL);
+	char		 addr[32];
+
+	memset(acct, 1, sizeof(acct));
+	memset(other, 2, sizeof(other));
+	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.1", now, &a),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(a.pair_count, 0);
+	CU_ASSERT_FALSE(a.pair_exists);
+	/* Five addresses, two failures each, and another account. */
+	for (int i = 0; i < 5; i++) {
+		snprintf(addr, sizeof(addr), "10.0.0.%d", i);
+		CU_ASSERT_EQUAL(store_attempts_fail(st, acct, addr, now, 60),
+		    STORE_OK);
+		CU_ASSERT_EQUAL(store_attempts_fail(st, acct, addr, now + 1, 60),
+		    STORE_OK);
+	}
+	CU_ASSERT_EQUAL(store_attempts_fail(st, other, "10.0.0.1", now, 60),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.1", now + 2, &a),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(a.pair_count, 2);
+	CU_ASSERT_EQUAL(a.account_count, 10);
+	CU_ASSERT_EQUAL(a.pair_end, now + 60);	/* from the first failure */
+	CU_ASSERT_TRUE(a.pair_exists);
+	/* After the window the counts are over, and a failure starts anew. */
+	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.1", now + 60, &a),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(a.pair_count, 0);
+	CU_ASSERT_EQUAL(a.account_count, 0);
+	/* One pair cleared: the others and the account stay. */
+	CU_ASSERT_EQUAL(store_attempts_clear(st, acct, "10.0.0.3"), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.3", now, &a),
+	    STORE_OK);
+	CU_ASSERT_FALSE(a.pair_exists);
+	CU_ASSERT_EQUAL(a.account_count, 10);
+	/* Unlock: the account and every pair, the other account untouched. */
+	CU_ASSERT_EQUAL(store_attempts_clear(st, acct, NULL), STORE_OK);
+	for (int i = 0; i < 5; i++) {
+		snprintf(addr, sizeof(addr), "10.0.0.%d", i);
+		CU_ASSERT_EQUAL(store_attempts_get(st, acct, addr, now, &a),
+		    STORE_OK);
+		CU_ASSERT_FALSE(a.pair_exists);
+		CU_ASSERT_EQUAL(a.account_count, 0);
+	}
+	CU_ASSERT_EQUAL(store_attempts_get(st, other, "10.0.0.1", now, &a),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(a.pair_count, 1);
+	store_close(st);
+}
+
 static CU_TestInfo tests[] = {
 	{ "serving never creates a store", t_not_initialised },
 	{ "init is idempotent and makes one signing key", t_init_idempotent },
@@ -480,6 +537,7 @@ static CU_TestInfo tests[] = {
 	{ "writes prune expired releases", t_prune_on_write },
 	{ "a newer or broken schema version is refused", t_schema_version },
 	{ "six processes releasing at once lose nothing", t_many_processes },
+	{ "failed-attempt counters: windows, pairs, unlock", t_attempts },
 	{ "rotation: old key verifies until its tokens expire, then goes",
 	    t_rotation },
 	{ "the map grows, then refuses cleanly at db_map_max_mb",
