@@ -20,6 +20,7 @@ struct json_object;
 #define CRM_AUTH_MAX	 (CRM_TOKEN_MAX + 64) /* Authorization header */
 #define CRM_UNITS_MAX	 32	/* units per user or consumer key */
 #define CRM_JSON_DEPTH	 8	/* nesting of request bodies */
+#define CRM_JSON_MEMBERS 64	/* members of an object, elements of an array */
 #define CRM_DRAIN_MAX	 (1 << 20) /* unread CGI body discarded, at most */
 #define CRM_KEY_BYTES	 16	/* Web API / consumer keys: 32 hex chars */
 #define CRM_KEY_HEX	 (CRM_KEY_BYTES * 2)

@@ -342,26 +342,113 @@ http_read_body(const struct http_io *io, char *buf, size_t len)
 }
 
 /*
- * json-c's strict mode still takes 'single-quoted' strings, which RFC
- * 8259 does not: refuse a quote character outside any string.
+ * A structural pass over the body before json-c parses it, for what
+ * json-c lets through: 'single-quoted' strings (RFC 8259 has none), and
+ * too many members or elements.  It records, in document order, how many
+ * members each object has, for has_duplicates() below.  NULL when fine,
+ * else the problem for the 400's message.
  */
-static int
-single_quoted(const char *buf, size_t len)
-{
-	int in = 0, esc = 0;
+struct jscan {
+	size_t	*counts;	/* members of the n-th object to open */
+	size_t	 nobjects;
+};
 
+static const char *
+json_prescan(const char *buf, size_t len, struct jscan *js)
+{
+	struct {
+		int	 object;
+		size_t	 index;		/* into counts, for objects */
+		size_t	 n;		/* members, or commas of an array */
+	}	 stack[CRM_JSON_DEPTH + 1];
+	size_t	 depth = 0;
+	int	 in = 0, esc = 0;
+
+	js->nobjects = 0;
+	if ((js->counts = calloc(len / 2 + 1, sizeof(size_t))) == NULL)
+		return "";
 	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+
 		if (in) {
 			if (esc)
 				esc = 0;
-			else if (buf[i] == '\\')
+			else if (c == '\\')
 				esc = 1;
-			else if (buf[i] == '"')
+			else if (c == '"')
 				in = 0;
-		} else if (buf[i] == '"')
+			continue;
+		}
+		switch (c) {
+		case '"':
 			in = 1;
-		else if (buf[i] == '\'')
+			break;
+		case '\'':
+			return "The request body is not valid JSON.";
+		case '{':
+		case '[':
+			if (depth == CRM_JSON_DEPTH + 1)
+				return "The request body is nested too deeply.";
+			stack[depth].object = c == '{';
+			stack[depth].index = js->nobjects;
+			stack[depth].n = 0;
+			if (c == '{')
+				js->nobjects++;
+			depth++;
+			break;
+		case '}':
+		case ']':
+			if (depth == 0)
+				return "The request body is not valid JSON.";
+			depth--;
+			if (stack[depth].object)
+				js->counts[stack[depth].index] = stack[depth].n;
+			break;
+		case ':':
+			if (depth > 0 && stack[depth - 1].object &&
+			    ++stack[depth - 1].n > CRM_JSON_MEMBERS)
+				return "An object in the request body has too "
+				    "many members.";
+			break;
+		case ',':
+			if (depth > 0 && !stack[depth - 1].object &&
+			    ++stack[depth - 1].n >= CRM_JSON_MEMBERS)
+				return "An array in the request body has too "
+				    "many elements.";
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * json-c keeps the last of two members of the same name, so a parsed
+ * object with fewer members than the text gave it had a duplicate
+ * (escapes included: "a" and "\u0061" are one name).  Objects are
+ * compared in document order, parents before children.
+ */
+static int
+has_duplicates(json_object *o, const struct jscan *js, size_t *next)
+{
+	size_t n;
+
+	if (json_object_is_type(o, json_type_object)) {
+		if (*next >= js->nobjects ||
+		    js->counts[(*next)++] != (size_t)json_object_object_length(o))
 			return 1;
+		json_object_object_foreach(o, k, v) {
+			(void)k;
+			if (v != NULL && has_duplicates(v, js, next))
+				return 1;
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		n = json_object_array_length(o);
+		for (size_t i = 0; i < n; i++) {
+			json_object *v = json_object_array_get_idx(o, i);
+
+			if (v != NULL && has_duplicates(v, js, next))
+				return 1;
+		}
 	}
 	return 0;
 }
@@ -369,18 +456,23 @@ single_quoted(const char *buf, size_t len)
 struct json_object *
 http_parse_json(const char *buf, size_t len, struct result *res)
 {
-	json_tokener		*tok;
-	json_object		*o;
+	json_tokener		*tok = NULL;
+	json_object		*o = NULL;
 	enum json_tokener_error	 jerr;
+	struct jscan		 js = { NULL, 0 };
+	const char		*why;
+	size_t			 next = 0;
 
-	if (single_quoted(buf, len)) {
-		result_error(res, API_INVALID_REQUEST,
-		    "The request body is not valid JSON.");
-		return NULL;
+	if ((why = json_prescan(buf, len, &js)) != NULL) {
+		if (*why == '\0')
+			result_error(res, API_INTERNAL_ERROR, NULL);
+		else
+			result_error(res, API_INVALID_REQUEST, "%s", why);
+		goto out;
 	}
 	if ((tok = json_tokener_new_ex(CRM_JSON_DEPTH)) == NULL) {
 		result_error(res, API_INTERNAL_ERROR, NULL);
-		return NULL;
+		goto out;
 	}
 	/* Strict also refuses anything after the value. */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
@@ -397,15 +489,21 @@ http_parse_json(const char *buf, size_t len, struct result *res)
 	} else if (json_tokener_get_parse_end(tok) != len) {
 		result_error(res, API_INVALID_REQUEST,
 		    "The request body has data after the JSON object.");
-		json_object_put(o);
-		o = NULL;
 	} else if (!json_object_is_type(o, json_type_object)) {
 		result_error(res, API_INVALID_REQUEST,
 		    "The request body must be a JSON object.");
+	} else if (has_duplicates(o, &js, &next)) {
+		result_error(res, API_INVALID_REQUEST,
+		    "The request body names a member twice.");
+	} else
+		goto out;
+	if (o != NULL)
 		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
+	o = NULL;
+out:
+	if (tok != NULL)
+		json_tokener_free(tok);
+	free(js.counts);
 	return o;
 }
 

@@ -196,6 +196,55 @@ def t_missing_and_wrong_fields():
     check("longer than 256" in r.message, r.message)
 
 
+def t_limits():
+    """Every input limit, one request each: the documented 4xx, data
+    unchanged (nothing is counted: these never reach a credential)."""
+    good = {"username": "alice", "password": "alice-pw", "organisation": "ACME"}
+    members = {f"m{i}": 1 for i in range(64)}
+    cases = [
+        ("Authorization header over the limit", "POST", "/authentication/web_api_key/token",
+         None, {"Authorization": "Basic " + "QUFB" * 1100}, 401, "INVALID_CREDENTIALS", ""),
+        ("Bearer token over 4096 bytes", "GET", "/authentication/token/check", None,
+         {"Authorization": "Bearer " + "A" * 4100}, 401, "INVALID_TOKEN", ""),
+        ("nesting deeper than 8", "POST", "/authentication/token",
+         '{"a":' * 9 + "1" + "}" * 9, None, 400, "INVALID_REQUEST", "nested too deeply"),
+        ("65 members", "POST", "/authentication/token", dict(good, **members), None, 400,
+         "INVALID_REQUEST", "too many members"),
+        ("65 array elements", "POST", "/authentication/token",
+         dict(good, x=list(range(65))), None, 400, "INVALID_REQUEST", "too many elements"),
+        ("duplicate member", "POST", "/authentication/token",
+         '{"username":"alice","username":"bob","password":"x","organisation":"ACME"}', None,
+         400, "INVALID_REQUEST", "names a member twice"),
+        ("duplicate member hidden by an escape", "POST", "/authentication/token",
+         '{"username":"alice","user\\u006eame":"bob","password":"x","organisation":"A"}',
+         None, 400, "INVALID_REQUEST", "names a member twice"),
+        ("name over 256 bytes", "POST", "/authentication/token",
+         dict(good, organisation="o" * 257), None, 400, "INVALID_REQUEST",
+         "'organisation' is longer than 256 bytes"),
+        ("password over 1024 bytes", "POST", "/authentication/token",
+         dict(good, password="p" * 1025), None, 400, "INVALID_REQUEST",
+         "'password' is longer than 1024 bytes"),
+        ("invalid UTF-8", "POST", "/authentication/token",
+         b'{"username":"al\xc3\x28ce","password":"x","organisation":"A"}', None, 400,
+         "INVALID_REQUEST", "not valid JSON"),
+        ("NUL in a string", "POST", "/authentication/token",
+         '{"username":"al\\u0000ice","password":"x","organisation":"A"}', None, 400,
+         "INVALID_REQUEST", "NUL"),
+        ("a number where a string belongs", "POST", "/authentication/token",
+         dict(good, username=12345), None, 400, "INVALID_REQUEST", "must be a string"),
+        ("a huge number where a string belongs", "POST", "/authentication/token",
+         '{"username":1e999999,"password":"x","organisation":"A"}', None, 400,
+         "INVALID_REQUEST", ""),
+    ]
+    for name, method, path, body, hdrs, status, code, msg in cases:
+        def one():
+            raw = body if isinstance(body, bytes) else None
+            r = S.request(method, path, None if raw else body, headers=hdrs, raw=raw)
+            expect(r, status, code, name)
+            check(msg in r.message, f"{name}: {r.message!r} lacks {msg!r}")
+        unchanged(one)
+
+
 # ---- authentication/token ---------------------------------------------------
 
 def t_token():
@@ -931,6 +980,7 @@ def main():
             ("415 for bodies that are not JSON", t_unsupported_media_type),
             ("400 for bodies that are not a JSON object", t_bad_bodies),
             ("400 names the missing or wrong field", t_missing_and_wrong_fields),
+            ("every input limit, each with its answer", t_limits),
             ("token: claims, header, two hours", t_token),
             ("token: unit chosen, or 403", t_token_unit),
             ("token: every credential failure is the same 401", t_identical_401),

@@ -280,6 +280,11 @@ t_json(void)
 		{ "{\"a\":'x'}", "not valid JSON" },
 		{ "{\"a\":\"\xff\"}", "not valid JSON" },
 		{ "{\"a\":[[[[[[[[[[1]]]]]]]]]]}", "nested too deeply" },
+		{ "{\"a\":1,\"a\":2}", "names a member twice" },
+		{ "{\"a\":1,\"\\u0061\":2}", "names a member twice" },
+		{ "{\"o\":{\"x\":1,\"y\":{},\"x\":3}}", "names a member twice" },
+		{ "{\"o\":[{\"b\":1},{\"b\":1,\"b\":2}]}", "names a member twice" },
+		{ "{\"a\":{\"x\":1},\"a\":2}", "names a member twice" },
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -288,6 +293,38 @@ t_json(void)
 		CU_ASSERT_PTR_NULL(o);
 		CU_ASSERT_EQUAL(r.status, API_INVALID_REQUEST);
 		CU_ASSERT_PTR_NOT_NULL(strstr(r.message, bad[i].msg));
+	}
+	/* Up to 64 members and elements; one more is refused. */
+	{
+		char	big[2048];
+		size_t	n = 0;
+
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "{");
+		for (int i = 0; i < 64; i++)
+			n += (size_t)snprintf(big + n, sizeof(big) - n,
+			    "%s\"m%d\":1", i ? "," : "", i);
+		snprintf(big + n, sizeof(big) - n, "}");
+		result_init(&r);
+		o = http_parse_json(big, strlen(big), &r);
+		CU_ASSERT_PTR_NOT_NULL(o);
+		json_object_put(o);
+		snprintf(big + n, sizeof(big) - n, ",\"m64\":1}");
+		o = http_parse_json(big, strlen(big), &r);
+		CU_ASSERT_PTR_NULL(o);
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "too many members"));
+		n = (size_t)snprintf(big, sizeof(big), "{\"a\":[0");
+		for (int i = 1; i < 65; i++)
+			n += (size_t)snprintf(big + n, sizeof(big) - n, ",%d", i);
+		snprintf(big + n, sizeof(big) - n, "]}");
+		result_init(&r);
+		o = http_parse_json(big, strlen(big), &r);
+		CU_ASSERT_PTR_NULL(o);
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "too many elements"));
+		/* The same member names in different objects are fine. */
+		s = "{\"a\":{\"x\":1},\"b\":{\"x\":1},\"c\":[{\"x\":1},{\"x\":2}]}";
+		o = http_parse_json(s, strlen(s), &r);
+		CU_ASSERT_PTR_NOT_NULL(o);
+		json_object_put(o);
 	}
 	result_init(&r);
 	s = "{\"a\":\"x\",\"n\":1,\"e\":\"\",\"z\":\"a\\u0000b\",\"nul\":null,"
