@@ -32,6 +32,7 @@ config_defaults(struct config *c)
 	c->argon2_memory_kib = 19456;
 	c->argon2_iterations = 2;
 	c->argon2_parallelism = 1;
+	c->db_group = -1;
 }
 
 const char *

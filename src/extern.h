@@ -56,6 +56,8 @@ struct config {
 	uint32_t	 argon2_memory_kib;
 	uint32_t	 argon2_iterations;
 	uint32_t	 argon2_parallelism;
+	/* Not from the file: crmauthctl init --group sets it. */
+	long		 db_group;	/* -1, or the group to share with */
 };
 
 #define CRM_DEFAULT_CONF CRMAUTH_SYSCONFDIR "/crmauth.conf"
@@ -150,8 +152,9 @@ struct store;
 #define STORE_RDONLY	0x2	/* never write, not even pruning (library) */
 
 /* Open the environment at cfg->db_path.  With STORE_CREATE, make the
- * directory (0700), the named databases, the schema version and a first
- * signing key as needed (idempotent).  One store per process, never across
+ * directory (0700, or 02770 shared with cfg->db_group), the named
+ * databases, the schema version and a first signing key as needed
+ * (idempotent).  Files are 0600, or 0660 when the directory is shared.  One store per process, never across
  * fork().  On failure err holds one line naming the path and the problem. */
 enum store_err store_open(struct store **, const struct config *,
 	    int flags, char *err, size_t errlen);

@@ -1613,6 +1613,7 @@ store_open(struct store **out, const struct config *cfg, int flags,
     char *err, size_t errlen)
 {
 	int create = (flags & STORE_CREATE) != 0;
+	mode_t old_umask, mode = 0600;
 	struct store	*st;
 	struct stat	 sb;
 	char		 data[sizeof(cfg->db_path) + 16];
@@ -1629,6 +1630,17 @@ store_open(struct store **out, const struct config *cfg, int flags,
 		    cfg->db_path, strerror(errno));
 		goto fail;
 	}
+	/* Shared with the web server's group: setgid, so that every file
+	 * made in it belongs to the group too. */
+	if (create && cfg->db_group != -1 &&
+	    (chown(cfg->db_path, (uid_t)-1, (gid_t)cfg->db_group) == -1 ||
+	    chmod(cfg->db_path, 02770) == -1)) {
+		snprintf(st->detail, sizeof(st->detail), "%s: %s",
+		    cfg->db_path, strerror(errno));
+		goto fail;
+	}
+	if (stat(cfg->db_path, &sb) == 0 && (sb.st_mode & 070) != 0)
+		mode = 0660;
 	/* Never create a store as a side effect of serving. */
 	snprintf(data, sizeof(data), "%s/data.mdb", cfg->db_path);
 	if (!create && stat(data, &sb) == -1) {
@@ -1646,8 +1658,13 @@ store_open(struct store **out, const struct config *cfg, int flags,
 		set_detail(st, "mdb_env_create", rc);
 		goto fail;
 	}
-	if ((rc = mdb_env_open(st->env, cfg->db_path,
-	    (flags & STORE_RDONLY) ? MDB_RDONLY : 0, 0600)) != 0) {
+	/* The umask must not take the group's write bit off the lock file,
+	 * which readers write too. */
+	old_umask = umask(mode == 0660 ? 007 : 077);
+	rc = mdb_env_open(st->env, cfg->db_path,
+	    (flags & STORE_RDONLY) ? MDB_RDONLY : 0, mode);
+	umask(old_umask);
+	if (rc != 0) {
 		snprintf(st->detail, sizeof(st->detail), "%s: %s",
 		    cfg->db_path, mdb_strerror(rc));
 		e = rc == ENOENT ? STORE_NOTINIT : STORE_ERROR;

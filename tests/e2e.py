@@ -2,6 +2,7 @@
 through a real lighttpd, in FastCGI and in CGI mode."""
 import base64
 import json
+import grp
 import os
 import re
 import subprocess
@@ -965,6 +966,51 @@ def t_fcgi_check_mode():
     check(r.stderr.startswith("usage: crmauth.fcgi"), r.stderr)
 
 
+def suite_secrets():
+    """Every password, pass code, key and authentication code this suite
+    used, and a few tokens."""
+    secrets = ["alice-pw", "bob-pw", "other-pw", "dave-pw", "dave-pw2", "4321", "CODE-1",
+               "zed-pw", K["apikey"], K["apikey_bob"], K["apikey_revoked"], K["ck"],
+               K["ck_revoked"], K["ck_other"]]
+    return secrets
+
+
+def t_store_has_no_secrets():
+    dump = S.dump() + subprocess.run(["mdb_dump", "-p", "-a", S.db], capture_output=True,
+                                     check=True).stdout
+    for secret in suite_secrets():
+        for form in (secret.encode(), secret.encode().hex().encode()):
+            check(form not in dump, f"{secret!r} is in the store ({form[:16]!r})")
+    check(b"$argon2id$" in dump, "passwords are there as argon2id hashes")
+
+
+def t_store_modes():
+    eq(oct(os.stat(S.db).st_mode & 0o7777), "0o700", "store directory")
+    for f in ("data.mdb", "lock.mdb"):
+        eq(oct(os.stat(os.path.join(S.db, f)).st_mode & 0o777), "0o600", f)
+    shared = os.path.join(S.dir, "shared")
+    conf = os.path.join(S.dir, "shared.conf")
+    with open(conf, "w") as f:
+        f.write(f"db_path = {shared}\n")
+    S.ctl("init", "--group", "www-data", conf=conf)
+    st = os.stat(shared)
+    eq(oct(st.st_mode & 0o7777), "0o2770", "shared store directory")
+    eq(st.st_gid, grp.getgrnam("www-data").gr_gid, "its group")
+    for f in ("data.mdb", "lock.mdb"):
+        st = os.stat(os.path.join(shared, f))
+        eq((oct(st.st_mode & 0o777), st.st_gid), ("0o660", grp.getgrnam("www-data").gr_gid), f)
+    r = S.ctl("init", "--group", "no-such-group-here", conf=conf, check=False)
+    eq((r.returncode, r.stderr.strip()), (1, "crmauthctl: no group no-such-group-here"), "bad group")
+
+
+def t_logs_have_no_secrets():
+    log = S.error_log()
+    check(log, "there is a log to read")
+    for secret in suite_secrets():
+        check(secret not in log, f"{secret!r} is in the error log")
+    check(not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", log), "a token is in the error log")
+
+
 def main():
     global S
     run = Runner("e2e" + ("-valgrind" if VALGRIND else ""))
@@ -1010,6 +1056,9 @@ def main():
             ("throttling: per address and account, unlock, window", t_throttle),
             ("a broken config: 503 and file:line in the log", t_bad_config),
             ("no store: 503; picked up once made", t_no_store),
+            ("store: directory 0700, files 0600; --group 02770, 0660", t_store_modes),
+            ("store: no password, pass code, key or code in a dump", t_store_has_no_secrets),
+            ("error log: no secret, no token, after the whole suite", t_logs_have_no_secrets),
         ]
         only = os.environ.get("E2E_ONLY")
         for name, fn in tests:
