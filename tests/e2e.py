@@ -81,7 +81,7 @@ def setup():
     ctl("access-token", "add", "ACME", "--contact", "C-1", "--accounts-receivable", "AR-1",
         "--authentication-code", "CODE-1")
     ctl("access-token", "add", "ACME", "--contact", "C-2", "--identifier", "card-2",
-        input="4321\n")
+        input="pc-73519\n")
     kid, secret = ctl("key", "export").stdout.split()
     K["kid"], K["secret"] = kid, b64url_decode(secret)
     for k in ("apikey", "ck"):
@@ -358,7 +358,7 @@ def t_consumer_code():
 
 def t_consumer_identifier():
     r = expect(consumer_post({"access_token_identifier":
-                              {"identifier": "card-2", "pass_code": "4321"}}), 200, "OK")
+                              {"identifier": "card-2", "pass_code": "pc-73519"}}), 200, "OK")
     c = jwt_parts(r.data["token"])[1]
     eq((c["usr"], c["cii"]), ("shop", "C-2"), "identifier claims")
     check("acr" not in c, "no acr when the access token has none")
@@ -370,7 +370,7 @@ def t_consumer_401():
         (None, {"authentication_code": "CODE-2"}),
         (None, {"authentication_code": "code-1"}),
         (None, {"identifier": "card-2", "pass_code": "0000"}),
-        (None, {"identifier": "card-9", "pass_code": "4321"}),
+        (None, {"identifier": "card-9", "pass_code": "pc-73519"}),
         (None, {"identifier": "CODE-1", "pass_code": "x"}),
         ("0" * 32, {"authentication_code": "CODE-1"}),
         ("ck_revoked", {"authentication_code": "CODE-1"}),
@@ -399,10 +399,10 @@ def t_consumer_400():
         ({"access_token_identifier": {}}, "needs authentication_code"),
         ({"access_token_identifier": {"identifier": "card-2"}},
          "'access_token_identifier.pass_code' is missing"),
-        ({"access_token_identifier": {"pass_code": "4321"}},
+        ({"access_token_identifier": {"pass_code": "pc-73519"}},
          "'access_token_identifier.identifier' is missing"),
         ({"access_token_identifier": {"authentication_code": "CODE-1", "identifier": "card-2",
-                                      "pass_code": "4321"}}, "not both"),
+                                      "pass_code": "pc-73519"}}, "not both"),
         ({"access_token_identifier": {"authentication_code": 1}},
          "'access_token_identifier.authentication_code' must be a string"),
         ({"access_token_identifier": {"authentication_code": ""}},
@@ -969,7 +969,7 @@ def t_fcgi_check_mode():
 def suite_secrets():
     """Every password, pass code, key and authentication code this suite
     used, and a few tokens."""
-    secrets = ["alice-pw", "bob-pw", "other-pw", "dave-pw", "dave-pw2", "4321", "CODE-1",
+    secrets = ["alice-pw", "bob-pw", "other-pw", "dave-pw", "dave-pw2", "pc-73519", "CODE-1",
                "zed-pw", K["apikey"], K["apikey_bob"], K["apikey_revoked"], K["ck"],
                K["ck_revoked"], K["ck_other"]]
     return secrets
@@ -979,7 +979,10 @@ def t_store_has_no_secrets():
     dump = S.dump() + subprocess.run(["mdb_dump", "-p", "-a", S.db], capture_output=True,
                                      check=True).stdout
     for secret in suite_secrets():
-        for form in (secret.encode(), secret.encode().hex().encode()):
+        # As text, as hex of the text, and (for keys, which are hex) as the
+        # raw bytes a hex dump would show in lower case.
+        for form in (secret.encode(), secret.encode().hex().encode(),
+                     secret.lower().encode()):
             check(form not in dump, f"{secret!r} is in the store ({form[:16]!r})")
     check(b"$argon2id$" in dump, "passwords are there as argon2id hashes")
 

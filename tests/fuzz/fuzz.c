@@ -1,0 +1,158 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+
+const struct sigkey fuzz_key = {
+	.kid = FUZZ_KID,
+	.secret = "0123456789abcdef0123456789abcdef",
+	.current = 1,
+};
+
+static int64_t
+fixed_now(void)
+{
+	return 1800000000;
+}
+
+struct app *
+fuzz_app(void)
+{
+	static struct app	 app;
+	static int		 made;
+	char			 dir[64], err[CRM_ERR_MAX];
+	struct user_rec		 u;
+	struct apikey_rec	 ak;
+	struct consumer_rec	 ck;
+	struct access_rec	 at;
+	unsigned char		 d[CRM_DIGEST_BYTES];
+
+	if (made)
+		return &app;
+	made = 1;
+	if (sec_init() == -1)
+		abort();
+	snprintf(dir, sizeof(dir), "%s/crmauth-fuzz.XXXXXX",
+	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+	if (mkdtemp(dir) == NULL)
+		abort();
+	memset(&app, 0, sizeof(app));
+	config_defaults(&app.cfg);
+	snprintf(app.cfg.db_path, sizeof(app.cfg.db_path), "%s/db", dir);
+	app.cfg.argon2_memory_kib = 8;
+	app.cfg.argon2_iterations = 1;
+	app.cfg.db_map_size_mb = 8;
+	app.cfg.db_map_max_mb = 64;
+	app.cfg.max_body = 16384;
+	app.conf_ok = 1;
+	app.now = fixed_now;
+	sec_dummy_hash(app.dummy_hash, &app.cfg);
+	if (store_open(&app.store, &app.cfg, STORE_CREATE, err,
+	    sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "fuzz: %s\n", err);
+		abort();
+	}
+	memset(&u, 0, sizeof(u));
+	strcpy(u.units[0], "HQ");
+	strcpy(u.units[1], "EU");
+	u.nunits = 2;
+	if (sec_pwhash(u.pwhash, "pw", 2, &app.cfg) != 0 ||
+	    store_user_put(app.store, "ACME", "alice", &u, 1) != STORE_OK)
+		abort();
+	memset(&ak, 0, sizeof(ak));
+	strcpy(ak.org, "ACME");
+	strcpy(ak.user, "alice");
+	sec_sha256(d, FUZZ_APIKEY, strlen(FUZZ_APIKEY));
+	store_apikey_put(app.store, d, &ak, 1);
+	memset(&ck, 0, sizeof(ck));
+	strcpy(ck.org, "ACME");
+	strcpy(ck.app, "shop");
+	strcpy(ck.units[0], "HQ");
+	ck.nunits = 1;
+	sec_sha256(d, FUZZ_CONSUMER, strlen(FUZZ_CONSUMER));
+	store_consumer_put(app.store, d, &ck, 1);
+	memset(&at, 0, sizeof(at));
+	strcpy(at.contact, "C-1");
+	sec_sha256(d, "CODE-1", 6);
+	store_access_put_code(app.store, "ACME", d, &at);
+	if (sec_pwhash(at.passhash, "1234", 4, &app.cfg) != 0)
+		abort();
+	store_access_put_ident(app.store, "ACME", "card", &at);
+	return &app;
+}
+
+/* ---- an in-memory web server ----------------------------------------------- */
+
+#define NPARAMS 32
+
+struct fio {
+	char		*names[NPARAMS], *values[NPARAMS];
+	size_t		 n;
+	const char	*body;
+	size_t		 blen, pos;
+	size_t		 written;
+};
+
+static const char *
+f_param(void *ctx, const char *name)
+{
+	struct fio *f = ctx;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->names[i], name) == 0)
+			return f->values[i];
+	return NULL;
+}
+
+static ssize_t
+f_read(void *ctx, void *buf, size_t n)
+{
+	struct fio	*f = ctx;
+	size_t		 left = f->blen - f->pos;
+
+	if (n > left)
+		n = left;
+	memcpy(buf, f->body + f->pos, n);
+	f->pos += n;
+	return (ssize_t)n;
+}
+
+static int
+f_write(void *ctx, const void *buf, size_t n)
+{
+	((struct fio *)ctx)->written += n;
+	(void)buf;
+	return 0;
+}
+
+void
+fuzz_serve(const char *params, size_t plen, const char *body, size_t blen)
+{
+	struct fio	 f;
+	struct http_io	 io = { &f, f_param, f_read, f_write, 0 };
+	char		*copy, *line, *next, *eq;
+
+	memset(&f, 0, sizeof(f));
+	f.body = body;
+	f.blen = blen;
+	if ((copy = malloc(plen + 1)) == NULL)
+		return;
+	memcpy(copy, params, plen);
+	copy[plen] = '\0';	/* a NUL inside ends the params: as CGI */
+	for (line = copy; line != NULL && f.n < NPARAMS; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if ((eq = strchr(line, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		f.names[f.n] = line;
+		f.values[f.n++] = eq + 1;
+	}
+	http_serve(fuzz_app(), &io);
+	if (f.written == 0)
+		abort();	/* every request gets an answer */
+	free(copy);
+}
