@@ -343,8 +343,10 @@ http_read_body(const struct http_io *io, char *buf, size_t len)
 
 /*
  * A structural pass over the body before json-c parses it, for what
- * json-c lets through: 'single-quoted' strings (RFC 8259 has none), and
- * too many members or elements.  It records, in document order, how many
+ * json-c lets through: 'single-quoted' strings (RFC 8259 has none), raw
+ * control characters in strings (§7), UTF-8 that is not well-formed
+ * (json-c takes overlong forms, surrogates and code points past
+ * U+10FFFF), and too many members or elements.  It records, in document order, how many
  * members each object has, for has_duplicates() below.  NULL when fine,
  * else the problem for the 400's message.
  */
@@ -352,6 +354,42 @@ struct jscan {
 	size_t	*counts;	/* members of the n-th object to open */
 	size_t	 nobjects;
 };
+
+/*
+ * Length of the well-formed UTF-8 sequence at p (RFC 3629 §4: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0.
+ */
+static size_t
+utf8_len(const unsigned char *p, size_t left)
+{
+	unsigned char	 lo = 0x80, hi = 0xbf;
+	size_t		 n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		if (p[0] == 0xe0)
+			lo = 0xa0;
+		else if (p[0] == 0xed)
+			hi = 0x9f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		if (p[0] == 0xf0)
+			lo = 0x90;
+		else if (p[0] == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (left < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
 
 static const char *
 json_prescan(const char *buf, size_t len, struct jscan *js)
@@ -361,15 +399,31 @@ json_prescan(const char *buf, size_t len, struct jscan *js)
 		size_t	 index;		/* into counts, for objects */
 		size_t	 n;		/* members, or commas of an array */
 	}	 stack[CRM_JSON_DEPTH + 1];
-	size_t	 depth = 0;
+	size_t	 depth = 0, cap;
 	int	 in = 0, esc = 0;
 
+	/* Valid JSON holds at most len / 2 objects ("{}" each); more braces
+	 * than that are refused before they are counted. */
+	cap = len / 2 + 1;
 	js->nobjects = 0;
-	if ((js->counts = calloc(len / 2 + 1, sizeof(size_t))) == NULL)
+	if ((js->counts = calloc(cap, sizeof(size_t))) == NULL)
 		return "";
 	for (size_t i = 0; i < len; i++) {
-		char c = buf[i];
+		char	 c = buf[i];
+		size_t	 n;
 
+		if ((unsigned char)c >= 0x80) {
+			if ((n = utf8_len((const unsigned char *)buf + i,
+			    len - i)) == 0)
+				return "The request body is not valid UTF-8.";
+			i += n - 1;
+			if (!in)
+				return "The request body is not valid JSON.";
+			continue;
+		}
+		if (in && (unsigned char)c < 0x20)
+			return "The request body has a control character in "
+			    "a string.";
 		if (in) {
 			if (esc)
 				esc = 0;
@@ -392,6 +446,8 @@ json_prescan(const char *buf, size_t len, struct jscan *js)
 			stack[depth].object = c == '{';
 			stack[depth].index = js->nobjects;
 			stack[depth].n = 0;
+			if (c == '{' && js->nobjects == cap)
+				return "The request body is not valid JSON.";
 			if (c == '{')
 				js->nobjects++;
 			depth++;

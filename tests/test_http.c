@@ -278,9 +278,21 @@ t_json(void)
 		{ "{\"a\":1}\n\n{}", "not valid JSON" },
 		{ "{'a':1}", "not valid JSON" },
 		{ "{\"a\":'x'}", "not valid JSON" },
-		{ "{\"a\":\"\xff\"}", "not valid JSON" },
+		{ "{\"a\":\"\xff\"}", "not valid UTF-8" },
+		{ "{\"a\":\"\xc0\xaf\"}", "not valid UTF-8" },
+		{ "{\"a\":\"\xed\xa0\x80\"}", "not valid UTF-8" },
+		{ "{\"a\":\"\xf4\x90\x80\x80\"}", "not valid UTF-8" },
+		{ "{\"a\":\"\xe2\x82\"}", "not valid UTF-8" },
+		{ "{\"a\":\"x\ny\"}", "control character" },
+		{ "{\"a\":\"\x01\"}", "control character" },
+		{ "{\"a\":1,\xc3\xa9:2}", "not valid JSON" },
 		{ "{\"a\":[[[[[[[[[[1]]]]]]]]]]}", "nested too deeply" },
 		{ "{\"a\":1,\"a\":2}", "names a member twice" },
+		/* Regression, found by fuzz_body: more objects than valid
+		 * JSON of that length can hold overflowed the count array. */
+		{ "{{{{}", "not valid JSON" },
+		{ "{{{{{{{{", "not valid JSON" },
+		{ "{}{}{}{}", "not valid JSON" },
 		{ "{\"a\":1,\"\\u0061\":2}", "names a member twice" },
 		{ "{\"o\":{\"x\":1,\"y\":{},\"x\":3}}", "names a member twice" },
 		{ "{\"o\":[{\"b\":1},{\"b\":1,\"b\":2}]}", "names a member twice" },
@@ -327,6 +339,11 @@ t_json(void)
 		json_object_put(o);
 	}
 	result_init(&r);
+	/* Well-formed UTF-8 of every length is fine. */
+	s = "{\"a\":\"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\x9f\xbf\"}";
+	o = http_parse_json(s, strlen(s), &r);
+	CU_ASSERT_PTR_NOT_NULL(o);
+	json_object_put(o);
 	s = "{\"a\":\"x\",\"n\":1,\"e\":\"\",\"z\":\"a\\u0000b\",\"nul\":null,"
 	    "\"q\":\"it's \\\"fine\\\"\"}";
 	o = http_parse_json(s, strlen(s), &r);
