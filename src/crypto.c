@@ -76,6 +76,28 @@ sec_sha256(unsigned char out[CRM_DIGEST_BYTES], const void *in,
 	crypto_hash_sha256(out, in, len);
 }
 
+void
+sec_tagged_hash(unsigned char out[CRM_DIGEST_BYTES], char tag, const char *a,
+    const void *b, size_t blen)
+{
+	crypto_hash_sha256_state	 st;
+	unsigned char			 t = (unsigned char)tag, nul = 0;
+	size_t				 alen = strlen(a);
+
+	if (alen > CRM_NAME_MAX)
+		alen = CRM_NAME_MAX;
+	if (blen > CRM_NAME_MAX)
+		blen = CRM_NAME_MAX;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, &t, 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)a, alen);
+	crypto_hash_sha256_update(&st, &nul, 1);
+	if (blen > 0)
+		crypto_hash_sha256_update(&st, b, blen);
+	crypto_hash_sha256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}
+
 int
 sec_pwhash(char out[CRM_PWHASH_MAX], const char *pw, size_t len,
     const struct config *cfg)

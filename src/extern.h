@@ -98,6 +98,10 @@ void	 sec_random_hex(char *hex, size_t n);
 void	 sec_random(void *buf, size_t n);
 void	 sec_sha256(unsigned char out[CRM_DIGEST_BYTES],
 	    const void *in, size_t len);
+/* SHA-256 of tag, a (at most CRM_NAME_MAX bytes), NUL, b (blen bytes, at
+ * most CRM_NAME_MAX): the keys of composite records and of throttling. */
+void	 sec_tagged_hash(unsigned char out[CRM_DIGEST_BYTES], char tag,
+	    const char *a, const void *b, size_t blen);
 /* Upper-case hex of a byte string; hex must hold 2n+1 bytes. */
 void	 sec_hex(char *hex, const unsigned char *in, size_t n);
 /* Strict hex decoding of exactly 2n characters (either case). */

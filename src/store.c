@@ -239,27 +239,6 @@ get_be64(const unsigned char *p)
 	return v;
 }
 
-/* SHA-256 of tag, a, NUL, b (b of blen bytes). */
-static void
-composite_key(unsigned char out[CRM_DIGEST_BYTES], char tag, const char *a,
-    const void *b, size_t blen)
-{
-	unsigned char	 buf[1 + CRM_NAME_MAX + 1 + CRM_NAME_MAX + 1];
-	size_t		 alen = strlen(a), n = 0;
-
-	if (alen > CRM_NAME_MAX)
-		alen = CRM_NAME_MAX;
-	if (blen > CRM_NAME_MAX)
-		blen = CRM_NAME_MAX;
-	buf[n++] = (unsigned char)tag;
-	memcpy(buf + n, a, alen);
-	n += alen;
-	buf[n++] = '\0';
-	memcpy(buf + n, b, blen);
-	n += blen;
-	sec_sha256(out, buf, n);
-}
-
 static int
 put_json(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen,
     json_object *o, unsigned flags)
@@ -427,7 +406,7 @@ user_get_fn(struct store *st, MDB_txn *txn, void *p)
 	MDB_val		 key = { sizeof(k), k }, val;
 	int		 rc;
 
-	composite_key(k, 'U', a->org, a->user, strlen(a->user));
+	sec_tagged_hash(k, 'U', a->org, a->user, strlen(a->user));
 	if ((rc = mdb_get(txn, st->users, &key, &val)) != 0)
 		return rc;
 	return user_decode(&val, a->rec, NULL, NULL);
@@ -451,7 +430,7 @@ user_put_fn(struct store *st, MDB_txn *txn, void *p)
 	MDB_val			 key = { sizeof(k), k }, val;
 	int			 rc;
 
-	composite_key(k, 'U', a->org, a->user, strlen(a->user));
+	sec_tagged_hash(k, 'U', a->org, a->user, strlen(a->user));
 	if (!a->must_be_new &&
 	    (rc = mdb_get(txn, st->users, &key, &val)) != 0)
 		return rc;
@@ -491,7 +470,7 @@ user_del_fn(struct store *st, MDB_txn *txn, void *p)
 	int		 rc;
 	struct apikey_rec ak;
 
-	composite_key(k, 'U', a->org, a->user, strlen(a->user));
+	sec_tagged_hash(k, 'U', a->org, a->user, strlen(a->user));
 	if ((rc = mdb_del(txn, st->users, &key, NULL)) != 0)
 		return rc;
 	/* The user's Web API keys go with the user. */
@@ -875,7 +854,7 @@ store_access_get_code(struct store *st, const char *org,
 {
 	struct access_arg a = { .out = r };
 
-	composite_key(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
+	sec_tagged_hash(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
 	return txn_run(st, 0, "access token get", access_get_fn, &a);
 }
 
@@ -885,7 +864,7 @@ store_access_get_ident(struct store *st, const char *org,
 {
 	struct access_arg a = { .out = r };
 
-	composite_key(a.k, 'I', org, ident, strlen(ident));
+	sec_tagged_hash(a.k, 'I', org, ident, strlen(ident));
 	return txn_run(st, 0, "access token get", access_get_fn, &a);
 }
 
@@ -895,7 +874,7 @@ store_access_put_code(struct store *st, const char *org,
 {
 	struct access_arg a = { .in = r };
 
-	composite_key(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
+	sec_tagged_hash(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
 	return txn_run(st, 1, "access token put", access_put_fn, &a);
 }
 
@@ -905,7 +884,7 @@ store_access_put_ident(struct store *st, const char *org,
 {
 	struct access_arg a = { .in = r };
 
-	composite_key(a.k, 'I', org, ident, strlen(ident));
+	sec_tagged_hash(a.k, 'I', org, ident, strlen(ident));
 	return txn_run(st, 1, "access token put", access_put_fn, &a);
 }
 

@@ -17,22 +17,7 @@ void
 throttle_account(unsigned char out[CRM_DIGEST_BYTES], char kind,
     const char *a, const char *b)
 {
-	unsigned char	 buf[1 + CRM_SECRET_MAX + 1 + CRM_NAME_MAX + 1];
-	size_t		 alen = strlen(a), blen = b != NULL ? strlen(b) : 0, n = 0;
-
-	if (alen > CRM_SECRET_MAX)
-		alen = CRM_SECRET_MAX;
-	if (blen > CRM_NAME_MAX)
-		blen = CRM_NAME_MAX;
-	buf[n++] = (unsigned char)kind;
-	memcpy(buf + n, a, alen);
-	n += alen;
-	buf[n++] = '\0';
-	if (blen > 0)
-		memcpy(buf + n, b, blen);
-	n += blen;
-	sec_sha256(out, buf, n);
-	memset(buf, 0, sizeof(buf));
+	sec_tagged_hash(out, kind, a, b, b != NULL ? strlen(b) : 0);
 }
 
 int

@@ -45,6 +45,23 @@ t_sha256(void)
 }
 
 static void
+t_tagged_hash(void)
+{
+	unsigned char	d[32], e[32];
+	char		hex[65];
+
+	/* SHA-256("U" "ACME" NUL "alice"), from Python's hashlib. */
+	sec_tagged_hash(d, 'U', "ACME", "alice", 5);
+	sec_hex(hex, d, 32);
+	CU_ASSERT_STRING_EQUAL(hex, "8582E1B59D790E05635C3BFCA3A251F532D505DFCFD10C61725E38BFC9F08C17");
+	/* The NUL keeps "AC"+"MEalice" apart from "ACME"+"alice". */
+	sec_tagged_hash(e, 'U', "AC", "MEalice", 7);
+	CU_ASSERT_NOT_EQUAL(memcmp(d, e, 32), 0);
+	sec_tagged_hash(e, 'K', "ACME", "alice", 5);
+	CU_ASSERT_NOT_EQUAL(memcmp(d, e, 32), 0);
+}
+
+static void
 t_hmac(void)
 {
 	unsigned char	mac[32];
@@ -141,6 +158,7 @@ static CU_TestInfo tests[] = {
 	{ "hex encoding is strict", t_hex },
 	{ "random hex is 32 upper-case digits and random", t_random_hex },
 	{ "SHA-256 known answer", t_sha256 },
+	{ "tagged hash: known answer, parts kept apart", t_tagged_hash },
 	{ "HMAC-SHA-256 known answer (RFC 4231)", t_hmac },
 	{ "constant-time equality", t_equal },
 	{ "argon2id hash and verify", t_pwhash },
