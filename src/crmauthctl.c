@@ -782,6 +782,29 @@ c_released_prune(struct ctx *c, int argc, char **argv)
 }
 
 static int
+c_backup(struct ctx *c, int argc, char **argv)
+{
+	enum store_err e;
+
+	if ((e = store_backup(c->store, argv[0])) != STORE_OK)
+		return store_fail(c, e);
+	printf("backup of %s written to %s\n", c->cfg.db_path, argv[0]);
+	return 0;
+}
+
+/* Called without the store open: it is about to be replaced. */
+static int
+c_restore(struct ctx *c, int argc, char **argv)
+{
+	char err[CRM_ERR_MAX];
+
+	if (store_restore(&c->cfg, argv[0], err, sizeof(err)) != STORE_OK)
+		return fail("%s", err);
+	printf("%s restored from %s\n", c->cfg.db_path, argv[0]);
+	return 0;
+}
+
+static int
 c_token_verify(struct ctx *c, int argc, char **argv)
 {
 	struct claims	 cl;
@@ -850,6 +873,10 @@ static const struct cmd cmds[] = {
 	    "number of released token ids kept" },
 	{ "released", "prune", c_released_prune, 0, 0, "",
 	    "delete released ids past their exp" },
+	{ "backup", NULL, c_backup, 1, 1, "FILE",
+	    "a consistent, compacted copy of the store, taken while it serves" },
+	{ "restore", NULL, c_restore, 1, 1, "FILE",
+	    "replace the store with a backup (stop the service first)" },
 	{ "token", "verify", c_token_verify, 1, 1, "TOKEN",
 	    "exit 0 and print the claims if the token is usable" },
 };
@@ -944,6 +971,8 @@ main(int argc, char *argv[])
 			return fail("no group %s", argv[skip + 1]);
 		c.cfg.db_group = (long)gr->gr_gid;
 	}
+	if (cur->fn == c_restore)
+		return c_restore(&c, nargs, argv + skip);
 	e = store_open(&c.store, &c.cfg, cur->fn == c_init ? STORE_CREATE : 0,
 	    err, sizeof(err));
 	if (e != STORE_OK)

@@ -265,6 +265,13 @@ enum store_err store_attempts_fail(struct store *,
 /* Clear the pair (addr set), or the account and all its pairs (NULL). */
 enum store_err store_attempts_clear(struct store *,
 	    const unsigned char account[CRM_DIGEST_BYTES], const char *addr);
+/* A consistent, compacted copy of the store in file (mode 0600), taken
+ * while it serves; written beside it and renamed into place. */
+enum store_err store_backup(struct store *, const char *file);
+/* Replace the store at cfg->db_path with a backup, after checking that it
+ * is a crmauth store and that no process has the store open. */
+enum store_err store_restore(const struct config *, const char *file,
+	    char *err, size_t errlen);
 /* Mark a Web API key (consumer 0) or consumer key (1) revoked. */
 enum store_err store_key_revoke(struct store *, int consumer,
 	    const unsigned char digest[CRM_DIGEST_BYTES]);

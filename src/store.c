@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1224,6 +1225,40 @@ store_released_prune(struct store *st, int64_t now, size_t *n)
 	return e;
 }
 
+struct carry_arg {
+	struct store	*to;
+	int64_t		 now;
+	size_t		 n;
+	enum store_err	 e;
+};
+
+/* Release in another store every unexpired id released in this one. */
+static int
+carry_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct carry_arg	*a = p;
+	MDB_cursor		*c;
+	MDB_val			 key, val;
+	int			 rc;
+
+	if ((rc = mdb_cursor_open(txn, st->released, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != CRM_JTI_BYTES || val.mv_size != 8) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		a->e = store_release(a->to, key.mv_data,
+		    (int64_t)get_be64(val.mv_data), a->now);
+		if (a->e != STORE_OK)
+			break;
+		a->n++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int
 count_fn(struct store *st, MDB_txn *txn, void *p)
 {
@@ -1666,6 +1701,190 @@ fail:
 	if (st->env != NULL)
 		mdb_env_close(st->env);
 	free(st);
+	return e;
+}
+
+/* ---- backup and restore ---------------------------------------------------- */
+
+/* a followed by b into buf; -1 if it does not fit. */
+static int
+path_join(char *buf, size_t size, const char *a, const char *b)
+{
+	int n = snprintf(buf, size, "%s%s", a, b);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+enum store_err
+store_backup(struct store *st, const char *file)
+{
+	char	 tmp[1100];
+	int	 fd, rc = 0;
+
+	/* Beside the target, then renamed: never a half-written backup. */
+	if (path_join(tmp, sizeof(tmp), file, ".tmp") == -1)
+		return map_rc(st, file, ENAMETOOLONG);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		return map_rc(st, file, errno);
+	/* A consistent snapshot (one read transaction), compacted. */
+	rc = mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT);
+	if (rc == 0 && fsync(fd) == -1)
+		rc = errno;
+	if (close(fd) == -1 && rc == 0)
+		rc = errno;
+	if (rc == 0 && rename(tmp, file) == -1)
+		rc = errno;
+	if (rc != 0) {
+		unlink(tmp);
+		return map_rc(st, file, rc);
+	}
+	return STORE_OK;
+}
+
+/* Copy src to dst (created 0600), synced.  0 or an errno. */
+static int
+copy_file(const char *src, const char *dst)
+{
+	char	 buf[65536];
+	ssize_t	 n;
+	int	 in, out, rc = 0;
+
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno;
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		rc = errno;
+		close(in);
+		return rc;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			rc = errno != 0 ? errno : EIO;
+			break;
+		}
+	if (n < 0 && rc == 0)
+		rc = errno;
+	if (rc == 0 && fsync(out) == -1)
+		rc = errno;
+	if (close(out) == -1 && rc == 0)
+		rc = errno;
+	close(in);
+	return rc;
+}
+
+/* Does a process other than us have the store at dir open? */
+static int
+store_in_use(const char *dir)
+{
+	MDB_env		*env;
+	MDB_envinfo	 info;
+	int		 dead, busy = 0;
+
+	if (mdb_env_create(&env) != 0)
+		return 0;
+	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_maxreaders(env, MAXREADERS);
+	if (mdb_env_open(env, dir, MDB_RDONLY, 0600) == 0) {
+		/* Slots of dead processes do not count. */
+		mdb_reader_check(env, &dead);
+		busy = mdb_env_info(env, &info) == 0 && info.me_numreaders > 1;
+	}
+	mdb_env_close(env);
+	return busy;
+}
+
+enum store_err
+store_restore(const struct config *cfg, const char *file, char *err,
+    size_t errlen)
+{
+	struct config	 bcfg = *cfg;
+	struct store	*st;
+	struct stat	 sb;
+	char		 dir[1100], tmp[1100], data[1100], lock[1100];
+	enum store_err	 e = STORE_ERROR;
+	int		 rc, fd;
+
+	if (path_join(dir, sizeof(dir), cfg->db_path, ".restore") == -1 ||
+	    path_join(tmp, sizeof(tmp), dir, "/data.mdb") == -1 ||
+	    path_join(data, sizeof(data), cfg->db_path, "/data.mdb") == -1 ||
+	    path_join(lock, sizeof(lock), cfg->db_path, "/lock.mdb") == -1 ||
+	    strlen(dir) >= sizeof(bcfg.db_path)) {
+		snprintf(err, errlen, "%s: path too long", cfg->db_path);
+		return STORE_ERROR;
+	}
+	/* The backup must be a store of ours: open a copy of it. */
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+		return STORE_ERROR;
+	}
+	if ((rc = copy_file(file, tmp)) != 0) {
+		snprintf(err, errlen, "%s: %s", file, strerror(rc));
+		goto out;
+	}
+	memcpy(bcfg.db_path, dir, strlen(dir) + 1);
+	if ((e = store_open(&st, &bcfg, 0, err, errlen)) != STORE_OK) {
+		snprintf(err, errlen, "%s is not a crmauth store backup (%s)",
+		    file, store_strerror(e));
+		e = STORE_ERROR;
+		goto out;
+	}
+	e = STORE_ERROR;
+	if (stat(lock, &sb) == 0 && store_in_use(cfg->db_path)) {
+		store_close(st);
+		snprintf(err, errlen, "%s is in use: stop the service first",
+		    cfg->db_path);
+		goto out;
+	}
+	/* A token released after the backup was taken stays released. */
+	if (stat(data, &sb) == 0) {
+		struct store		*cur;
+		struct carry_arg	 ca = { st, (int64_t)time(NULL), 0,
+					    STORE_OK };
+
+		if (store_open(&cur, cfg, 0, err, errlen) != STORE_OK)
+			log_err("warning: the store being replaced cannot be "
+			    "read (%s): tokens released since the backup are "
+			    "not kept", err);
+		else {
+			e = txn_run(cur, 0, "carry releases", carry_fn, &ca);
+			store_close(cur);
+			if (e != STORE_OK || ca.e != STORE_OK) {
+				store_close(st);
+				snprintf(err, errlen, "keeping the current "
+				    "releases: %s", store_strerror(e != STORE_OK ?
+				    e : ca.e));
+				e = STORE_ERROR;
+				goto out;
+			}
+		}
+		e = STORE_ERROR;
+	}
+	store_close(st);
+	if (mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", cfg->db_path,
+		    strerror(errno));
+		goto out;
+	}
+	/* Keep the replaced file's owner and mode (as root; else ours). */
+	if (stat(data, &sb) == 0 && chown(tmp, sb.st_uid, sb.st_gid) == 0)
+		chmod(tmp, sb.st_mode & 0777);
+	if (rename(tmp, data) == -1) {
+		snprintf(err, errlen, "%s: %s", data, strerror(errno));
+		goto out;
+	}
+	/* The old lock file describes the old map: LMDB makes a new one. */
+	unlink(lock);
+	if ((fd = open(cfg->db_path, O_RDONLY | O_DIRECTORY)) != -1) {
+		fsync(fd);
+		close(fd);
+	}
+	e = STORE_OK;
+out:
+	unlink(tmp);
+	if (path_join(tmp, sizeof(tmp), dir, "/lock.mdb") == 0)
+		unlink(tmp);
+	rmdir(dir);
 	return e;
 }
 

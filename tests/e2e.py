@@ -901,6 +901,78 @@ def t_throttle():
         T.cleanup()
 
 
+def t_backup_restore():
+    """backup while serving under load; restore refused while serving,
+    then done with the service stopped: users and releases come back,
+    later changes go, and later releases are kept."""
+    B = Lighttpd("backup", procs=2).start()
+    try:
+        B.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
+        key = B.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+
+        def tok():
+            r = B.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
+            eq(r.status, 200, f"token {r!r}")
+            return r.data["token"]
+
+        def check_code(t):
+            return B.get("/authentication/token/check",
+                         headers={"Authorization": f"Bearer {t}"}).code
+        before, after, kept = tok(), tok(), tok()
+        eq(B.post("/authentication/token/release", {"token": before}).status, 200, "release")
+        # Backup in the middle of concurrent logins and releases.
+        stop = threading.Event()
+        errors = []
+
+        def load():
+            while not stop.is_set():
+                t = tok()
+                r = B.post("/authentication/token/release", {"token": t})
+                if r.status != 200:
+                    errors.append(r)
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for t in threads:
+            t.start()
+        backup = os.path.join(B.dir, "crmauth.backup")
+        try:
+            out = B.ctl("backup", backup).stdout
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        eq(errors, [], "service undisturbed by the backup")
+        check("written to" in out, out)
+        eq(oct(os.stat(backup).st_mode & 0o777), "0o600", "the backup holds keys: 0600")
+        # Changes after the backup.
+        B.ctl("user", "add", "ACME", "bob", "--unit", "HQ", input="bob-pw\n")
+        eq(B.post("/authentication/token/release", {"token": after}).status, 200, "later release")
+        r = B.ctl("restore", backup, check=False)
+        eq(r.returncode, 1, "restore while serving is refused")
+        check("in use: stop the service first" in r.stderr, r.stderr)
+        B.stop()
+        r = B.ctl("restore", backup)
+        check("restored from" in r.stdout, r.stdout)
+        bad = os.path.join(B.dir, "not-a-backup")
+        with open(bad, "w") as f:
+            f.write("junk\n")
+        r = B.ctl("restore", bad, check=False)
+        eq(r.returncode, 1, "a file that is no backup")
+        check("is not a crmauth store backup" in r.stderr, r.stderr)
+        B.start()
+        r = B.post("/authentication/token",
+                   {"username": "alice", "password": "alice-pw", "organisation": "ACME"})
+        eq(r.status, 200, "alice, from the backup, logs in")
+        r = B.post("/authentication/token",
+                   {"username": "bob", "password": "bob-pw", "organisation": "ACME"})
+        eq(r.status, 401, "bob came after the backup: gone")
+        eq(check_code(before), "TOKEN_RELEASED", "released before the backup: still released")
+        eq(check_code(after), "TOKEN_RELEASED", "released after the backup: kept released")
+        eq(check_code(kept), "OK", "never released: usable")
+        eq(B.get("/health").status, 200, "the restored store serves")
+    finally:
+        B.cleanup()
+
+
 def t_bad_config():
     B = Lighttpd("badconf", procs=1, init=False,
                conf_text="token_ttl = 60\nno_such_key = 1\n").start()
@@ -1063,6 +1135,7 @@ def main():
             ("released ids are pruned after exp", t_pruning),
             ("key rotation: old tokens verify until they expire", t_key_rotation),
             ("throttling: per address and account, unlock, window", t_throttle),
+            ("backup while serving; restore keeps users and releases", t_backup_restore),
             ("a broken config: 503 and file:line in the log", t_bad_config),
             ("no store: 503; picked up once made", t_no_store),
             ("store: directory 0700, files 0600; --group 02770, 0660", t_store_modes),
