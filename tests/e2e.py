@@ -973,6 +973,100 @@ def t_backup_restore():
         B.cleanup()
 
 
+def t_map_full():
+    """A 1 MiB map that may grow to 2: crmauthctl grows it while the
+    responders run (they follow, MDB_MAP_RESIZED), then releases fill it:
+    503 SERVICE_UNAVAILABLE with Retry-After, nothing half-written, and
+    every release that was answered 200 holds."""
+    M = Lighttpd("mapfull", procs=2, conf_extra="db_map_size_mb = 1\ndb_map_max_mb = 2\n").start()
+    try:
+        key = None
+        M.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
+        key = M.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        eq(M.get("/health").status, 200, "responders up on the 1 MiB map")
+        # Big users from crmauthctl: past 1 MiB, so the map grows under
+        # the running responders.
+        units = []
+        for i in range(32):
+            units += ["--unit", f"{i:02d}" + "u" * 200]
+        n = 0
+        while n < 400:
+            r = M.ctl("user", "add", "BIG", f"user{n}", *units, input="pw\n", check=False)
+            if r.returncode != 0:
+                check("store is full" in r.stderr, r.stderr)
+                break
+            n += 1
+        check(n > 130, f"the map grew past 1 MiB ({n} big users)")
+        # The responders follow the grown map, then fill the rest.
+        released, full = [], None
+        for i in range(3000):
+            t = M.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
+            eq(t.status, 200, "tokens come from reads")
+            r = M.post("/authentication/token/release", {"token": t.data["token"]})
+            if r.status == 503:
+                full = r
+                break
+            eq(r.status, 200, f"release {i}: {r!r}")
+            released.append(t.data["token"])
+        check(full is not None, "the map filled up")
+        eq(full.code, "SERVICE_UNAVAILABLE", "503 code")
+        check("retry-after" in full.headers, "Retry-After")
+        check("full" in full.message, full.message)
+        eq(M.get("/health").status, 200, "reads still answer")
+        eq(M.released_count(), len(released), "every acknowledged release is kept, no more")
+        for t in released[::max(1, len(released) // 20)] + released[-3:]:
+            r = M.get("/authentication/token/check", headers={"Authorization": f"Bearer {t}"})
+            eq(r.code, "TOKEN_RELEASED", "an acknowledged release holds")
+        check("store is full" in M.error_log() or "MDB_MAP_FULL" in M.error_log(),
+              "the log says why")
+    finally:
+        M.cleanup()
+
+
+def t_bad_starts():
+    """A store the responders cannot open, or one from a newer crmauth:
+    one clear line in the log, 503 to the client, the same words from
+    crmauthctl."""
+    W = Lighttpd("badstart", procs=1, user=crmtest.RUN_USER)
+    try:
+        W.start()
+        eq(W.get("/health").status, 200, "healthy first")
+        W.stop()
+        if crmtest.RUN_USER:
+            os.chmod(W.db, 0)        # the responders run as www-data
+            W.start()
+            r = expect(W.get("/health"), 503, "SERVICE_UNAVAILABLE", "unreadable store")
+            check("retry-after" in r.headers, "Retry-After")
+            expect(W.get("/health"), 503, "SERVICE_UNAVAILABLE", "again")
+            lines = [ln for ln in W.error_log().splitlines() if "Permission denied" in ln]
+            eq(len(lines), 1, f"one line, not one per request: {lines}")
+            check(W.db in lines[0], lines[0])
+            v = W.ctl("released", "count", check=False)
+            eq(v.returncode, 1, "crmauthctl fails too")
+            check("Permission denied" in v.stderr and v.stderr.count("\n") == 1, v.stderr)
+            W.stop()
+            os.chmod(W.db, 0o700)
+        # A schema version from the future.
+        dump = subprocess.run(["mdb_dump", "-p", "-s", "meta", W.db], capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+        i = dump.index(" schema")
+        dump[i + 1] = " 99"
+        dump = [ln for ln in dump if not ln.startswith("db_pagesize=")]
+        subprocess.run(["mdb_load", "-s", "meta", W.db], input="\n".join(dump) + "\n",
+                       text=True, check=True)
+        W.start()
+        expect(W.get("/health"), 503, "SERVICE_UNAVAILABLE", "newer schema")
+        check("made by a newer crmauth" in W.error_log(), W.error_log()[-500:])
+        v = W.ctl("user", "list", check=False)
+        eq((v.returncode, v.stderr.strip()),
+           (1, f"crmauthctl: {W.db}: store was made by a newer crmauth (schema version)"),
+           "crmauthctl says the same")
+    finally:
+        if os.path.exists(W.db):
+            os.chmod(W.db, 0o700)
+        W.cleanup()
+
+
 def t_bad_config():
     B = Lighttpd("badconf", procs=1, init=False,
                conf_text="token_ttl = 60\nno_such_key = 1\n").start()
@@ -1137,6 +1231,8 @@ def main():
             ("throttling: per address and account, unlock, window", t_throttle),
             ("backup while serving; restore keeps users and releases", t_backup_restore),
             ("a broken config: 503 and file:line in the log", t_bad_config),
+            ("bad starts: unreadable store, newer schema: 503, one line", t_bad_starts),
+            ("a full map: growth followed, then 503, nothing half-written", t_map_full),
             ("no store: 503; picked up once made", t_no_store),
             ("store: directory 0700, files 0600; --group 02770, 0660", t_store_modes),
             ("store: no password, pass code, key or code in a dump", t_store_has_no_secrets),
