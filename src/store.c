@@ -113,6 +113,11 @@ map_rc(struct store *st, const char *what, int rc)
 	case EDQUOT:
 		set_detail(st, what, rc);
 		return STORE_FULL;
+	case EIO:
+		/* LMDB reports a short write, as a full disk gives, as EIO. */
+		snprintf(st->detail, sizeof(st->detail), "%s: %s (a short "
+		    "write: is the disk full?)", what, mdb_strerror(rc));
+		return STORE_FULL;
 	default:
 		set_detail(st, what, rc);
 		return STORE_ERROR;

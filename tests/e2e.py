@@ -1023,6 +1023,70 @@ def t_map_full():
         M.cleanup()
 
 
+def t_disk_full():
+    """The store on a 2 MiB tmpfs of the test's own, filled up: 503 with
+    Retry-After, no corruption, and normal service once space is back."""
+    D = Lighttpd("diskfull", procs=2, init=False,
+                 conf_extra="db_map_size_mb = 1\ndb_map_max_mb = 64\n")
+    disk = os.path.join(D.dir, "disk")
+    os.makedirs(disk)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", disk],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"this test mounts a tmpfs and needs root: {r.stderr}")
+    try:
+        with open(D.conf) as f:
+            conf = f.read().replace(f"db_path = {D.db}", f"db_path = {disk}/db")
+        with open(D.conf, "w") as f:
+            f.write(conf)
+        D.db = os.path.join(disk, "db")
+        D.ctl("init")
+        D.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
+        key = D.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        D.start()
+
+        def tok():
+            r = D.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
+            eq(r.status, 200, f"token {r!r}")
+            return r.data["token"]
+        # Leave almost nothing free.
+        filler = os.path.join(disk, "filler")
+        st = os.statvfs(disk)
+        with open(filler, "wb") as f:
+            f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - 32768))
+        released, full = [], None
+        for _ in range(5000):
+            t = tok()
+            r = D.post("/authentication/token/release", {"token": t})
+            if r.status != 200:
+                full = r
+                break
+            released.append(t)
+        check(full is not None, "the disk filled up")
+        expect(full, 503, "SERVICE_UNAVAILABLE", "disk full")
+        check("full" in full.message, full.message)
+        check("retry-after" in full.headers, "Retry-After")
+        eq(D.get("/health").status, 200, "reads go on")
+        log = D.error_log()
+        check("No space left on device" in log or "is the disk full?" in log,
+              f"the log says why: {log[-600:]}")
+        # Space comes back: service as normal, nothing lost or corrupt.
+        os.unlink(filler)
+        t = tok()
+        expect(D.post("/authentication/token/release", {"token": t}), 200, "OK", "space back")
+        released.append(t)
+        eq(D.released_count(), len(released), "every acknowledged release, no other")
+        for t in released[::max(1, len(released) // 10)] + released[-2:]:
+            eq(D.get("/authentication/token/check",
+                     headers={"Authorization": f"Bearer {t}"}).code, "TOKEN_RELEASED", "holds")
+        D.stop()
+        out = subprocess.run(["mdb_stat", "-a", D.db], capture_output=True, text=True)
+        eq(out.returncode, 0, f"the store reads whole: {out.stderr}")
+    finally:
+        D.stop()
+        subprocess.run(["umount", disk])
+        D.cleanup()
+
+
 def t_bad_starts():
     """A store the responders cannot open, or one from a newer crmauth:
     one clear line in the log, 503 to the client, the same words from
@@ -1233,6 +1297,7 @@ def main():
             ("a broken config: 503 and file:line in the log", t_bad_config),
             ("bad starts: unreadable store, newer schema: 503, one line", t_bad_starts),
             ("a full map: growth followed, then 503, nothing half-written", t_map_full),
+            ("a full disk: 503, no corruption, service when space is back", t_disk_full),
             ("no store: 503; picked up once made", t_no_store),
             ("store: directory 0700, files 0600; --group 02770, 0660", t_store_modes),
             ("store: no password, pass code, key or code in a dump", t_store_has_no_secrets),
