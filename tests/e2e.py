@@ -1157,6 +1157,10 @@ def t_no_store():
                                                 "organisation": "c"}),
                503, "SERVICE_UNAVAILABLE")
         check(not os.path.exists(os.path.join(N.db, "data.mdb")), "serving made no store")
+        line = f"{N.db}: store not initialised (run crmauthctl init)"
+        check(line in N.error_log(), f"the log says: {N.error_log()[-300:]}")
+        v = N.ctl("released", "count", check=False)
+        eq((v.returncode, v.stderr.strip()), (1, f"crmauthctl: {line}"), "crmauthctl says the same")
         # Made after start: picked up without a restart.
         N.ctl("init")
         expect(N.get("/health"), 200, "OK", "store made later")
