@@ -66,8 +66,14 @@ def soak():
         eq(unexpected, 0, "unexpected statuses")
         eq(sockerr, 0, "socket errors")
         check(requests > 1000, "a real load")
-        for p in pids:
-            check(after[p] - before[p] < 2048, f"responder {p} grew by {after[p] - before[p]} KiB")
+        if os.environ.get("CRMAUTH_SANITIZERS") == "yes":
+            # ASan keeps freed memory in its quarantine by design: the
+            # plain build (make check) is the one that must stay flat.
+            print("  (ASan build: memory printed, not judged)")
+        else:
+            for p in pids:
+                check(after[p] - before[p] < 2048,
+                      f"responder {p} grew by {after[p] - before[p]} KiB")
         # Pruning keeps only what has not yet expired: at most ~token_ttl
         # seconds of releases, far fewer than the run made.
         check(released < requests / 6, f"released table bounded ({released} of ~{requests // 6})")
