@@ -153,12 +153,16 @@ class Server:
     # tested on its own, with servers that pass their own lockout lines.
     NO_LOCKOUT = "lockout_threshold = 1000000\nlockout_account_threshold = 1000000\n"
 
+    CHEAP_ARGON2 = "argon2_memory_kib = 8192\nargon2_iterations = 1\n"
+
     def __init__(self, name, conf_extra="", conf_text=None, init=True, user=None,
-                 procs=2, gate=False, lockout=NO_LOCKOUT):
+                 procs=2, gate=False, lockout=NO_LOCKOUT, argon2=CHEAP_ARGON2,
+                 program=None):
         self.name = name
         self.gate = gate        # also protect /private/ with crmauth tokens
         self.user = user
         self.procs = procs
+        self.program = program or FCGI     # what serves (bench: a baseline)
         self.dir = tempfile.mkdtemp(prefix=f"crmauth-{name}-")
         self.db = os.path.join(self.dir, "db")
         self.conf = os.path.join(self.dir, "crmauth.conf")
@@ -174,8 +178,7 @@ class Server:
             if conf_text is not None:
                 f.write(conf_text)
             else:
-                f.write(f"# test {name}\ndb_path = {self.db}\n"
-                        "argon2_memory_kib = 8192\nargon2_iterations = 1\n"
+                f.write(f"# test {name}\ndb_path = {self.db}\n" + argon2 +
                         "max_body = 4096\n" + lockout + conf_extra)
         if user is not None:
             # The web server's user must reach its store, socket, programs.
@@ -198,8 +201,8 @@ class Server:
             self._valgrind_wrapper(os.path.join(self.sbindir, "crmauth.fcgi"), "fcgi")
             self._valgrind_wrapper(os.path.join(self.pkgdatadir, "cgi-bin", "crmauth.cgi"), "cgi")
         else:
-            shutil.copy2(FCGI, os.path.join(self.sbindir, "crmauth.fcgi"))
-            shutil.copy2(FCGI, os.path.join(self.pkgdatadir, "cgi-bin", "crmauth.cgi"))
+            shutil.copy2(self.program, os.path.join(self.sbindir, "crmauth.fcgi"))
+            shutil.copy2(self.program, os.path.join(self.pkgdatadir, "cgi-bin", "crmauth.cgi"))
         shutil.copy2(CTL, os.path.join(self.sbindir, "crmauthctl"))
 
     def _valgrind_wrapper(self, path, tag):

@@ -1,0 +1,160 @@
+"""make bench: every method under wrk against crmauth and, in the same run,
+against a bare FastCGI responder (bench/baseline) behind the same lighttpd
+configuration; bare argon2id verifies for the password login; CGI wall
+times; responder memory.  Prints one table and the targets of issue 7.
+A benchmark: it prints figures; it judges nothing.
+
+    BENCH_TIME=10 (seconds per run)  BENCH_CONNS=32  BENCH_PROCS=2
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+import crmtest  # noqa: E402
+from crmtest import Lighttpd, TOP_BUILDDIR, basic, b64url, b64url_decode  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_TIME", "10"))
+CONNS = int(os.environ.get("BENCH_CONNS", "32"))
+PROCS = int(os.environ.get("BENCH_PROCS", "2"))
+BASELINE = os.path.join(TOP_BUILDDIR, "bench", "baseline")
+ARGON2RATE = os.path.join(TOP_BUILDDIR, "bench", "argon2rate")
+DEFAULT_ARGON2 = (19456, 2)     # the configured default cost
+METHODS = [("login", "password login"), ("apikey", "Web API key token"),
+           ("consumer", "consumer token"), ("release", "release"),
+           ("check", "token check"), ("health", "health")]
+
+
+def kib(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def mint(kid, secret, n):
+    """n distinct tokens, signed as crmauth signs them."""
+    now = int(time.time())
+    hdr = b64url(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"},
+                            separators=(",", ":")).encode())
+    out = []
+    for _ in range(n):
+        claims = {"exp": now + 7200, "iat": now, "jti": os.urandom(16).hex().upper(),
+                  "org": "ACME", "oun": "HQ", "usr": "alice"}
+        si = hdr + "." + b64url(json.dumps(claims, separators=(",", ":")).encode())
+        out.append(si + "." + b64url(hmac.new(secret, si.encode(), hashlib.sha256).digest()))
+    return out
+
+
+def wrk(server, method, args):
+    r = subprocess.run(["wrk", f"-t{min(2, CONNS)}", f"-c{CONNS}", f"-d{SECONDS}s",
+                        "--timeout", "10s", "-s", os.path.join(HERE, "method.lua"),
+                        f"http://127.0.0.1:{server.port}", "--", method, *args],
+                       capture_output=True, text=True, timeout=SECONDS + 120)
+    m = re.search(r"BENCH requests=(\d+) seconds=([\d.]+) non2xx=(\d+) errors=(\d+) "
+                  r"p50_ms=([\d.]+) p99_ms=([\d.]+)", r.stdout)
+    if m is None:
+        raise SystemExit(f"wrk failed: {r.stdout} {r.stderr}")
+    req, secs = int(m.group(1)), float(m.group(2))
+    return {"rps": req / secs, "requests": req, "non2xx": int(m.group(3)),
+            "errors": int(m.group(4)), "p50": float(m.group(5)), "p99": float(m.group(6))}
+
+
+def provision(s):
+    s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
+    key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+    ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+    s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--authentication-code", "CODE-1")
+    kid, secret = s.ctl("key", "export").stdout.split()
+    return key, ck, kid, b64url_decode(secret)
+
+
+def cgi_median(program, env, n=200):
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run([program], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def main():
+    argon2 = f"argon2_memory_kib = {DEFAULT_ARGON2[0]}\nargon2_iterations = {DEFAULT_ARGON2[1]}\n"
+    conf = "lockout_threshold = 1000000\nlockout_account_threshold = 1000000\n"
+    crm = Lighttpd("bench", procs=PROCS, argon2=argon2, lockout=conf).start()
+    base = Lighttpd("baseline", procs=PROCS, program=BASELINE).start()
+    rows, mem = [], {}
+    try:
+        key, ck, kid, secret = provision(crm)
+        b64 = lambda k: base64.b64encode(f"{k}:".encode()).decode()
+        good = crm.post("/authentication/web_api_key/token",
+                        headers={"Authorization": basic(key)}).data["token"]
+        tokfile = os.path.join(crm.dir, "tokens")
+        with open(tokfile, "w") as f:
+            f.write("\n".join(mint(kid, secret, 200000)) + "\n")
+        for _ in range(50):     # warm up both responders
+            crm.get("/health")
+        pids = sorted(crm.responder_pids())
+        mem["before"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
+        for method, label in METHODS:
+            extra = [tokfile] if method == "release" else [good] if method == "check" else []
+            c = wrk(crm, method, [b64(key), b64(ck), *extra])
+            b = wrk(base, method, [b64(key), b64(ck), *extra])
+            rows.append((label, c, b))
+        mem["after"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
+        total = sum(c["requests"] for _, c, _ in rows)
+        argon2_rate = float(subprocess.run(
+            [ARGON2RATE, str(DEFAULT_ARGON2[0]), str(DEFAULT_ARGON2[1]), str(SECONDS),
+             str(PROCS)], capture_output=True, text=True, check=True).stdout)
+        # CGI: one Web API key token request, crmauth and the baseline.
+        env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST",
+               "PATH_INFO": "/authentication/web_api_key/token", "CONTENT_LENGTH": "0",
+               "HTTP_AUTHORIZATION": basic(key), "REMOTE_ADDR": "127.0.0.1",
+               "CRMAUTH_CONF": crm.conf, "PATH": os.environ.get("PATH", "")}
+        cgi_crm = cgi_median(os.path.join(TOP_BUILDDIR, "crmauth.fcgi"), env)
+        cgi_base = cgi_median(BASELINE, env)
+    finally:
+        crm.cleanup()
+        base.cleanup()
+
+    print(f"\ncrmauth bench: lighttpd, {PROCS} responders, wrk {CONNS} connections, "
+          f"{SECONDS} s per run, {os.cpu_count()} cores; argon2id m={DEFAULT_ARGON2[0]} KiB "
+          f"t={DEFAULT_ARGON2[1]}\n")
+    print(f"{'method':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   "
+          f"{'baseline':>9} {'ratio':>6}   target")
+    targets = {"Web API key token": 0.85, "consumer token": 0.85, "token check": 0.9,
+               "release": 0.5}
+    for label, c, b in rows:
+        ratio = c["rps"] / b["rps"]
+        if label == "password login":
+            t = f"≥ 0.90 × argon2id verifies ({argon2_rate:.0f}/s): {c['rps'] / argon2_rate:.2f}"
+        elif label in targets:
+            t = f"≥ {targets[label]:.2f}: {'met' if ratio >= targets[label] else 'NOT met'}"
+        else:
+            t = ""
+        bad = f"  ({c['non2xx']} non-2xx, {c['errors']} errors)" if c["non2xx"] or c["errors"] else ""
+        print(f"{label:<20} {c['rps']:>9.0f} {c['p50']:>8.2f} {c['p99']:>8.2f}   "
+              f"{b['rps']:>9.0f} {ratio:>6.2f}   {t}{bad}")
+    print(f"\nCGI, one Web API key token: crmauth {cgi_crm:.2f} ms, baseline {cgi_base:.2f} ms "
+          f"(median of 200): {cgi_crm / cgi_base:.2f} × (target ≤ 2)")
+    print(f"\nresponder memory over {total} requests (VmRSS / anonymous, KiB):")
+    for p in sorted(mem["before"]):
+        (r0, a0), (r1, a1) = mem["before"][p], mem["after"].get(p, (0, 0))
+        print(f"  pid {p}: before {r0} / {a0}, after {r1} / {a1}")
+
+
+if __name__ == "__main__":
+    main()
