@@ -206,7 +206,8 @@ class Server:
         shutil.copy2(CTL, os.path.join(self.sbindir, "crmauthctl"))
 
     def _valgrind_wrapper(self, path, tag):
-        log = os.path.join(self.dir, f"vg-{tag}.%p.log")
+        # In log/, which the web server's user may write.
+        log = os.path.join(self.logdir, f"vg-{tag}.%p.log")
         with open(path, "w") as f:
             f.write("#!/bin/sh\n"
                     f"exec {VALGRIND} --quiet --leak-check=full "
@@ -307,7 +308,7 @@ class Server:
         self.stop()
         if VALGRIND and started:
             time.sleep(0.5)     # let the responders write their reports
-            VALGRIND_PROBLEMS.extend(valgrind_report([self.dir]))
+            VALGRIND_PROBLEMS.extend(valgrind_report([self.logdir]))
         if os.environ.get("CRMAUTH_KEEP"):
             print(f"# kept {self.dir}")
         else:
