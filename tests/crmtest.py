@@ -206,14 +206,18 @@ class Server:
         shutil.copy2(CTL, os.path.join(self.sbindir, "crmauthctl"))
 
     def _valgrind_wrapper(self, path, tag):
-        # In log/, which the web server's user may write.
+        # The program copied beside the wrapper (the build directory may
+        # be closed to the web server's user), the log in log/, which
+        # that user may write.
+        real = path + ".real"
+        shutil.copy2(self.program, real)
         log = os.path.join(self.logdir, f"vg-{tag}.%p.log")
         with open(path, "w") as f:
             f.write("#!/bin/sh\n"
                     f"exec {VALGRIND} --quiet --leak-check=full "
                     "--show-leak-kinds=definite,indirect "
                     "--errors-for-leak-kinds=definite,indirect "
-                    f"--log-file={log} {FCGI} \"$@\"\n")
+                    f"--log-file={log} {real} \"$@\"\n")
         os.chmod(path, 0o755)
 
     def sample(self, name):
@@ -278,10 +282,17 @@ class Server:
         raise NotImplementedError
 
     def stop(self):
-        # The web server first, then what serves behind it.
+        # The web server first, then what serves behind it; then wait for
+        # every responder to be gone (under valgrind they take a while),
+        # so that the store is really closed when this returns.
+        pids = self.responder_pids() if self.procs_started else set()
         for p, what in reversed(self.procs_started):
             stop_process(p)
         self.procs_started = []
+        deadline = time.time() + 30
+        while pids and time.time() < deadline:
+            pids = {p for p in pids if os.path.exists(f"/proc/{p}")}
+            time.sleep(0.05)
 
     def logs(self):
         return ["error.log", "breakage.log", "crmauth-stderr.log"]
@@ -299,6 +310,7 @@ class Server:
         return text
 
     def responder_pids(self):
+        """Processes running this server's responder (by its path)."""
         r = subprocess.run(["pgrep", "-f", "--", os.path.join(self.sbindir, "crmauth.fcgi")],
                            capture_output=True, text=True)
         return set(r.stdout.split())
