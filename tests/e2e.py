@@ -1,6 +1,7 @@
 """End-to-end: every method and every applicable error of API.md §2,
 through a real lighttpd, in FastCGI and in CGI mode."""
 import base64
+import calendar
 import json
 import grp
 import os
@@ -753,7 +754,8 @@ def t_cgi():
 # ---- other servers: pruning, broken configuration, no store ---------------------
 
 def t_pruning():
-    P = Lighttpd("prune", procs=1, conf_extra="token_ttl = 2\n").start()
+    # token_ttl leaves room for slow runs (valgrind) before the sleeps.
+    P = Lighttpd("prune", procs=1, conf_extra="token_ttl = 5\n").start()
     try:
         P.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
         key = P.ctl("apikey", "add", "ACME", "alice").stdout.strip()
@@ -764,16 +766,16 @@ def t_pruning():
             return r.data["token"]
         toks = [tok() for _ in range(5)]
         c = jwt_parts(toks[0])[1]
-        eq(c["exp"] - c["iat"], 2, "short token_ttl")
+        eq(c["exp"] - c["iat"], 5, "short token_ttl")
         for t in toks:
             eq(P.post("/authentication/token/release", {"token": t}).status, 200, "release")
         eq(P.released_count(), 5, "five kept")
-        time.sleep(3.1)
+        time.sleep(max(0, c["exp"] - time.time()) + 1.1)
         # The next write prunes what has passed its exp.
         fresh = tok()
         eq(P.post("/authentication/token/release", {"token": fresh}).status, 200, "release")
         eq(P.released_count(), 1, "expired releases pruned by the write")
-        time.sleep(2.1)
+        time.sleep(max(0, jwt_parts(fresh)[1]["exp"] - time.time()) + 1.1)
         eq(P.ctl("released", "prune").stdout.strip(), "pruned 1", "crmauthctl released prune")
         eq(P.released_count(), 0, "empty after prune")
     finally:
@@ -783,7 +785,7 @@ def t_pruning():
 def t_key_rotation():
     """Tokens of the old key keep working across a rotation until they
     expire; then the old key is deleted by the next write."""
-    R = Lighttpd("rotate", procs=2, conf_extra="token_ttl = 3\n").start()
+    R = Lighttpd("rotate", procs=2, conf_extra="token_ttl = 6\n").start()
     try:
         R.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
 
@@ -817,7 +819,10 @@ def t_key_rotation():
         eq(R.post("/authentication/token/release", {"token": released}).status, 200,
            "an old-key token can be released")
         eq(check_status(released), (401, "TOKEN_RELEASED"), "and stays released")
-        time.sleep(3.2)
+        # Past the old key's expiry (rotation + token_ttl), and so past
+        # every token it signed.
+        until = calendar.timegm(time.strptime(prev[3], "%Y-%m-%dT%H:%M:%SZ"))
+        time.sleep(max(0, until - time.time()) + 1.2)
         eq(check_status(a), (401, "TOKEN_EXPIRED"), "old-key token expired")
         # The next write deletes the old key; its tokens are now unknown.
         eq(R.post("/authentication/token/release", {"token": token()}).status, 200, "a write")
