@@ -138,13 +138,45 @@ sec_dummy_hash(char out[CRM_PWHASH_MAX], const struct config *cfg)
 	    cfg->argon2_parallelism, s, h);
 }
 
+/*
+ * HMAC-SHA-256.  A signing key is used for every token of its life, so
+ * the state after absorbing the key (the inner and outer pads, two
+ * SHA-256 blocks) is kept for the last few keys and copied per message:
+ * a token's MAC then hashes the token and nothing else.  The cache holds
+ * what the process holds anyway (the store maps the keys); it is found by
+ * a constant-time comparison of the whole key.  Per thread: libcrmauth
+ * handles may live in several threads.
+ */
+#define HMAC_CACHE	4
+
+static _Thread_local struct hmac_cached {
+	unsigned char			 key[32];
+	int				 used;
+	crypto_auth_hmacsha256_state	 st;
+} hmac_cache[HMAC_CACHE];
+static _Thread_local size_t hmac_next;
+
 void
 sec_hmac256(unsigned char out[32], const unsigned char *key,
     size_t keylen, const void *in, size_t len)
 {
-	crypto_auth_hmacsha256_state st;
+	crypto_auth_hmacsha256_state	 st;
+	struct hmac_cached		*hc = NULL;
 
-	crypto_auth_hmacsha256_init(&st, key, keylen);
+	if (keylen == sizeof(hmac_cache[0].key)) {
+		for (size_t i = 0; i < HMAC_CACHE && hc == NULL; i++)
+			if (hmac_cache[i].used &&
+			    sodium_memcmp(hmac_cache[i].key, key, keylen) == 0)
+				hc = &hmac_cache[i];
+		if (hc == NULL) {
+			hc = &hmac_cache[hmac_next++ % HMAC_CACHE];
+			memcpy(hc->key, key, keylen);
+			crypto_auth_hmacsha256_init(&hc->st, key, keylen);
+			hc->used = 1;
+		}
+		st = hc->st;
+	} else
+		crypto_auth_hmacsha256_init(&st, key, keylen);
 	crypto_auth_hmacsha256_update(&st, in, len);
 	crypto_auth_hmacsha256_final(&st, out);
 	sodium_memzero(&st, sizeof(st));
@@ -198,4 +230,52 @@ b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
 {
 	return b64_decode_variant(out, outmax, outlen, in, inlen,
 	    sodium_base64_VARIANT_ORIGINAL);
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at p (RFC 3629 §4: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0.
+ */
+size_t
+utf8_len(const unsigned char *p, size_t left)
+{
+	unsigned char	 lo = 0x80, hi = 0xbf;
+	size_t		 n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		if (p[0] == 0xe0)
+			lo = 0xa0;
+		else if (p[0] == 0xed)
+			hi = 0x9f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		if (p[0] == 0xf0)
+			lo = 0x90;
+		else if (p[0] == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (left < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+int
+utf8_valid(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 left = strlen(s), n;
+
+	for (; left > 0; p += n, left -= n)
+		if ((n = utf8_len(p, left)) == 0)
+			return 0;
+	return 1;
 }

@@ -132,6 +132,11 @@ int	 b64url_decode(unsigned char *out, size_t outmax, size_t *outlen,
 /* Standard base64 with padding (RFC 4648 §4), for HTTP Basic. */
 int	 b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
 	    const char *in, size_t inlen);
+/* Strict UTF-8 (RFC 3629 §4: no overlong forms, no surrogates, nothing
+ * past U+10FFFF): the length of the sequence at p, or 0; a whole
+ * string: 1 well-formed, 0 not. */
+size_t	 utf8_len(const unsigned char *p, size_t left);
+int	 utf8_valid(const char *);
 
 /* ---- store.c ----------------------------------------------------------- */
 
@@ -330,9 +335,15 @@ struct tok_subject {
 	const char	*usr, *org, *oun, *cii, *acr;
 };
 
-/* Sign a new token with key; *out is malloc'd (free it). */
+/* Sign a new token with key and a fresh jti; *out is malloc'd (free
+ * it).  TOK_INTERNAL for a subject that is not UTF-8 or a token that
+ * would not fit CRM_TOKEN_MAX. */
 enum tok_err tok_issue(const struct sigkey *key,
 	    const struct tok_subject *, int64_t now, int64_t ttl, char **out);
+/* The same with a given jti (CRM_JTI_HEX characters): for the tests. */
+enum tok_err tok_encode(const struct sigkey *key,
+	    const struct tok_subject *, const char *jti, int64_t now,
+	    int64_t ttl, char **out);
 
 /* Finds the signing key for a kid: 0 found, 1 unknown, -1 failure. */
 typedef int (*tok_keyfn)(void *, const char *kid, struct sigkey *);

@@ -1,24 +1,202 @@
 /*
  * Tokens: JWS compact serialisation (RFC 7515), HS256 only.
  *
- * Signing uses libjwt.  Verification does not call jwt_decode(): libjwt
- * 1.10 lets the token's header choose the algorithm, turns verification
- * off for a NULL or empty key, compares HMACs with strcmp and crashes on
- * very long input.  So we check the length first, read the header with
- * json-c, insist on "alg":"HS256" (case-sensitive, RFC 7515 §4.1.1),
- * choose the key by kid, compute the HMAC ourselves and compare it in
- * constant time, and only then read the claims.
+ * Signing writes the JSON and base64url itself and MACs with libsodium:
+ * libjwt 1.10 builds two jansson trees per token and MACs through
+ * OpenSSL 3, whose lazy initialisation (openssl.cnf and all) was half of
+ * a CGI request's instructions, and jwt_encode_str() more than half of a
+ * FastCGI token request's.  The bytes are libjwt's: members sorted,
+ * compact, jansson's string escapes; the unit tests compare them with
+ * libjwt's own output and decode our tokens with jwt_decode().
+ *
+ * Verification does not call jwt_decode() either: libjwt 1.10 lets the
+ * token's header choose the algorithm, turns verification off for a NULL
+ * or empty key, compares HMACs with strcmp and crashes on very long
+ * input.  So we check the length first, read the header, insist on
+ * "alg":"HS256" (case-sensitive, RFC 7515 §4.1.1), choose the key by
+ * kid, compute the HMAC ourselves and compare it in constant time, and
+ * only then read the claims with json-c.
+ *
+ * Every part of a token is public, so its base64url is coded with a
+ * table here; secrets go through crypto.c's constant-time coder.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
-#include <jwt.h>
 
 #include "extern.h"
 
 #define HEADER_MAX	512	/* decoded JOSE header */
+#define PAYLOAD_MAX	(CRM_TOKEN_MAX / 4 * 3)	/* decoded claims, at most */
+/* Claims as we write them: five names (each at most 6 bytes escaped per
+ * byte), a jti, two numbers and the punctuation. */
+#define CLAIMS_MAX	(5 * (6 * CRM_NAME_MAX + 8) + CRM_JTI_HEX + 128)
+
+/* The header we write; verification takes it without a JSON parse. */
+#define HDR_HEAD	"{\"alg\":\"HS256\",\"kid\":\""
+#define HDR_TAIL	"\",\"typ\":\"JWT\"}"
+#define HDR_LEN		(sizeof(HDR_HEAD) - 1 + CRM_KID_HEX + sizeof(HDR_TAIL) - 1)
+
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url without padding; out holds b64url_len(n) bytes. */
+static char *
+pub64_encode(char *out, const unsigned char *in, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+
+		*out++ = b64url_chars[v >> 18];
+		*out++ = b64url_chars[v >> 12 & 63];
+		*out++ = b64url_chars[v >> 6 & 63];
+		*out++ = b64url_chars[v & 63];
+	}
+	if (n - i == 1) {
+		*out++ = b64url_chars[in[i] >> 2];
+		*out++ = b64url_chars[(in[i] & 3) << 4];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+
+		*out++ = b64url_chars[v >> 10];
+		*out++ = b64url_chars[v >> 4 & 63];
+		*out++ = b64url_chars[(v & 15) << 2];
+	}
+	return out;
+}
+
+static int
+pub64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * Strict base64url, no padding: the canonical form only (as libsodium's
+ * decoder with nothing ignored), so that one token has one spelling.
+ * Refuses other characters, a length of 4k+1, non-zero unused bits and
+ * output beyond outmax.
+ */
+static int
+pub64_decode(unsigned char *out, size_t outmax, size_t *outlen,
+    const char *in, size_t inlen)
+{
+	uint32_t	 acc = 0;
+	size_t		 bits = 0, n = 0;
+	int		 v;
+
+	if (inlen % 4 == 1 || inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0) >
+	    outmax)
+		return -1;
+	for (size_t i = 0; i < inlen; i++) {
+		if ((v = pub64_value((unsigned char)in[i])) < 0)
+			return -1;
+		acc = acc << 6 | (uint32_t)v;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+		return -1;
+	*outlen = n;
+	return 0;
+}
+
+/* The JSON we write, in a fixed buffer: no allocation. */
+struct jout {
+	char	*p;
+	size_t	 len, max;
+	int	 full;
+};
+
+static void
+jraw(struct jout *j, const char *s, size_t n)
+{
+	if (j->full || n > j->max - j->len) {
+		j->full = 1;
+		return;
+	}
+	memcpy(j->p + j->len, s, n);
+	j->len += n;
+}
+
+/* A JSON string with jansson's escapes (so libjwt's): \" \\ \b \f \n
+ * \r \t, \u00XX for other controls, everything else as it is. */
+static void
+jstr(struct jout *j, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char	*run = s;
+	char		 esc[6];
+
+	jraw(j, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		jraw(j, run, (size_t)(s - run));
+		run = s + 1;
+		esc[0] = '\\';
+		switch (c) {
+		case '"': case '\\':
+			esc[1] = (char)c;
+			break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			jraw(j, esc, 6);
+			continue;
+		}
+		jraw(j, esc, 2);
+	}
+	jraw(j, run, (size_t)(s - run));
+	jraw(j, "\"", 1);
+}
+
+static void
+jmember_str(struct jout *j, const char *name, const char *v)
+{
+	jraw(j, j->len > 1 ? ",\"" : "\"", j->len > 1 ? 2 : 1);
+	jraw(j, name, strlen(name));
+	jraw(j, "\":", 2);
+	jstr(j, v);
+}
+
+static void
+jmember_int(struct jout *j, const char *name, int64_t v)
+{
+	char num[24];
+
+	jraw(j, j->len > 1 ? ",\"" : "\"", j->len > 1 ? 2 : 1);
+	jraw(j, name, strlen(name));
+	jraw(j, "\":", 2);
+	jraw(j, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v));
+}
 
 const char *
 tok_strerror(enum tok_err e)
@@ -57,37 +235,64 @@ tok_claims_free(struct claims *c)
 }
 
 enum tok_err
+tok_encode(const struct sigkey *key, const struct tok_subject *s,
+    const char *jti, int64_t now, int64_t ttl, char **out)
+{
+	char		 hdr[HDR_LEN + 1], claims[CLAIMS_MAX];
+	struct jout	 j = { claims, 0, sizeof(claims), 0 };
+	unsigned char	 mac[32];
+	char		*t, *p;
+	size_t		 n;
+
+	*out = NULL;
+	/* jansson refuses what is not UTF-8, and so did libjwt. */
+	if (!utf8_valid(s->usr) || !utf8_valid(s->org) || !utf8_valid(s->oun) ||
+	    (s->cii != NULL && !utf8_valid(s->cii)) ||
+	    (s->acr != NULL && !utf8_valid(s->acr)))
+		return TOK_INTERNAL;
+	/* Members in jansson's sorted order, as libjwt writes them. */
+	jraw(&j, "{", 1);
+	if (s->acr != NULL && s->acr[0] != '\0')
+		jmember_str(&j, "acr", s->acr);
+	if (s->cii != NULL)
+		jmember_str(&j, "cii", s->cii);
+	jmember_int(&j, "exp", now + ttl);
+	jmember_int(&j, "iat", now);
+	jmember_str(&j, "jti", jti);
+	jmember_str(&j, "org", s->org);
+	jmember_str(&j, "oun", s->oun);
+	jmember_str(&j, "usr", s->usr);
+	jraw(&j, "}", 1);
+	snprintf(hdr, sizeof(hdr), HDR_HEAD "%s" HDR_TAIL, key->kid);
+	if (j.full || strlen(hdr) != HDR_LEN)
+		return TOK_INTERNAL;
+
+	/* A token we could not verify ourselves is not issued. */
+	n = b64url_len(HDR_LEN) - 1 + 1 + b64url_len(j.len) - 1 + 1 +
+	    b64url_len(sizeof(mac)) - 1;
+	if (n > CRM_TOKEN_MAX || (t = malloc(n + 1)) == NULL)
+		return TOK_INTERNAL;
+	p = pub64_encode(t, (const unsigned char *)hdr, HDR_LEN);
+	*p++ = '.';
+	p = pub64_encode(p, (const unsigned char *)claims, j.len);
+	sec_hmac256(mac, key->secret, sizeof(key->secret), t,
+	    (size_t)(p - t));
+	*p++ = '.';
+	p = pub64_encode(p, mac, sizeof(mac));
+	*p = '\0';
+	memset(mac, 0, sizeof(mac));
+	*out = t;
+	return TOK_OK;
+}
+
+enum tok_err
 tok_issue(const struct sigkey *key, const struct tok_subject *s,
     int64_t now, int64_t ttl, char **out)
 {
-	jwt_t		*j = NULL;
-	char		 jti[CRM_JTI_HEX + 1];
-	enum tok_err	 e = TOK_INTERNAL;
+	char jti[CRM_JTI_HEX + 1];
 
-	*out = NULL;
 	sec_random_hex(jti, CRM_JTI_BYTES);
-	if (jwt_new(&j) != 0)
-		return TOK_INTERNAL;
-	if (jwt_set_alg(j, JWT_ALG_HS256, key->secret,
-	    CRM_SIGKEY_BYTES) != 0 ||
-	    jwt_add_header(j, "kid", key->kid) != 0 ||
-	    jwt_add_grant(j, "jti", jti) != 0 ||
-	    jwt_add_grant(j, "usr", s->usr) != 0 ||
-	    jwt_add_grant(j, "org", s->org) != 0 ||
-	    jwt_add_grant(j, "oun", s->oun) != 0 ||
-	    jwt_add_grant_int(j, "iat", (long)now) != 0 ||
-	    jwt_add_grant_int(j, "exp", (long)(now + ttl)) != 0)
-		goto out;
-	if (s->cii != NULL && jwt_add_grant(j, "cii", s->cii) != 0)
-		goto out;
-	if (s->acr != NULL && s->acr[0] != '\0' &&
-	    jwt_add_grant(j, "acr", s->acr) != 0)
-		goto out;
-	if ((*out = jwt_encode_str(j)) != NULL)
-		e = TOK_OK;
-out:
-	jwt_free(j);
-	return e;
+	return tok_encode(key, s, jti, now, ttl, out);
 }
 
 /* Parse a decoded JSON object (header or claims); NULL if not one. */
@@ -163,13 +368,32 @@ read_claims(struct claims *c)
 	return TOK_OK;
 }
 
+/*
+ * The kid of a header exactly as we write it, {"alg":"HS256","kid":"<16
+ * upper-case hex>","typ":"JWT"}, or NULL for any other spelling (which
+ * parse_object() then reads).  Taking this one spelling as it is gives
+ * what the JSON would: alg HS256, typ JWT, no crit, that kid.
+ */
+static const char *
+our_header_kid(char *hdr, size_t len)
+{
+	char *kid = hdr + sizeof(HDR_HEAD) - 1;
+
+	if (len != HDR_LEN || memcmp(hdr, HDR_HEAD, sizeof(HDR_HEAD) - 1) != 0 ||
+	    strspn(kid, "0123456789ABCDEF") != CRM_KID_HEX ||
+	    memcmp(kid + CRM_KID_HEX, HDR_TAIL, sizeof(HDR_TAIL) - 1) != 0)
+		return NULL;
+	kid[CRM_KID_HEX] = '\0';	/* the kid, a C string in place */
+	return kid;
+}
+
 enum tok_err
 tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
     struct claims *c)
 {
 	const char	*dot1, *dot2, *kid, *alg, *typ;
-	unsigned char	 hdr[HEADER_MAX], sig[64], mac[32];
-	unsigned char	*payload = NULL;
+	unsigned char	 hdr[HEADER_MAX + 1], sig[64], mac[32];
+	unsigned char	 payload[PAYLOAD_MAX];
 	size_t		 hlen, slen, plen;
 	json_object	*h = NULL, *m;
 	struct sigkey	 key;
@@ -190,24 +414,29 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	if (dot1 == token || dot2 == dot1 + 1 || dot2 + 1 == token + len)
 		return TOK_MALFORMED;
 
-	if (b64url_decode(hdr, sizeof(hdr), &hlen, token,
-	    (size_t)(dot1 - token)) != 0 ||
-	    (h = parse_object(hdr, hlen)) == NULL)
+	if (pub64_decode(hdr, sizeof(hdr) - 1, &hlen, token,
+	    (size_t)(dot1 - token)) != 0)
 		goto out;
-	if ((alg = member_str(h, "alg", &present)) == NULL)
-		goto out;
-	if (strcmp(alg, "HS256") != 0 ||
-	    json_object_object_get_ex(h, "crit", &m)) {
-		e = TOK_BADALG;
-		goto out;
-	}
-	typ = member_str(h, "typ", &present);
-	if (present && (typ == NULL || strcmp(typ, "JWT") != 0))
-		goto out;
-	kid = member_str(h, "kid", &present);
-	if (kid == NULL || strlen(kid) != CRM_KID_HEX) {
-		e = TOK_UNKNOWN_KID;
-		goto out;
+	hdr[hlen] = '\0';
+	if ((kid = our_header_kid((char *)hdr, hlen)) == NULL) {
+		/* Some other writer's JSON: read it in full. */
+		if ((h = parse_object(hdr, hlen)) == NULL)
+			goto out;
+		if ((alg = member_str(h, "alg", &present)) == NULL)
+			goto out;
+		if (strcmp(alg, "HS256") != 0 ||
+		    json_object_object_get_ex(h, "crit", &m)) {
+			e = TOK_BADALG;
+			goto out;
+		}
+		typ = member_str(h, "typ", &present);
+		if (present && (typ == NULL || strcmp(typ, "JWT") != 0))
+			goto out;
+		kid = member_str(h, "kid", &present);
+		if (kid == NULL || strlen(kid) != CRM_KID_HEX) {
+			e = TOK_UNKNOWN_KID;
+			goto out;
+		}
 	}
 	switch (keyfn(arg, kid, &key)) {
 	case 0:
@@ -221,7 +450,7 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	}
 
 	/* The signature: exactly 32 bytes, compared in constant time. */
-	if (b64url_decode(sig, sizeof(sig), &slen, dot2 + 1,
+	if (pub64_decode(sig, sizeof(sig), &slen, dot2 + 1,
 	    len - (size_t)(dot2 + 1 - token)) != 0 || slen != sizeof(mac)) {
 		e = TOK_BADSIG;
 		goto out;
@@ -234,12 +463,7 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	}
 
 	/* Authentic: now the claims may be read. */
-	plen = (size_t)(dot2 - dot1 - 1);
-	if ((payload = malloc(plen)) == NULL) {
-		e = TOK_INTERNAL;
-		goto out;
-	}
-	if (b64url_decode(payload, plen, &plen, dot1 + 1,
+	if (pub64_decode(payload, sizeof(payload), &plen, dot1 + 1,
 	    (size_t)(dot2 - dot1 - 1)) != 0 ||
 	    (c->obj = parse_object(payload, plen)) == NULL) {
 		e = TOK_BADCLAIMS;
@@ -247,7 +471,6 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	}
 	e = read_claims(c);
 out:
-	free(payload);
 	if (h != NULL)
 		json_object_put(h);
 	memset(&key, 0, sizeof(key));

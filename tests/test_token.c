@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <json-c/json.h>
+#include <jwt.h>
 
 #include "unit.h"
 
@@ -119,6 +120,159 @@ t_unique_jti(void)
 	CU_ASSERT_STRING_NOT_EQUAL(a, b);
 	free(a);
 	free(b);
+}
+
+/*
+ * libjwt as the oracle: what tok_encode() writes is byte for byte what
+ * libjwt 1.10 signs for the same claims (it signed our tokens before we
+ * wrote our own encoder), and libjwt's decoder accepts it.
+ */
+static char *
+libjwt_sign(const struct tok_subject *s, const char *jti, long now, long ttl)
+{
+	jwt_t	*j = NULL;
+	char	*out = NULL;
+
+	if (jwt_new(&j) != 0)
+		return NULL;
+	if (jwt_set_alg(j, JWT_ALG_HS256, key.secret, sizeof(key.secret)) == 0 &&
+	    jwt_add_header(j, "kid", key.kid) == 0 &&
+	    jwt_add_grant(j, "jti", jti) == 0 &&
+	    jwt_add_grant(j, "usr", s->usr) == 0 &&
+	    jwt_add_grant(j, "org", s->org) == 0 &&
+	    jwt_add_grant(j, "oun", s->oun) == 0 &&
+	    jwt_add_grant_int(j, "iat", now) == 0 &&
+	    jwt_add_grant_int(j, "exp", now + ttl) == 0 &&
+	    (s->cii == NULL || jwt_add_grant(j, "cii", s->cii) == 0) &&
+	    (s->acr == NULL || s->acr[0] == '\0' ||
+	     jwt_add_grant(j, "acr", s->acr) == 0))
+		out = jwt_encode_str(j);
+	jwt_free(j);
+	return out;
+}
+
+static void
+t_libjwt_bytes(void)
+{
+	static char		 longname[CRM_NAME_MAX + 1];
+	const struct tok_subject subjects[] = {
+		{ "alice", "ACME", "HQ", NULL, NULL },
+		{ "shop", "ACME", "HQ", "C1", "AR1" },
+		{ "shop", "ACME", "HQ", "C1", "" },
+		{ "say \"hi\" \\ /", "A\tB\nC\rD\bE\fF", "\x01\x1f\x7f", NULL,
+		    NULL },
+		{ "Zo\xc3\xab", "\xe6\x9d\xb1\xe4\xba\xac", "\xf0\x9f\x94\x91",
+		    "\xe2\x80\xa8", "x" },
+		{ longname, longname, longname, longname, longname },
+	};
+	const char	*jti = "0123456789ABCDEF0123456789ABCDEF";
+	char		*ours, *theirs;
+	jwt_t		*j;
+
+	memset(longname, 'n', CRM_NAME_MAX);
+	for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++) {
+		const struct tok_subject *s = &subjects[i];
+
+		CU_ASSERT_EQUAL_FATAL(tok_encode(&key, s, jti, 1700000000,
+		    7200, &ours), TOK_OK);
+		theirs = libjwt_sign(s, jti, 1700000000, 7200);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(theirs);
+		CU_ASSERT_STRING_EQUAL(ours, theirs);
+		/* And libjwt reads them back. */
+		CU_ASSERT_EQUAL_FATAL(jwt_decode(&j, ours, key.secret,
+		    sizeof(key.secret)), 0);
+		CU_ASSERT_EQUAL(jwt_get_alg(j), JWT_ALG_HS256);
+		CU_ASSERT_STRING_EQUAL(jwt_get_grant(j, "usr"), s->usr);
+		CU_ASSERT_STRING_EQUAL(jwt_get_grant(j, "oun"), s->oun);
+		CU_ASSERT_EQUAL(jwt_get_grant_int(j, "exp"), 1700007200);
+		jwt_free(j);
+		CU_ASSERT_EQUAL(verify(ours), TOK_OK);
+		free(ours);
+		free(theirs);
+	}
+}
+
+static void
+t_refused_subjects(void)
+{
+	static char		 big[CRM_NAME_MAX + 1];
+	const struct tok_subject bad[] = {
+		/* Not UTF-8: stray continuation, overlong, surrogate. */
+		{ "\x80", "ACME", "HQ", NULL, NULL },
+		{ "alice", "\xc0\xaf", "HQ", NULL, NULL },
+		{ "alice", "ACME", "\xed\xa0\x80", NULL, NULL },
+		{ "alice", "ACME", "HQ", "\xff", NULL },
+		/* Escaped six times over: past CRM_TOKEN_MAX, so unusable. */
+		{ big, big, big, big, big },
+	};
+	char *t;
+
+	memset(big, '\x01', CRM_NAME_MAX);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = (char *)"unset";
+		CU_ASSERT_EQUAL(tok_issue(&key, &bad[i], 1700000000, 7200, &t),
+		    TOK_INTERNAL);
+		CU_ASSERT_PTR_NULL(t);
+	}
+}
+
+/* Base64url has one spelling: the decoder takes nothing else. */
+static void
+t_base64url_strict(void)
+{
+	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
+	char			*t = issue(&s, 1700000000, 7200);
+	char			 buf[CRM_TOKEN_MAX + 8], *sig;
+	size_t			 n = strlen(t);
+	const char		*last = "AEIMQUYcgkosw048";	/* low bits 0 */
+
+	CU_ASSERT_EQUAL(verify(t), TOK_OK);
+	/* The signature's last character carries 2 unused bits. */
+	memcpy(buf, t, n + 1);
+	sig = strrchr(buf, '.') + 1;
+	CU_ASSERT_PTR_NOT_NULL(strchr(last, buf[n - 1]));
+	buf[n - 1] = (char)(buf[n - 1] + 1);	/* same 6 high bits */
+	CU_ASSERT_EQUAL(verify(buf), TOK_BADSIG);
+	/* Padding, and the standard alphabet's + and /. */
+	memcpy(buf, t, n + 1);
+	strcat(buf, "=");
+	CU_ASSERT_EQUAL(verify(buf), TOK_BADSIG);
+	memcpy(buf, t, n + 1);
+	sig[0] = '+';
+	CU_ASSERT_EQUAL(verify(buf), TOK_BADSIG);
+	memcpy(buf, t, n + 1);
+	buf[strchr(t, '.') - t - 1] = '+';
+	CU_ASSERT_EQUAL(verify(buf), TOK_MALFORMED);
+	/* A length of 4k+1 cannot be base64. */
+	memcpy(buf, t, n + 1);
+	strcat(buf, "A");
+	CU_ASSERT_EQUAL(verify(buf), TOK_BADSIG);
+	free(t);
+}
+
+/* Our header is read without a JSON parse: only its exact spelling. */
+static void
+t_header_spellings(void)
+{
+	char	 h[128], *t;
+
+	/* Lower-case hex kid: not ours, so read as JSON, and unknown. */
+	snprintf(h, sizeof(h), "{\"alg\":\"HS256\",\"kid\":\"%s\",\"typ\":\"JWT\"}",
+	    "00112233aabbccdd");
+	t = unit_sign(h, payload, key.secret, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
+	free(t);
+	/* Our spelling with a space: JSON still, and valid. */
+	snprintf(h, sizeof(h), "{\"alg\":\"HS256\", \"kid\":\"%s\",\"typ\":\"JWT\"}",
+	    key.kid);
+	t = unit_sign(h, payload, key.secret, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_OK);
+	free(t);
+	/* A kid that would close the string early is not taken as ours. */
+	snprintf(h, sizeof(h), "{\"alg\":\"HS256\",\"kid\":\"0011\",\"x\":\"AA\",\"typ\":\"JWT\"}");
+	t = unit_sign(h, payload, key.secret, 32, 0);
+	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
+	free(t);
 }
 
 /* Security regressions: each of these must be refused. */
@@ -321,6 +475,10 @@ static CU_TestInfo tests[] = {
 	{ "header is typ JWT, alg HS256, kid", t_header },
 	{ "consumer tokens carry cii and acr", t_consumer_claims },
 	{ "every token has its own jti", t_unique_jti },
+	{ "tokens are the bytes libjwt signs, and it reads them", t_libjwt_bytes },
+	{ "no token for a subject not UTF-8 or too long", t_refused_subjects },
+	{ "base64url: one spelling only", t_base64url_strict },
+	{ "our header read as is, any other parsed", t_header_spellings },
 	{ "security: alg none is refused", t_alg_none },
 	{ "security: HS512, hs256, RS256 are refused", t_alg_downgrade },
 	{ "the forgery helper signs valid HS256", t_own_signer_accepted },
