@@ -81,8 +81,8 @@ store_fail(struct ctx *c, enum store_err e)
 	return fail("%s", store_strerror(e));
 }
 
-/* A name given on the command line: 1 to 256 bytes, no control
- * characters. */
+/* A name given on the command line: 1 to 256 bytes of UTF-8, no
+ * control characters (a token must carry it, as JSON). */
 static int
 check_name(const char *what, const char *s)
 {
@@ -95,6 +95,8 @@ check_name(const char *what, const char *s)
 		if (*p < 0x20 || *p == 0x7f)
 			return usage_error("%s must not contain control "
 			    "characters", what);
+	if (!utf8_valid(s))
+		return usage_error("%s must be UTF-8", what);
 	return 0;
 }
 

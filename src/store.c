@@ -3,11 +3,11 @@
  * crmauthctl.  Named databases (all keys binary unless noted):
  *
  *   meta             "schema" -> "1"; "current_kid" -> kid
- *   users            SHA-256("U" org NUL user) -> JSON record
- *   apikeys          SHA-256(key) -> JSON record
- *   consumer_keys    SHA-256(key) -> JSON record
+ *   users            SHA-256("U" org NUL user) -> record
+ *   apikeys          SHA-256(key) -> record
+ *   consumer_keys    SHA-256(key) -> record
  *   access_tokens    SHA-256("C" org NUL SHA-256(code)) or
- *                    SHA-256("I" org NUL identifier) -> JSON record
+ *                    SHA-256("I" org NUL identifier) -> record
  *   signing_keys     kid (16 hex chars) -> created (8, BE) + secret (32)
  *                    + expires (8, BE; 0 while current)
  *   released         jti (16) -> exp (8, BE)
@@ -15,6 +15,11 @@
  *   attempts         'A' account (32) -> window end (8, BE) + count (4, BE)
  *                    'P' account (32) address -> the same, per address
  *   attempts_by_exp  window end (8, BE) + attempts key -> ""
+ *
+ * Records are binary (see "records" below): reading one is a few copies,
+ * where a JSON record cost a parse and a tree, a third of a token
+ * request.  Records that earlier builds wrote as JSON objects are still
+ * read, and are written back binary when they next change.
  *
  * Composite keys are hashed because org and user may each be 256 bytes,
  * past LMDB's 511-byte key limit; the names are kept in the record.
@@ -245,28 +250,186 @@ get_be64(const unsigned char *p)
 	return v;
 }
 
-static int
-put_json(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen,
-    json_object *o, unsigned flags)
-{
-	MDB_val		 key = { klen, (void *)k }, val;
-	const char	*s;
-	size_t		 len;
-	int		 rc;
+/*
+ * Records: a format byte, then the fields in a fixed order.  A string is
+ * a 2-byte big-endian length and its bytes (no NUL), an integer 8 bytes
+ * big-endian, a boolean one byte 0 or 1, a unit list a count byte (1 to
+ * CRM_UNITS_MAX) and that many strings.  Reading checks every length
+ * against the field and the record, and that nothing is left over.
+ */
+#define REC_V1		0x01
+#define REC_JSON	'{'	/* written by earlier builds */
+#define REC_MAX		(1 + 2 * (2 + CRM_NAME_MAX) + 2 + CRM_PWHASH_MAX + \
+			    1 + CRM_UNITS_MAX * (2 + CRM_NAME_MAX) + 1 + 8)
 
-	if (o == NULL)
-		return ENOMEM;
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN,
-	    &len);
-	if (s == NULL) {
-		json_object_put(o);
-		return ENOMEM;
+struct rec_out {
+	unsigned char	 buf[REC_MAX];
+	size_t		 len;
+	int		 full;
+};
+
+struct rec_in {
+	const unsigned char	*p;
+	size_t			 left;
+	int			 bad;
+};
+
+static void
+w_bytes(struct rec_out *w, const void *p, size_t n)
+{
+	if (w->full || n > sizeof(w->buf) - w->len) {
+		w->full = 1;
+		return;
 	}
-	val.mv_size = len;
-	val.mv_data = (void *)s;
-	rc = mdb_put(txn, dbi, &key, &val, flags);
-	json_object_put(o);
-	return rc;
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void
+w_str(struct rec_out *w, const char *s)
+{
+	size_t		 n = strlen(s);
+	unsigned char	 len[2] = { (unsigned char)(n >> 8), (unsigned char)n };
+
+	if (n > UINT16_MAX)
+		w->full = 1;
+	w_bytes(w, len, 2);
+	w_bytes(w, s, n);
+}
+
+static void
+w_i64(struct rec_out *w, int64_t v)
+{
+	unsigned char b[8];
+
+	put_be64(b, (uint64_t)v);
+	w_bytes(w, b, 8);
+}
+
+static void
+w_bool(struct rec_out *w, int v)
+{
+	unsigned char b = v ? 1 : 0;
+
+	w_bytes(w, &b, 1);
+}
+
+static void
+w_units(struct rec_out *w, const char units[][CRM_NAME_MAX + 1], size_t n)
+{
+	unsigned char b = (unsigned char)n;
+
+	if (n == 0 || n > CRM_UNITS_MAX)
+		w->full = 1;
+	w_bytes(w, &b, 1);
+	for (size_t i = 0; i < n; i++)
+		w_str(w, units[i]);
+}
+
+static void
+rec_start(struct rec_out *w)
+{
+	w->len = 0;
+	w->full = 0;
+	w_bytes(w, (unsigned char[]){ REC_V1 }, 1);
+}
+
+static int
+put_rec(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen,
+    const struct rec_out *w, unsigned flags)
+{
+	MDB_val key = { klen, (void *)k }, val = { w->len, (void *)w->buf };
+
+	if (w->full)
+		return RC_CORRUPT;	/* not a record we could read back */
+	return mdb_put(txn, dbi, &key, &val, flags);
+}
+
+static const unsigned char *
+r_take(struct rec_in *r, size_t n)
+{
+	const unsigned char *p = r->p;
+
+	if (r->bad || n > r->left) {
+		r->bad = 1;
+		return NULL;
+	}
+	r->p += n;
+	r->left -= n;
+	return p;
+}
+
+static void
+r_str(struct rec_in *r, char *buf, size_t size)
+{
+	const unsigned char	*p;
+	size_t			 n;
+
+	buf[0] = '\0';
+	if ((p = r_take(r, 2)) == NULL)
+		return;
+	n = (size_t)p[0] << 8 | p[1];
+	if (n >= size || (p = r_take(r, n)) == NULL ||
+	    memchr(p, '\0', n) != NULL) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+}
+
+static int64_t
+r_i64(struct rec_in *r)
+{
+	const unsigned char *p = r_take(r, 8);
+
+	return p == NULL ? 0 : (int64_t)get_be64(p);
+}
+
+static int
+r_bool(struct rec_in *r)
+{
+	const unsigned char *p = r_take(r, 1);
+
+	if (p != NULL && *p > 1)
+		r->bad = 1;
+	return p != NULL && *p == 1;
+}
+
+static size_t
+r_units(struct rec_in *r, char units[][CRM_NAME_MAX + 1])
+{
+	const unsigned char	*p = r_take(r, 1);
+	size_t			 n = p == NULL ? 0 : *p;
+
+	if (n == 0 || n > CRM_UNITS_MAX)
+		r->bad = 1;
+	for (size_t i = 0; i < n && !r->bad; i++)
+		r_str(r, units[i], CRM_NAME_MAX + 1);
+	return r->bad ? 0 : n;
+}
+
+/* A binary record's reader, past its format byte; 0 when the record is
+ * of the older JSON kind. */
+static int
+rec_begin(const MDB_val *v, struct rec_in *r)
+{
+	const unsigned char *p = v->mv_data;
+
+	r->p = p + 1;
+	r->left = v->mv_size - 1;
+	r->bad = 0;
+	if (v->mv_size > 0 && p[0] == REC_V1)
+		return 1;
+	if (v->mv_size == 0 || p[0] != REC_JSON)
+		r->bad = 1;
+	return 0;
+}
+
+static int
+rec_end(const struct rec_in *r)
+{
+	return r->bad || r->left != 0 ? RC_CORRUPT : 0;
 }
 
 /* Parse a stored JSON record; NULL when it is not an object. */
@@ -361,16 +524,6 @@ rec_units(json_object *o, char units[][CRM_NAME_MAX + 1], size_t *n)
 	return 0;
 }
 
-static json_object *
-units_json(char units[][CRM_NAME_MAX + 1], size_t n)
-{
-	json_object *a = json_object_new_array();
-
-	for (size_t i = 0; a != NULL && i < n; i++)
-		json_object_array_add(a, json_object_new_string(units[i]));
-	return a;
-}
-
 /* ---- users ------------------------------------------------------------- */
 
 struct user_arg {
@@ -382,7 +535,7 @@ struct user_arg {
 };
 
 static int
-user_decode(const MDB_val *v, struct user_rec *r, char *org, char *user)
+user_decode_json(const MDB_val *v, struct user_rec *r, char *org, char *user)
 {
 	json_object	*o;
 	char		 obuf[CRM_NAME_MAX + 1], ubuf[CRM_NAME_MAX + 1];
@@ -402,6 +555,23 @@ user_decode(const MDB_val *v, struct user_rec *r, char *org, char *user)
 out:
 	json_object_put(o);
 	return rc;
+}
+
+static int
+user_decode(const MDB_val *v, struct user_rec *r, char *org, char *user)
+{
+	struct rec_in	 in;
+	char		 obuf[CRM_NAME_MAX + 1], ubuf[CRM_NAME_MAX + 1];
+
+	if (!rec_begin(v, &in))
+		return in.bad ? RC_CORRUPT : user_decode_json(v, r, org, user);
+	r_str(&in, org ? org : obuf, CRM_NAME_MAX + 1);
+	r_str(&in, user ? user : ubuf, CRM_NAME_MAX + 1);
+	r_str(&in, r->pwhash, sizeof(r->pwhash));
+	r->nunits = r_units(&in, r->units);
+	r->disabled = r_bool(&in);
+	r->created = r_i64(&in);
+	return rec_end(&in);
 }
 
 static int
@@ -432,7 +602,7 @@ user_put_fn(struct store *st, MDB_txn *txn, void *p)
 {
 	struct user_arg		*a = p;
 	unsigned char		 k[CRM_DIGEST_BYTES];
-	json_object		*o;
+	struct rec_out		 w;
 	MDB_val			 key = { sizeof(k), k }, val;
 	int			 rc;
 
@@ -440,19 +610,14 @@ user_put_fn(struct store *st, MDB_txn *txn, void *p)
 	if (!a->must_be_new &&
 	    (rc = mdb_get(txn, st->users, &key, &val)) != 0)
 		return rc;
-	o = json_object_new_object();
-	if (o == NULL)
-		return ENOMEM;
-	json_object_object_add(o, "org", json_object_new_string(a->org));
-	json_object_object_add(o, "user", json_object_new_string(a->user));
-	json_object_object_add(o, "pw", json_object_new_string(a->in->pwhash));
-	json_object_object_add(o, "units", units_json((char (*)[CRM_NAME_MAX
-	    + 1])a->in->units, a->in->nunits));
-	json_object_object_add(o, "disabled",
-	    json_object_new_boolean(a->in->disabled));
-	json_object_object_add(o, "created",
-	    json_object_new_int64(a->in->created));
-	return put_json(txn, st->users, k, sizeof(k), o,
+	rec_start(&w);
+	w_str(&w, a->org);
+	w_str(&w, a->user);
+	w_str(&w, a->in->pwhash);
+	w_units(&w, a->in->units, a->in->nunits);
+	w_bool(&w, a->in->disabled);
+	w_i64(&w, a->in->created);
+	return put_rec(txn, st->users, k, sizeof(k), &w,
 	    a->must_be_new ? MDB_NOOVERWRITE : 0);
 }
 
@@ -465,6 +630,8 @@ store_user_put(struct store *st, const char *org, const char *user,
 
 	return txn_run(st, 1, "user put", user_put_fn, &a);
 }
+
+static int	apikey_decode(const MDB_val *, struct apikey_rec *);
 
 static int
 user_del_fn(struct store *st, MDB_txn *txn, void *p)
@@ -484,19 +651,11 @@ user_del_fn(struct store *st, MDB_txn *txn, void *p)
 		return rc;
 	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		json_object *o = get_json(&val);
-
-		if (o == NULL) {
-			rc = RC_CORRUPT;
+		if ((rc = apikey_decode(&val, &ak)) != 0)
 			break;
-		}
-		if (rec_str(o, "org", ak.org, sizeof(ak.org), 0) == 0 &&
-		    rec_str(o, "user", ak.user, sizeof(ak.user), 0) == 0 &&
-		    strcmp(ak.org, a->org) == 0 &&
-		    strcmp(ak.user, a->user) == 0)
-			rc = mdb_cursor_del(c, 0);
-		json_object_put(o);
-		if (rc != 0)
+		if (strcmp(ak.org, a->org) == 0 &&
+		    strcmp(ak.user, a->user) == 0 &&
+		    (rc = mdb_cursor_del(c, 0)) != 0)
 			break;
 	}
 	mdb_cursor_close(c);
@@ -564,7 +723,7 @@ struct key_arg {
 };
 
 static int
-apikey_decode(const MDB_val *v, struct apikey_rec *r)
+apikey_decode_json(const MDB_val *v, struct apikey_rec *r)
 {
 	json_object	*o;
 	int		 rc = RC_CORRUPT;
@@ -582,7 +741,7 @@ apikey_decode(const MDB_val *v, struct apikey_rec *r)
 }
 
 static int
-consumer_decode(const MDB_val *v, struct consumer_rec *r)
+consumer_decode_json(const MDB_val *v, struct consumer_rec *r)
 {
 	json_object	*o;
 	int		 rc = RC_CORRUPT;
@@ -598,6 +757,56 @@ consumer_decode(const MDB_val *v, struct consumer_rec *r)
 		rc = 0;
 	json_object_put(o);
 	return rc;
+}
+
+static int
+apikey_decode(const MDB_val *v, struct apikey_rec *r)
+{
+	struct rec_in in;
+
+	if (!rec_begin(v, &in))
+		return in.bad ? RC_CORRUPT : apikey_decode_json(v, r);
+	r_str(&in, r->org, sizeof(r->org));
+	r_str(&in, r->user, sizeof(r->user));
+	r->revoked = r_bool(&in);
+	r->created = r_i64(&in);
+	return rec_end(&in);
+}
+
+static int
+consumer_decode(const MDB_val *v, struct consumer_rec *r)
+{
+	struct rec_in in;
+
+	if (!rec_begin(v, &in))
+		return in.bad ? RC_CORRUPT : consumer_decode_json(v, r);
+	r_str(&in, r->org, sizeof(r->org));
+	r_str(&in, r->app, sizeof(r->app));
+	r->nunits = r_units(&in, r->units);
+	r->revoked = r_bool(&in);
+	r->created = r_i64(&in);
+	return rec_end(&in);
+}
+
+static void
+apikey_encode(struct rec_out *w, const struct apikey_rec *r)
+{
+	rec_start(w);
+	w_str(w, r->org);
+	w_str(w, r->user);
+	w_bool(w, r->revoked);
+	w_i64(w, r->created);
+}
+
+static void
+consumer_encode(struct rec_out *w, const struct consumer_rec *r)
+{
+	rec_start(w);
+	w_str(w, r->org);
+	w_str(w, r->app);
+	w_units(w, r->units, r->nunits);
+	w_bool(w, r->revoked);
+	w_i64(w, r->created);
 }
 
 static int
@@ -625,18 +834,10 @@ static int
 apikey_put_fn(struct store *st, MDB_txn *txn, void *p)
 {
 	struct key_arg	*a = p;
-	json_object	*o = json_object_new_object();
+	struct rec_out	 w;
 
-	if (o == NULL)
-		return ENOMEM;
-	json_object_object_add(o, "org", json_object_new_string(a->akin->org));
-	json_object_object_add(o, "user",
-	    json_object_new_string(a->akin->user));
-	json_object_object_add(o, "revoked",
-	    json_object_new_boolean(a->akin->revoked));
-	json_object_object_add(o, "created",
-	    json_object_new_int64(a->akin->created));
-	return put_json(txn, st->apikeys, a->digest, CRM_DIGEST_BYTES, o,
+	apikey_encode(&w, a->akin);
+	return put_rec(txn, st->apikeys, a->digest, CRM_DIGEST_BYTES, &w,
 	    a->must_be_new ? MDB_NOOVERWRITE : 0);
 }
 
@@ -676,19 +877,10 @@ static int
 consumer_put_fn(struct store *st, MDB_txn *txn, void *p)
 {
 	struct key_arg	*a = p;
-	json_object	*o = json_object_new_object();
+	struct rec_out	 w;
 
-	if (o == NULL)
-		return ENOMEM;
-	json_object_object_add(o, "org", json_object_new_string(a->ckin->org));
-	json_object_object_add(o, "app", json_object_new_string(a->ckin->app));
-	json_object_object_add(o, "units", units_json((char (*)[CRM_NAME_MAX
-	    + 1])a->ckin->units, a->ckin->nunits));
-	json_object_object_add(o, "revoked",
-	    json_object_new_boolean(a->ckin->revoked));
-	json_object_object_add(o, "created",
-	    json_object_new_int64(a->ckin->created));
-	return put_json(txn, st->consumers, a->digest, CRM_DIGEST_BYTES, o,
+	consumer_encode(&w, a->ckin);
+	return put_rec(txn, st->consumers, a->digest, CRM_DIGEST_BYTES, &w,
 	    a->must_be_new ? MDB_NOOVERWRITE : 0);
 }
 
@@ -716,15 +908,25 @@ revoke_fn(struct store *st, MDB_txn *txn, void *p)
 	MDB_dbi			 dbi = a->consumer ? st->consumers : st->apikeys;
 	MDB_val			 key = { CRM_DIGEST_BYTES, (void *)a->digest };
 	MDB_val			 val;
-	json_object		*o;
+	struct apikey_rec	 ak;
+	struct consumer_rec	 ck;
+	struct rec_out		 w;
 	int			 rc;
 
 	if ((rc = mdb_get(txn, dbi, &key, &val)) != 0)
 		return rc;
-	if ((o = get_json(&val)) == NULL)
-		return RC_CORRUPT;
-	json_object_object_add(o, "revoked", json_object_new_boolean(1));
-	return put_json(txn, dbi, a->digest, CRM_DIGEST_BYTES, o, 0);
+	if (a->consumer) {
+		if ((rc = consumer_decode(&val, &ck)) != 0)
+			return rc;
+		ck.revoked = 1;
+		consumer_encode(&w, &ck);
+	} else {
+		if ((rc = apikey_decode(&val, &ak)) != 0)
+			return rc;
+		ak.revoked = 1;
+		apikey_encode(&w, &ak);
+	}
+	return put_rec(txn, dbi, a->digest, CRM_DIGEST_BYTES, &w, 0);
 }
 
 enum store_err
@@ -810,20 +1012,14 @@ struct access_arg {
 };
 
 static int
-access_get_fn(struct store *st, MDB_txn *txn, void *p)
+access_decode_json(const MDB_val *v, struct access_rec *r)
 {
-	struct access_arg	*a = p;
-	MDB_val			 key = { sizeof(a->k), a->k }, val;
-	json_object		*o;
-	struct access_rec	*r = a->out;
-	int			 rc;
+	json_object	*o;
+	int		 rc = RC_CORRUPT;
 
-	if ((rc = mdb_get(txn, st->access, &key, &val)) != 0)
-		return rc;
-	if ((o = get_json(&val)) == NULL)
+	if ((o = get_json(v)) == NULL)
 		return RC_CORRUPT;
 	memset(r, 0, sizeof(*r));
-	rc = RC_CORRUPT;
 	if (rec_str(o, "cii", r->contact, sizeof(r->contact), 0) == 0 &&
 	    rec_str(o, "acr", r->ar, sizeof(r->ar), 1) == 0 &&
 	    rec_str(o, "pc", r->passhash, sizeof(r->passhash), 1) == 0 &&
@@ -833,24 +1029,40 @@ access_get_fn(struct store *st, MDB_txn *txn, void *p)
 	return rc;
 }
 
+/* The access record: contact, authentication result ("" for none), the
+ * pass code's hash ("" for the code kind), created. */
+static int
+access_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct access_arg	*a = p;
+	MDB_val			 key = { sizeof(a->k), a->k }, val;
+	struct access_rec	*r = a->out;
+	struct rec_in		 in;
+	int			 rc;
+
+	if ((rc = mdb_get(txn, st->access, &key, &val)) != 0)
+		return rc;
+	if (!rec_begin(&val, &in))
+		return in.bad ? RC_CORRUPT : access_decode_json(&val, r);
+	r_str(&in, r->contact, sizeof(r->contact));
+	r_str(&in, r->ar, sizeof(r->ar));
+	r_str(&in, r->passhash, sizeof(r->passhash));
+	r->created = r_i64(&in);
+	return rec_end(&in);
+}
+
 static int
 access_put_fn(struct store *st, MDB_txn *txn, void *p)
 {
 	struct access_arg	*a = p;
-	json_object		*o = json_object_new_object();
+	struct rec_out		 w;
 
-	if (o == NULL)
-		return ENOMEM;
-	json_object_object_add(o, "cii", json_object_new_string(a->in->contact));
-	if (a->in->ar[0] != '\0')
-		json_object_object_add(o, "acr",
-		    json_object_new_string(a->in->ar));
-	if (a->in->passhash[0] != '\0')
-		json_object_object_add(o, "pc",
-		    json_object_new_string(a->in->passhash));
-	json_object_object_add(o, "created",
-	    json_object_new_int64(a->in->created));
-	return put_json(txn, st->access, a->k, sizeof(a->k), o,
+	rec_start(&w);
+	w_str(&w, a->in->contact);
+	w_str(&w, a->in->ar);
+	w_str(&w, a->in->passhash);
+	w_i64(&w, a->in->created);
+	return put_rec(txn, st->access, a->k, sizeof(a->k), &w,
 	    MDB_NOOVERWRITE);
 }
 

@@ -591,10 +591,10 @@ def t_internal_error():
             if not ln.startswith("db_pagesize=")]  # mdb_load does not know it
     body = dump[dump.index("HEADER=END") + 1:-1]
     pairs = [(body[i], body[i + 1]) for i in range(0, len(body), 2)]
-    key = [k for k, v in pairs if '"user":"zed"' in v]
+    key = [k for k, v in pairs if "\\03zed" in v]     # a binary record: length, name
     eq(len(key), 1, "zed's record")
     subprocess.run(["mdb_load", "-s", "users", S.db], check=True, text=True,
-                   input="\n".join(head + [key[0], " not json{", "DATA=END"]) + "\n")
+                   input="\n".join(head + [key[0], " not a record{", "DATA=END"]) + "\n")
     r = expect(login("zed", "zed-pw"), 500, "INTERNAL_ERROR")
     for word in ("store", "record", "json", S.db, "zed"):
         check(word not in r.body.decode().lower(), f"500 answer mentions {word!r}: {r!r}")
@@ -1183,6 +1183,10 @@ def t_ctl_usage():
         check(r.stderr.startswith("crmauthctl: "), f"message: {r.stderr!r}")
     r = S.ctl("user", "add", "ACME", "eve", "--unit", "HQ", input="", check=False)
     eq(r.returncode, 1, "empty stdin password")
+    # A name a token could not carry: not UTF-8 (byte 0xff).
+    r = S.ctl("user", "add", "ACME", "eve\udcff", "--unit", "HQ", input="x\n", check=False)
+    eq((r.returncode, r.stderr.splitlines()[0]), (2, "crmauthctl: user must be UTF-8"),
+       "not UTF-8")
     r = S.ctl("--help", check=False)
     eq(r.returncode, 0, "--help")
     check("access-token add" in r.stdout, "help lists commands")

@@ -286,24 +286,133 @@ t_prune_on_write(void)
 	store_close(st);
 }
 
-/* Rewrite the schema version behind the store's back. */
+/* Write or read one value behind the store's back (it must be closed). */
 static void
-set_schema(const char *v)
+raw(const char *db, const void *k, size_t klen, const void *v, size_t vlen,
+    MDB_val *out)
 {
 	MDB_env	*env;
 	MDB_txn	*txn;
 	MDB_dbi	 dbi;
-	MDB_val	 k = { 6, "schema" }, val = { strlen(v), (void *)v };
+	MDB_val	 key = { klen, (void *)k }, val = { vlen, (void *)v };
 
 	mdb_env_create(&env);
 	mdb_env_set_maxdbs(env, 16);
 	mdb_env_set_maxreaders(env, 256);
 	CU_ASSERT_EQUAL_FATAL(mdb_env_open(env, cfg.db_path, 0, 0600), 0);
 	mdb_txn_begin(env, NULL, 0, &txn);
-	mdb_dbi_open(txn, "meta", 0, &dbi);
-	CU_ASSERT_EQUAL(mdb_put(txn, dbi, &k, &val, 0), 0);
+	mdb_dbi_open(txn, db, 0, &dbi);
+	if (out == NULL) {
+		CU_ASSERT_EQUAL(mdb_put(txn, dbi, &key, &val, 0), 0);
+	} else if (mdb_get(txn, dbi, &key, &val) == 0 &&
+	    (out->mv_data = malloc(val.mv_size)) != NULL) {
+		memcpy(out->mv_data, val.mv_data, val.mv_size);
+		out->mv_size = val.mv_size;
+	}
 	mdb_txn_commit(txn);
 	mdb_env_close(env);
+}
+
+/* Rewrite the schema version behind the store's back. */
+static void
+set_schema(const char *v)
+{
+	raw("meta", "schema", 6, v, strlen(v), NULL);
+}
+
+/* Records as earlier builds wrote them (JSON) still read, and are
+ * written back binary; damaged binary records are refused. */
+static void
+t_records(void)
+{
+	struct store		*st = open_new();
+	char			 err[CRM_ERR_MAX];
+	unsigned char		 uk[CRM_DIGEST_BYTES], ak[CRM_DIGEST_BYTES];
+	unsigned char		 ck[CRM_DIGEST_BYTES], xk[CRM_DIGEST_BYTES];
+	unsigned char		 code[CRM_DIGEST_BYTES];
+	struct user_rec		 u;
+	struct apikey_rec	 a;
+	struct consumer_rec	 c;
+	struct access_rec	 x;
+	MDB_val			 v = { 0, NULL };
+	const char		*uj = "{\"org\":\"ACME\",\"user\":\"old\","
+	    "\"pw\":\"$argon2id$h\",\"units\":[\"HQ\",\"B\"],"
+	    "\"disabled\":false,\"created\":1700000000}";
+	const char		*aj = "{\"org\":\"ACME\",\"user\":\"old\","
+	    "\"revoked\":false,\"created\":1700000001}";
+	const char		*cj = "{\"org\":\"ACME\",\"app\":\"shop\","
+	    "\"units\":[\"HQ\"],\"revoked\":false,\"created\":5}";
+	const char		*xj = "{\"cii\":\"C9\",\"acr\":\"AR9\",\"created\":6}";
+	/* user "b": org, user, pw, then a units count of 0 */
+	const unsigned char	 zero_units[] = { 1, 0, 1, 'A', 0, 1, 'b', 0, 1,
+	    'p', 0 };
+
+	store_close(st);
+	sec_tagged_hash(uk, 'U', "ACME", "old", 3);
+	sec_sha256(ak, "AK", 2);
+	sec_sha256(ck, "CK", 2);
+	sec_sha256(code, "CODE", 4);
+	sec_tagged_hash(xk, 'C', "ACME", code, sizeof(code));
+	raw("users", uk, sizeof(uk), uj, strlen(uj), NULL);
+	raw("apikeys", ak, sizeof(ak), aj, strlen(aj), NULL);
+	raw("consumer_keys", ck, sizeof(ck), cj, strlen(cj), NULL);
+	raw("access_tokens", xk, sizeof(xk), xj, strlen(xj), NULL);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 0, err, sizeof(err)),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "old", &u), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(u.pwhash, "$argon2id$h");
+	CU_ASSERT_EQUAL(u.nunits, 2);
+	CU_ASSERT_STRING_EQUAL(u.units[1], "B");
+	CU_ASSERT_EQUAL(u.created, 1700000000);
+	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(a.user, "old");
+	CU_ASSERT_FALSE(a.revoked);
+	CU_ASSERT_EQUAL(store_consumer_get(st, ck, &c), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(c.app, "shop");
+	CU_ASSERT_EQUAL(c.created, 5);
+	CU_ASSERT_EQUAL(store_access_get_code(st, "ACME", code, &x), STORE_OK);
+	CU_ASSERT_STRING_EQUAL(x.contact, "C9");
+	CU_ASSERT_STRING_EQUAL(x.ar, "AR9");
+	CU_ASSERT_STRING_EQUAL(x.passhash, "");
+	/* A change writes the record binary, the rest of it kept. */
+	CU_ASSERT_EQUAL(store_key_revoke(st, 0, ak), STORE_OK);
+	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_OK);
+	CU_ASSERT_TRUE(a.revoked);
+	CU_ASSERT_STRING_EQUAL(a.org, "ACME");
+	CU_ASSERT_EQUAL(a.created, 1700000001);
+	store_close(st);
+	raw("apikeys", ak, sizeof(ak), NULL, 0, &v);
+	CU_ASSERT_TRUE(v.mv_size > 0 && ((unsigned char *)v.mv_data)[0] == 1);
+	CU_ASSERT_PTR_NULL(memchr(v.mv_data, '{', v.mv_size));
+
+	/* Damaged binary: cut short, one byte too many, a boolean of 2, no
+	 * units, a string longer than its field; and no record at all. */
+	raw("apikeys", ak, sizeof(ak), v.mv_data, v.mv_size - 1, NULL);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 0, err, sizeof(err)),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_CORRUPT);
+	store_close(st);
+	((unsigned char *)v.mv_data)[v.mv_size - 9] = 2;	/* revoked */
+	raw("apikeys", ak, sizeof(ak), v.mv_data, v.mv_size, NULL);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 0, err, sizeof(err)),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_CORRUPT);
+	store_close(st);
+	((unsigned char *)v.mv_data)[v.mv_size - 9] = 1;
+	v.mv_data = realloc(v.mv_data, v.mv_size + 1);
+	raw("apikeys", ak, sizeof(ak), v.mv_data, v.mv_size + 1, NULL);
+	raw("users", uk, sizeof(uk), zero_units, sizeof(zero_units), NULL);
+	raw("access_tokens", xk, sizeof(xk), "\x01\xff\xff", 3, NULL);
+	raw("consumer_keys", ck, sizeof(ck), "", 0, NULL);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, 0, err, sizeof(err)),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_CORRUPT);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "old", &u), STORE_CORRUPT);
+	CU_ASSERT_EQUAL(store_access_get_code(st, "ACME", code, &x),
+	    STORE_CORRUPT);
+	CU_ASSERT_EQUAL(store_consumer_get(st, ck, &c), STORE_CORRUPT);
+	store_close(st);
+	free(v.mv_data);
 }
 
 static void
@@ -536,6 +645,7 @@ static CU_TestInfo tests[] = {
 	    t_release_and_prune },
 	{ "writes prune expired releases", t_prune_on_write },
 	{ "a newer or broken schema version is refused", t_schema_version },
+	{ "records: JSON ones still read; damaged ones refused", t_records },
 	{ "six processes releasing at once lose nothing", t_many_processes },
 	{ "failed-attempt counters: windows, pairs, unlock", t_attempts },
 	{ "rotation: old key verifies until its tokens expire, then goes",
