@@ -4,7 +4,13 @@ configuration; bare argon2id verifies for the password login; CGI wall
 times; responder memory.  Prints one table and the targets of issue 7.
 A benchmark: it prints figures; it judges nothing.
 
-    BENCH_TIME=10 (seconds per run)  BENCH_CONNS=32  BENCH_PROCS=2
+    BENCH_TIME=5 (seconds per run)  BENCH_ROUNDS=3  BENCH_CONNS=32  BENCH_PROCS=2
+
+The machines this runs on are shared, and their speed drifts from one
+minute to the next: so each method is run in rounds, crmauth then the
+baseline (or bare argon2id verifies, for the password login) then crmauth
+again..., and the ratio is of the totals over all rounds.  p50 and p99
+are the medians over the rounds.
 """
 import base64
 import hashlib
@@ -22,7 +28,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import crmtest  # noqa: E402
 from crmtest import Lighttpd, TOP_BUILDDIR, basic, b64url, b64url_decode  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_TIME", "10"))
+SECONDS = int(os.environ.get("BENCH_TIME", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNS = int(os.environ.get("BENCH_CONNS", "32"))
 PROCS = int(os.environ.get("BENCH_PROCS", "2"))
 BASELINE = os.path.join(TOP_BUILDDIR, "bench", "baseline")
@@ -68,8 +75,36 @@ def wrk(server, method, args):
     if m is None:
         raise SystemExit(f"wrk failed: {r.stdout} {r.stderr}")
     req, secs = int(m.group(1)), float(m.group(2))
-    return {"rps": req / secs, "requests": req, "non2xx": int(m.group(3)),
+    return {"rps": req / secs, "requests": req, "seconds": secs, "non2xx": int(m.group(3)),
             "errors": int(m.group(4)), "p50": float(m.group(5)), "p99": float(m.group(6))}
+
+
+def rounds(*runs):
+    """Each run ROUNDS times, interleaved; per run the total rate and the
+    median p50 and p99."""
+    results = [[] for _ in runs]
+    for _ in range(ROUNDS):
+        for i, run in enumerate(runs):
+            results[i].append(run())
+    out = []
+    for rs in results:
+        req = sum(r["requests"] for r in rs)
+        secs = sum(r["seconds"] for r in rs)
+        out.append({"rps": req / secs, "requests": req,
+                    "non2xx": sum(r["non2xx"] for r in rs),
+                    "errors": sum(r["errors"] for r in rs),
+                    "p50": statistics.median(r["p50"] for r in rs),
+                    "p99": statistics.median(r["p99"] for r in rs)})
+    return out
+
+
+def argon2rate():
+    """Bare argon2id verifies per second in PROCS processes, as a run."""
+    rate = float(subprocess.run(
+        [ARGON2RATE, str(DEFAULT_ARGON2[0]), str(DEFAULT_ARGON2[1]), str(SECONDS),
+         str(PROCS)], capture_output=True, text=True, check=True).stdout)
+    return {"requests": rate * SECONDS, "seconds": SECONDS, "non2xx": 0, "errors": 0,
+            "p50": 0, "p99": 0}
 
 
 def provision(s):
@@ -81,14 +116,17 @@ def provision(s):
     return key, ck, kid, b64url_decode(secret)
 
 
-def cgi_median(program, env, n=200):
-    times = []
+def cgi_medians(programs, env, n=200):
+    """Median wall time (ms) of one request to each program run as CGI,
+    the programs taking turns."""
+    times = [[] for _ in programs]
     for _ in range(n):
-        t0 = time.perf_counter()
-        subprocess.run([program], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       check=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+        for i, program in enumerate(programs):
+            t0 = time.perf_counter()
+            subprocess.run([program], env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, check=True)
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(ts) * 1000 for ts in times]
 
 
 def main():
@@ -110,37 +148,38 @@ def main():
         pids = sorted(crm.responder_pids())
         mem["before"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
         for method, label in METHODS:
-            extra = [tokfile] if method == "release" else [good] if method == "check" else []
-            c = wrk(crm, method, [b64(key), b64(ck), *extra])
-            b = wrk(base, method, [b64(key), b64(ck), *extra])
-            rows.append((label, c, b))
+            args = [b64(key), b64(ck)] + ([tokfile] if method == "release" else
+                                          [good] if method == "check" else [])
+            runs = [lambda: wrk(crm, method, args), lambda: wrk(base, method, args)]
+            if method == "login":
+                runs.append(argon2rate)
+            rows.append((label, *rounds(*runs)))
         mem["after"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
-        total = sum(c["requests"] for _, c, _ in rows)
-        argon2_rate = float(subprocess.run(
-            [ARGON2RATE, str(DEFAULT_ARGON2[0]), str(DEFAULT_ARGON2[1]), str(SECONDS),
-             str(PROCS)], capture_output=True, text=True, check=True).stdout)
+        total = sum(row[1]["requests"] for row in rows)
         # CGI: one Web API key token request, crmauth and the baseline.
         env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST",
                "PATH_INFO": "/authentication/web_api_key/token", "CONTENT_LENGTH": "0",
                "HTTP_AUTHORIZATION": basic(key), "REMOTE_ADDR": "127.0.0.1",
                "CRMAUTH_CONF": crm.conf, "PATH": os.environ.get("PATH", "")}
-        cgi_crm = cgi_median(os.path.join(TOP_BUILDDIR, "crmauth.fcgi"), env)
-        cgi_base = cgi_median(BASELINE, env)
+        cgi_crm, cgi_base = cgi_medians([os.path.join(TOP_BUILDDIR, "crmauth.fcgi"),
+                                          BASELINE], env)
     finally:
         crm.cleanup()
         base.cleanup()
 
     print(f"\ncrmauth bench: lighttpd, {PROCS} responders, wrk {CONNS} connections, "
-          f"{SECONDS} s per run, {os.cpu_count()} cores; argon2id m={DEFAULT_ARGON2[0]} KiB "
-          f"t={DEFAULT_ARGON2[1]}\n")
+          f"{ROUNDS} rounds of {SECONDS} s, {os.cpu_count()} cores; argon2id "
+          f"m={DEFAULT_ARGON2[0]} KiB t={DEFAULT_ARGON2[1]}\n")
     print(f"{'method':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   "
           f"{'baseline':>9} {'ratio':>6}   target")
     targets = {"Web API key token": 0.85, "consumer token": 0.85, "token check": 0.9,
                "release": 0.5}
-    for label, c, b in rows:
+    for label, c, b, *a in rows:
         ratio = c["rps"] / b["rps"]
         if label == "password login":
-            t = f"≥ 0.90 × argon2id verifies ({argon2_rate:.0f}/s): {c['rps'] / argon2_rate:.2f}"
+            r = c["rps"] / a[0]["rps"]
+            t = (f"≥ 0.90 × argon2id verifies ({a[0]['rps']:.0f}/s): {r:.2f} "
+                 f"{'met' if r >= 0.9 else 'NOT met'}")
         elif label in targets:
             t = f"≥ {targets[label]:.2f}: {'met' if ratio >= targets[label] else 'NOT met'}"
         else:

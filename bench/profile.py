@@ -55,8 +55,9 @@ def requests(s, method, key, ck, good, tokens):
 ANCESTORS = {"(below main)", "main", "serve_fcgi", "http_serve"}
 
 
-def annotate(path, n):
-    r = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+def annotate(path, inclusive):
+    r = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
+                        "--threshold=100", path],
                        capture_output=True, text=True, check=True)
     total, rows, seen = None, [], set()
     for line in r.stdout.splitlines():
@@ -111,14 +112,17 @@ def main():
                  if f.startswith(f"callgrind.{method}.")]
         if not files:
             raise SystemExit(f"{method}: no callgrind output")
-        total, rows = annotate(max(files, key=os.path.getsize), n)
-        results.append((method, n, total, rows))
+        path = max(files, key=os.path.getsize)
+        total, inclusive = annotate(path, True)
+        _, exclusive = annotate(path, False)
+        results.append((method, n, total, inclusive, exclusive))
 
-    for method, n, total, rows in results:
-        print(f"\n{method}: {total / n:,.0f} instructions per request ({n} requests), "
-              f"inclusive, top {TOP}:")
-        for ir, fn in rows[:TOP]:
-            print(f"  {ir / n:>10,.0f}  {100 * ir / total:5.1f}%  {fn}")
+    for method, n, total, inclusive, exclusive in results:
+        print(f"\n{method}: {total / n:,.0f} instructions per request ({n} requests)")
+        for what, rows in (("inclusive", inclusive), ("self", exclusive)):
+            print(f"  top {TOP}, {what}:")
+            for ir, fn in rows[:TOP]:
+                print(f"  {ir / n:>10,.0f}  {100 * ir / total:5.1f}%  {fn}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ token_check(struct app *app, const char *authz, const char *body_token,
 	enum tok_err	 te;
 	int		 rc;
 
-	memset(c, 0, sizeof(*c));
+	tok_claims_init(c);
 	rc = http_bearer(authz, &tok, &len);
 	if (rc == 1 && body_token != NULL)
 		/* RFC 6750 §2: one method per request. */
@@ -78,7 +78,6 @@ void
 m_check(struct app *app, const struct request *req, struct result *res)
 {
 	const char	*body_token = NULL;
-	const char	*json;
 	struct claims	 c;
 
 	if (req->body != NULL && json_field_string(req->body, NULL, "token", 0,
@@ -86,9 +85,7 @@ m_check(struct app *app, const struct request *req, struct result *res)
 		return;
 	if (token_check(app, req->authorization, body_token, res, &c) == -1)
 		return;
-	json = json_object_to_json_string_ext(c.obj, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (json == NULL || (res->data = strdup(json)) == NULL)
+	if ((res->data = strdup(c.json)) == NULL)
 		result_error(res, API_INTERNAL_ERROR, NULL);
 	else
 		res->status = API_OK;

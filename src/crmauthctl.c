@@ -810,6 +810,7 @@ static int
 c_token_verify(struct ctx *c, int argc, char **argv)
 {
 	struct claims	 cl;
+	json_object	*o;
 	enum tok_err	 e;
 
 	e = tok_check(c->store, argv[0], strlen(argv[0]), (int64_t)time(NULL),
@@ -821,8 +822,14 @@ c_token_verify(struct ctx *c, int argc, char **argv)
 			    store_detail(c->store));
 		return fail("%s", tok_strerror(e));
 	}
-	puts(json_object_to_json_string_ext(cl.obj,
+	/* Verified JSON: json-c reads it back, to print it indented. */
+	if ((o = json_tokener_parse(cl.json)) == NULL) {
+		tok_claims_free(&cl);
+		return fail("out of memory");
+	}
+	puts(json_object_to_json_string_ext(o,
 	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
 	tok_claims_free(&cl);
 	return 0;
 }

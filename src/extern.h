@@ -323,11 +323,20 @@ const char *tok_strerror(enum tok_err);
 /* What a token says.  Strings point into obj and live until
  * tok_claims_free(). */
 struct claims {
-	struct json_object *obj;	/* the whole payload */
+	/* The payload as JSON, for the check answer and crmauthctl. */
+	const char	*json;
 	const char	*jti, *usr, *org, *oun, *cii, *acr;
 	unsigned char	 jti_bin[CRM_JTI_BYTES];
 	int64_t		 iat, exp;
+	/* Where the above point: our own spelling is read in place (the
+	 * payload, and its strings copied NUL-terminated), any other by
+	 * json-c (obj). */
+	char		 payload[CRM_TOKEN_MAX / 4 * 3 + 1];
+	char		 strings[CRM_TOKEN_MAX / 4 * 3 + 1];
+	struct json_object *obj;
 };
+/* Empty claims, safe to free; free: drop what a verification made. */
+void	 tok_claims_init(struct claims *);
 void	 tok_claims_free(struct claims *);
 
 /* What to put in a new token. cii and acr may be NULL. */

@@ -31,7 +31,6 @@
 #include "extern.h"
 
 #define HEADER_MAX	512	/* decoded JOSE header */
-#define PAYLOAD_MAX	(CRM_TOKEN_MAX / 4 * 3)	/* decoded claims, at most */
 /* Claims as we write them: five names (each at most 6 bytes escaped per
  * byte), a jti, two numbers and the punctuation. */
 #define CLAIMS_MAX	(5 * (6 * CRM_NAME_MAX + 8) + CRM_JTI_HEX + 128)
@@ -227,11 +226,20 @@ tok_strerror(enum tok_err e)
 }
 
 void
+tok_claims_init(struct claims *c)
+{
+	c->obj = NULL;
+	tok_claims_free(c);
+}
+
+void
 tok_claims_free(struct claims *c)
 {
 	if (c->obj != NULL)
 		json_object_put(c->obj);
-	memset(c, 0, sizeof(*c));
+	c->obj = NULL;
+	c->json = c->jti = c->usr = c->org = c->oun = c->cii = c->acr = NULL;
+	c->iat = c->exp = 0;
 }
 
 enum tok_err
@@ -332,22 +340,34 @@ member_str(json_object *o, const char *name, int *present)
 	return json_object_get_string(m);
 }
 
+/* What every reading of the claims must hold. */
 static enum tok_err
-read_claims(struct claims *c)
+claims_valid(struct claims *c)
 {
-	json_object	*m;
-	int		 present;
-
-	c->jti = member_str(c->obj, "jti", &present);
-	c->usr = member_str(c->obj, "usr", &present);
-	c->org = member_str(c->obj, "org", &present);
-	c->oun = member_str(c->obj, "oun", &present);
 	if (c->jti == NULL || c->usr == NULL || c->org == NULL ||
 	    c->oun == NULL)
 		return TOK_BADCLAIMS;
 	if (strlen(c->jti) != CRM_JTI_HEX ||
 	    sec_unhex(c->jti_bin, CRM_JTI_BYTES, c->jti, CRM_JTI_HEX) != 0)
 		return TOK_BADCLAIMS;
+	if (c->exp <= c->iat)
+		return TOK_BADCLAIMS;
+	return TOK_OK;
+}
+
+/* The claims of any spelling, through json-c. */
+static enum tok_err
+read_claims_json(struct claims *c, size_t len)
+{
+	json_object	*m;
+	int		 present;
+
+	if ((c->obj = parse_object((unsigned char *)c->payload, len)) == NULL)
+		return TOK_BADCLAIMS;
+	c->jti = member_str(c->obj, "jti", &present);
+	c->usr = member_str(c->obj, "usr", &present);
+	c->org = member_str(c->obj, "org", &present);
+	c->oun = member_str(c->obj, "oun", &present);
 	c->cii = member_str(c->obj, "cii", &present);
 	if (present && c->cii == NULL)
 		return TOK_BADCLAIMS;
@@ -363,9 +383,119 @@ read_claims(struct claims *c)
 	    !json_object_is_type(m, json_type_int))
 		return TOK_BADCLAIMS;
 	c->exp = json_object_get_int64(m);
-	if (c->exp <= c->iat)
-		return TOK_BADCLAIMS;
-	return TOK_OK;
+	if ((c->json = json_object_to_json_string_ext(c->obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) == NULL)
+		return TOK_INTERNAL;
+	return claims_valid(c);
+}
+
+/*
+ * Our own spelling of the claims, read in place: the members tok_encode()
+ * writes, in its order, strings with nothing to unescape (well-formed
+ * UTF-8, no control character, quote or backslash) and integers of at
+ * most 18 digits.  What this takes, json-c reads to the same values, and
+ * json-c writes back to the same bytes; anything else is left to json-c
+ * (-1).
+ */
+struct plain {
+	const char	*p, *end;
+	char		*w;	/* into c->strings */
+	int		 bad;
+};
+
+static void
+plain_lit(struct plain *s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (s->bad || (size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+		s->bad = 1;
+	else
+		s->p += n;
+}
+
+static const char *
+plain_str(struct plain *s)
+{
+	const char	*start, *out = s->w;
+	size_t		 n;
+
+	plain_lit(s, "\"");
+	start = s->p;
+	while (!s->bad && s->p < s->end && *s->p != '"') {
+		if ((unsigned char)*s->p < 0x20 || *s->p == '\\' ||
+		    (n = utf8_len((const unsigned char *)s->p,
+		    (size_t)(s->end - s->p))) == 0) {
+			s->bad = 1;
+			break;
+		}
+		s->p += n;
+	}
+	plain_lit(s, "\"");
+	if (s->bad)
+		return NULL;
+	n = (size_t)(s->p - 1 - start);
+	memcpy(s->w, start, n);
+	s->w[n] = '\0';
+	s->w += n + 1;
+	return out;
+}
+
+static int64_t
+plain_int(struct plain *s)
+{
+	int64_t	 v = 0;
+	int	 digits = 0;
+
+	if (s->bad || s->p == s->end || *s->p < '0' || *s->p > '9' ||
+	    (*s->p == '0' && s->p + 1 < s->end && s->p[1] >= '0' &&
+	    s->p[1] <= '9')) {
+		s->bad = 1;
+		return 0;
+	}
+	for (; s->p < s->end && *s->p >= '0' && *s->p <= '9'; s->p++)
+		if (++digits > 18)
+			s->bad = 1;
+		else
+			v = v * 10 + (*s->p - '0');
+	return v;
+}
+
+static int
+read_claims_ours(struct claims *c, size_t len)
+{
+	struct plain s = { c->payload, c->payload + len, c->strings, 0 };
+
+	plain_lit(&s, "{");
+	if (s.end - s.p > 6 && memcmp(s.p, "\"acr\":", 6) == 0) {
+		plain_lit(&s, "\"acr\":");
+		c->acr = plain_str(&s);
+		plain_lit(&s, ",");
+	}
+	if (s.end - s.p > 6 && memcmp(s.p, "\"cii\":", 6) == 0) {
+		plain_lit(&s, "\"cii\":");
+		c->cii = plain_str(&s);
+		plain_lit(&s, ",");
+	}
+	plain_lit(&s, "\"exp\":");
+	c->exp = plain_int(&s);
+	plain_lit(&s, ",\"iat\":");
+	c->iat = plain_int(&s);
+	plain_lit(&s, ",\"jti\":");
+	c->jti = plain_str(&s);
+	plain_lit(&s, ",\"org\":");
+	c->org = plain_str(&s);
+	plain_lit(&s, ",\"oun\":");
+	c->oun = plain_str(&s);
+	plain_lit(&s, ",\"usr\":");
+	c->usr = plain_str(&s);
+	plain_lit(&s, "}");
+	if (s.bad || s.p != s.end) {
+		c->acr = c->cii = c->jti = c->org = c->oun = c->usr = NULL;
+		return -1;
+	}
+	c->json = c->payload;
+	return 0;
 }
 
 /*
@@ -393,14 +523,13 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 {
 	const char	*dot1, *dot2, *kid, *alg, *typ;
 	unsigned char	 hdr[HEADER_MAX + 1], sig[64], mac[32];
-	unsigned char	 payload[PAYLOAD_MAX];
 	size_t		 hlen, slen, plen;
 	json_object	*h = NULL, *m;
 	struct sigkey	 key;
 	enum tok_err	 e = TOK_MALFORMED;
 	int		 present;
 
-	memset(c, 0, sizeof(*c));
+	tok_claims_init(c);
 	memset(&key, 0, sizeof(key));
 	/* Before any decoding: bounded, printable, three parts. */
 	if (len == 0 || len > CRM_TOKEN_MAX || memchr(token, '\0', len))
@@ -463,13 +592,16 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	}
 
 	/* Authentic: now the claims may be read. */
-	if (pub64_decode(payload, sizeof(payload), &plen, dot1 + 1,
-	    (size_t)(dot2 - dot1 - 1)) != 0 ||
-	    (c->obj = parse_object(payload, plen)) == NULL) {
+	if (pub64_decode((unsigned char *)c->payload, sizeof(c->payload) - 1,
+	    &plen, dot1 + 1, (size_t)(dot2 - dot1 - 1)) != 0) {
 		e = TOK_BADCLAIMS;
 		goto out;
 	}
-	e = read_claims(c);
+	c->payload[plen] = '\0';
+	if (read_claims_ours(c, plen) == 0)
+		e = claims_valid(c);
+	else
+		e = read_claims_json(c, plen);
 out:
 	if (h != NULL)
 		json_object_put(h);

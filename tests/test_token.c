@@ -58,7 +58,7 @@ t_roundtrip(void)
 	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
 	struct claims		 c;
 	char			*t = issue(&s, 1700000000, 7200);
-	json_object		*m;
+	json_object		*o, *m;
 
 	CU_ASSERT_TRUE(strlen(t) > 32);
 	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c), TOK_OK);
@@ -70,12 +70,91 @@ t_roundtrip(void)
 	CU_ASSERT_EQUAL(strlen(c.jti), 32);
 	CU_ASSERT_EQUAL(strspn(c.jti, "0123456789ABCDEF"), 32);
 	CU_ASSERT_PTR_NULL(c.cii);
-	CU_ASSERT_FALSE(json_object_object_get_ex(c.obj, "acr", &m));
+	CU_ASSERT_PTR_NULL(c.acr);
 	/* iat and exp are JSON numbers (RFC 7519 NumericDate). */
-	CU_ASSERT_TRUE(json_object_object_get_ex(c.obj, "exp", &m) &&
+	o = json_tokener_parse(c.json);
+	CU_ASSERT_FALSE(json_object_object_get_ex(o, "acr", &m));
+	CU_ASSERT_TRUE(json_object_object_get_ex(o, "exp", &m) &&
 	    json_object_is_type(m, json_type_int));
+	json_object_put(o);
 	tok_claims_free(&c);
 	free(t);
+}
+
+/* Claims in our own spelling are read in place; any other spelling by
+ * json-c, to the same values. */
+static void
+t_claims_spellings(void)
+{
+	static const struct {
+		const char	*payload;
+		enum tok_err	 want;
+		int		 ours;	/* read in place */
+		const char	*usr;
+		int64_t		 exp;
+	} cases[] = {
+		{ "{\"exp\":1700007200,\"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"}", TOK_OK, 1, "alice",
+		  1700007200 },
+		{ "{\"acr\":\"A\",\"cii\":\"C\",\"exp\":1700007200,\"iat\":1700000000,"
+		  "\"jti\":\"J\",\"org\":\"ACME\",\"oun\":\"HQ\",\"usr\":\"Zo\xc3\xab\"}",
+		  TOK_OK, 1, "Zo\xc3\xab", 1700007200 },
+		/* Spaces, another order, an escape: json-c, same values. */
+		{ "{ \"exp\": 1700007200, \"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"}", TOK_OK, 0, "alice",
+		  1700007200 },
+		{ "{\"usr\":\"alice\",\"exp\":1700007200,\"iat\":1700000000,\"jti\":"
+		  "\"J\",\"org\":\"ACME\",\"oun\":\"HQ\"}", TOK_OK, 0, "alice",
+		  1700007200 },
+		{ "{\"exp\":1700007200,\"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"al\\u0069ce\"}", TOK_OK, 0,
+		  "alice", 1700007200 },
+		/* 19 digits: past what is read in place, still a number. */
+		{ "{\"exp\":1000000000000000000,\"iat\":1700000000,\"jti\":\"J\","
+		  "\"org\":\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"}", TOK_OK, 0,
+		  "alice", 1000000000000000000 },
+		/* Whitespace after, a raw control character: json-c's to
+		 * judge (it takes both; the token is authentic). */
+		{ "{\"exp\":1700007200,\"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"} ", TOK_OK, 0,
+		  "alice", 1700007200 },
+		{ "{\"exp\":1700007200,\"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"a\x01\"}", TOK_OK, 0,
+		  "a\x01", 1700007200 },
+		/* Refused either way. */
+		{ "{\"exp\":01700007200,\"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"}", TOK_BADCLAIMS, 0, NULL,
+		  0 },
+		{ "{\"exp\":\"1700007200\",\"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"}", TOK_BADCLAIMS, 0, NULL,
+		  0 },
+		{ "{\"exp\":1700000000,\"iat\":1700000000,\"jti\":\"J\",\"org\":"
+		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"}", TOK_BADCLAIMS, 1,
+		  NULL, 0 },
+	};
+	const char	*jti = "0123456789ABCDEF0123456789ABCDEF";
+	char		 p[512], *w, *t;
+	struct claims	 c;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* "J" stands for a valid jti. */
+		w = strstr(strcpy(p, cases[i].payload), "\"J\"");
+		memmove(w + 1 + strlen(jti), w + 2, strlen(w + 2) + 1);
+		memcpy(w + 1, jti, strlen(jti));
+		t = unit_sign(header("HS256", key.kid), p, key.secret, 32, 0);
+		CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c),
+		    cases[i].want);
+		if (cases[i].want == TOK_OK) {
+			CU_ASSERT_EQUAL(c.obj == NULL, cases[i].ours);
+			CU_ASSERT_STRING_EQUAL(c.usr, cases[i].usr);
+			CU_ASSERT_STRING_EQUAL(c.jti, jti);
+			CU_ASSERT_EQUAL(c.exp, cases[i].exp);
+			if (cases[i].ours)
+				CU_ASSERT_STRING_EQUAL(c.json, p);
+		}
+		tok_claims_free(&c);
+		free(t);
+	}
 }
 
 static void
@@ -473,6 +552,7 @@ t_check(void)
 static CU_TestInfo tests[] = {
 	{ "issue then verify gives the claims", t_roundtrip },
 	{ "header is typ JWT, alg HS256, kid", t_header },
+	{ "claims: ours read in place, others by json-c alike", t_claims_spellings },
 	{ "consumer tokens carry cii and acr", t_consumer_claims },
 	{ "every token has its own jti", t_unique_jti },
 	{ "tokens are the bytes libjwt signs, and it reads them", t_libjwt_bytes },
