@@ -279,3 +279,105 @@ utf8_valid(const char *s)
 			return 0;
 	return 1;
 }
+
+/*
+ * base64url of public data (token parts) with tables: fast, and timing
+ * that depends on the data, which is no secret.  The decoder takes what
+ * b64url_decode() takes and nothing else (test_crypto compares them).
+ */
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *
+b64url_encode_public(char *out, const unsigned char *in, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+
+		*out++ = b64url_chars[v >> 18];
+		*out++ = b64url_chars[v >> 12 & 63];
+		*out++ = b64url_chars[v >> 6 & 63];
+		*out++ = b64url_chars[v & 63];
+	}
+	if (n - i == 1) {
+		*out++ = b64url_chars[in[i] >> 2];
+		*out++ = b64url_chars[(in[i] & 3) << 4];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+
+		*out++ = b64url_chars[v >> 10];
+		*out++ = b64url_chars[v >> 4 & 63];
+		*out++ = b64url_chars[(v & 15) << 2];
+	}
+	return out;
+}
+
+/* base64url value of each byte, -1 for none (RFC 4648 §5). */
+static const signed char b64url_values[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+int
+b64url_decode_public(unsigned char *out, size_t outmax, size_t *outlen,
+    const char *in, size_t inlen)
+{
+	const unsigned char	*p = (const unsigned char *)in;
+	size_t			 i, n = 0, rest = inlen % 4;
+	int32_t			 v;
+
+	if (rest == 1 || inlen / 4 * 3 + (rest ? rest - 1 : 0) > outmax)
+		return -1;
+	/* Four characters to three bytes. */
+	for (i = 0; i + 4 <= inlen; i += 4) {
+		if ((b64url_values[p[i]] | b64url_values[p[i + 1]] |
+		    b64url_values[p[i + 2]] | b64url_values[p[i + 3]]) < 0)
+			return -1;
+		v = (int32_t)b64url_values[p[i]] << 18 |
+		    (int32_t)b64url_values[p[i + 1]] << 12 |
+		    (int32_t)b64url_values[p[i + 2]] << 6 |
+		    b64url_values[p[i + 3]];
+		out[n++] = (unsigned char)(v >> 16);
+		out[n++] = (unsigned char)(v >> 8);
+		out[n++] = (unsigned char)v;
+	}
+	if (rest > 0) {
+		v = 0;
+		for (size_t j = 0; j < rest; j++) {
+			if (b64url_values[p[i + j]] < 0)
+				return -1;
+			v = v << 6 | b64url_values[p[i + j]];
+		}
+		/* 2 characters: 12 bits, 1 byte; 3: 18 bits, 2 bytes.  The
+		 * bits beyond must be zero. */
+		if (rest == 2) {
+			if (v & 0xf)
+				return -1;
+			out[n++] = (unsigned char)(v >> 4);
+		} else {
+			if (v & 0x3)
+				return -1;
+			out[n++] = (unsigned char)(v >> 10);
+			out[n++] = (unsigned char)(v >> 2);
+		}
+	}
+	*outlen = n;
+	return 0;
+}

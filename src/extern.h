@@ -129,6 +129,11 @@ size_t	 b64url_len(size_t n);
 void	 b64url_encode(char *out, const unsigned char *in, size_t n);
 int	 b64url_decode(unsigned char *out, size_t outmax, size_t *outlen,
 	    const char *in, size_t inlen);
+/* The same for public data only, with tables and not in constant time;
+ * encode returns the end of what it wrote (no NUL). */
+char	*b64url_encode_public(char *out, const unsigned char *in, size_t n);
+int	 b64url_decode_public(unsigned char *out, size_t outmax,
+	    size_t *outlen, const char *in, size_t inlen);
 /* Standard base64 with padding (RFC 4648 §4), for HTTP Basic. */
 int	 b64_decode(unsigned char *out, size_t outmax, size_t *outlen,
 	    const char *in, size_t inlen);

@@ -17,8 +17,8 @@
  * kid, compute the HMAC ourselves and compare it in constant time, and
  * only then read the claims with json-c.
  *
- * Every part of a token is public, so its base64url is coded with a
- * table here; secrets go through crypto.c's constant-time coder.
+ * Every part of a token is public, so its base64url goes through the
+ * table coder; secrets go through the constant-time one.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,85 +39,6 @@
 #define HDR_HEAD	"{\"alg\":\"HS256\",\"kid\":\""
 #define HDR_TAIL	"\",\"typ\":\"JWT\"}"
 #define HDR_LEN		(sizeof(HDR_HEAD) - 1 + CRM_KID_HEX + sizeof(HDR_TAIL) - 1)
-
-static const char b64url_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* base64url without padding; out holds b64url_len(n) bytes. */
-static char *
-pub64_encode(char *out, const unsigned char *in, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
-		    in[i + 2];
-
-		*out++ = b64url_chars[v >> 18];
-		*out++ = b64url_chars[v >> 12 & 63];
-		*out++ = b64url_chars[v >> 6 & 63];
-		*out++ = b64url_chars[v & 63];
-	}
-	if (n - i == 1) {
-		*out++ = b64url_chars[in[i] >> 2];
-		*out++ = b64url_chars[(in[i] & 3) << 4];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-
-		*out++ = b64url_chars[v >> 10];
-		*out++ = b64url_chars[v >> 4 & 63];
-		*out++ = b64url_chars[(v & 15) << 2];
-	}
-	return out;
-}
-
-static int
-pub64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict base64url, no padding: the canonical form only (as libsodium's
- * decoder with nothing ignored), so that one token has one spelling.
- * Refuses other characters, a length of 4k+1, non-zero unused bits and
- * output beyond outmax.
- */
-static int
-pub64_decode(unsigned char *out, size_t outmax, size_t *outlen,
-    const char *in, size_t inlen)
-{
-	uint32_t	 acc = 0;
-	size_t		 bits = 0, n = 0;
-	int		 v;
-
-	if (inlen % 4 == 1 || inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0) >
-	    outmax)
-		return -1;
-	for (size_t i = 0; i < inlen; i++) {
-		if ((v = pub64_value((unsigned char)in[i])) < 0)
-			return -1;
-		acc = acc << 6 | (uint32_t)v;
-		if ((bits += 6) >= 8) {
-			bits -= 8;
-			out[n++] = (unsigned char)(acc >> bits);
-		}
-	}
-	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-		return -1;
-	*outlen = n;
-	return 0;
-}
 
 /* The JSON we write, in a fixed buffer: no allocation. */
 struct jout {
@@ -280,13 +201,13 @@ tok_encode(const struct sigkey *key, const struct tok_subject *s,
 	    b64url_len(sizeof(mac)) - 1;
 	if (n > CRM_TOKEN_MAX || (t = malloc(n + 1)) == NULL)
 		return TOK_INTERNAL;
-	p = pub64_encode(t, (const unsigned char *)hdr, HDR_LEN);
+	p = b64url_encode_public(t, (const unsigned char *)hdr, HDR_LEN);
 	*p++ = '.';
-	p = pub64_encode(p, (const unsigned char *)claims, j.len);
+	p = b64url_encode_public(p, (const unsigned char *)claims, j.len);
 	sec_hmac256(mac, key->secret, sizeof(key->secret), t,
 	    (size_t)(p - t));
 	*p++ = '.';
-	p = pub64_encode(p, mac, sizeof(mac));
+	p = b64url_encode_public(p, mac, sizeof(mac));
 	*p = '\0';
 	memset(mac, 0, sizeof(mac));
 	*out = t;
@@ -510,9 +431,12 @@ our_header_kid(char *hdr, size_t len)
 	char *kid = hdr + sizeof(HDR_HEAD) - 1;
 
 	if (len != HDR_LEN || memcmp(hdr, HDR_HEAD, sizeof(HDR_HEAD) - 1) != 0 ||
-	    strspn(kid, "0123456789ABCDEF") != CRM_KID_HEX ||
 	    memcmp(kid + CRM_KID_HEX, HDR_TAIL, sizeof(HDR_TAIL) - 1) != 0)
 		return NULL;
+	for (size_t i = 0; i < CRM_KID_HEX; i++)
+		if (!((kid[i] >= '0' && kid[i] <= '9') ||
+		    (kid[i] >= 'A' && kid[i] <= 'F')))
+			return NULL;
 	kid[CRM_KID_HEX] = '\0';	/* the kid, a C string in place */
 	return kid;
 }
@@ -543,7 +467,7 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	if (dot1 == token || dot2 == dot1 + 1 || dot2 + 1 == token + len)
 		return TOK_MALFORMED;
 
-	if (pub64_decode(hdr, sizeof(hdr) - 1, &hlen, token,
+	if (b64url_decode_public(hdr, sizeof(hdr) - 1, &hlen, token,
 	    (size_t)(dot1 - token)) != 0)
 		goto out;
 	hdr[hlen] = '\0';
@@ -579,7 +503,7 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	}
 
 	/* The signature: exactly 32 bytes, compared in constant time. */
-	if (pub64_decode(sig, sizeof(sig), &slen, dot2 + 1,
+	if (b64url_decode_public(sig, sizeof(sig), &slen, dot2 + 1,
 	    len - (size_t)(dot2 + 1 - token)) != 0 || slen != sizeof(mac)) {
 		e = TOK_BADSIG;
 		goto out;
@@ -592,7 +516,7 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	}
 
 	/* Authentic: now the claims may be read. */
-	if (pub64_decode((unsigned char *)c->payload, sizeof(c->payload) - 1,
+	if (b64url_decode_public((unsigned char *)c->payload, sizeof(c->payload) - 1,
 	    &plen, dot1 + 1, (size_t)(dot2 - dot1 - 1)) != 0) {
 		e = TOK_BADCLAIMS;
 		goto out;
