@@ -57,11 +57,13 @@ issue(struct app *app, struct result *res, const struct tok_subject *s)
 		return;
 	}
 	/* The token is base64url and dots: no JSON escaping needed. */
-	n = strlen(tok) + sizeof("{\"token\":\"\"}");
-	if ((res->data = malloc(n)) == NULL) {
+	n = strlen(tok);
+	if ((res->data = malloc(n + sizeof("{\"token\":\"\"}"))) == NULL) {
 		result_error(res, API_INTERNAL_ERROR, NULL);
 	} else {
-		snprintf(res->data, n, "{\"token\":\"%s\"}", tok);
+		memcpy(res->data, "{\"token\":\"", 10);
+		memcpy(res->data + 10, tok, n);
+		memcpy(res->data + 10 + n, "\"}", 3);
 		res->status = API_OK;
 	}
 	free(tok);

@@ -527,39 +527,45 @@ out:
 	return o;
 }
 
+/* "The field 'where.field' problem": made only when there is one. */
+static int
+field_error(struct result *res, const char *where, const char *field,
+    const char *problem)
+{
+	return result_error(res, API_INVALID_REQUEST, "The field '%s%s%s' %s",
+	    where ? where : "", where ? "." : "", field, problem);
+}
+
 int
 json_field_string(struct json_object *obj, const char *where,
     const char *field, int flags, size_t maxlen, const char **out,
     struct result *res)
 {
-	int mandatory = (flags & FIELD_MANDATORY) != 0;
+	int		 mandatory = (flags & FIELD_MANDATORY) != 0;
 	json_object	*m;
-	char		 name[64];
+	char		 longer[64];
 	size_t		 len;
 
-	snprintf(name, sizeof(name), "%s%s%s", where ? where : "",
-	    where ? "." : "", field);
 	if (obj == NULL || !json_object_object_get_ex(obj, field, &m) ||
 	    m == NULL) {
 		if (mandatory)
-			return result_error(res, API_INVALID_REQUEST,
-			    "The field '%s' is missing.", name);
+			return field_error(res, where, field, "is missing.");
 		return 1;
 	}
 	if (!json_object_is_type(m, json_type_string))
-		return result_error(res, API_INVALID_REQUEST,
-		    "The field '%s' must be a string.", name);
+		return field_error(res, where, field, "must be a string.");
 	len = (size_t)json_object_get_string_len(m);
 	if (len == 0 && !(flags & FIELD_EMPTY_OK))
-		return result_error(res, API_INVALID_REQUEST,
-		    "The field '%s' must not be empty.", name);
-	if (len > maxlen)
-		return result_error(res, API_INVALID_REQUEST,
-		    "The field '%s' is longer than %zu bytes.", name, maxlen);
+		return field_error(res, where, field, "must not be empty.");
+	if (len > maxlen) {
+		snprintf(longer, sizeof(longer), "is longer than %zu bytes.",
+		    maxlen);
+		return field_error(res, where, field, longer);
+	}
 	*out = json_object_get_string(m);
 	if (strlen(*out) != len)
-		return result_error(res, API_INVALID_REQUEST,
-		    "The field '%s' must not contain a NUL character.", name);
+		return field_error(res, where, field,
+		    "must not contain a NUL character.");
 	return 0;
 }
 

@@ -110,12 +110,18 @@ jmember_str(struct jout *j, const char *name, const char *v)
 static void
 jmember_int(struct jout *j, const char *name, int64_t v)
 {
-	char num[24];
+	char		 num[24], *p = num + sizeof(num);
+	uint64_t	 u = v < 0 ? -(uint64_t)v : (uint64_t)v;
 
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
 	jraw(j, j->len > 1 ? ",\"" : "\"", j->len > 1 ? 2 : 1);
 	jraw(j, name, strlen(name));
 	jraw(j, "\":", 2);
-	jraw(j, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v));
+	jraw(j, p, (size_t)(num + sizeof(num) - p));
 }
 
 const char *
@@ -192,9 +198,12 @@ tok_encode(const struct sigkey *key, const struct tok_subject *s,
 	jmember_str(&j, "oun", s->oun);
 	jmember_str(&j, "usr", s->usr);
 	jraw(&j, "}", 1);
-	snprintf(hdr, sizeof(hdr), HDR_HEAD "%s" HDR_TAIL, key->kid);
-	if (j.full || strlen(hdr) != HDR_LEN)
+	if (j.full || strlen(key->kid) != CRM_KID_HEX)
 		return TOK_INTERNAL;
+	memcpy(hdr, HDR_HEAD, sizeof(HDR_HEAD) - 1);
+	memcpy(hdr + sizeof(HDR_HEAD) - 1, key->kid, CRM_KID_HEX);
+	memcpy(hdr + sizeof(HDR_HEAD) - 1 + CRM_KID_HEX, HDR_TAIL,
+	    sizeof(HDR_TAIL));
 
 	/* A token we could not verify ourselves is not issued. */
 	n = b64url_len(HDR_LEN) - 1 + 1 + b64url_len(j.len) - 1 + 1 +
