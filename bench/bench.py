@@ -34,6 +34,7 @@ CONNS = int(os.environ.get("BENCH_CONNS", "32"))
 PROCS = int(os.environ.get("BENCH_PROCS", "2"))
 BASELINE = os.path.join(TOP_BUILDDIR, "bench", "baseline")
 ARGON2RATE = os.path.join(TOP_BUILDDIR, "bench", "argon2rate")
+COMMITRATE = os.path.join(TOP_BUILDDIR, "bench", "commitrate")
 DEFAULT_ARGON2 = (19456, 2)     # the configured default cost
 METHODS = [("login", "password login"), ("apikey", "Web API key token"),
            ("consumer", "consumer token"), ("release", "release"),
@@ -107,6 +108,17 @@ def argon2rate():
             "p50": 0, "p99": 0}
 
 
+def commitrate(where):
+    """Bare durable LMDB commits per second in PROCS processes, in a fresh
+    environment beside the store (the same filesystem), as a run."""
+    n = len(os.listdir(where)) if os.path.isdir(where) else 0
+    rate = float(subprocess.run(
+        [COMMITRATE, os.path.join(where, f"commits{n}"), str(SECONDS), str(PROCS)],
+        capture_output=True, text=True, check=True).stdout)
+    return {"requests": rate * SECONDS, "seconds": SECONDS, "non2xx": 0, "errors": 0,
+            "p50": 0, "p99": 0}
+
+
 def provision(s):
     s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
     key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
@@ -152,7 +164,11 @@ def main():
                                           [good] if method == "check" else [])
             runs = [lambda: wrk(crm, method, args), lambda: wrk(base, method, args)]
             if method == "login":
-                runs.append(argon2rate)
+                # Its ceiling is the hashing, not the transport.
+                runs[1] = argon2rate
+            elif method == "release":
+                os.makedirs(os.path.join(crm.dir, "commits"), exist_ok=True)
+                runs.append(lambda: commitrate(os.path.join(crm.dir, "commits")))
             rows.append((label, *rounds(*runs)))
         mem["after"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
         total = sum(row[1]["requests"] for row in rows)
@@ -172,27 +188,37 @@ def main():
           f"m={DEFAULT_ARGON2[0]} KiB t={DEFAULT_ARGON2[1]}\n")
     print(f"{'method':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   "
           f"{'baseline':>9} {'ratio':>6}   target")
-    targets = {"Web API key token": 0.85, "consumer token": 0.85, "token check": 0.9,
-               "release": 0.5}
+    targets = {"password login": 0.9, "Web API key token": 0.85, "consumer token": 0.85,
+               "token check": 0.9, "release": 0.5}
+    met = []
     for label, c, b, *a in rows:
         ratio = c["rps"] / b["rps"]
+        t = ""
+        if label in targets:
+            met.append(ratio >= targets[label])
+            t = f"≥ {targets[label]:.2f}: {'met' if met[-1] else 'NOT met'}"
         if label == "password login":
-            r = c["rps"] / a[0]["rps"]
-            t = (f"≥ 0.90 × argon2id verifies ({a[0]['rps']:.0f}/s): {r:.2f} "
-                 f"{'met' if r >= 0.9 else 'NOT met'}")
-        elif label in targets:
-            t = f"≥ {targets[label]:.2f}: {'met' if ratio >= targets[label] else 'NOT met'}"
-        else:
-            t = ""
+            t += "  (baseline: bare argon2id verifies, same cost, same cores)"
+        if a:
+            t += (f"  (bare durable LMDB commits on this disk: {a[0]['rps']:.0f}/s; "
+                  f"release is {c['rps'] / a[0]['rps']:.2f} of that)")
         bad = f"  ({c['non2xx']} non-2xx, {c['errors']} errors)" if c["non2xx"] or c["errors"] else ""
         print(f"{label:<20} {c['rps']:>9.0f} {c['p50']:>8.2f} {c['p99']:>8.2f}   "
               f"{b['rps']:>9.0f} {ratio:>6.2f}   {t}{bad}")
-    print(f"\nCGI, one Web API key token: crmauth {cgi_crm:.2f} ms, baseline {cgi_base:.2f} ms "
-          f"(median of 200): {cgi_crm / cgi_base:.2f} × (target ≤ 2)")
+    cgi = cgi_crm / cgi_base
+    met.append(cgi <= 2)
+    print(f"\nCGI, one Web API key token, median of 200: crmauth {cgi_crm:.2f} ms, baseline "
+          f"{cgi_base:.2f} ms: {cgi:.2f} × (≤ 2: {'met' if met[-1] else 'NOT met'})")
     print(f"\nresponder memory over {total} requests (VmRSS / anonymous, KiB):")
+    worst, growth = 0, 0
     for p in sorted(mem["before"]):
         (r0, a0), (r1, a1) = mem["before"][p], mem["after"].get(p, (0, 0))
+        worst, growth = max(worst, r1), max(growth, a1 - a0)
         print(f"  pid {p}: before {r0} / {a0}, after {r1} / {a1}")
+    met.append(worst <= 8192 and growth <= 256)
+    print(f"  largest {worst} KiB (≤ 8192), anonymous growth at most {growth} KiB "
+          f"(none beyond warm-up, ≤ 256): {'met' if met[-1] else 'NOT met'}")
+    print(f"\ntargets met: {sum(met)} of {len(met)}")
 
 
 if __name__ == "__main__":
