@@ -4,7 +4,7 @@ configuration; bare argon2id verifies for the password login; CGI wall
 times; responder memory.  Prints one table and the targets of issue 7.
 A benchmark: it prints figures; it judges nothing.
 
-    BENCH_TIME=5 (seconds per run)  BENCH_ROUNDS=3  BENCH_CONNS=32  BENCH_PROCS=2
+    BENCH_TIME=4 (seconds per run)  BENCH_ROUNDS=4  BENCH_CONNS=32  BENCH_PROCS=2
 
 The machines this runs on are shared, and their speed drifts from one
 minute to the next: so each method is run in rounds, crmauth then the
@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import crmtest  # noqa: E402
 from crmtest import Lighttpd, TOP_BUILDDIR, basic, b64url, b64url_decode  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_TIME", "5"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_TIME", "4"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 CONNS = int(os.environ.get("BENCH_CONNS", "32"))
 PROCS = int(os.environ.get("BENCH_PROCS", "2"))
 BASELINE = os.path.join(TOP_BUILDDIR, "bench", "baseline")
