@@ -52,6 +52,7 @@ struct store {
 	MDB_dbi		 meta, users, apikeys, consumers, access, sigkeys;
 	MDB_dbi		 released, released_exp, attempts, attempts_exp;
 	size_t		 map_max;	/* bytes */
+	MDB_txn		*rtxn;		/* the last read, reset: renewed next */
 	char		 detail[CRM_ERR_MAX];
 };
 
@@ -164,10 +165,11 @@ static int	prune(struct store *, MDB_txn *, int64_t now, size_t limit,
 		    size_t *n);
 
 /*
- * Run fn in a transaction.  Reads are aborted after fn; writes prune a
- * few released ids and commit.  Handles another process having grown
- * the map (MDB_MAP_RESIZED), our own map filling up (grow and retry),
- * and a reader table full of dead processes' slots.
+ * Run fn in a transaction.  Reads are reset after fn and the handle kept
+ * for the next read; writes prune a few released ids and commit.
+ * Handles another process having grown the map (MDB_MAP_RESIZED), our
+ * own map filling up (grow and retry), and a reader table full of dead
+ * processes' slots.
  */
 static enum store_err
 txn_run(struct store *st, int write, const char *what, txn_fn fn,
@@ -178,8 +180,17 @@ txn_run(struct store *st, int write, const char *what, txn_fn fn,
 	size_t	 pruned;
 
 	for (tries = 0; tries < 32; tries++) {
-		rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY,
-		    &txn);
+		/* A read renews the handle (and reader slot) the last read
+		 * left; if that fails, it is dropped and a new one begun. */
+		rc = -1;
+		if (!write && (txn = st->rtxn) != NULL) {
+			st->rtxn = NULL;
+			if ((rc = mdb_txn_renew(txn)) != 0)
+				mdb_txn_abort(txn);
+		}
+		if (rc != 0)
+			rc = mdb_txn_begin(st->env, NULL,
+			    write ? 0 : MDB_RDONLY, &txn);
 		if (rc == MDB_MAP_RESIZED) {
 			mdb_env_set_mapsize(st->env, 0);
 			continue;
@@ -191,15 +202,20 @@ txn_run(struct store *st, int write, const char *what, txn_fn fn,
 		if (rc != 0)
 			return map_rc(st, what, rc);
 		rc = fn(st, txn, arg);
-		if (rc == 0 && write)
+		if (!write) {
+			mdb_txn_reset(txn);
+			st->rtxn = txn;
+			return map_rc(st, what, rc);
+		}
+		if (rc == 0)
 			rc = prune(st, txn, (int64_t)time(NULL),
 			    PRUNE_PER_WRITE, &pruned);
-		if (rc == 0 && write)
+		if (rc == 0)
 			rc = prune_sigkeys(st, txn, (int64_t)time(NULL));
-		if (rc == 0 && write)
+		if (rc == 0)
 			rc = prune_attempts(st, txn, (int64_t)time(NULL),
 			    PRUNE_PER_WRITE);
-		if (rc != 0 || !write) {
+		if (rc != 0) {
 			mdb_txn_abort(txn);
 			if (rc == MDB_MAP_FULL && grow_map(st) == 0)
 				continue;
@@ -1892,8 +1908,10 @@ store_open(struct store **out, const struct config *cfg, int flags,
 	/* The umask must not take the group's write bit off the lock file,
 	 * which readers write too. */
 	old_umask = umask(mode == 0660 ? 007 : 077);
-	rc = mdb_env_open(st->env, cfg->db_path,
-	    (flags & STORE_RDONLY) ? MDB_RDONLY : 0, mode);
+	/* MDB_NOTLS: the kept read handle owns its reader slot, whichever
+	 * thread renews it (a libcrmauth handle may move between threads). */
+	rc = mdb_env_open(st->env, cfg->db_path, MDB_NOTLS |
+	    ((flags & STORE_RDONLY) ? MDB_RDONLY : 0), mode);
 	umask(old_umask);
 	if (rc != 0) {
 		snprintf(st->detail, sizeof(st->detail), "%s: %s",
@@ -2110,6 +2128,8 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	if (st->rtxn != NULL)
+		mdb_txn_abort(st->rtxn);
 	mdb_env_close(st->env);
 	free(st);
 }

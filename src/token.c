@@ -15,14 +15,13 @@
  * input.  So we check the length first, read the header, insist on
  * "alg":"HS256" (case-sensitive, RFC 7515 §4.1.1), choose the key by
  * kid, compute the HMAC ourselves and compare it in constant time, and
- * only then read the claims with json-c.
+ * only then read the claims: our own spelling in place, any other with
+ * json-c.
  *
  * Every part of a token is public, so its base64url goes through the
  * table coder; secrets go through the constant-time one.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

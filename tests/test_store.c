@@ -634,6 +634,60 @@ t_attempts(void)
 	store_close(st);
 }
 
+/*
+ * A reader keeps its read transaction's handle between reads and renews
+ * it: each read still sees the latest commit of another process, also
+ * after that process grew the map under it (MDB_MAP_RESIZED).
+ */
+static void
+t_kept_reader(void)
+{
+	struct store	*st, *other;
+	struct config	 small = cfg;
+	struct user_rec	 u, g;
+	unsigned char	 j[CRM_JTI_BYTES];
+	char		 err[CRM_ERR_MAX], name[32];
+	int64_t		 now = (int64_t)time(NULL), exp;
+	pid_t		 pid;
+	int		 status;
+
+	small.db_map_size_mb = 1;
+	small.db_map_max_mb = 8;
+	unit_rmtree(cfg.db_path);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &small, STORE_CREATE, err,
+	    sizeof(err)), STORE_OK);
+	jti(j, 7);
+	CU_ASSERT_EQUAL(store_released_get(st, j, &exp), STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "user399", &g),
+	    STORE_NOTFOUND);
+	if ((pid = fork()) == 0) {
+		/* Another process: a release, then 400 big users (about
+		 * 8 KiB each: the map must grow past 1 MiB, twice). */
+		if (store_open(&other, &small, 0, err, sizeof(err)) != STORE_OK ||
+		    store_release(other, j, now + 100, now) != STORE_OK)
+			_exit(1);
+		memset(&u, 0, sizeof(u));
+		memset(u.pwhash, 'h', 100);
+		for (int i = 0; i < CRM_UNITS_MAX; i++)
+			memset(u.units[i], 'a' + i % 26, 200);
+		u.nunits = CRM_UNITS_MAX;
+		for (int i = 0; i < 400; i++) {
+			snprintf(name, sizeof(name), "user%d", i);
+			if (store_user_put(other, "ACME", name, &u, 1) != STORE_OK)
+				_exit(2);
+		}
+		store_close(other);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_EQUAL(store_released_get(st, j, &exp), STORE_OK);
+	CU_ASSERT_EQUAL(exp, now + 100);
+	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "user399", &g), STORE_OK);
+	CU_ASSERT_EQUAL(g.nunits, CRM_UNITS_MAX);
+	store_close(st);
+}
+
 static CU_TestInfo tests[] = {
 	{ "serving never creates a store", t_not_initialised },
 	{ "init is idempotent and makes one signing key", t_init_idempotent },
@@ -652,6 +706,8 @@ static CU_TestInfo tests[] = {
 	    t_rotation },
 	{ "the map grows, then refuses cleanly at db_map_max_mb",
 	    t_map_growth },
+	{ "a kept reader sees other processes' commits, map growth too",
+	    t_kept_reader },
 	CU_TEST_INFO_NULL,
 };
 
