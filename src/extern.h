@@ -325,8 +325,9 @@ enum tok_err {
 };
 const char *tok_strerror(enum tok_err);
 
-/* What a token says.  Strings point into obj and live until
- * tok_claims_free(). */
+/* What a token says.  The strings point into the struct itself (or its
+ * obj): they live until tok_claims_free(), and a copy of the struct
+ * would still point into the original. */
 struct claims {
 	/* The payload as JSON, for the check answer and crmauthctl. */
 	const char	*json;

@@ -75,8 +75,10 @@ crmauth_verify(struct crmauth *ca, const char *token, size_t len,
 		break;
 	case TOK_STORE:
 	case TOK_INTERNAL:
+		tok_claims_free(&c);
 		return CRMAUTH_ERROR;
 	default:
+		tok_claims_free(&c);
 		return CRMAUTH_INVALID;
 	}
 	if (copy(out->jti, sizeof(out->jti), c.jti) == -1 ||
