@@ -432,14 +432,10 @@ rec_begin(const MDB_val *v, struct rec_in *r)
 {
 	const unsigned char *p = v->mv_data;
 
+	r->bad = v->mv_size == 0 || (p[0] != REC_V1 && p[0] != REC_JSON);
 	r->p = p + 1;
-	r->left = v->mv_size - 1;
-	r->bad = 0;
-	if (v->mv_size > 0 && p[0] == REC_V1)
-		return 1;
-	if (v->mv_size == 0 || p[0] != REC_JSON)
-		r->bad = 1;
-	return 0;
+	r->left = r->bad ? 0 : v->mv_size - 1;
+	return !r->bad && p[0] == REC_V1;
 }
 
 static int
@@ -729,12 +725,12 @@ store_user_list(struct store *st, const char *org, store_user_cb cb,
 
 /* ---- Web API keys and consumer application keys --------------------------- */
 
+/* A key record of either kind: ak or ck, as consumer says. */
 struct key_arg {
 	const unsigned char	*digest;
+	int			 consumer;
 	struct apikey_rec	*ak;
-	const struct apikey_rec	*akin;
 	struct consumer_rec	*ck;
-	const struct consumer_rec *ckin;
 	int			 must_be_new;
 };
 
@@ -826,15 +822,62 @@ consumer_encode(struct rec_out *w, const struct consumer_rec *r)
 }
 
 static int
-apikey_get_fn(struct store *st, MDB_txn *txn, void *p)
+key_decode(const MDB_val *v, struct key_arg *a)
+{
+	if (a->consumer)
+		return consumer_decode(v, a->ck);
+	return apikey_decode(v, a->ak);
+}
+
+static int
+key_put(struct store *st, MDB_txn *txn, const struct key_arg *a,
+    unsigned flags)
+{
+	struct rec_out w;
+
+	if (a->consumer)
+		consumer_encode(&w, a->ck);
+	else
+		apikey_encode(&w, a->ak);
+	return put_rec(txn, a->consumer ? st->consumers : st->apikeys,
+	    a->digest, CRM_DIGEST_BYTES, &w, flags);
+}
+
+static int
+key_get_fn(struct store *st, MDB_txn *txn, void *p)
 {
 	struct key_arg	*a = p;
 	MDB_val		 key = { CRM_DIGEST_BYTES, (void *)a->digest }, val;
 	int		 rc;
 
-	if ((rc = mdb_get(txn, st->apikeys, &key, &val)) != 0)
+	if ((rc = mdb_get(txn, a->consumer ? st->consumers : st->apikeys,
+	    &key, &val)) != 0)
 		return rc;
-	return apikey_decode(&val, a->ak);
+	return key_decode(&val, a);
+}
+
+static int
+key_put_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct key_arg *a = p;
+
+	return key_put(st, txn, a, a->must_be_new ? MDB_NOOVERWRITE : 0);
+}
+
+/* Read, mark revoked and write back in one transaction. */
+static int
+revoke_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct key_arg	*a = p;
+	int		 rc;
+
+	if ((rc = key_get_fn(st, txn, a)) != 0)
+		return rc;
+	if (a->consumer)
+		a->ck->revoked = 1;
+	else
+		a->ak->revoked = 1;
+	return key_put(st, txn, a, 0);
 }
 
 enum store_err
@@ -843,18 +886,16 @@ store_apikey_get(struct store *st,
 {
 	struct key_arg a = { .digest = digest, .ak = r };
 
-	return txn_run(st, 0, "apikey get", apikey_get_fn, &a);
+	return txn_run(st, 0, "apikey get", key_get_fn, &a);
 }
 
-static int
-apikey_put_fn(struct store *st, MDB_txn *txn, void *p)
+enum store_err
+store_consumer_get(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct consumer_rec *r)
 {
-	struct key_arg	*a = p;
-	struct rec_out	 w;
+	struct key_arg a = { .digest = digest, .consumer = 1, .ck = r };
 
-	apikey_encode(&w, a->akin);
-	return put_rec(txn, st->apikeys, a->digest, CRM_DIGEST_BYTES, &w,
-	    a->must_be_new ? MDB_NOOVERWRITE : 0);
+	return txn_run(st, 0, "consumer key get", key_get_fn, &a);
 }
 
 enum store_err
@@ -862,42 +903,11 @@ store_apikey_put(struct store *st,
     const unsigned char digest[CRM_DIGEST_BYTES],
     const struct apikey_rec *r, int must_be_new)
 {
-	struct key_arg a = { .digest = digest, .akin = r,
+	struct apikey_rec	copy = *r;
+	struct key_arg		a = { .digest = digest, .ak = &copy,
 	    .must_be_new = must_be_new };
 
-	return txn_run(st, 1, "apikey put", apikey_put_fn, &a);
-}
-
-static int
-consumer_get_fn(struct store *st, MDB_txn *txn, void *p)
-{
-	struct key_arg	*a = p;
-	MDB_val		 key = { CRM_DIGEST_BYTES, (void *)a->digest }, val;
-	int		 rc;
-
-	if ((rc = mdb_get(txn, st->consumers, &key, &val)) != 0)
-		return rc;
-	return consumer_decode(&val, a->ck);
-}
-
-enum store_err
-store_consumer_get(struct store *st,
-    const unsigned char digest[CRM_DIGEST_BYTES], struct consumer_rec *r)
-{
-	struct key_arg a = { .digest = digest, .ck = r };
-
-	return txn_run(st, 0, "consumer key get", consumer_get_fn, &a);
-}
-
-static int
-consumer_put_fn(struct store *st, MDB_txn *txn, void *p)
-{
-	struct key_arg	*a = p;
-	struct rec_out	 w;
-
-	consumer_encode(&w, a->ckin);
-	return put_rec(txn, st->consumers, a->digest, CRM_DIGEST_BYTES, &w,
-	    a->must_be_new ? MDB_NOOVERWRITE : 0);
+	return txn_run(st, 1, "apikey put", key_put_fn, &a);
 }
 
 enum store_err
@@ -905,51 +915,21 @@ store_consumer_put(struct store *st,
     const unsigned char digest[CRM_DIGEST_BYTES],
     const struct consumer_rec *r, int must_be_new)
 {
-	struct key_arg a = { .digest = digest, .ckin = r,
-	    .must_be_new = must_be_new };
+	struct consumer_rec	copy = *r;
+	struct key_arg		a = { .digest = digest, .consumer = 1,
+	    .ck = &copy, .must_be_new = must_be_new };
 
-	return txn_run(st, 1, "consumer key put", consumer_put_fn, &a);
-}
-
-struct revoke_arg {
-	const unsigned char	*digest;
-	int			 consumer;
-};
-
-/* Read, mark revoked and write back in one transaction. */
-static int
-revoke_fn(struct store *st, MDB_txn *txn, void *p)
-{
-	struct revoke_arg	*a = p;
-	MDB_dbi			 dbi = a->consumer ? st->consumers : st->apikeys;
-	MDB_val			 key = { CRM_DIGEST_BYTES, (void *)a->digest };
-	MDB_val			 val;
-	struct apikey_rec	 ak;
-	struct consumer_rec	 ck;
-	struct rec_out		 w;
-	int			 rc;
-
-	if ((rc = mdb_get(txn, dbi, &key, &val)) != 0)
-		return rc;
-	if (a->consumer) {
-		if ((rc = consumer_decode(&val, &ck)) != 0)
-			return rc;
-		ck.revoked = 1;
-		consumer_encode(&w, &ck);
-	} else {
-		if ((rc = apikey_decode(&val, &ak)) != 0)
-			return rc;
-		ak.revoked = 1;
-		apikey_encode(&w, &ak);
-	}
-	return put_rec(txn, dbi, a->digest, CRM_DIGEST_BYTES, &w, 0);
+	return txn_run(st, 1, "consumer key put", key_put_fn, &a);
 }
 
 enum store_err
 store_key_revoke(struct store *st, int consumer,
     const unsigned char digest[CRM_DIGEST_BYTES])
 {
-	struct revoke_arg a = { digest, consumer };
+	struct apikey_rec	ak;
+	struct consumer_rec	ck;
+	struct key_arg		a = { .digest = digest, .consumer = consumer,
+	    .ak = &ak, .ck = &ck };
 
 	return txn_run(st, 1, "key revoke", revoke_fn, &a);
 }

@@ -37,7 +37,8 @@
 /* The header we write; verification takes it without a JSON parse. */
 #define HDR_HEAD	"{\"alg\":\"HS256\",\"kid\":\""
 #define HDR_TAIL	"\",\"typ\":\"JWT\"}"
-#define HDR_LEN		(sizeof(HDR_HEAD) - 1 + CRM_KID_HEX + sizeof(HDR_TAIL) - 1)
+#define HDR_LEN		(sizeof(HDR_HEAD) - 1 + CRM_KID_HEX + \
+			    sizeof(HDR_TAIL) - 1)
 
 /* The JSON we write, in a fixed buffer: no allocation. */
 struct jout {
@@ -438,7 +439,8 @@ our_header_kid(char *hdr, size_t len)
 {
 	char *kid = hdr + sizeof(HDR_HEAD) - 1;
 
-	if (len != HDR_LEN || memcmp(hdr, HDR_HEAD, sizeof(HDR_HEAD) - 1) != 0 ||
+	if (len != HDR_LEN ||
+	    memcmp(hdr, HDR_HEAD, sizeof(HDR_HEAD) - 1) != 0 ||
 	    memcmp(kid + CRM_KID_HEX, HDR_TAIL, sizeof(HDR_TAIL) - 1) != 0)
 		return NULL;
 	for (size_t i = 0; i < CRM_KID_HEX; i++)
@@ -524,8 +526,9 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 	}
 
 	/* Authentic: now the claims may be read. */
-	if (b64url_decode_public((unsigned char *)c->payload, sizeof(c->payload) - 1,
-	    &plen, dot1 + 1, (size_t)(dot2 - dot1 - 1)) != 0) {
+	if (b64url_decode_public((unsigned char *)c->payload,
+	    sizeof(c->payload) - 1, &plen, dot1 + 1,
+	    (size_t)(dot2 - dot1 - 1)) != 0) {
 		e = TOK_BADCLAIMS;
 		goto out;
 	}
