@@ -88,6 +88,18 @@ int	 config_load(struct config *cfg, const char *file, int explicit,
 int	 parse_int(const char *s, long long min, long long max,
 	    long long *out, const char **why);
 
+/* ---- buf.c ------------------------------------------------------------- */
+
+/* A fixed buffer the caller owns: p[0..max).  fbuf_add() appends, or on
+ * overflow writes nothing more and sets full, which the caller checks
+ * once at the end. */
+struct fbuf {
+	char	*p;
+	size_t	 len, max;
+	int	 full;
+};
+void	 fbuf_add(struct fbuf *, const void *, size_t);
+
 /* ---- crypto.c ---------------------------------------------------------- */
 
 /* Must be called once before anything else here (sodium_init). */

@@ -279,9 +279,8 @@ get_be64(const unsigned char *p)
 			    1 + CRM_UNITS_MAX * (2 + CRM_NAME_MAX) + 1 + 8)
 
 struct rec_out {
-	unsigned char	 buf[REC_MAX];
-	size_t		 len;
-	int		 full;
+	struct fbuf	 b;		/* over buf */
+	char		 buf[REC_MAX];
 };
 
 struct rec_in {
@@ -291,26 +290,15 @@ struct rec_in {
 };
 
 static void
-w_bytes(struct rec_out *w, const void *p, size_t n)
-{
-	if (w->full || n > sizeof(w->buf) - w->len) {
-		w->full = 1;
-		return;
-	}
-	memcpy(w->buf + w->len, p, n);
-	w->len += n;
-}
-
-static void
 w_str(struct rec_out *w, const char *s)
 {
 	size_t		 n = strlen(s);
 	unsigned char	 len[2] = { (unsigned char)(n >> 8), (unsigned char)n };
 
 	if (n > UINT16_MAX)
-		w->full = 1;
-	w_bytes(w, len, 2);
-	w_bytes(w, s, n);
+		w->b.full = 1;
+	fbuf_add(&w->b, len, 2);
+	fbuf_add(&w->b, s, n);
 }
 
 static void
@@ -319,7 +307,7 @@ w_i64(struct rec_out *w, int64_t v)
 	unsigned char b[8];
 
 	put_be64(b, (uint64_t)v);
-	w_bytes(w, b, 8);
+	fbuf_add(&w->b, b, 8);
 }
 
 static void
@@ -327,7 +315,7 @@ w_bool(struct rec_out *w, int v)
 {
 	unsigned char b = v ? 1 : 0;
 
-	w_bytes(w, &b, 1);
+	fbuf_add(&w->b, &b, 1);
 }
 
 static void
@@ -336,8 +324,8 @@ w_units(struct rec_out *w, const char units[][CRM_NAME_MAX + 1], size_t n)
 	unsigned char b = (unsigned char)n;
 
 	if (n == 0 || n > CRM_UNITS_MAX)
-		w->full = 1;
-	w_bytes(w, &b, 1);
+		w->b.full = 1;
+	fbuf_add(&w->b, &b, 1);
 	for (size_t i = 0; i < n; i++)
 		w_str(w, units[i]);
 }
@@ -345,18 +333,17 @@ w_units(struct rec_out *w, const char units[][CRM_NAME_MAX + 1], size_t n)
 static void
 rec_start(struct rec_out *w)
 {
-	w->len = 0;
-	w->full = 0;
-	w_bytes(w, (unsigned char[]){ REC_V1 }, 1);
+	w->b = (struct fbuf){ w->buf, 0, sizeof(w->buf), 0 };
+	fbuf_add(&w->b, (unsigned char[]){ REC_V1 }, 1);
 }
 
 static int
 put_rec(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen,
     const struct rec_out *w, unsigned flags)
 {
-	MDB_val key = { klen, (void *)k }, val = { w->len, (void *)w->buf };
+	MDB_val key = { klen, (void *)k }, val = { w->b.len, (void *)w->buf };
 
-	if (w->full)
+	if (w->b.full)
 		return RC_CORRUPT;	/* not a record we could read back */
 	return mdb_put(txn, dbi, &key, &val, flags);
 }

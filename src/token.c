@@ -40,40 +40,22 @@
 #define HDR_LEN		(sizeof(HDR_HEAD) - 1 + CRM_KID_HEX + \
 			    sizeof(HDR_TAIL) - 1)
 
-/* The JSON we write, in a fixed buffer: no allocation. */
-struct jout {
-	char	*p;
-	size_t	 len, max;
-	int	 full;
-};
-
-static void
-jraw(struct jout *j, const char *s, size_t n)
-{
-	if (j->full || n > j->max - j->len) {
-		j->full = 1;
-		return;
-	}
-	memcpy(j->p + j->len, s, n);
-	j->len += n;
-}
-
 /* A JSON string with jansson's escapes (so libjwt's): \" \\ \b \f \n
  * \r \t, \u00XX for other controls, everything else as it is. */
 static void
-jstr(struct jout *j, const char *s)
+jstr(struct fbuf *j, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const char	*run = s;
 	char		 esc[6];
 
-	jraw(j, "\"", 1);
+	fbuf_add(j, "\"", 1);
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		jraw(j, run, (size_t)(s - run));
+		fbuf_add(j, run, (size_t)(s - run));
 		run = s + 1;
 		esc[0] = '\\';
 		switch (c) {
@@ -89,26 +71,26 @@ jstr(struct jout *j, const char *s)
 			memcpy(esc + 1, "u00", 3);
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
-			jraw(j, esc, 6);
+			fbuf_add(j, esc, 6);
 			continue;
 		}
-		jraw(j, esc, 2);
+		fbuf_add(j, esc, 2);
 	}
-	jraw(j, run, (size_t)(s - run));
-	jraw(j, "\"", 1);
+	fbuf_add(j, run, (size_t)(s - run));
+	fbuf_add(j, "\"", 1);
 }
 
 static void
-jmember_str(struct jout *j, const char *name, const char *v)
+jmember_str(struct fbuf *j, const char *name, const char *v)
 {
-	jraw(j, j->len > 1 ? ",\"" : "\"", j->len > 1 ? 2 : 1);
-	jraw(j, name, strlen(name));
-	jraw(j, "\":", 2);
+	fbuf_add(j, j->len > 1 ? ",\"" : "\"", j->len > 1 ? 2 : 1);
+	fbuf_add(j, name, strlen(name));
+	fbuf_add(j, "\":", 2);
 	jstr(j, v);
 }
 
 static void
-jmember_int(struct jout *j, const char *name, int64_t v)
+jmember_int(struct fbuf *j, const char *name, int64_t v)
 {
 	char		 num[24], *p = num + sizeof(num);
 	uint64_t	 u = v < 0 ? -(uint64_t)v : (uint64_t)v;
@@ -118,10 +100,10 @@ jmember_int(struct jout *j, const char *name, int64_t v)
 	while ((u /= 10) != 0);
 	if (v < 0)
 		*--p = '-';
-	jraw(j, j->len > 1 ? ",\"" : "\"", j->len > 1 ? 2 : 1);
-	jraw(j, name, strlen(name));
-	jraw(j, "\":", 2);
-	jraw(j, p, (size_t)(num + sizeof(num) - p));
+	fbuf_add(j, j->len > 1 ? ",\"" : "\"", j->len > 1 ? 2 : 1);
+	fbuf_add(j, name, strlen(name));
+	fbuf_add(j, "\":", 2);
+	fbuf_add(j, p, (size_t)(num + sizeof(num) - p));
 }
 
 const char *
@@ -174,7 +156,7 @@ tok_encode(const struct sigkey *key, const struct tok_subject *s,
     const char *jti, int64_t now, int64_t ttl, char **out)
 {
 	char		 hdr[HDR_LEN + 1], claims[CLAIMS_MAX];
-	struct jout	 j = { claims, 0, sizeof(claims), 0 };
+	struct fbuf	 j = { claims, 0, sizeof(claims), 0 };
 	unsigned char	 mac[32];
 	char		*t, *p;
 	size_t		 n;
@@ -186,7 +168,7 @@ tok_encode(const struct sigkey *key, const struct tok_subject *s,
 	    (s->acr != NULL && !utf8_valid(s->acr)))
 		return TOK_INTERNAL;
 	/* Members in jansson's sorted order, as libjwt writes them. */
-	jraw(&j, "{", 1);
+	fbuf_add(&j, "{", 1);
 	if (s->acr != NULL && s->acr[0] != '\0')
 		jmember_str(&j, "acr", s->acr);
 	if (s->cii != NULL)
@@ -197,7 +179,7 @@ tok_encode(const struct sigkey *key, const struct tok_subject *s,
 	jmember_str(&j, "org", s->org);
 	jmember_str(&j, "oun", s->oun);
 	jmember_str(&j, "usr", s->usr);
-	jraw(&j, "}", 1);
+	fbuf_add(&j, "}", 1);
 	if (j.full || strlen(key->kid) != CRM_KID_HEX)
 		return TOK_INTERNAL;
 	memcpy(hdr, HDR_HEAD, sizeof(HDR_HEAD) - 1);
