@@ -12,6 +12,16 @@ const struct sigkey fuzz_key = {
 	.current = 1,
 };
 
+int
+fuzz_keyfn(void *arg, const char *kid, struct sigkey *out)
+{
+	(void)arg;
+	if (strcmp(kid, fuzz_key.kid) != 0)
+		return 1;
+	*out = fuzz_key;
+	return 0;
+}
+
 static int64_t
 fixed_now(void)
 {

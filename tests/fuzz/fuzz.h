@@ -20,7 +20,9 @@ struct app	*fuzz_app(void);
 /* Serve one request: params is "NAME=value\n..." (len bytes), body. */
 void		 fuzz_serve(const char *params, size_t plen, const char *body,
 		    size_t blen);
-/* A fixed signing key for token harnesses. */
+/* A fixed signing key for token harnesses, and a tok_keyfn that knows
+ * only it. */
 extern const struct sigkey fuzz_key;
+int		 fuzz_keyfn(void *, const char *kid, struct sigkey *);
 
 #endif

@@ -15,16 +15,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static int
-keyfn(void *arg, const char *kid, struct sigkey *out)
-{
-	(void)arg;
-	if (strcmp(kid, fuzz_key.kid) != 0)
-		return 1;
-	*out = fuzz_key;
-	return 0;
-}
-
 /* The string member name of o, or NULL. */
 static const char *
 str(json_object *o, const char *name)
@@ -99,7 +89,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (size_t)(p - tok));
 	*p++ = '.';
 	p = b64url_encode_public(p, mac, sizeof(mac));
-	if (tok_verify(tok, (size_t)(p - tok), keyfn, NULL, &c) == TOK_OK) {
+	if (tok_verify(tok, (size_t)(p - tok), fuzz_keyfn, NULL, &c) == TOK_OK) {
 		if (c.jti == NULL || c.usr == NULL || c.org == NULL ||
 		    c.oun == NULL || strlen(c.jti) != CRM_JTI_HEX ||
 		    c.exp <= c.iat || c.json == NULL)

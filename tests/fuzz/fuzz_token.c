@@ -6,16 +6,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-static int
-keyfn(void *arg, const char *kid, struct sigkey *out)
-{
-	(void)arg;
-	if (strcmp(kid, fuzz_key.kid) != 0)
-		return 1;
-	*out = fuzz_key;
-	return 0;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,7 +14,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (sec_init() == -1)
 		abort();
-	e = tok_verify((const char *)data, size, keyfn, NULL, &c);
+	e = tok_verify((const char *)data, size, fuzz_keyfn, NULL, &c);
 	if (e == TOK_OK) {
 		/* Whatever passes must have every claim we rely on. */
 		if (c.jti == NULL || c.usr == NULL || c.org == NULL ||
