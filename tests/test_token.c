@@ -31,6 +31,17 @@ verify(const char *t)
 	return e;
 }
 
+/* Sign header.payload with the test key (HS512 when wide), verify. */
+static enum tok_err
+verify_signed(const char *hdr, const char *pl, int wide)
+{
+	char		*t = unit_sign(hdr, pl, key.secret, 32, wide);
+	enum tok_err	 e = verify(t);
+
+	free(t);
+	return e;
+}
+
 /* noinline: GCC 12 then mistakes the result for a pointer to t. */
 static __attribute__((noinline)) char *
 issue(const struct tok_subject *s, int64_t now, int64_t ttl)
@@ -333,25 +344,19 @@ t_base64url_strict(void)
 static void
 t_header_spellings(void)
 {
-	char	 h[128], *t;
+	char	 h[128];
 
 	/* Lower-case hex kid: not ours, so read as JSON, and unknown. */
 	snprintf(h, sizeof(h), "{\"alg\":\"HS256\",\"kid\":\"%s\",\"typ\":\"JWT\"}",
 	    "00112233aabbccdd");
-	t = unit_sign(h, payload, key.secret, 32, 0);
-	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
-	free(t);
+	CU_ASSERT_EQUAL(verify_signed(h, payload, 0), TOK_UNKNOWN_KID);
 	/* Our spelling with a space: JSON still, and valid. */
 	snprintf(h, sizeof(h), "{\"alg\":\"HS256\", \"kid\":\"%s\",\"typ\":\"JWT\"}",
 	    key.kid);
-	t = unit_sign(h, payload, key.secret, 32, 0);
-	CU_ASSERT_EQUAL(verify(t), TOK_OK);
-	free(t);
+	CU_ASSERT_EQUAL(verify_signed(h, payload, 0), TOK_OK);
 	/* A kid that would close the string early is not taken as ours. */
-	snprintf(h, sizeof(h), "{\"alg\":\"HS256\",\"kid\":\"0011\",\"x\":\"AA\",\"typ\":\"JWT\"}");
-	t = unit_sign(h, payload, key.secret, 32, 0);
-	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
-	free(t);
+	CU_ASSERT_EQUAL(verify_signed("{\"alg\":\"HS256\",\"kid\":\"0011\","
+	    "\"x\":\"AA\",\"typ\":\"JWT\"}", payload, 0), TOK_UNKNOWN_KID);
 }
 
 /* Security regressions: each of these must be refused. */
@@ -373,17 +378,12 @@ static void
 t_alg_downgrade(void)
 {
 	/* HS512 with our own key: libjwt 1.10 would accept it. */
-	char *t = unit_sign(header("HS512", key.kid), payload, key.secret, 32,
-	    1);
-
-	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
-	free(t);
-	t = unit_sign(header("hs256", key.kid), payload, key.secret, 32, 0);
-	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
-	free(t);
-	t = unit_sign(header("RS256", key.kid), payload, key.secret, 32, 0);
-	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
-	free(t);
+	CU_ASSERT_EQUAL(verify_signed(header("HS512", key.kid), payload, 1),
+	    TOK_BADALG);
+	CU_ASSERT_EQUAL(verify_signed(header("hs256", key.kid), payload, 0),
+	    TOK_BADALG);
+	CU_ASSERT_EQUAL(verify_signed(header("RS256", key.kid), payload, 0),
+	    TOK_BADALG);
 }
 
 static void
@@ -391,11 +391,8 @@ t_own_signer_accepted(void)
 {
 	/* The forgery helper itself makes valid tokens with our key, so
 	 * the refusals above are about alg, not about the helper. */
-	char *t = unit_sign(header("HS256", key.kid), payload, key.secret, 32,
-	    0);
-
-	CU_ASSERT_EQUAL(verify(t), TOK_OK);
-	free(t);
+	CU_ASSERT_EQUAL(verify_signed(header("HS256", key.kid), payload, 0),
+	    TOK_OK);
 }
 
 static void
@@ -408,13 +405,10 @@ t_other_key(void)
 	t = unit_sign(header("HS256", key.kid), payload, other, 32, 0);
 	CU_ASSERT_EQUAL(verify(t), TOK_BADSIG);
 	free(t);
-	t = unit_sign(header("HS256", "0123456789ABCDEF"), payload,
-	    key.secret, 32, 0);
-	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
-	free(t);
-	t = unit_sign("{\"alg\":\"HS256\"}", payload, key.secret, 32, 0);
-	CU_ASSERT_EQUAL(verify(t), TOK_UNKNOWN_KID);
-	free(t);
+	CU_ASSERT_EQUAL(verify_signed(header("HS256", "0123456789ABCDEF"),
+	    payload, 0), TOK_UNKNOWN_KID);
+	CU_ASSERT_EQUAL(verify_signed("{\"alg\":\"HS256\"}", payload, 0),
+	    TOK_UNKNOWN_KID);
 }
 
 static void
@@ -491,22 +485,16 @@ t_bad_claims(void)
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *t = unit_sign(header("HS256", key.kid), bad[i],
-		    key.secret, 32, 0);
-
-		CU_ASSERT_EQUAL(verify(t), TOK_BADCLAIMS);
-		free(t);
+		CU_ASSERT_EQUAL(verify_signed(header("HS256", key.kid), bad[i],
+		    0), TOK_BADCLAIMS);
 	}
 }
 
 static void
 t_crit(void)
 {
-	char *t = unit_sign("{\"alg\":\"HS256\",\"kid\":\"X\",\"crit\":[\"b64\"]}",
-	    payload, key.secret, 32, 0);
-
-	CU_ASSERT_EQUAL(verify(t), TOK_BADALG);
-	free(t);
+	CU_ASSERT_EQUAL(verify_signed("{\"alg\":\"HS256\",\"kid\":\"X\","
+	    "\"crit\":[\"b64\"]}", payload, 0), TOK_BADALG);
 }
 
 /* tok_check: exp and the released table through a real store. */
