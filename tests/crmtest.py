@@ -358,6 +358,19 @@ class Server:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
+    def key_token(self, key):
+        """A new token for a Web API key; anything but 200 fails."""
+        r = self.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
+        eq(r.status, 200, f"token {r!r}")
+        return r.data["token"]
+
+    def login_token(self, user, password, org="ACME"):
+        """A new token for a password login; anything but 200 fails."""
+        r = self.post("/authentication/token",
+                      {"username": user, "password": password, "organisation": org})
+        eq(r.status, 200, f"login {r!r}")
+        return r.data["token"]
+
 
 class Lighttpd(Server):
     """lighttpd starting the responders itself (etc/lighttpd-fastcgi.conf),

@@ -759,12 +759,7 @@ def t_pruning():
     try:
         P.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
         key = P.ctl("apikey", "add", "ACME", "alice").stdout.strip()
-
-        def tok():
-            r = P.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
-            eq(r.status, 200, f"token {r!r}")
-            return r.data["token"]
-        toks = [tok() for _ in range(5)]
+        toks = [P.key_token(key) for _ in range(5)]
         c = jwt_parts(toks[0])[1]
         eq(c["exp"] - c["iat"], 5, "short token_ttl")
         for t in toks:
@@ -772,7 +767,7 @@ def t_pruning():
         eq(P.released_count(), 5, "five kept")
         time.sleep(max(0, c["exp"] - time.time()) + 1.1)
         # The next write prunes what has passed its exp.
-        fresh = tok()
+        fresh = P.key_token(key)
         eq(P.post("/authentication/token/release", {"token": fresh}).status, 200, "release")
         eq(P.released_count(), 1, "expired releases pruned by the write")
         time.sleep(max(0, jwt_parts(fresh)[1]["exp"] - time.time()) + 1.1)
@@ -789,17 +784,11 @@ def t_key_rotation():
     try:
         R.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
 
-        def token():
-            r = R.post("/authentication/token",
-                       {"username": "alice", "password": "pw", "organisation": "ACME"})
-            eq(r.status, 200, f"login {r!r}")
-            return r.data["token"]
-
         def check_status(tok):
             r = R.get("/authentication/token/check", headers={"Authorization": f"Bearer {tok}"})
             return r.status, r.code
         old_kid = R.ctl("key", "list").stdout.split()[0]
-        a, released = token(), token()
+        a, released = (R.login_token("alice", "pw") for _ in range(2))
         eq(jwt_parts(a)[0]["kid"], old_kid, "signed by the first key")
         out = R.ctl("key", "rotate").stdout
         keys = [ln.split("\t") for ln in R.ctl("key", "list").stdout.splitlines()]
@@ -809,7 +798,7 @@ def t_key_rotation():
         prev = [k for k in keys if k[0] == old_kid][0]
         eq(prev[2], "previous", "the old key is previous")
         check(prev[3] != "-" and f"{old_kid} verifies until {prev[3]}" in out, out)
-        b = token()
+        b = R.login_token("alice", "pw")
         eq(jwt_parts(b)[0]["kid"], new_kid, "new tokens carry the new kid")
         eq(R.ctl("key", "export").stdout.split()[0], new_kid, "export gives the current key")
         # Across the rotation the old key's tokens still work, in every process.
@@ -825,7 +814,8 @@ def t_key_rotation():
         time.sleep(max(0, until - time.time()) + 1.2)
         eq(check_status(a), (401, "TOKEN_EXPIRED"), "old-key token expired")
         # The next write deletes the old key; its tokens are now unknown.
-        eq(R.post("/authentication/token/release", {"token": token()}).status, 200, "a write")
+        r = R.post("/authentication/token/release", {"token": R.login_token("alice", "pw")})
+        eq(r.status, 200, "a write")
         keys = R.ctl("key", "list").stdout.splitlines()
         eq(len(keys), 1, f"the old key is gone: {keys}")
         check(keys[0].startswith(new_kid + "\t") and "\tcurrent\t-" in keys[0], keys)
@@ -915,15 +905,10 @@ def t_backup_restore():
         B.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
         key = B.ctl("apikey", "add", "ACME", "alice").stdout.strip()
 
-        def tok():
-            r = B.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
-            eq(r.status, 200, f"token {r!r}")
-            return r.data["token"]
-
         def check_code(t):
             return B.get("/authentication/token/check",
                          headers={"Authorization": f"Bearer {t}"}).code
-        before, after, kept = tok(), tok(), tok()
+        before, after, kept = (B.key_token(key) for _ in range(3))
         eq(B.post("/authentication/token/release", {"token": before}).status, 200, "release")
         # Backup in the middle of concurrent logins and releases.
         stop = threading.Event()
@@ -931,7 +916,7 @@ def t_backup_restore():
 
         def load():
             while not stop.is_set():
-                t = tok()
+                t = B.key_token(key)
                 r = B.post("/authentication/token/release", {"token": t})
                 if r.status != 200:
                     errors.append(r)
@@ -1048,11 +1033,6 @@ def t_disk_full():
         D.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
         key = D.ctl("apikey", "add", "ACME", "alice").stdout.strip()
         D.start()
-
-        def tok():
-            r = D.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
-            eq(r.status, 200, f"token {r!r}")
-            return r.data["token"]
         # Leave almost nothing free.
         filler = os.path.join(disk, "filler")
         st = os.statvfs(disk)
@@ -1060,7 +1040,7 @@ def t_disk_full():
             f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - 32768))
         released, full = [], None
         for _ in range(5000):
-            t = tok()
+            t = D.key_token(key)
             r = D.post("/authentication/token/release", {"token": t})
             if r.status != 200:
                 full = r
@@ -1076,7 +1056,7 @@ def t_disk_full():
               f"the log says why: {log[-600:]}")
         # Space comes back: service as normal, nothing lost or corrupt.
         os.unlink(filler)
-        t = tok()
+        t = D.key_token(key)
         expect(D.post("/authentication/token/release", {"token": t}), 200, "OK", "space back")
         released.append(t)
         eq(D.released_count(), len(released), "every acknowledged release, no other")

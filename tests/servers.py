@@ -193,20 +193,14 @@ def gate_suite(s):
         f.write("the protected report\n")
     s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
 
-    def token():
-        r = s.post("/authentication/token",
-                   {"username": "alice", "password": "alice-pw", "organisation": "ACME"})
-        eq(r.status, 200, f"login {r!r}")
-        return r.data["token"]
-
     def fetch(tok, raw=None):
         h = {} if tok is None and raw is None else {"Authorization": raw or f"Bearer {tok}"}
         return s.get("/private/report.txt", prefix="", headers=h)
 
-    fresh = token()
+    fresh = s.login_token("alice", "alice-pw")
     r = fetch(fresh)
     eq((r.status, r.body), (200, b"the protected report\n"), f"{s.kind}: fresh token")
-    released = token()
+    released = s.login_token("alice", "alice-pw")
     eq(s.post("/authentication/token/release", {"token": released}).status, 200, "release")
     kid, secret = s.ctl("key", "export").stdout.split()
     c = dict(jwt_parts(fresh)[1], iat=1600000000, exp=1600007200)
