@@ -9,7 +9,6 @@ A profile: it prints figures; it judges nothing.
 
     PROFILE_REQUESTS=300  PROFILE_TOP=12  PROFILE_METHODS="apikey check"
 """
-import base64
 import os
 import re
 import shutil
