@@ -4,54 +4,8 @@
 
 #include <json-c/json.h>
 
+#include "memio.h"
 #include "unit.h"
-
-/* ---- an in-memory web server ------------------------------------------- */
-
-struct fake {
-	const char	**params;	/* name, value, ..., NULL */
-	const char	 *body;
-	size_t		  blen, pos;
-	char		  out[8192];
-	size_t		  olen;
-};
-
-static const char *
-f_param(void *ctx, const char *name)
-{
-	struct fake *f = ctx;
-
-	for (const char **p = f->params; p[0] != NULL; p += 2)
-		if (strcmp(p[0], name) == 0)
-			return p[1];
-	return NULL;
-}
-
-static ssize_t
-f_read(void *ctx, void *buf, size_t n)
-{
-	struct fake	*f = ctx;
-	size_t		 left = f->blen - f->pos;
-
-	if (n > left)
-		n = left;
-	memcpy(buf, f->body + f->pos, n);
-	f->pos += n;
-	return (ssize_t)n;
-}
-
-static int
-f_write(void *ctx, const void *buf, size_t n)
-{
-	struct fake *f = ctx;
-
-	if (f->olen + n >= sizeof(f->out))
-		return -1;
-	memcpy(f->out + f->olen, buf, n);
-	f->olen += n;
-	f->out[f->olen] = '\0';
-	return 0;
-}
 
 static int64_t
 fixed_now(void)
@@ -63,12 +17,12 @@ fixed_now(void)
  * (routing, limits, parsing) must answer on its own. */
 static int drain;	/* serve() as CGI: discard unread bodies */
 
-static struct fake *
+static struct memio *
 serve(const char **params, const char *body)
 {
-	static struct fake	 f;
+	static struct memio	 f;
 	static struct app	 app;
-	struct http_io		 io = { &f, f_param, f_read, f_write, drain };
+	struct http_io		 io = memio_io(&f, drain);
 
 	memset(&f, 0, sizeof(f));
 	f.params = params;
@@ -85,7 +39,7 @@ serve(const char **params, const char *body)
 }
 
 static const char *
-body_of(const struct fake *f)
+body_of(const struct memio *f)
 {
 	const char *b = strstr(f->out, "\r\n\r\n");
 
@@ -150,8 +104,8 @@ t_envelope(void)
 static void
 t_respond_headers(void)
 {
-	struct fake	 f = { 0 };
-	struct http_io	 io = { &f, f_param, f_read, f_write, 0 };
+	struct memio	 f = { 0 };
+	struct http_io	 io = memio_io(&f, 0);
 	struct result	 r;
 
 	result_init(&r);
@@ -393,7 +347,7 @@ t_serve_errors(void)
 	    "CONTENT_TYPE", "application/json", NULL };
 	const char *pstore[] = { "REQUEST_METHOD", "GET", "PATH_INFO",
 	    "/health", NULL };
-	struct fake *f;
+	struct memio *f;
 
 	f = serve(p404, NULL);
 	CU_ASSERT_EQUAL(strncmp(f->out, "Status: 404 ", 12), 0);

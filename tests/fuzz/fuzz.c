@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "memio.h"
 
 const struct sigkey fuzz_key = {
 	.kid = FUZZ_KID,
@@ -94,75 +95,37 @@ fuzz_app(void)
 	return &app;
 }
 
-/* ---- an in-memory web server ----------------------------------------------- */
-
 #define NPARAMS 32
-
-struct fio {
-	char		*names[NPARAMS], *values[NPARAMS];
-	size_t		 n;
-	const char	*body;
-	size_t		 blen, pos;
-	size_t		 written;
-};
-
-static const char *
-f_param(void *ctx, const char *name)
-{
-	struct fio *f = ctx;
-
-	for (size_t i = 0; i < f->n; i++)
-		if (strcmp(f->names[i], name) == 0)
-			return f->values[i];
-	return NULL;
-}
-
-static ssize_t
-f_read(void *ctx, void *buf, size_t n)
-{
-	struct fio	*f = ctx;
-	size_t		 left = f->blen - f->pos;
-
-	if (n > left)
-		n = left;
-	memcpy(buf, f->body + f->pos, n);
-	f->pos += n;
-	return (ssize_t)n;
-}
-
-static int
-f_write(void *ctx, const void *buf, size_t n)
-{
-	((struct fio *)ctx)->written += n;
-	(void)buf;
-	return 0;
-}
 
 void
 fuzz_serve(const char *params, size_t plen, const char *body, size_t blen)
 {
-	struct fio	 f;
-	struct http_io	 io = { &f, f_param, f_read, f_write, 0 };
-	char		*copy, *line, *next, *eq;
+	static struct memio	 m;
+	struct http_io		 io = memio_io(&m, 0);
+	const char		*pv[2 * NPARAMS + 1];
+	char			*copy, *line, *next, *eq;
+	size_t			 n = 0;
 
-	memset(&f, 0, sizeof(f));
-	f.body = body;
-	f.blen = blen;
 	if ((copy = malloc(plen + 1)) == NULL)
 		return;
 	memcpy(copy, params, plen);
 	copy[plen] = '\0';	/* a NUL inside ends the params: as CGI */
-	for (line = copy; line != NULL && f.n < NPARAMS; line = next) {
+	for (line = copy; line != NULL && n < 2 * NPARAMS; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		if ((eq = strchr(line, '=')) == NULL)
 			continue;
 		*eq = '\0';
-		f.names[f.n] = line;
-		f.values[f.n++] = eq + 1;
+		pv[n++] = line;
+		pv[n++] = eq + 1;
 	}
+	pv[n] = NULL;
+	m.params = pv;
+	m.body = body;
+	m.blen = blen;
+	m.pos = m.olen = 0;
 	http_serve(fuzz_app(), &io);
-	if (f.written == 0)
+	if (m.olen == 0)
 		abort();	/* every request gets an answer */
 	free(copy);
 }
