@@ -147,8 +147,7 @@ http_serve(struct app *app, const struct http_io *io)
 
 	if (r->body != BODY_NONE) {
 		/* Size and type are checked before a byte is read. */
-		s = http_content_length(param(io, "CONTENT_LENGTH"),
-		    app->cfg.max_body, &clen);
+		s = http_content_length(cl, app->cfg.max_body, &clen);
 		if (s == API_PAYLOAD_TOO_LARGE) {
 			result_error(&res, s, "The request body is longer "
 			    "than %zu bytes.", app->cfg.max_body);
