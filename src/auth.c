@@ -277,6 +277,6 @@ m_consumer_token(struct app *app, const struct request *req,
 			sec_pwverify(app->dummy_hash, pass, strlen(pass));
 	}
 	s = (struct tok_subject){ .usr = ck.app, .org = ck.org,
-	    .cii = at.contact, .acr = at.ar };
+	    .cii = at.contact, .ari = at.ari };
 	conclude(app, res, &t, e, 1, ck.units, ck.nunits, unit, &s);
 }

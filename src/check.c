@@ -134,7 +134,7 @@ http_authorize(struct app *app, const struct http_io *io)
 		off += variable(out + off, sizeof(out) - off, "ORG", c.org);
 		off += variable(out + off, sizeof(out) - off, "OUN", c.oun);
 		off += variable(out + off, sizeof(out) - off, "CII", c.cii);
-		off += variable(out + off, sizeof(out) - off, "ACR", c.acr);
+		off += variable(out + off, sizeof(out) - off, "ARI", c.ari);
 		snprintf(num, sizeof(num), "%lld", (long long)c.iat);
 		off += variable(out + off, sizeof(out) - off, "IAT", num);
 		snprintf(num, sizeof(num), "%lld", (long long)c.exp);

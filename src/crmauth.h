@@ -31,7 +31,7 @@ enum crmauth_status {
 	CRMAUTH_ERROR		/* the store could not be read */
 };
 
-/* What a usable token says.  Absent claims (cii and acr on tokens that
+/* What a usable token says.  Absent claims (cii and ari on tokens that
  * are not consumer tokens) are empty strings. */
 struct crmauth_claims {
 	char	 jti[33];
@@ -39,7 +39,7 @@ struct crmauth_claims {
 	char	 org[CRMAUTH_NAME_MAX + 1];
 	char	 oun[CRMAUTH_NAME_MAX + 1];
 	char	 cii[CRMAUTH_NAME_MAX + 1];
-	char	 acr[CRMAUTH_NAME_MAX + 1];
+	char	 ari[CRMAUTH_NAME_MAX + 1];
 	int64_t	 iat, exp;
 };
 

@@ -622,7 +622,7 @@ c_consumer_list(struct ctx *c, int argc, char **argv)
 static int
 c_access_add(struct ctx *c, int argc, char **argv)
 {
-	const char		*org = NULL, *cii = NULL, *acr = NULL;
+	const char		*org = NULL, *cii = NULL, *ari = NULL;
 	const char		*code = NULL, *ident = NULL;
 	char			 pc[CRM_SECRET_MAX + 2];
 	unsigned char		 digest[CRM_DIGEST_BYTES];
@@ -636,7 +636,7 @@ c_access_add(struct ctx *c, int argc, char **argv)
 		if (strcmp(argv[i], "--contact") == 0)
 			dst = &cii;
 		else if (strcmp(argv[i], "--accounts-receivable") == 0)
-			dst = &acr;
+			dst = &ari;
 		else if (strcmp(argv[i], "--authentication-code") == 0)
 			dst = &code;
 		else if (strcmp(argv[i], "--identifier") == 0)
@@ -661,7 +661,7 @@ c_access_add(struct ctx *c, int argc, char **argv)
 		    "--identifier");
 	if ((rc = check_name("organisation", org)) != 0 ||
 	    (rc = check_name("contact", cii)) != 0 ||
-	    (acr != NULL && (rc = check_name("accounts receivable", acr))) ||
+	    (ari != NULL && (rc = check_name("accounts receivable", ari))) ||
 	    (ident != NULL && (rc = check_name("identifier", ident))))
 		return rc;
 	if (code != NULL && (strlen(code) == 0 ||
@@ -670,7 +670,7 @@ c_access_add(struct ctx *c, int argc, char **argv)
 		    "bytes", CRM_SECRET_MAX);
 	memset(&at, 0, sizeof(at));
 	snprintf(at.contact, sizeof(at.contact), "%s", cii);
-	snprintf(at.ar, sizeof(at.ar), "%s", acr ? acr : "");
+	snprintf(at.ari, sizeof(at.ari), "%s", ari ? ari : "");
 	at.created = (int64_t)time(NULL);
 	if (code != NULL) {
 		sec_sha256(digest, code, strlen(code));
@@ -867,7 +867,7 @@ static const struct cmd cmds[] = {
 	{ "consumer-key", "list", c_consumer_list, 0, 1, "[ORG]",
 	    "org, app, id, units, state, created" },
 	{ "access-token", "add", c_access_add, 3, 9,
-	    "ORG --contact CII [--accounts-receivable ACR] "
+	    "ORG --contact CII [--accounts-receivable ARI] "
 	    "(--authentication-code CODE | --identifier ID)",
 	    "add an access token; with --identifier the pass code is read "
 	    "from stdin" },

@@ -215,7 +215,7 @@ struct consumer_rec {
 /* An access token: either kind of identification. */
 struct access_rec {
 	char		 contact[CRM_NAME_MAX + 1];	/* cii */
-	char		 ar[CRM_NAME_MAX + 1];		/* acr, may be "" */
+	char		 ari[CRM_NAME_MAX + 1];		/* may be "" */
 	char		 passhash[CRM_PWHASH_MAX];	/* identifier kind only */
 	int64_t		 created;
 };
@@ -343,7 +343,7 @@ const char *tok_strerror(enum tok_err);
 struct claims {
 	/* The payload as JSON, for the check answer and crmauthctl. */
 	const char	*json;
-	const char	*jti, *usr, *org, *oun, *cii, *acr;
+	const char	*jti, *usr, *org, *oun, *cii, *ari;
 	unsigned char	 jti_bin[CRM_JTI_BYTES];
 	int64_t		 iat, exp;
 	/* Where the above point: our own spelling is read in place (the
@@ -357,9 +357,9 @@ struct claims {
 void	 tok_claims_init(struct claims *);
 void	 tok_claims_free(struct claims *);
 
-/* What to put in a new token. cii and acr may be NULL. */
+/* What to put in a new token. cii and ari may be NULL. */
 struct tok_subject {
-	const char	*usr, *org, *oun, *cii, *acr;
+	const char	*usr, *org, *oun, *cii, *ari;
 };
 
 /* Sign a new token with key and a fresh jti; *out is malloc'd (free

@@ -86,7 +86,7 @@ crmauth_verify(struct crmauth *ca, const char *token, size_t len,
 	    copy(out->org, sizeof(out->org), c.org) == -1 ||
 	    copy(out->oun, sizeof(out->oun), c.oun) == -1 ||
 	    copy(out->cii, sizeof(out->cii), c.cii) == -1 ||
-	    copy(out->acr, sizeof(out->acr), c.acr) == -1) {
+	    copy(out->ari, sizeof(out->ari), c.ari) == -1) {
 		memset(out, 0, sizeof(*out));
 		s = CRMAUTH_INVALID;
 	} else {

@@ -18,8 +18,7 @@
  *
  * Records are binary (see "records" below): reading one is a few copies,
  * where a JSON record cost a parse and a tree, a third of a token
- * request.  Records that earlier builds wrote as JSON objects are still
- * read, and are written back binary when they next change.
+ * request.  A record of any other format is refused as corrupt.
  *
  * Composite keys are hashed because org and user may each be 256 bytes,
  * past LMDB's 511-byte key limit; the names are kept in the record.
@@ -36,7 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
 #include <lmdb.h>
 
 #include "extern.h"
@@ -274,7 +272,6 @@ get_be64(const unsigned char *p)
  * against the field and the record, and that nothing is left over.
  */
 #define REC_V1		0x01
-#define REC_JSON	'{'	/* written by earlier builds */
 #define REC_MAX		(1 + 2 * (2 + CRM_NAME_MAX) + 2 + CRM_PWHASH_MAX + \
 			    1 + CRM_UNITS_MAX * (2 + CRM_NAME_MAX) + 1 + 8)
 
@@ -412,115 +409,23 @@ r_units(struct rec_in *r, char units[][CRM_NAME_MAX + 1])
 	return r->bad ? 0 : n;
 }
 
-/* A binary record's reader, past its format byte; 0 when the record is
- * of the older JSON kind. */
+/* A record's reader, past its format byte; -1 when the format is not
+ * one we know. */
 static int
 rec_begin(const MDB_val *v, struct rec_in *r)
 {
 	const unsigned char *p = v->mv_data;
 
-	r->bad = v->mv_size == 0 || (p[0] != REC_V1 && p[0] != REC_JSON);
+	r->bad = v->mv_size == 0 || p[0] != REC_V1;
 	r->p = p + 1;
 	r->left = r->bad ? 0 : v->mv_size - 1;
-	return !r->bad && p[0] == REC_V1;
+	return r->bad ? -1 : 0;
 }
 
 static int
 rec_end(const struct rec_in *r)
 {
 	return r->bad || r->left != 0 ? RC_CORRUPT : 0;
-}
-
-/* Parse a stored JSON record; NULL when it is not an object. */
-static json_object *
-get_json(const MDB_val *v)
-{
-	json_tokener	*tok;
-	json_object	*o;
-
-	if ((tok = json_tokener_new()) == NULL)
-		return NULL;
-	o = json_tokener_parse_ex(tok, v->mv_data, (int)v->mv_size);
-	if (o != NULL && (json_tokener_get_parse_end(tok) != v->mv_size ||
-	    !json_object_is_type(o, json_type_object))) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
-}
-
-/* Copy string member name into buf; -1 when absent, not a string or
- * too long.  opt: absent gives "". */
-static int
-rec_str(json_object *o, const char *name, char *buf, size_t size, int opt)
-{
-	json_object	*m;
-	const char	*s;
-	size_t		 len;
-
-	if (!json_object_object_get_ex(o, name, &m)) {
-		if (!opt)
-			return -1;
-		buf[0] = '\0';
-		return 0;
-	}
-	if (!json_object_is_type(m, json_type_string))
-		return -1;
-	s = json_object_get_string(m);
-	len = (size_t)json_object_get_string_len(m);
-	if (len >= size)
-		return -1;
-	memcpy(buf, s, len + 1);
-	return 0;
-}
-
-static int
-rec_int(json_object *o, const char *name, int64_t *v)
-{
-	json_object *m;
-
-	if (!json_object_object_get_ex(o, name, &m) ||
-	    !json_object_is_type(m, json_type_int))
-		return -1;
-	*v = json_object_get_int64(m);
-	return 0;
-}
-
-static int
-rec_bool(json_object *o, const char *name, int *v)
-{
-	json_object *m;
-
-	if (!json_object_object_get_ex(o, name, &m) ||
-	    !json_object_is_type(m, json_type_boolean))
-		return -1;
-	*v = json_object_get_boolean(m);
-	return 0;
-}
-
-static int
-rec_units(json_object *o, char units[][CRM_NAME_MAX + 1], size_t *n)
-{
-	json_object	*a, *u;
-	size_t		 len;
-
-	if (!json_object_object_get_ex(o, "units", &a) ||
-	    !json_object_is_type(a, json_type_array))
-		return -1;
-	len = json_object_array_length(a);
-	if (len == 0 || len > CRM_UNITS_MAX)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		u = json_object_array_get_idx(a, i);
-		if (!json_object_is_type(u, json_type_string) ||
-		    (size_t)json_object_get_string_len(u) > CRM_NAME_MAX)
-			return -1;
-		snprintf(units[i], CRM_NAME_MAX + 1, "%s",
-		    json_object_get_string(u));
-	}
-	*n = len;
-	return 0;
 }
 
 /* ---- users ------------------------------------------------------------- */
@@ -534,36 +439,13 @@ struct user_arg {
 };
 
 static int
-user_decode_json(const MDB_val *v, struct user_rec *r, char *org, char *user)
-{
-	json_object	*o;
-	char		 obuf[CRM_NAME_MAX + 1], ubuf[CRM_NAME_MAX + 1];
-	int		 rc = RC_CORRUPT;
-
-	if ((o = get_json(v)) == NULL)
-		return RC_CORRUPT;
-	memset(r, 0, sizeof(*r));
-	if (rec_str(o, "org", org ? org : obuf, CRM_NAME_MAX + 1, 0) == -1 ||
-	    rec_str(o, "user", user ? user : ubuf, CRM_NAME_MAX + 1, 0) == -1 ||
-	    rec_str(o, "pw", r->pwhash, sizeof(r->pwhash), 0) == -1 ||
-	    rec_units(o, r->units, &r->nunits) == -1 ||
-	    rec_bool(o, "disabled", &r->disabled) == -1 ||
-	    rec_int(o, "created", &r->created) == -1)
-		goto out;
-	rc = 0;
-out:
-	json_object_put(o);
-	return rc;
-}
-
-static int
 user_decode(const MDB_val *v, struct user_rec *r, char *org, char *user)
 {
 	struct rec_in	 in;
 	char		 obuf[CRM_NAME_MAX + 1], ubuf[CRM_NAME_MAX + 1];
 
-	if (!rec_begin(v, &in))
-		return in.bad ? RC_CORRUPT : user_decode_json(v, r, org, user);
+	if (rec_begin(v, &in) != 0)
+		return RC_CORRUPT;
 	r_str(&in, org ? org : obuf, CRM_NAME_MAX + 1);
 	r_str(&in, user ? user : ubuf, CRM_NAME_MAX + 1);
 	r_str(&in, r->pwhash, sizeof(r->pwhash));
@@ -722,49 +604,12 @@ struct key_arg {
 };
 
 static int
-apikey_decode_json(const MDB_val *v, struct apikey_rec *r)
-{
-	json_object	*o;
-	int		 rc = RC_CORRUPT;
-
-	if ((o = get_json(v)) == NULL)
-		return RC_CORRUPT;
-	memset(r, 0, sizeof(*r));
-	if (rec_str(o, "org", r->org, sizeof(r->org), 0) == 0 &&
-	    rec_str(o, "user", r->user, sizeof(r->user), 0) == 0 &&
-	    rec_bool(o, "revoked", &r->revoked) == 0 &&
-	    rec_int(o, "created", &r->created) == 0)
-		rc = 0;
-	json_object_put(o);
-	return rc;
-}
-
-static int
-consumer_decode_json(const MDB_val *v, struct consumer_rec *r)
-{
-	json_object	*o;
-	int		 rc = RC_CORRUPT;
-
-	if ((o = get_json(v)) == NULL)
-		return RC_CORRUPT;
-	memset(r, 0, sizeof(*r));
-	if (rec_str(o, "org", r->org, sizeof(r->org), 0) == 0 &&
-	    rec_str(o, "app", r->app, sizeof(r->app), 0) == 0 &&
-	    rec_units(o, r->units, &r->nunits) == 0 &&
-	    rec_bool(o, "revoked", &r->revoked) == 0 &&
-	    rec_int(o, "created", &r->created) == 0)
-		rc = 0;
-	json_object_put(o);
-	return rc;
-}
-
-static int
 apikey_decode(const MDB_val *v, struct apikey_rec *r)
 {
 	struct rec_in in;
 
-	if (!rec_begin(v, &in))
-		return in.bad ? RC_CORRUPT : apikey_decode_json(v, r);
+	if (rec_begin(v, &in) != 0)
+		return RC_CORRUPT;
 	r_str(&in, r->org, sizeof(r->org));
 	r_str(&in, r->user, sizeof(r->user));
 	r->revoked = r_bool(&in);
@@ -777,8 +622,8 @@ consumer_decode(const MDB_val *v, struct consumer_rec *r)
 {
 	struct rec_in in;
 
-	if (!rec_begin(v, &in))
-		return in.bad ? RC_CORRUPT : consumer_decode_json(v, r);
+	if (rec_begin(v, &in) != 0)
+		return RC_CORRUPT;
 	r_str(&in, r->org, sizeof(r->org));
 	r_str(&in, r->app, sizeof(r->app));
 	r->nunits = r_units(&in, r->units);
@@ -994,24 +839,6 @@ struct access_arg {
 	const struct access_rec	*in;
 };
 
-static int
-access_decode_json(const MDB_val *v, struct access_rec *r)
-{
-	json_object	*o;
-	int		 rc = RC_CORRUPT;
-
-	if ((o = get_json(v)) == NULL)
-		return RC_CORRUPT;
-	memset(r, 0, sizeof(*r));
-	if (rec_str(o, "cii", r->contact, sizeof(r->contact), 0) == 0 &&
-	    rec_str(o, "acr", r->ar, sizeof(r->ar), 1) == 0 &&
-	    rec_str(o, "pc", r->passhash, sizeof(r->passhash), 1) == 0 &&
-	    rec_int(o, "created", &r->created) == 0)
-		rc = 0;
-	json_object_put(o);
-	return rc;
-}
-
 /* The access record: contact, authentication result ("" for none), the
  * pass code's hash ("" for the code kind), created. */
 static int
@@ -1025,10 +852,10 @@ access_get_fn(struct store *st, MDB_txn *txn, void *p)
 
 	if ((rc = mdb_get(txn, st->access, &key, &val)) != 0)
 		return rc;
-	if (!rec_begin(&val, &in))
-		return in.bad ? RC_CORRUPT : access_decode_json(&val, r);
+	if (rec_begin(&val, &in) != 0)
+		return RC_CORRUPT;
 	r_str(&in, r->contact, sizeof(r->contact));
-	r_str(&in, r->ar, sizeof(r->ar));
+	r_str(&in, r->ari, sizeof(r->ari));
 	r_str(&in, r->passhash, sizeof(r->passhash));
 	r->created = r_i64(&in);
 	return rec_end(&in);
@@ -1042,7 +869,7 @@ access_put_fn(struct store *st, MDB_txn *txn, void *p)
 
 	rec_start(&w);
 	w_str(&w, a->in->contact);
-	w_str(&w, a->in->ar);
+	w_str(&w, a->in->ari);
 	w_str(&w, a->in->passhash);
 	w_i64(&w, a->in->created);
 	return put_rec(txn, st->access, a->k, sizeof(a->k), &w,

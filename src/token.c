@@ -10,9 +10,13 @@
  * libjwt's own output and decode our tokens with jwt_decode().
  *
  * Verification does not call jwt_decode() either: libjwt 1.10 lets the
- * token's header choose the algorithm, turns verification off for a NULL
- * or empty key, compares HMACs with strcmp and crashes on very long
- * input.  So we check the length first, read the header, insist on
+ * token's header choose the algorithm (an HS512 token signed with the
+ * same key passes), compares "alg" without regard to case, turns
+ * verification off for a NULL or empty key, has no way to choose the key
+ * by kid, checks no claim, and crashes on very long input (alloca in its
+ * base64 decoder).  (Its strcmp of HMACs, CVE-2024-25189, is patched in
+ * Debian's 1.10.2-1+deb12u1; we compare in constant time regardless.)
+ * So we check the length first, read the header, insist on
  * "alg":"HS256" (case-sensitive, RFC 7515 §4.1.1), choose the key by
  * kid, compute the HMAC ourselves and compare it in constant time, and
  * only then read the claims: our own spelling in place, any other with
@@ -147,7 +151,7 @@ tok_claims_free(struct claims *c)
 	if (c->obj != NULL)
 		json_object_put(c->obj);
 	c->obj = NULL;
-	c->json = c->jti = c->usr = c->org = c->oun = c->cii = c->acr = NULL;
+	c->json = c->jti = c->usr = c->org = c->oun = c->cii = c->ari = NULL;
 	c->iat = c->exp = 0;
 }
 
@@ -165,12 +169,12 @@ tok_encode(const struct sigkey *key, const struct tok_subject *s,
 	/* jansson refuses what is not UTF-8, and so did libjwt. */
 	if (!utf8_valid(s->usr) || !utf8_valid(s->org) || !utf8_valid(s->oun) ||
 	    (s->cii != NULL && !utf8_valid(s->cii)) ||
-	    (s->acr != NULL && !utf8_valid(s->acr)))
+	    (s->ari != NULL && !utf8_valid(s->ari)))
 		return TOK_INTERNAL;
 	/* Members in jansson's sorted order, as libjwt writes them. */
 	fbuf_add(&j, "{", 1);
-	if (s->acr != NULL && s->acr[0] != '\0')
-		jmember_str(&j, "acr", s->acr);
+	if (s->ari != NULL && s->ari[0] != '\0')
+		jmember_str(&j, "ari", s->ari);
 	if (s->cii != NULL)
 		jmember_str(&j, "cii", s->cii);
 	jmember_int(&j, "exp", now + ttl);
@@ -283,8 +287,8 @@ read_claims_json(struct claims *c, size_t len)
 	c->cii = member_str(c->obj, "cii", &present);
 	if (present && c->cii == NULL)
 		return TOK_BADCLAIMS;
-	c->acr = member_str(c->obj, "acr", &present);
-	if (present && c->acr == NULL)
+	c->ari = member_str(c->obj, "ari", &present);
+	if (present && c->ari == NULL)
 		return TOK_BADCLAIMS;
 	/* NumericDate: a JSON number, not a string that looks like one. */
 	if (!json_object_object_get_ex(c->obj, "iat", &m) ||
@@ -379,9 +383,9 @@ read_claims_ours(struct claims *c, size_t len)
 	struct plain s = { c->payload, c->payload + len, c->strings, 0 };
 
 	plain_lit(&s, "{");
-	if (s.end - s.p > 6 && memcmp(s.p, "\"acr\":", 6) == 0) {
-		plain_lit(&s, "\"acr\":");
-		c->acr = plain_str(&s);
+	if (s.end - s.p > 6 && memcmp(s.p, "\"ari\":", 6) == 0) {
+		plain_lit(&s, "\"ari\":");
+		c->ari = plain_str(&s);
 		plain_lit(&s, ",");
 	}
 	if (s.end - s.p > 6 && memcmp(s.p, "\"cii\":", 6) == 0) {
@@ -403,7 +407,7 @@ read_claims_ours(struct claims *c, size_t len)
 	c->usr = plain_str(&s);
 	plain_lit(&s, "}");
 	if (s.bad || s.p != s.end) {
-		c->acr = c->cii = c->jti = c->org = c->oun = c->usr = NULL;
+		c->ari = c->cii = c->jti = c->org = c->oun = c->usr = NULL;
 		return -1;
 	}
 	c->json = c->payload;

@@ -352,8 +352,17 @@ def t_consumer_code():
     r = expect(consumer_post({"access_token_identifier": {"authentication_code": "CODE-1"}}),
                200, "OK")
     h, c = jwt_parts(r.data["token"])
-    eq(set(c), {"jti", "usr", "org", "oun", "iat", "exp", "cii", "acr"}, "consumer claims")
-    eq((c["usr"], c["org"], c["oun"], c["cii"], c["acr"]),
+    # CRM.COM's own consumer token carries these claims, "ari" the
+    # accounts receivable id; iat and exp are NumericDates (JSON numbers).
+    eq(set(h), {"typ", "alg", "kid"}, "consumer token header")
+    eq(set(c), {"jti", "usr", "org", "oun", "iat", "exp", "cii", "ari"}, "consumer claims")
+    check(all(isinstance(c[k], int) for k in ("iat", "exp")), "iat and exp are numbers")
+    # The check method and crmauthctl give the same claims.
+    r2 = expect(S.get("/authentication/token/check",
+                      headers={"Authorization": f"Bearer {r.data['token']}"}), 200, "OK")
+    eq(r2.data, c, "check gives the consumer claims")
+    eq(json.loads(S.ctl("token", "verify", r.data["token"]).stdout), c, "token verify")
+    eq((c["usr"], c["org"], c["oun"], c["cii"], c["ari"]),
        ("shop", "ACME", "HQ", "C-1", "AR-1"), "consumer claims")
     r = expect(consumer_post({"access_token_identifier": {"authentication_code": "CODE-1"},
                               "unit": "STORE"}), 200, "OK")
@@ -368,7 +377,7 @@ def t_consumer_identifier():
                               {"identifier": "card-2", "pass_code": "pc-73519"}}), 200, "OK")
     c = jwt_parts(r.data["token"])[1]
     eq((c["usr"], c["cii"]), ("shop", "C-2"), "identifier claims")
-    check("acr" not in c, "no acr when the access token has none")
+    check("ari" not in c, "no ari when the access token has none")
 
 
 def t_consumer_401():
@@ -681,6 +690,8 @@ def t_python_jwt():
     tok = token_for()
     released = token_for()
     expect(release(released), 200, "OK")
+    consumer = expect(consumer_post({"access_token_identifier": {"authentication_code": "CODE-1"}}),
+                      200, "OK").data["token"]
     forged = forged_tokens()
     driver = code.replace("KEY_FILE", repr(keyfile)) + """
 import json, sys
@@ -690,7 +701,7 @@ for t in sys.stdin.read().split():
     except jwt.InvalidTokenError as e:
         print("refused", type(e).__name__)
 """
-    inp = "\n".join([tok, released, forged["alg none signed"], forged["HS512 same key"],
+    inp = "\n".join([tok, released, consumer, forged["alg none signed"], forged["HS512 same key"],
                      forged["another key"], forged["unknown kid"]])
     r = subprocess.run(["/usr/bin/python3", "-c", driver], input=inp, capture_output=True,
                        text=True, timeout=60)
@@ -702,7 +713,9 @@ for t in sys.stdin.read().split():
     eq(json.loads(out[1]), jwt_parts(released)[1], "a released token passes offline")
     expect(S.get("/authentication/token/check", headers={"Authorization": f"Bearer {released}"}),
            401, "TOKEN_RELEASED", "the check method knows")
-    for line in out[2:]:
+    eq(json.loads(out[2]), jwt_parts(consumer)[1], "python3-jwt reads a consumer token")
+    eq((json.loads(out[2])["cii"], json.loads(out[2])["ari"]), ("C-1", "AR-1"), "cii and ari")
+    for line in out[3:]:
         check(line.startswith("refused "), f"forgery refused by python3-jwt: {line}")
 
 

@@ -81,10 +81,10 @@ t_roundtrip(void)
 	CU_ASSERT_EQUAL(strlen(c.jti), 32);
 	CU_ASSERT_EQUAL(strspn(c.jti, "0123456789ABCDEF"), 32);
 	CU_ASSERT_PTR_NULL(c.cii);
-	CU_ASSERT_PTR_NULL(c.acr);
+	CU_ASSERT_PTR_NULL(c.ari);
 	/* iat and exp are JSON numbers (RFC 7519 NumericDate). */
 	o = json_tokener_parse(c.json);
-	CU_ASSERT_FALSE(json_object_object_get_ex(o, "acr", &m));
+	CU_ASSERT_FALSE(json_object_object_get_ex(o, "ari", &m));
 	CU_ASSERT_TRUE(json_object_object_get_ex(o, "exp", &m) &&
 	    json_object_is_type(m, json_type_int));
 	json_object_put(o);
@@ -107,7 +107,7 @@ t_claims_spellings(void)
 		{ "{\"exp\":1700007200,\"iat\":1700000000,\"jti\":\"J\",\"org\":"
 		  "\"ACME\",\"oun\":\"HQ\",\"usr\":\"alice\"}", TOK_OK, 1, "alice",
 		  1700007200 },
-		{ "{\"acr\":\"A\",\"cii\":\"C\",\"exp\":1700007200,\"iat\":1700000000,"
+		{ "{\"ari\":\"A\",\"cii\":\"C\",\"exp\":1700007200,\"iat\":1700000000,"
 		  "\"jti\":\"J\",\"org\":\"ACME\",\"oun\":\"HQ\",\"usr\":\"Zo\xc3\xab\"}",
 		  TOK_OK, 1, "Zo\xc3\xab", 1700007200 },
 		/* Spaces, another order, an escape: json-c, same values. */
@@ -195,7 +195,7 @@ t_consumer_claims(void)
 
 	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c), TOK_OK);
 	CU_ASSERT_STRING_EQUAL(c.cii, "C1");
-	CU_ASSERT_STRING_EQUAL(c.acr, "AR1");
+	CU_ASSERT_STRING_EQUAL(c.ari, "AR1");
 	tok_claims_free(&c);
 	free(t);
 }
@@ -234,8 +234,8 @@ libjwt_sign(const struct tok_subject *s, const char *jti, long now, long ttl)
 	    jwt_add_grant_int(j, "iat", now) == 0 &&
 	    jwt_add_grant_int(j, "exp", now + ttl) == 0 &&
 	    (s->cii == NULL || jwt_add_grant(j, "cii", s->cii) == 0) &&
-	    (s->acr == NULL || s->acr[0] == '\0' ||
-	     jwt_add_grant(j, "acr", s->acr) == 0))
+	    (s->ari == NULL || s->ari[0] == '\0' ||
+	     jwt_add_grant(j, "ari", s->ari) == 0))
 		out = jwt_encode_str(j);
 	jwt_free(j);
 	return out;
@@ -275,6 +275,16 @@ t_libjwt_bytes(void)
 		CU_ASSERT_STRING_EQUAL(jwt_get_grant(j, "usr"), s->usr);
 		CU_ASSERT_STRING_EQUAL(jwt_get_grant(j, "oun"), s->oun);
 		CU_ASSERT_EQUAL(jwt_get_grant_int(j, "exp"), 1700007200);
+		/* Consumer claims under CRM.COM's names; "ari" only when
+		 * the access token has one. */
+		if (s->cii != NULL) {
+			CU_ASSERT_STRING_EQUAL(jwt_get_grant(j, "cii"), s->cii);
+		}
+		if (s->ari != NULL && s->ari[0] != '\0') {
+			CU_ASSERT_STRING_EQUAL(jwt_get_grant(j, "ari"), s->ari);
+		} else {
+			CU_ASSERT_PTR_NULL(jwt_get_grant(j, "ari"));
+		}
 		jwt_free(j);
 		CU_ASSERT_EQUAL(verify(ours), TOK_OK);
 		free(ours);
@@ -541,7 +551,7 @@ static CU_TestInfo tests[] = {
 	{ "issue then verify gives the claims", t_roundtrip },
 	{ "header is typ JWT, alg HS256, kid", t_header },
 	{ "claims: ours read in place, others by json-c alike", t_claims_spellings },
-	{ "consumer tokens carry cii and acr", t_consumer_claims },
+	{ "consumer tokens carry cii and ari", t_consumer_claims },
 	{ "every token has its own jti", t_unique_jti },
 	{ "tokens are the bytes libjwt signs, and it reads them", t_libjwt_bytes },
 	{ "no token for a subject not UTF-8 or too long", t_refused_subjects },

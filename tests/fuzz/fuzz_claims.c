@@ -50,7 +50,7 @@ same_as_jsonc(const struct claims *c)
 		abort();
 	if (!same(str(o, "jti"), c->jti) || !same(str(o, "usr"), c->usr) ||
 	    !same(str(o, "org"), c->org) || !same(str(o, "oun"), c->oun) ||
-	    !same(str(o, "cii"), c->cii) || !same(str(o, "acr"), c->acr))
+	    !same(str(o, "cii"), c->cii) || !same(str(o, "ari"), c->ari))
 		abort();
 	if (!json_object_object_get_ex(o, "exp", &m) ||
 	    !json_object_is_type(m, json_type_int) ||
