@@ -109,6 +109,52 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for(cond, timeout=20, what="the condition", interval=0.05):
+    """Poll cond() until it gives a true value, which is returned; past
+    the deadline, fail naming what was awaited (and cond's last value).
+    Every test waits this way: never a fixed sleep and one look."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() >= deadline:
+            raise AssertionError(f"waited {timeout} s for {what}; last: {v!r}")
+        time.sleep(interval)
+
+
+def children(pid):
+    """PIDs (as strings) of pid's child processes."""
+    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def cpu_ticks(pids):
+    """CPU time (user + system, in clock ticks) the processes used so far."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])      # utime, stime
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def wait_idle(pids, timeout=30):
+    """Wait until the processes use no CPU for 0.3 s in a row: whatever
+    work was queued for them (requests a load tool left behind) is done."""
+    state = {"last": cpu_ticks(pids), "since": time.time()}
+
+    def idle():
+        now = cpu_ticks(pids)
+        if now != state["last"]:
+            state["last"], state["since"] = now, time.time()
+        return time.time() - state["since"] >= 0.3
+    wait_for(idle, timeout, f"processes {sorted(pids)} to be idle")
+
+
 def wait_port(port, proc=None, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -289,10 +335,8 @@ class Server:
         for p, what in reversed(self.procs_started):
             stop_process(p)
         self.procs_started = []
-        deadline = time.time() + 30
-        while pids and time.time() < deadline:
-            pids = {p for p in pids if os.path.exists(f"/proc/{p}")}
-            time.sleep(0.05)
+        wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 30,
+                 f"the responders of {self.kind} to exit")
 
     def logs(self):
         return ["error.log", "breakage.log", "crmauth-stderr.log"]
@@ -309,6 +353,13 @@ class Server:
                 pass
         return text
 
+    def programs_running(self):
+        """Processes running any program copied into this server's
+        directory (responders, CGI processes, valgrind around them)."""
+        r = subprocess.run(["pgrep", "-f", "--", self.sbindir + "/|" + self.pkgdatadir + "/"],
+                           capture_output=True, text=True)
+        return r.stdout.split()
+
     def responder_pids(self):
         """Processes running this server's responder (by its path)."""
         r = subprocess.run(["pgrep", "-f", "--", os.path.join(self.sbindir, "crmauth.fcgi")],
@@ -319,7 +370,11 @@ class Server:
         started = self.port is not None
         self.stop()
         if VALGRIND and started:
-            time.sleep(0.5)     # let the responders write their reports
+            # valgrind writes its report as the process ends: wait until
+            # nothing runs from this server's programs any more (CGI
+            # processes included).
+            wait_for(lambda: not self.programs_running(), 60,
+                     f"{self.kind}'s programs to exit under valgrind")
             VALGRIND_PROBLEMS.extend(valgrind_report([self.logdir]))
         if os.environ.get("CRMAUTH_KEEP"):
             print(f"# kept {self.dir}")
@@ -424,9 +479,7 @@ include "{sample}"
 
     def responder_pids(self):
         """The FastCGI processes lighttpd spawned (its children)."""
-        front = self.procs_started[-1][0]
-        r = subprocess.run(["pgrep", "-P", str(front.pid)], capture_output=True, text=True)
-        return set(r.stdout.split())
+        return set(children(self.procs_started[-1][0].pid))
 
 
 class LighttpdSocket(Lighttpd):
@@ -531,9 +584,8 @@ class Nginx(Server):
             self.backend = self.spawn(spawn_fcgi_cmd(self, self.workers), "spawn-fcgi",
                                       env=env, stderr=err)
         sock = os.path.join(self.run, "crmauth.sock")
-        deadline = time.time() + 10
-        while not os.path.exists(sock) and time.time() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: os.path.exists(sock) or self.backend.poll() is not None, 10,
+                 f"{sock} to exist")
         sample = self.sample("nginx.conf")
         gate = f"include {self.sample('nginx-auth-request.conf')};" if self.gate else ""
         tmp = os.path.join(self.dir, "nginx-tmp")

@@ -9,10 +9,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crmtest import Runner, free_port, TOP_SRCDIR, TOP_BUILDDIR  # noqa: E402
+from crmtest import Runner, free_port, wait_for, TOP_SRCDIR, TOP_BUILDDIR  # noqa: E402
 
 TOKEN_PLACEHOLDER = "eyJ..."
 
@@ -43,16 +42,19 @@ class Demo:
         self.proc = subprocess.Popen([os.path.join(TOP_SRCDIR, "script", "server")],
                                      env=env, stdout=self.out, stderr=subprocess.STDOUT,
                                      cwd=TOP_SRCDIR, start_new_session=True)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("script/server exited: " + self.output())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("script/server did not start: " + self.output())
+        try:
+            wait_for(self.listening, 60, "script/server to listen", interval=0.1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {self.output()}")
+
+    def listening(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("script/server exited")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return True
+        except OSError:
+            return False
 
     def output(self):
         self.out.seek(0)

@@ -16,7 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crmtest import (Runner, Lighttpd, LighttpdSocket, Nginx, Apache, RUN_USER,  # noqa: E402
-                     basic, jwt_parts, sign, b64url_decode, stop_process, eq, check)
+                     basic, jwt_parts, sign, b64url_decode, stop_process, eq, check,
+                     wait_for, children, cpu_ticks)
 
 DEPLOYMENTS = [
     ("lighttpd, bin-path", Lighttpd, {}),
@@ -123,7 +124,7 @@ def method_suite(s, k):
     r = ask("consumer + code", 200, "OK", "POST",
             "/authentication/consumer_application_key/token", ati, headers=hdr)
     c = jwt_parts(r.data["token"])[1]
-    eq((c["usr"], c["cii"], c["acr"]), ("shop", "C-1", "AR-1"), "consumer claims")
+    eq((c["usr"], c["cii"], c["ari"]), ("shop", "C-1", "AR-1"), "consumer claims")
     ask("consumer + identifier", 200, "OK", "POST",
         "/authentication/consumer_application_key/token",
         {"access_token_identifier": {"identifier": "card-2", "pass_code": "4321"}},
@@ -228,13 +229,26 @@ def t_gate_lighttpd():
         # The claims reach a CGI program behind the authorizer.
         cgi = os.path.join(s.dir, "www", "private", "whoami.cgi")
         with open(cgi, "w") as f:
-            f.write("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s %s %s\\n' "
-                    "\"$CRMAUTH_USR\" \"$CRMAUTH_ORG\" \"$CRMAUTH_JTI\"\n")
+            f.write("#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s|%s|%s\\n' "
+                    "\"$CRMAUTH_USR\" \"$CRMAUTH_ORG\" \"$CRMAUTH_JTI\" \"$CRMAUTH_CII\" "
+                    "\"$CRMAUTH_ARI\"\n")
         os.chmod(cgi, 0o755)
         r = s.get("/private/whoami.cgi", prefix="", headers={"Authorization": f"Bearer {fresh}"})
         eq(r.status, 200, f"whoami {r!r}")
-        eq(r.body.decode().split(), ["alice", "ACME", jwt_parts(fresh)[1]["jti"]],
+        eq(r.body.decode().strip(), f"alice|ACME|{jwt_parts(fresh)[1]['jti']}||",
            "Variable-CRMAUTH_* reached the program")
+        # A consumer token: its contact and accounts receivable ids too.
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--accounts-receivable",
+              "AR-1", "--authentication-code", "CODE-1")
+        r = s.post("/authentication/consumer_application_key/token",
+                   {"access_token_identifier": {"authentication_code": "CODE-1"}},
+                   headers={"Authorization": basic(ck)})
+        eq(r.status, 200, f"consumer token {r!r}")
+        tok = r.data["token"]
+        r = s.get("/private/whoami.cgi", prefix="", headers={"Authorization": f"Bearer {tok}"})
+        eq(r.body.decode().strip(), f"shop|ACME|{jwt_parts(tok)[1]['jti']}|C-1|AR-1",
+           "CRMAUTH_CII and CRMAUTH_ARI reached the program")
     finally:
         s.cleanup()
 
@@ -257,18 +271,16 @@ def t_gate_nginx():
 
 # ---- process managers -------------------------------------------------------
 
-SLOW = "argon2_memory_kib = 131072\nargon2_iterations = 6\n"
+# Password checks slow enough to send a signal in the middle of one:
+# the server's own cost (a login at another cost is rehashed at the
+# server's).
+SLOW = "argon2_memory_kib = 131072\nargon2_iterations = 10\n"
 
 
 def slow_user(s):
-    """A user whose password takes a while to check: the hash is made at a
-    high cost (new hashes take the configured cost; verifying takes the
-    hash's own)."""
-    slow_conf = s.conf + ".slow"
-    with open(s.conf) as f, open(slow_conf, "w") as g:
-        g.write(re.sub(r"argon2_\w+ = \d+\n", "", f.read()) + SLOW)
-    os.chmod(slow_conf, 0o644)
-    s.ctl("user", "add", "ACME", "slow", "--unit", "HQ", input="slow-pw\n", conf=slow_conf)
+    """A user whose password takes a while to check (s made with
+    argon2=SLOW)."""
+    s.ctl("user", "add", "ACME", "slow", "--unit", "HQ", input="slow-pw\n")
 
 
 def login_in_background(s):
@@ -292,9 +304,20 @@ def sigterm_mid_request(s, target, what):
                {"username": "slow", "password": "slow-pw", "organisation": "ACME"})
     took = time.time() - t0
     eq(r.status, 200, f"slow login ({r!r})")
-    check(took > 0.3, f"the slow login is slow enough to interrupt ({took:.2f}s)")
-    t, box = login_in_background(s)
-    time.sleep(min(0.2, took / 3))
+    check(took > 0.2, f"the slow login is slow enough to interrupt ({took:.2f}s)")
+    pids = s.responder_pids()
+    for attempt in range(3):
+        before = cpu_ticks(pids)
+        t, box = login_in_background(s)
+        # In hand: a responder has begun spending CPU on it (idle ones
+        # spend none), and it is not answered yet.
+        wait_for(lambda: cpu_ticks(pids) > before or "r" in box, 30,
+                 "a responder to start on the slow login", interval=0.01)
+        if "r" not in box:
+            break
+        t.join(60)      # answered before we looked: try again
+    else:
+        raise AssertionError("the slow login was answered before it could be interrupted")
     target()
     t.join(60)
     r = box.get("r")
@@ -305,7 +328,8 @@ def sigterm_mid_request(s, target, what):
 
 def t_sigterm_responder():
     """spawn-fcgi -n: the responder alone receives SIGTERM."""
-    s = Nginx("sigterm", backend="spawn-fcgi", workers=None, user=RUN_USER).start()
+    s = Nginx("sigterm", backend="spawn-fcgi", workers=None, user=RUN_USER,
+              argon2=SLOW).start()
     try:
         slow_user(s)
         p = s.backend
@@ -318,7 +342,7 @@ def t_sigterm_responder():
 def t_sigterm_systemd():
     """systemd stops crmauth.service by sending SIGTERM to every process of
     the unit (supervisor and workers) at once."""
-    s = Nginx("systemd", backend="systemd", user=RUN_USER).start()
+    s = Nginx("systemd", backend="systemd", user=RUN_USER, argon2=SLOW).start()
     try:
         slow_user(s)
         p = s.backend
@@ -335,23 +359,19 @@ def t_worker_restarted():
     s = Nginx("restart", backend="systemd", user=RUN_USER).start()
     try:
         sup = s.backend
-        workers = subprocess.run(["pgrep", "-P", str(sup.pid)], capture_output=True,
-                                 text=True).stdout.split()
-        eq(len(workers), 2, "two workers")
+
+        def two_workers(without=None):
+            w = children(sup.pid)
+            return w if len(w) == 2 and without not in w else None
+        # The port answers before the supervisor has forked them all.
+        workers = wait_for(two_workers, 20, "the supervisor's two workers")
         os.kill(int(workers[0]), signal.SIGKILL)
-        deadline = time.time() + 10
-        now = workers
-        while time.time() < deadline:
-            now = subprocess.run(["pgrep", "-P", str(sup.pid)], capture_output=True,
-                                 text=True).stdout.split()
-            if len(now) == 2 and workers[0] not in now:
-                break
-            time.sleep(0.1)
-        check(len(now) == 2 and workers[0] not in now, f"replaced: {workers} -> {now}")
+        wait_for(lambda: two_workers(without=workers[0]), 20,
+                 f"worker {workers[0]} to be replaced")
         for _ in range(6):
             eq(s.get("/health").status, 200, "still serving")
-        check(f"worker {workers[0]} killed by signal 9; restarting" in s.error_log(),
-              s.error_log()[-500:])
+        wait_for(lambda: f"worker {workers[0]} killed by signal 9; restarting" in s.error_log(),
+                 10, "the supervisor's log line")
         stop_process(sup)
         eq(sup.returncode, 0, "supervisor exit status")
     finally:
@@ -392,17 +412,19 @@ def t_crash_safety():
         kills = 0
         try:
             for _ in range(50):
+                # A random moment: the point of the test, not a wait.
                 time.sleep(random.uniform(0.01, 0.12))
-                workers = subprocess.run(["pgrep", "-P", str(sup.pid)], capture_output=True,
-                                         text=True).stdout.split()
+                workers = children(sup.pid)
                 if workers:
                     try:
                         os.kill(int(random.choice(workers)), signal.SIGKILL)
                         kills += 1
                     except ProcessLookupError:
                         pass        # gone between pgrep and kill
+            # Service goes on after the last kill.
+            n = len(acked)
+            wait_for(lambda: len(acked) >= n + 4, 60, "releases after the last kill")
         finally:
-            time.sleep(0.5)
             stop.set()
             for t in threads:
                 t.join(60)
@@ -452,10 +474,8 @@ def t_fcgid_idle_out():
         # mod_fcgid sends SIGTERM, then logs the exit status when it reaps.
         want = re.compile(r"crmauth\.fcgi\(%s\) exit\(idle timeout\), terminated by "
                           r"calling exit\(\), return code: 0" % pid)
-        deadline = time.time() + 40
-        while time.time() < deadline and not want.search(s.error_log()):
-            time.sleep(0.25)
-        check(want.search(s.error_log()), f"mod_fcgid saw exit 0: {s.error_log()[-1500:]}")
+        wait_for(lambda: want.search(s.error_log()), 40, "mod_fcgid to log an exit 0",
+                 interval=0.25)
         check(pid not in s.responder_pids(), "idled out")
         eq(s.get("/health").status, 200, "a new process serves")
         after = s.responder_pids()
