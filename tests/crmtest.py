@@ -113,12 +113,12 @@ def wait_for(cond, timeout=20, what="the condition", interval=0.05):
     """Poll cond() until it gives a true value, which is returned; past
     the deadline, fail naming what was awaited (and cond's last value).
     Every test waits this way: never a fixed sleep and one look."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     while True:
         v = cond()
         if v:
             return v
-        if time.time() >= deadline:
+        if time.monotonic() >= deadline:
             raise AssertionError(f"waited {timeout} s for {what}; last: {v!r}")
         time.sleep(interval)
 
@@ -127,6 +127,33 @@ def children(pid):
     """PIDs (as strings) of pid's child processes."""
     r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return r.stdout.split()
+
+
+def alive(pid):
+    """The process exists and has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def running(*prefixes):
+    """PIDs of live processes whose command line has an argument that
+    starts with one of the path prefixes (compared as text, not as a
+    pattern)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or pid == str(os.getpid()):
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if any(a.startswith(p.encode()) for a in args for p in prefixes) and alive(pid):
+            found.append(pid)
+    return found
 
 
 def cpu_ticks(pids):
@@ -335,7 +362,7 @@ class Server:
         for p, what in reversed(self.procs_started):
             stop_process(p)
         self.procs_started = []
-        wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 30,
+        wait_for(lambda: not any(alive(p) for p in pids), 30,
                  f"the responders of {self.kind} to exit")
 
     def logs(self):
@@ -356,15 +383,11 @@ class Server:
     def programs_running(self):
         """Processes running any program copied into this server's
         directory (responders, CGI processes, valgrind around them)."""
-        r = subprocess.run(["pgrep", "-f", "--", self.sbindir + "/|" + self.pkgdatadir + "/"],
-                           capture_output=True, text=True)
-        return r.stdout.split()
+        return running(self.sbindir + "/", self.pkgdatadir + "/")
 
     def responder_pids(self):
         """Processes running this server's responder (by its path)."""
-        r = subprocess.run(["pgrep", "-f", "--", os.path.join(self.sbindir, "crmauth.fcgi")],
-                           capture_output=True, text=True)
-        return set(r.stdout.split())
+        return set(running(os.path.join(self.sbindir, "crmauth.fcgi")))
 
     def cleanup(self):
         started = self.port is not None

@@ -253,6 +253,8 @@ def main():
             eq(r.status, 200, f"a real login still works ({r!r})")
             check(S.dump(S.DATA_DBS) == before, "the store's data changed")
             check(len(CASES) >= 150, f"at least 150 hostile requests ({len(CASES)})")
+            # Sanitizers report as a process ends: stop them all first.
+            S.stop()
             log = S.error_log()
             check("AddressSanitizer" not in log and "runtime error" not in log,
                   f"sanitizer reports in the log: {log[-2000:]}")

@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crmtest import (Runner, Lighttpd, LighttpdSocket, Nginx, Apache, RUN_USER,  # noqa: E402
                      basic, jwt_parts, sign, b64url_decode, stop_process, eq, check,
-                     wait_for, children, cpu_ticks)
+                     wait_for, wait_idle, children, cpu_ticks)
 
 DEPLOYMENTS = [
     ("lighttpd, bin-path", Lighttpd, {}),
@@ -307,11 +307,12 @@ def sigterm_mid_request(s, target, what):
     check(took > 0.2, f"the slow login is slow enough to interrupt ({took:.2f}s)")
     pids = s.responder_pids()
     for attempt in range(3):
+        wait_idle(pids)
         before = cpu_ticks(pids)
         t, box = login_in_background(s)
-        # In hand: a responder has begun spending CPU on it (idle ones
-        # spend none), and it is not answered yet.
-        wait_for(lambda: cpu_ticks(pids) > before or "r" in box, 30,
+        # In hand: a responder has spent 30 ms of CPU on it (idle ones
+        # spend none; the slow hash takes far longer), unanswered yet.
+        wait_for(lambda: cpu_ticks(pids) >= before + 3 or "r" in box, 30,
                  "a responder to start on the slow login", interval=0.01)
         if "r" not in box:
             break
@@ -447,7 +448,8 @@ def t_crash_safety():
                 ln.split()[0].isdigit()]
         dead = [p for p in pids if not os.path.exists(f"/proc/{p}")]
         eq(dead, [], f"reader slots of dead processes: {out}")
-        check("killed by signal 9; restarting" in s.error_log(), "the supervisor logged it")
+        wait_for(lambda: "killed by signal 9; restarting" in s.error_log(), 10,
+                 "the supervisor's log line")
         stop_process(sup)
         eq(sup.returncode, 0, "the supervisor stops cleanly after all that")
     finally:
