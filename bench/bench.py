@@ -125,7 +125,7 @@ def provision(s):
     s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
     key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
     ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
-    s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--authentication-code", "CODE-1")
+    s.add_code("ACME", "C-1", "CODE-1")
     kid, secret = s.ctl("key", "export").stdout.split()
     return key, ck, kid, b64url_decode(secret)
 

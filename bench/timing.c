@@ -82,7 +82,7 @@ main(int argc, char *argv[])
 	strcpy(u.units[0], "HQ");
 	u.nunits = 1;
 	if (sec_pwhash(u.pwhash, "right", 5, &app.cfg) != 0 ||
-	    store_user_put(app.store, "ACME", "alice", &u, 1) != STORE_OK)
+	    store_user_add(app.store, "ACME", "alice", &u) != STORE_OK)
 		return 1;
 	printf("argon2id m=%u KiB t=%u p=%u; %d tries each, interleaved\n",
 	    app.cfg.argon2_memory_kib, app.cfg.argon2_iterations,

@@ -1,13 +1,16 @@
 /*
  * The three ways to get a token (API.md §3): username + password +
  * organisation, a Web API key, a consumer application key with an access
- * token identifier.  Every failed authentication answers the same 401
- * body, and an unknown account costs the argon2id verify a known one
- * does.
+ * token identifier.  Each reads what it needs in one store read, counts
+ * the attempt before checking the secret (throttle.c), and signs with
+ * the current key read with it.  Every failed authentication answers the
+ * same 401 body, and an unknown account costs the argon2id verify a
+ * known one does.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -35,22 +38,30 @@ deny(struct result *res, int basic)
 		    "Basic realm=\"crmauth\", charset=\"UTF-8\"";
 }
 
-/* Sign a token for s with the current key; data = {"token": ...}. */
+/*
+ * Sign a token for s with key; data = {"token": ...}.  Tokens issued at
+ * or before cutoff are refused (the principal was logged out or a key
+ * revoked this very second): wait for the next second rather than issue
+ * one that is dead on arrival.
+ */
 static void
-issue(struct app *app, struct result *res, const struct tok_subject *s)
+issue(struct app *app, struct result *res, const struct sigkey *key,
+    const struct tok_subject *s, int64_t cutoff)
 {
-	struct sigkey	 key;
-	enum store_err	 e;
+	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
 	enum tok_err	 te;
 	char		*tok = NULL;
 	size_t		 n;
 
-	if ((e = store_sigkey_current(app->store, &key)) != STORE_OK) {
-		result_store_error(res, app, e);
+	for (int i = 0; i < 30 && app->now() <= cutoff; i++)
+		nanosleep(&tick, NULL);
+	if (app->now() <= cutoff) {
+		result_error(res, API_SERVICE_UNAVAILABLE, "The account was "
+		    "changed just now; try again in a moment.");
+		res->retry_after = 2;
 		return;
 	}
-	te = tok_issue(&key, s, app->now(), app->cfg.token_ttl, &tok);
-	memset(&key, 0, sizeof(key));
+	te = tok_issue(key, s, app->now(), app->cfg.token_ttl, &tok);
 	if (te != TOK_OK) {
 		log_err("token: %s", tok_strerror(te));
 		result_error(res, API_INTERNAL_ERROR, NULL);
@@ -70,30 +81,32 @@ issue(struct app *app, struct result *res, const struct tok_subject *s)
 }
 
 /*
- * The common end of the three methods.  e is the outcome of looking the
- * credentials up, every failure already folded into STORE_NOTFOUND: count
- * it, or clear the pair's count and sign.
+ * The common end of the three methods, once the secret was checked (ok)
+ * or the store failed (e): settle the attempt, then refuse, or sign for
+ * the unit asked for.
  */
 static void
-conclude(struct app *app, struct result *res, struct throttle *t,
-    enum store_err e, int basic, char units[][CRM_NAME_MAX + 1],
-    size_t nunits, const char *unit, struct tok_subject *s)
+conclude(struct app *app, struct result *res, struct attempt *a,
+    enum store_err e, int ok, int basic, const struct lookup *l,
+    char units[][CRM_NAME_MAX + 1], size_t nunits, const char *unit,
+    struct tok_subject *s, int64_t cutoff)
 {
-	if (e == STORE_NOTFOUND) {
-		if (throttle_failed(app, t, res) == 0)
-			deny(res, basic);
-		return;
-	}
 	if (e != STORE_OK) {
+		throttle_end(app, a, ATT_UNUSED);
 		result_store_error(res, app, e);
 		return;
 	}
-	throttle_succeeded(app, t);
+	if (!ok) {
+		throttle_end(app, a, ATT_FAILED);
+		deny(res, basic);
+		return;
+	}
+	throttle_end(app, a, ATT_SUCCEEDED);
 	if ((s->oun = pick_unit(units, nunits, unit)) == NULL) {
 		result_error(res, API_INVALID_UNIT, NULL);
 		return;
 	}
-	issue(app, res, s);
+	issue(app, res, &l->key, s, cutoff);
 }
 
 /* Optional "unit" of the body, which may itself be absent. */
@@ -107,14 +120,69 @@ body_unit(const struct request *req, const char **unit, struct result *res)
 	    unit, res) == -1 ? -1 : 0;
 }
 
+/* A key's public id: the first 16 hex digits of its SHA-256. */
+static void
+key_id(char id[17], const unsigned char digest[CRM_DIGEST_BYTES])
+{
+	char hex[2 * CRM_DIGEST_BYTES + 1];
+
+	sec_hex(hex, digest, CRM_DIGEST_BYTES);
+	memcpy(id, hex, 16);
+	id[16] = '\0';
+}
+
+struct rehash {
+	const char	*old, *new;
+};
+
+/* store_user_change: the new hash, unless the password changed since. */
+static int
+rehash_user(struct user_rec *u, void *arg)
+{
+	struct rehash *r = arg;
+
+	if (strcmp(u->pwhash, r->old) != 0)
+		return 1;
+	snprintf(u->pwhash, sizeof(u->pwhash), "%s", r->new);
+	return 0;
+}
+
+/*
+ * A secret that was right, hashed at another cost than the configured
+ * one (argon2_* changed since): hash it again at the configured cost, so
+ * that its verify costs what an unknown account's does.  ident NULL: a
+ * user's password; else the pass code of org's identifier.
+ */
+static void
+rehash(struct app *app, const char *org, const char *name,
+    const char *ident, const char *old, const char *secret)
+{
+	char		 new[CRM_PWHASH_MAX];
+	struct rehash	 r = { old, new };
+	enum store_err	 e;
+
+	if (!sec_pwstale(old, &app->cfg) ||
+	    sec_pwhash(new, secret, strlen(secret), &app->cfg) != 0)
+		return;
+	if (ident == NULL)
+		e = store_user_change(app->store, org, name, rehash_user, &r,
+		    NULL);
+	else
+		e = store_access_rehash(app->store, org, ident, old, new);
+	if (e != STORE_OK && e != STORE_NOTFOUND)
+		log_err("rehash: %s: %s", store_strerror(e),
+		    store_detail(app->store));
+}
+
 void
 m_token(struct app *app, const struct request *req, struct result *res)
 {
-	const char	*user, *pw, *org, *unit;
-	struct user_rec	 u;
-	struct tok_subject s;
-	struct throttle	 t = { .addr = req->remote_addr };
-	enum store_err	 e;
+	const char		*user, *pw, *org, *unit;
+	struct lookup		 l;
+	struct tok_subject	 s;
+	struct attempt		 a;
+	enum store_err		 e;
+	int			 ok;
 
 	/* An empty password is a failed login like any wrong one: the same
 	 * answer, the same argon2id cost, counted. */
@@ -128,56 +196,59 @@ m_token(struct app *app, const struct request *req, struct result *res)
 		return;
 	if (app_store(app, res) == NULL)
 		return;
-	throttle_account(t.account, 'U', org, user);
-	if (throttle_check(app, &t, res) == -1)
+	a = (struct attempt){ .kind = ATT_USER, .org = org, .name = user,
+	    .addr = req->remote_addr };
+	if (throttle_begin(app, &a, res) == -1)
 		return;
-	u.nunits = 0;
-	e = store_user_get(app->store, org, user, &u);
-	if (e == STORE_NOTFOUND)
+	e = store_lookup_user(app->store, org, user, &l);
+	if (e == STORE_OK && !l.user_found) {
 		/* Same cost as a wrong password: no timing oracle. */
 		sec_pwverify(app->dummy_hash, pw, strlen(pw));
-	else if (e == STORE_OK &&
-	    (sec_pwverify(u.pwhash, pw, strlen(pw)) != 0 || u.disabled))
-		e = STORE_NOTFOUND;
+		ok = 0;
+	} else
+		ok = e == STORE_OK &&
+		    sec_pwverify(l.user.pwhash, pw, strlen(pw)) == 0 &&
+		    !l.user.disabled;
+	if (ok)
+		rehash(app, org, user, NULL, l.user.pwhash, pw);
 	s = (struct tok_subject){ .usr = user, .org = org };
-	conclude(app, res, &t, e, 0, u.units, u.nunits, unit, &s);
+	conclude(app, res, &a, e, ok, 0, &l, l.user.units, l.user.nunits,
+	    unit, &s, l.user.not_before);
+	explicit_bzero(&l, sizeof(l));
 }
 
 void
 m_web_api_key_token(struct app *app, const struct request *req,
     struct result *res)
 {
-	char			 key[CRM_NAME_MAX + 1];
+	char			 key[CRM_NAME_MAX + 1], id[17];
 	unsigned char		 digest[CRM_DIGEST_BYTES];
 	const char		*unit;
-	struct apikey_rec	 ak;
-	struct user_rec		 u;
+	struct lookup		 l;
 	struct tok_subject	 s;
-	struct throttle		 t = { .addr = req->remote_addr };
+	struct attempt		 a;
 	enum store_err		 e;
+	int			 ok;
 
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
 	    body_unit(req, &unit, res) == -1)
 		return;
 	if (app_store(app, res) == NULL)
 		return;
-	throttle_account(t.account, 'K', key, NULL);
-	if (throttle_check(app, &t, res) == -1)
-		return;
 	sec_sha256(digest, key, strlen(key));
-	u.nunits = 0;
-	e = store_apikey_get(app->store, digest, &ak);
-	if (e == STORE_OK && !ak.revoked)
-		e = store_user_get(app->store, ak.org, ak.user, &u);
-	else if (e == STORE_OK || e == STORE_NOTFOUND) {
-		/* The same lookups as for a good key: the same cost. */
-		store_user_get(app->store, "", "", &u);
-		e = STORE_NOTFOUND;
-	}
-	if (e == STORE_OK && u.disabled)
-		e = STORE_NOTFOUND;
-	s = (struct tok_subject){ .usr = ak.user, .org = ak.org };
-	conclude(app, res, &t, e, 1, u.units, u.nunits, unit, &s);
+	key_id(id, digest);
+	a = (struct attempt){ .kind = ATT_APIKEY, .name = id,
+	    .addr = req->remote_addr };
+	if (throttle_begin(app, &a, res) == -1)
+		return;
+	e = store_lookup_apikey(app->store, digest, &l);
+	ok = e == STORE_OK && l.apikey_found && !l.apikey.revoked &&
+	    l.user_found && !l.user.disabled;
+	s = (struct tok_subject){ .usr = l.apikey.user, .org = l.apikey.org };
+	conclude(app, res, &a, e, ok, 1, &l, l.user.units, l.user.nunits,
+	    unit, &s, l.user.not_before);
+	explicit_bzero(&l, sizeof(l));
+	explicit_bzero(key, sizeof(key));
 }
 
 /* The access_token_identifier object: either authentication_code, or
@@ -232,14 +303,14 @@ void
 m_consumer_token(struct app *app, const struct request *req,
     struct result *res)
 {
-	char			 key[CRM_NAME_MAX + 1];
+	char			 key[CRM_NAME_MAX + 1], id[17];
 	unsigned char		 digest[CRM_DIGEST_BYTES], cd[CRM_DIGEST_BYTES];
 	const char		*code, *ident, *pass, *unit;
-	struct consumer_rec	 ck;
-	struct access_rec	 at;
+	struct lookup		 l;
 	struct tok_subject	 s;
-	struct throttle		 t = { .addr = req->remote_addr };
+	struct attempt		 a;
 	enum store_err		 e;
+	int			 ok, known;
 
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
 	    access_fields(req, &code, &ident, &pass, res) == -1 ||
@@ -247,36 +318,45 @@ m_consumer_token(struct app *app, const struct request *req,
 		return;
 	if (app_store(app, res) == NULL)
 		return;
-	/* A pass code is guessed per identifier; a code, like a key. */
-	if (ident != NULL)
-		throttle_account(t.account, 'I', key, ident);
-	else
-		throttle_account(t.account, 'C', key, NULL);
-	if (throttle_check(app, &t, res) == -1)
-		return;
 	sec_sha256(digest, key, strlen(key));
-	ck.nunits = 0;
-	e = store_consumer_get(app->store, digest, &ck);
-	if (e == STORE_OK && ck.revoked)
-		e = STORE_NOTFOUND;
-	if (e == STORE_OK && code != NULL) {
+	key_id(id, digest);
+	if (code != NULL)
 		sec_sha256(cd, code, strlen(code));
-		e = store_access_get_code(app->store, ck.org, cd, &at);
-	} else if (e == STORE_OK) {
-		e = store_access_get_ident(app->store, ck.org, ident, &at);
-		if (e == STORE_OK && (at.passhash[0] == '\0' ||
-		    sec_pwverify(at.passhash, pass, strlen(pass)) != 0))
-			e = STORE_NOTFOUND;
-		else if (e == STORE_NOTFOUND)
-			sec_pwverify(app->dummy_hash, pass, strlen(pass));
-	} else if (e == STORE_NOTFOUND) {
-		/* The same work as for a good key: a lookup, and a verify
-		 * where a pass code was given. */
-		store_access_get_code(app->store, "", digest, &at);
-		if (pass != NULL)
-			sec_pwverify(app->dummy_hash, pass, strlen(pass));
+	/* The access token is the key's organisation's: read it all first
+	 * (no secret is checked by reading), to know what is guessed. */
+	if ((e = store_lookup_consumer(app->store, digest, code ? cd : NULL,
+	    ident, &l)) != STORE_OK) {
+		result_store_error(res, app, e);
+		return;
 	}
-	s = (struct tok_subject){ .usr = ck.app, .org = ck.org,
-	    .cii = at.contact, .ari = at.ari };
-	conclude(app, res, &t, e, 1, ck.units, ck.nunits, unit, &s);
+	known = l.consumer_found && !l.consumer.revoked;
+	if (!known)
+		a = (struct attempt){ .kind = ATT_CONSUMER, .name = id };
+	else if (code != NULL)
+		a = (struct attempt){ .kind = ATT_CODE, .name = id };
+	else
+		a = (struct attempt){ .kind = ATT_IDENT,
+		    .org = l.consumer.org, .name = ident };
+	a.addr = req->remote_addr;
+	if (throttle_begin(app, &a, res) == -1)
+		return;
+	if (pass == NULL)
+		ok = known && l.access_found;
+	else if (known && l.access_found && l.access.passhash[0] != '\0')
+		ok = sec_pwverify(l.access.passhash, pass, strlen(pass)) == 0;
+	else {
+		/* The verify a real pass code costs. */
+		sec_pwverify(app->dummy_hash, pass, strlen(pass));
+		ok = 0;
+	}
+	if (ok && pass != NULL)
+		rehash(app, l.consumer.org, NULL, ident, l.access.passhash,
+		    pass);
+	s = (struct tok_subject){ .usr = l.consumer.app,
+	    .org = l.consumer.org, .cii = l.access.contact,
+	    .ari = l.access.ari };
+	conclude(app, res, &a, STORE_OK, ok, 1, &l, l.consumer.units,
+	    l.consumer.nunits, unit, &s, l.app_cutoff);
+	explicit_bzero(&l, sizeof(l));
+	explicit_bzero(key, sizeof(key));
 }

@@ -48,7 +48,7 @@ token_check(struct app *app, const char *authz, const char *body_token,
 	}
 	if (app_store(app, res) == NULL)
 		return -1;
-	te = tok_check(app->store, tok, len, app->now(), c);
+	te = tok_check(app->store, tok, len, app->now(), app->cfg.token_ttl, c);
 	switch (te) {
 	case TOK_OK:
 		return 0;
@@ -56,6 +56,7 @@ token_check(struct app *app, const char *authz, const char *body_token,
 		result_error(res, API_TOKEN_EXPIRED, NULL);
 		break;
 	case TOK_RELEASED:
+	case TOK_REVOKED:
 		result_error(res, API_TOKEN_RELEASED, NULL);
 		break;
 	case TOK_STORE:

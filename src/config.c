@@ -29,6 +29,7 @@ config_defaults(struct config *c)
 	c->lockout_threshold = 5;
 	c->lockout_account_threshold = 50;
 	c->lockout_window = 900;
+	c->lockout_trust_days = 30;
 	c->argon2_memory_kib = 19456;
 	c->argon2_iterations = 2;
 	c->argon2_parallelism = 1;
@@ -109,6 +110,8 @@ static const struct ckey ckeys[] = {
 	{ "lockout_account_threshold", C_INT, 1, 1000000,
 	    F(lockout_account_threshold) },
 	{ "lockout_window", C_INT, 1, 30 * 86400, F(lockout_window) },
+	/* 0: no address is ever trusted. */
+	{ "lockout_trust_days", C_INT, 0, 3650, F(lockout_trust_days) },
 	/* libsodium's argon2id: at least 8 KiB, at most 4 TiB; we stop at
 	 * 4 GiB, far past anything sensible per login. */
 	{ "argon2_memory_kib", C_INT, 8, 4194304, F(argon2_memory_kib) },

@@ -27,7 +27,7 @@ enum crmauth_status {
 	CRMAUTH_OK = 0,		/* authentic, unexpired, not released */
 	CRMAUTH_INVALID,	/* malformed, or not signed by this service */
 	CRMAUTH_EXPIRED,	/* authentic, but past its exp */
-	CRMAUTH_RELEASED,	/* authentic, but released */
+	CRMAUTH_RELEASED,	/* authentic, but released or cut off */
 	CRMAUTH_ERROR		/* the store could not be read */
 };
 
@@ -55,11 +55,13 @@ struct crmauth;
 struct crmauth	*crmauth_open(const char *conf, char *err, size_t errlen);
 
 /*
- * Check a token: its signature (HS256, constant-time), its exp, and the
- * released table as it is now, so that a release made by any process is
- * seen at once.  On CRMAUTH_OK, CRMAUTH_EXPIRED and CRMAUTH_RELEASED,
- * *claims (if not NULL) is filled; otherwise it is zeroed.  A handle may
- * be used by one thread at a time.
+ * Check a token: its signature (HS256, constant-time), its exp, the
+ * released table and its user's or application's revocations as they
+ * are now, so that a change made by any process is seen at once.  On
+ * CRMAUTH_OK, CRMAUTH_EXPIRED and CRMAUTH_RELEASED, *claims (if not NULL)
+ * is filled; otherwise it is zeroed.  A handle is used by one thread at
+ * a time; any number of handles may be open, in any threads (they share
+ * one environment per store).
  */
 enum crmauth_status crmauth_verify(struct crmauth *, const char *token,
 		    size_t len, struct crmauth_claims *claims);

@@ -3,6 +3,7 @@
  * failure with one line on stderr, 2 on a usage error.  Passwords and
  * pass codes are read from standard input, never from the command line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -112,8 +113,10 @@ fmt_time(char *buf, size_t size, int64_t t)
 }
 
 /*
- * One line from standard input: the secret without its line end.  On a
- * terminal, prompt on stderr and do not echo.
+ * One line from standard input: the secret (at most size - 2 bytes)
+ * without its line end.  On a terminal, prompt on stderr and do not
+ * echo.  Secrets never come from the command line, where ps and shell
+ * history would show them.
  */
 static int
 read_secret(const char *what, char *buf, size_t size)
@@ -141,15 +144,13 @@ read_secret(const char *what, char *buf, size_t size)
 	if (len > 0 && buf[len - 1] == '\n')
 		buf[--len] = '\0';
 	else if (!feof(stdin))
-		return fail("%s is longer than %d bytes", what,
-		    CRM_SECRET_MAX);
+		return fail("%s is longer than %zu bytes", what, size - 2);
 	if (len > 0 && buf[len - 1] == '\r')
 		buf[--len] = '\0';
 	if (len == 0)
 		return fail("%s is empty", what);
-	if (len > CRM_SECRET_MAX)
-		return fail("%s is longer than %d bytes", what,
-		    CRM_SECRET_MAX);
+	if (len > size - 2)
+		return fail("%s is longer than %zu bytes", what, size - 2);
 	return 0;
 }
 
@@ -278,7 +279,7 @@ c_user_add(struct ctx *c, int argc, char **argv)
 	if (rc != 0)
 		return fail("password hashing failed (out of memory?)");
 	u.created = (int64_t)time(NULL);
-	e = store_user_put(c->store, pos[0], pos[1], &u, 1);
+	e = store_user_add(c->store, pos[0], pos[1], &u);
 	if (e == STORE_EXISTS)
 		return fail("user %s of %s already exists", pos[1], pos[0]);
 	if (e != STORE_OK)
@@ -300,54 +301,92 @@ get_user(struct ctx *c, const char *org, const char *user,
 	return 0;
 }
 
+/* Apply change to an existing user, in one transaction. */
 static int
-c_user_passwd(struct ctx *c, int argc, char **argv)
+change_user(struct ctx *c, const char *org, const char *user,
+    user_change_fn change, void *arg)
 {
-	char		 pw[CRM_SECRET_MAX + 2];
-	struct user_rec	 u;
-	enum store_err	 e;
-	int		 rc;
+	enum store_err e;
 
-	if ((rc = get_user(c, argv[0], argv[1], &u)) != 0)
-		return rc;
-	if (read_secret("password", pw, sizeof(pw)) != 0)
-		return EX_FAIL;
-	rc = sec_pwhash(u.pwhash, pw, strlen(pw), &c->cfg);
-	explicit_bzero(pw, sizeof(pw));
-	if (rc != 0)
-		return fail("password hashing failed (out of memory?)");
-	if ((e = store_user_put(c->store, argv[0], argv[1], &u, 0)) != STORE_OK)
-		return e == STORE_NOTFOUND ? get_user(c, argv[0], argv[1], &u) :
-		    store_fail(c, e);
+	e = store_user_change(c->store, org, user, change, arg, NULL);
+	if (e == STORE_NOTFOUND)
+		return fail("no user %s in organisation %s", user, org);
+	if (e != STORE_OK)
+		return store_fail(c, e);
 	return 0;
 }
 
 static int
-set_disabled(struct ctx *c, char **argv, int disabled)
+set_password(struct user_rec *u, void *arg)
 {
+	snprintf(u->pwhash, sizeof(u->pwhash), "%s", (const char *)arg);
+	return 0;
+}
+
+static int
+c_user_passwd(struct ctx *c, int argc, char **argv)
+{
+	char		 pw[CRM_SECRET_MAX + 2], hash[CRM_PWHASH_MAX];
 	struct user_rec	 u;
-	enum store_err	 e;
 	int		 rc;
 
+	/* Only the hash is written, with nothing else of the record read
+	 * before the prompt: a change made meanwhile stays. */
 	if ((rc = get_user(c, argv[0], argv[1], &u)) != 0)
 		return rc;
-	u.disabled = disabled;
-	if ((e = store_user_put(c->store, argv[0], argv[1], &u, 0)) != STORE_OK)
-		return e == STORE_NOTFOUND ? get_user(c, argv[0], argv[1], &u) :
-		    store_fail(c, e);
+	explicit_bzero(&u, sizeof(u));
+	if (read_secret("password", pw, sizeof(pw)) != 0)
+		return EX_FAIL;
+	rc = sec_pwhash(hash, pw, strlen(pw), &c->cfg);
+	explicit_bzero(pw, sizeof(pw));
+	if (rc != 0)
+		return fail("password hashing failed (out of memory?)");
+	rc = change_user(c, argv[0], argv[1], set_password, hash);
+	explicit_bzero(hash, sizeof(hash));
+	return rc;
+}
+
+struct cut {
+	int	 disabled;	/* -1: leave as it is */
+	int64_t	 now;
+};
+
+/* Disable, enable, log out: disabling and logging out also refuse every
+ * token the user was issued so far. */
+static int
+cut_user(struct user_rec *u, void *arg)
+{
+	struct cut *k = arg;
+
+	if (k->disabled != -1)
+		u->disabled = k->disabled;
+	if (k->disabled != 0 && u->not_before < k->now)
+		u->not_before = k->now;
 	return 0;
 }
 
 static int
 c_user_disable(struct ctx *c, int argc, char **argv)
 {
-	return set_disabled(c, argv, 1);
+	struct cut k = { 1, (int64_t)time(NULL) };
+
+	return change_user(c, argv[0], argv[1], cut_user, &k);
 }
 
 static int
 c_user_enable(struct ctx *c, int argc, char **argv)
 {
-	return set_disabled(c, argv, 0);
+	struct cut k = { 0, 0 };
+
+	return change_user(c, argv[0], argv[1], cut_user, &k);
+}
+
+static int
+c_user_logout(struct ctx *c, int argc, char **argv)
+{
+	struct cut k = { -1, (int64_t)time(NULL) };
+
+	return change_user(c, argv[0], argv[1], cut_user, &k);
 }
 
 static int
@@ -381,17 +420,41 @@ user_line(void *arg, const char *org, const char *user,
 	return rc;
 }
 
+/* Clear the counters of an account: the pair with addr, or (addr NULL)
+ * the account counter and every pair of it. */
+static int
+clear_account(struct ctx *c, enum att_kind kind, const char *org,
+    const char *name, const char *addr, size_t *n)
+{
+	unsigned char	 k[ATT_KEY_MAX];
+	size_t		 len, m;
+	enum store_err	 e;
+
+	if (addr != NULL) {
+		len = throttle_key(k, 'P', kind, org, name, addr);
+		e = store_lock_clear(c->store, k, len, 0, &m);
+	} else {
+		len = throttle_key(k, 'A', kind, org, name, NULL);
+		if ((e = store_lock_clear(c->store, k, len, 0, &m)) ==
+		    STORE_OK) {
+			*n += m;
+			k[0] = 'P';
+			e = store_lock_clear(c->store, k, len, 1, &m);
+		}
+	}
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	*n += m;
+	return 0;
+}
+
 static int
 c_user_unlock(struct ctx *c, int argc, char **argv)
 {
-	unsigned char	 account[CRM_DIGEST_BYTES];
-	enum store_err	 e;
+	size_t n = 0;
 
 	/* Unknown users are counted too: no existence check here. */
-	throttle_account(account, 'U', argv[0], argv[1]);
-	if ((e = store_attempts_clear(c->store, account, NULL)) != STORE_OK)
-		return store_fail(c, e);
-	return 0;
+	return clear_account(c, ATT_USER, argv[0], argv[1], NULL, &n);
 }
 
 static int
@@ -471,37 +534,60 @@ find_consumer(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
 	return find_apikey(arg, d, NULL);
 }
 
+/* 1 when s is n hex digits (either case). */
 static int
-key_digest(struct ctx *c, const char *arg, int consumer,
+is_hex(const char *s, size_t n)
+{
+	return strlen(s) == n && strspn(s, "0123456789abcdefABCDEF") == n;
+}
+
+/*
+ * The digest of the key to act on: named by its public id on the command
+ * line (16 hex digits, as the list commands print), or, with no
+ * argument, the key itself read from standard input.  A key on the
+ * command line is refused: ps and shell history would show it.
+ */
+static int
+key_digest(struct ctx *c, int argc, char **argv, int consumer,
     unsigned char digest[CRM_DIGEST_BYTES])
 {
-	struct find_arg	 f = { .id = arg };
+	char		 key[CRM_NAME_MAX + 2];
+	struct find_arg	 f = { .id = argc > 0 ? argv[0] : NULL };
 	enum store_err	 e;
 
-	if (strlen(arg) != 16) {
-		sec_sha256(digest, arg, strlen(arg));
+	if (argc == 0) {
+		if (read_secret(consumer ? "consumer application key" :
+		    "Web API key", key, sizeof(key)) != 0)
+			return EX_FAIL;
+		sec_sha256(digest, key, strlen(key));
+		explicit_bzero(key, sizeof(key));
 		return 0;
 	}
+	if (!is_hex(f.id, 16))
+		return usage_error("give the key's id (16 hex digits, from "
+		    "%s list), or the key itself on standard input; never "
+		    "the key on the command line",
+		    consumer ? "consumer-key" : "apikey");
 	e = consumer ? store_consumer_list(c->store, find_consumer, &f) :
 	    store_apikey_list(c->store, find_apikey, &f);
 	if (e != STORE_OK)
 		return store_fail(c, e);
 	if (f.found != 1)
-		return fail("no key with id %s", arg);
+		return fail("no key with id %s", f.id);
 	memcpy(digest, f.digest, CRM_DIGEST_BYTES);
 	return 0;
 }
 
 static int
-key_revoke(struct ctx *c, const char *arg, int consumer)
+key_revoke(struct ctx *c, int argc, char **argv, int consumer)
 {
 	unsigned char	 digest[CRM_DIGEST_BYTES];
 	enum store_err	 e;
 	int		 rc;
 
-	if ((rc = key_digest(c, arg, consumer, digest)) != 0)
+	if ((rc = key_digest(c, argc, argv, consumer, digest)) != 0)
 		return rc;
-	e = store_key_revoke(c->store, consumer, digest);
+	e = store_key_revoke(c->store, consumer, digest, (int64_t)time(NULL));
 	if (e == STORE_NOTFOUND)
 		return fail("no such %s", consumer ?
 		    "consumer application key" : "Web API key");
@@ -513,7 +599,7 @@ key_revoke(struct ctx *c, const char *arg, int consumer)
 static int
 c_apikey_revoke(struct ctx *c, int argc, char **argv)
 {
-	return key_revoke(c, argv[0], 0);
+	return key_revoke(c, argc, argv, 0);
 }
 
 struct klist {
@@ -581,7 +667,7 @@ c_consumer_add(struct ctx *c, int argc, char **argv)
 static int
 c_consumer_revoke(struct ctx *c, int argc, char **argv)
 {
-	return key_revoke(c, argv[0], 1);
+	return key_revoke(c, argc, argv, 1);
 }
 
 static int
@@ -623,12 +709,12 @@ static int
 c_access_add(struct ctx *c, int argc, char **argv)
 {
 	const char		*org = NULL, *cii = NULL, *ari = NULL;
-	const char		*code = NULL, *ident = NULL;
-	char			 pc[CRM_SECRET_MAX + 2];
+	const char		*ident = NULL;
+	char			 secret[CRM_SECRET_MAX + 2];
 	unsigned char		 digest[CRM_DIGEST_BYTES];
 	struct access_rec	 at;
 	enum store_err		 e;
-	int			 rc;
+	int			 rc, code = 0;
 
 	for (int i = 0; i < argc; i++) {
 		const char **dst = NULL;
@@ -637,17 +723,23 @@ c_access_add(struct ctx *c, int argc, char **argv)
 			dst = &cii;
 		else if (strcmp(argv[i], "--accounts-receivable") == 0)
 			dst = &ari;
-		else if (strcmp(argv[i], "--authentication-code") == 0)
-			dst = &code;
 		else if (strcmp(argv[i], "--identifier") == 0)
 			dst = &ident;
-		else if (argv[i][0] == '-' && argv[i][1] == '-')
+		else if (strcmp(argv[i], "--authentication-code") == 0) {
+			/* The code itself comes on standard input. */
+			if (code)
+				return usage_error("%s given twice", argv[i]);
+			code = 1;
+			continue;
+		} else if (argv[i][0] == '-' && argv[i][1] == '-')
 			return usage_error("unknown option %s", argv[i]);
 		else if (org == NULL) {
 			org = argv[i];
 			continue;
 		} else
-			return usage_error("too many arguments");
+			return usage_error("too many arguments (the "
+			    "authentication code is read from standard "
+			    "input, never taken from the command line)");
 		if (i + 1 >= argc)
 			return usage_error("%s needs a value", argv[i]);
 		if (*dst != NULL)
@@ -656,35 +748,31 @@ c_access_add(struct ctx *c, int argc, char **argv)
 	}
 	if (org == NULL || cii == NULL)
 		return usage_error("ORG and --contact are needed");
-	if ((code == NULL) == (ident == NULL))
+	if (code == (ident != NULL))
 		return usage_error("give one of --authentication-code or "
-		    "--identifier");
+		    "--identifier ID");
 	if ((rc = check_name("organisation", org)) != 0 ||
 	    (rc = check_name("contact", cii)) != 0 ||
 	    (ari != NULL && (rc = check_name("accounts receivable", ari))) ||
 	    (ident != NULL && (rc = check_name("identifier", ident))))
 		return rc;
-	if (code != NULL && (strlen(code) == 0 ||
-	    strlen(code) > CRM_SECRET_MAX))
-		return usage_error("the authentication code must be 1 to %d "
-		    "bytes", CRM_SECRET_MAX);
 	memset(&at, 0, sizeof(at));
 	snprintf(at.contact, sizeof(at.contact), "%s", cii);
 	snprintf(at.ari, sizeof(at.ari), "%s", ari ? ari : "");
 	at.created = (int64_t)time(NULL);
-	if (code != NULL) {
-		sec_sha256(digest, code, strlen(code));
-		e = store_access_put_code(c->store, org, digest, &at);
-	} else {
-		if (read_secret("pass code", pc, sizeof(pc)) != 0)
-			return EX_FAIL;
-		rc = sec_pwhash(at.passhash, pc, strlen(pc), &c->cfg);
-		explicit_bzero(pc, sizeof(pc));
-		if (rc != 0)
-			return fail("pass code hashing failed (out of "
-			    "memory?)");
-		e = store_access_put_ident(c->store, org, ident, &at);
-	}
+	if (read_secret(code ? "authentication code" : "pass code", secret,
+	    sizeof(secret)) != 0)
+		return EX_FAIL;
+	if (code) {
+		sec_sha256(digest, secret, strlen(secret));
+		rc = 0;
+	} else if ((rc = sec_pwhash(at.passhash, secret, strlen(secret),
+	    &c->cfg)) != 0)
+		rc = fail("pass code hashing failed (out of memory?)");
+	explicit_bzero(secret, sizeof(secret));
+	if (rc != 0)
+		return rc;
+	e = store_access_add(c->store, org, code ? digest : NULL, ident, &at);
 	if (e == STORE_EXISTS)
 		return fail("that access token already exists in %s", org);
 	if (e != STORE_OK)
@@ -738,6 +826,31 @@ c_key_rotate(struct ctx *c, int argc, char **argv)
 	printf("%s is the current key; %s verifies until %s\n", new.kid,
 	    old.kid, until);
 	explicit_bzero(&old, sizeof(old));
+	explicit_bzero(&new, sizeof(new));
+	return 0;
+}
+
+static int
+c_key_retire(struct ctx *c, int argc, char **argv)
+{
+	struct sigkey	 new;
+	char		 kid[CRM_KID_HEX + 1];
+	enum store_err	 e;
+	int		 made;
+
+	if (!is_hex(argv[0], CRM_KID_HEX))
+		return usage_error("KID is %d hex digits, as key list "
+		    "prints it", CRM_KID_HEX);
+	for (size_t i = 0; i <= CRM_KID_HEX; i++)
+		kid[i] = (char)toupper((unsigned char)argv[0][i]);
+	e = store_sigkey_retire(c->store, kid, &new, &made);
+	if (e == STORE_NOTFOUND)
+		return fail("no signing key %s", kid);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	if (made)
+		printf("%s is the current key; ", new.kid);
+	printf("%s is retired: it verifies nothing any more\n", kid);
 	explicit_bzero(&new, sizeof(new));
 	return 0;
 }
@@ -809,12 +922,16 @@ c_restore(struct ctx *c, int argc, char **argv)
 static int
 c_token_verify(struct ctx *c, int argc, char **argv)
 {
+	char		 tok[CRM_TOKEN_MAX + 2];
 	struct claims	 cl;
 	json_object	*o;
 	enum tok_err	 e;
 
-	e = tok_check(c->store, argv[0], strlen(argv[0]), (int64_t)time(NULL),
-	    &cl);
+	if (read_secret("token", tok, sizeof(tok)) != 0)
+		return EX_FAIL;
+	e = tok_check(c->store, tok, strlen(tok), (int64_t)time(NULL),
+	    c->cfg.token_ttl, &cl);
+	explicit_bzero(tok, sizeof(tok));
 	if (e != TOK_OK) {
 		tok_claims_free(&cl);
 		if (e == TOK_STORE)
@@ -834,6 +951,102 @@ c_token_verify(struct ctx *c, int argc, char **argv)
 	return 0;
 }
 
+struct locks {
+	struct lines	 l;
+	const struct config *cfg;
+	int64_t		 now;
+};
+
+/* A counter at its limit in its window: a lock in force. */
+static int
+lock_line(void *arg, char type, const char *subject, size_t len,
+    uint32_t count, int64_t end)
+{
+	struct locks	*k = arg;
+	uint32_t	 limit = type == 'P' ? k->cfg->lockout_threshold :
+			    k->cfg->lockout_account_threshold;
+	char		 t[32], *line;
+	int		 rc;
+
+	if (count < limit || end <= k->now)
+		return 0;
+	fmt_time(t, sizeof(t), end);
+	/* kind, org, name, address (* for all), failures, until */
+	if (asprintf(&line, "%.*s\t%u\t%s", (int)len, subject, count, t) ==
+	    -1)
+		return -1;
+	rc = lines_add(&k->l, line);
+	free(line);
+	return rc;
+}
+
+static int
+c_lock_list(struct ctx *c, int argc, char **argv)
+{
+	struct locks	 k = { .cfg = &c->cfg, .now = (int64_t)time(NULL) };
+	enum store_err	 e;
+
+	if ((e = store_lock_list(c->store, lock_line, &k)) != STORE_OK)
+		return store_fail(c, e);
+	lines_print(&k.l);
+	return 0;
+}
+
+/*
+ * lock clear user ORG USER [ADDRESS], apikey ID [ADDRESS], consumer-key
+ * ID [ADDRESS], access-token ORG IDENTIFIER [ADDRESS], address ADDRESS.
+ * Without an address: the account's own lock and those of every address.
+ */
+static int
+c_lock_clear(struct ctx *c, int argc, char **argv)
+{
+	unsigned char	 k[ATT_KEY_MAX];
+	char		 id[17];
+	const char	*kind = argv[0], *addr = NULL;
+	size_t		 n = 0, len;
+	enum store_err	 e;
+	int		 rc, names;
+
+	if (strcmp(kind, "address") == 0) {
+		if (argc != 2)
+			return usage_error("lock clear address ADDRESS");
+		len = throttle_key(k, 'N', ATT_USER, NULL, NULL, argv[1]);
+		if ((e = store_lock_clear(c->store, k, len, 0, &n)) !=
+		    STORE_OK)
+			return store_fail(c, e);
+		printf("cleared %zu\n", n);
+		return 0;
+	}
+	names = strcmp(kind, "user") == 0 ||
+	    strcmp(kind, "access-token") == 0 ? 2 : 1;
+	if (names == 1 && strcmp(kind, "apikey") != 0 &&
+	    strcmp(kind, "consumer-key") != 0)
+		return usage_error("unknown kind %s (user, apikey, "
+		    "consumer-key, access-token or address)", kind);
+	if (argc != 1 + names && argc != 2 + names)
+		return usage_error("wrong number of arguments");
+	if (argc == 2 + names)
+		addr = argv[1 + names];
+	if (names == 2)
+		rc = clear_account(c, kind[0] == 'u' ? ATT_USER : ATT_IDENT,
+		    argv[1], argv[2], addr, &n);
+	else {
+		if (!is_hex(argv[1], 16))
+			return usage_error("ID is the key's 16 hex digits, as "
+			    "lock list prints it");
+		for (size_t i = 0; i <= 16; i++)
+			id[i] = (char)toupper((unsigned char)argv[1][i]);
+		if (kind[0] == 'a')
+			rc = clear_account(c, ATT_APIKEY, NULL, id, addr, &n);
+		else if ((rc = clear_account(c, ATT_CONSUMER, NULL, id, addr,
+		    &n)) == 0)
+			rc = clear_account(c, ATT_CODE, NULL, id, addr, &n);
+	}
+	if (rc == 0)
+		printf("cleared %zu\n", n);
+	return rc;
+}
+
 static const struct cmd cmds[] = {
 	{ "init", NULL, c_init, 0, 2, "[--group GROUP]",
 	    "create the store and a first signing key (idempotent); with "
@@ -844,36 +1057,43 @@ static const struct cmd cmds[] = {
 	{ "user", "passwd", c_user_passwd, 2, 2, "ORG USER",
 	    "set a new password, read from stdin" },
 	{ "user", "disable", c_user_disable, 2, 2, "ORG USER",
-	    "refuse the user's logins and Web API keys" },
+	    "refuse the user's logins, Web API keys and tokens issued so far" },
 	{ "user", "enable", c_user_enable, 2, 2, "ORG USER",
 	    "undo disable" },
 	{ "user", "del", c_user_del, 2, 2, "ORG USER",
 	    "delete the user and the user's Web API keys" },
 	{ "user", "unlock", c_user_unlock, 2, 2, "ORG USER",
 	    "clear the user's failed-attempt counters (every address)" },
+	{ "user", "logout", c_user_logout, 2, 2, "ORG USER",
+	    "refuse every token issued to the user so far" },
 	{ "user", "list", c_user_list, 0, 1, "[ORG]",
 	    "org, user, units, state, created" },
 	{ "apikey", "add", c_apikey_add, 2, 2, "ORG USER",
 	    "print a new Web API key for the user" },
-	{ "apikey", "revoke", c_apikey_revoke, 1, 1, "KEY|ID",
-	    "revoke a Web API key" },
+	{ "apikey", "revoke", c_apikey_revoke, 0, 1, "[ID]",
+	    "revoke a Web API key (by id, or the key from stdin) and refuse "
+	    "the tokens its user was issued so far" },
 	{ "apikey", "list", c_apikey_list, 0, 1, "[ORG]",
 	    "org, user, id, state, created (never whole keys)" },
 	{ "consumer-key", "add", c_consumer_add, 2, 2 + 2 * CRM_UNITS_MAX,
 	    "ORG APP --unit U [--unit U2 ...]",
 	    "print a new consumer application key" },
-	{ "consumer-key", "revoke", c_consumer_revoke, 1, 1, "KEY|ID",
-	    "revoke a consumer application key" },
+	{ "consumer-key", "revoke", c_consumer_revoke, 0, 1, "[ID]",
+	    "revoke a consumer application key (by id, or the key from stdin) "
+	    "and refuse the tokens its application was issued so far" },
 	{ "consumer-key", "list", c_consumer_list, 0, 1, "[ORG]",
 	    "org, app, id, units, state, created" },
-	{ "access-token", "add", c_access_add, 3, 9,
+	{ "access-token", "add", c_access_add, 4, 7,
 	    "ORG --contact CII [--accounts-receivable ARI] "
-	    "(--authentication-code CODE | --identifier ID)",
-	    "add an access token; with --identifier the pass code is read "
-	    "from stdin" },
+	    "(--authentication-code | --identifier ID)",
+	    "add an access token; the authentication code, or the pass code "
+	    "of the identifier, is read from stdin" },
 	{ "key", "rotate", c_key_rotate, 0, 0, "",
 	    "new current signing key; the old one verifies until its tokens "
 	    "expire" },
+	{ "key", "retire", c_key_retire, 1, 1, "KID",
+	    "the key verifies nothing from now on (after a leak); a new "
+	    "current key is made first if it was the current one" },
 	{ "key", "list", c_key_list, 0, 0, "",
 	    "kid, created, state, verifies until" },
 	{ "key", "export", c_key_export, 0, 0, "",
@@ -886,8 +1106,16 @@ static const struct cmd cmds[] = {
 	    "a consistent, compacted copy of the store, taken while it serves" },
 	{ "restore", NULL, c_restore, 1, 1, "FILE",
 	    "replace the store with a backup (stop the service first)" },
-	{ "token", "verify", c_token_verify, 1, 1, "TOKEN",
-	    "exit 0 and print the claims if the token is usable" },
+	{ "token", "verify", c_token_verify, 0, 0, "",
+	    "token from stdin: exit 0 and print the claims if it is usable" },
+	{ "lock", "list", c_lock_list, 0, 0, "",
+	    "every lock in force: kind, org, name, address (* all), "
+	    "failures, until" },
+	{ "lock", "clear", c_lock_clear, 2, 4,
+	    "user ORG USER | apikey ID | consumer-key ID | access-token ORG "
+	    "IDENTIFIER [ADDRESS] | address ADDRESS",
+	    "clear a lock (without ADDRESS: the account's and every "
+	    "address's)" },
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 

@@ -118,6 +118,13 @@ sec_pwverify(const char *phc, const char *pw, size_t len)
 	return crypto_pwhash_str_verify(phc, pw, len) == 0 ? 0 : -1;
 }
 
+int
+sec_pwstale(const char *phc, const struct config *cfg)
+{
+	return crypto_pwhash_str_needs_rehash(phc, cfg->argon2_iterations,
+	    (size_t)cfg->argon2_memory_kib * 1024) != 0;
+}
+
 void
 sec_dummy_hash(char out[CRM_PWHASH_MAX], const struct config *cfg)
 {

@@ -53,6 +53,7 @@ struct config {
 	unsigned	 lockout_threshold;
 	unsigned	 lockout_account_threshold;
 	int64_t		 lockout_window;
+	int64_t		 lockout_trust_days;
 	uint32_t	 argon2_memory_kib;
 	uint32_t	 argon2_iterations;
 	uint32_t	 argon2_parallelism;
@@ -124,6 +125,8 @@ int	 sec_pwhash(char out[CRM_PWHASH_MAX], const char *pw, size_t len,
 	    const struct config *);
 /* 0 when pw matches the PHC string, -1 otherwise (also on bad strings). */
 int	 sec_pwverify(const char *phc, const char *pw, size_t len);
+/* 1 when a PHC string is not argon2id at the configured cost. */
+int	 sec_pwstale(const char *phc, const struct config *);
 /*
  * A PHC string at the configured cost that no password matches: verifying
  * against it costs what a real verify costs, for unknown accounts.
@@ -194,6 +197,9 @@ struct user_rec {
 	size_t		 nunits;	/* >= 1; units[0] is the default */
 	int		 disabled;
 	int64_t		 created;
+	/* Tokens issued at or before this time are refused: set by logout,
+	 * disable, and revoking one of the user's Web API keys. */
+	int64_t		 not_before;
 };
 
 struct apikey_rec {
@@ -235,12 +241,61 @@ enum store_err store_apikey_get(struct store *,
 	    const unsigned char digest[CRM_DIGEST_BYTES], struct apikey_rec *);
 enum store_err store_consumer_get(struct store *,
 	    const unsigned char digest[CRM_DIGEST_BYTES], struct consumer_rec *);
-enum store_err store_access_get_code(struct store *, const char *org,
-	    const unsigned char digest[CRM_DIGEST_BYTES], struct access_rec *);
-enum store_err store_access_get_ident(struct store *, const char *org,
-	    const char *ident, struct access_rec *);
+/* An access token of org: by the SHA-256 of its authentication code
+ * (code not NULL) or by its identifier. */
+enum store_err store_access_get(struct store *, const char *org,
+	    const unsigned char *code, const char *ident, struct access_rec *);
 enum store_err store_sigkey_get(struct store *, const char *kid,
 	    struct sigkey *);
+
+/*
+ * What each token method reads, in one read transaction: the records
+ * it needs (each with a found flag, the rest zero) and the current
+ * signing key.  STORE_OK even when records are missing; an error only
+ * when the store could not be read.
+ */
+struct lookup {
+	struct sigkey		 key;		/* current signing key */
+	struct user_rec		 user;
+	struct apikey_rec	 apikey;
+	struct consumer_rec	 consumer;
+	struct access_rec	 access;
+	int64_t			 app_cutoff;	/* the consumer's application */
+	int			 user_found, apikey_found, consumer_found;
+	int			 access_found;
+};
+enum store_err store_lookup_user(struct store *, const char *org,
+	    const char *user, struct lookup *);
+/* The key and its user. */
+enum store_err store_lookup_apikey(struct store *,
+	    const unsigned char digest[CRM_DIGEST_BYTES], struct lookup *);
+/* The consumer key, then the access token in the key's organisation
+ * (code or ident, as store_access_get) and the application's cutoff. */
+enum store_err store_lookup_consumer(struct store *,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const unsigned char *code, const char *ident, struct lookup *);
+
+/* Whom a token was issued to: a user (org, user), or a consumer
+ * application (org, application name), whose tokens carry cii. */
+struct principal {
+	int		 consumer;
+	const char	*org, *name;
+};
+/* What checking a token needs, in one read: its signing key, whether
+ * its jti was released, and its principal's state. */
+struct tok_state {
+	struct sigkey	 key;
+	int		 key_found;
+	int		 released;
+	int		 principal_found;	/* users: the user exists */
+	int		 disabled;
+	int64_t		 created;	/* users: when the user was added */
+	int64_t		 cutoff;	/* tokens with iat <= cutoff refused */
+};
+/* jti and who may be NULL (then only the key is read). */
+enum store_err store_token_state(struct store *, const char *kid,
+	    const unsigned char *jti, const struct principal *who,
+	    struct tok_state *);
 enum store_err store_sigkey_current(struct store *, struct sigkey *);
 /* STORE_OK with *exp when jti was released, STORE_NOTFOUND if not. */
 enum store_err store_released_get(struct store *,
@@ -251,8 +306,18 @@ enum store_err store_ping(struct store *);
 
 /* Writes.  Each is one durable write transaction that also prunes a few
  * released ids past their exp; nothing is half-written on failure. */
-enum store_err store_user_put(struct store *, const char *org,
-	    const char *user, const struct user_rec *, int must_be_new);
+/* A new user: STORE_EXISTS if there is one. */
+enum store_err store_user_add(struct store *, const char *org,
+	    const char *user, const struct user_rec *);
+/*
+ * Change a user in one transaction: read, change(), write back, so that
+ * two changes at once never undo each other.  change() returns 0 to
+ * write the record, non-zero to leave it as it was (still STORE_OK).
+ * *after (may be NULL) gets the record as it is afterwards.
+ */
+typedef int (*user_change_fn)(struct user_rec *, void *);
+enum store_err store_user_change(struct store *, const char *org,
+	    const char *user, user_change_fn, void *, struct user_rec *after);
 enum store_err store_user_del(struct store *, const char *org,
 	    const char *user);
 enum store_err store_apikey_put(struct store *,
@@ -261,32 +326,75 @@ enum store_err store_apikey_put(struct store *,
 enum store_err store_consumer_put(struct store *,
 	    const unsigned char digest[CRM_DIGEST_BYTES],
 	    const struct consumer_rec *, int must_be_new);
-enum store_err store_access_put_code(struct store *, const char *org,
-	    const unsigned char digest[CRM_DIGEST_BYTES],
+/* A new access token (code or ident, as store_access_get). */
+enum store_err store_access_add(struct store *, const char *org,
+	    const unsigned char *code, const char *ident,
 	    const struct access_rec *);
-enum store_err store_access_put_ident(struct store *, const char *org,
-	    const char *ident, const struct access_rec *);
+/* Replace a pass code's hash, only while it is still old. */
+enum store_err store_access_rehash(struct store *, const char *org,
+	    const char *ident, const char *old, const char *new);
 /* A new current signing key; the old one verifies until now + ttl, then
  * is deleted by the next write.  *old and *new describe both. */
 enum store_err store_sigkey_rotate(struct store *, int64_t now, int64_t ttl,
 	    struct sigkey *old, struct sigkey *new);
-/* Failed-attempt counters of an account (a hash of what was claimed:
- * see throttle.c) and of an (account, client address) pair. */
-struct attempts {
-	int64_t		 pair_end, account_end;		/* window ends */
-	uint32_t	 pair_count, account_count;	/* 0 once over */
-	int		 pair_exists;	/* a success must clear it */
+/* Delete a signing key at once (it verifies nothing more); if it was the
+ * current key, a new one is made current first (*made_new, *new). */
+enum store_err store_sigkey_retire(struct store *, const char *kid,
+	    struct sigkey *new, int *made_new);
+/*
+ * Failed attempts (throttle.c decides what to count; the store counts).
+ * A counter has a key (a type byte: 'P' pair, 'A' account, 'N' address,
+ * then digests), a window that starts with its first count and lasts
+ * lockout_window, and a limit.  Counting is not durable (a counter lost
+ * in a crash costs nothing that matters) and never waits for releases.
+ */
+#define ATT_KEY_MAX	(1 + 16 + 8)
+#define ATT_SUBJECT_MAX	640	/* "kind\torg\tname\taddress", for lock list */
+#define ATT_COUNTERS	3
+struct att_counter {
+	unsigned char	 key[ATT_KEY_MAX];
+	size_t		 keylen;
+	uint32_t	 limit;
+	int		 exempt;	/* a trusted address is not held by it */
+	int		 clear;		/* a success deletes it */
+	const char	*subject;	/* kept once the limit is reached */
+	int64_t		 end;		/* out: the window it counted in */
 };
-enum store_err store_attempts_get(struct store *,
-	    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
-	    int64_t now, struct attempts *);
-/* One failure more for the pair and for the account. */
-enum store_err store_attempts_fail(struct store *,
-	    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
-	    int64_t now, int64_t window);
-/* Clear the pair (addr set), or the account and all its pairs (NULL). */
-enum store_err store_attempts_clear(struct store *,
-	    const unsigned char account[CRM_DIGEST_BYTES], const char *addr);
+struct att_reserve {
+	struct att_counter c[ATT_COUNTERS];
+	size_t		 n;
+	unsigned char	 trust[ATT_KEY_MAX];	/* the (account, address) */
+	size_t		 trustlen;		/* 0: no trust */
+	int64_t		 now, window;
+	int		 trusted;		/* out */
+	int64_t		 locked_until;		/* out: > now when refused */
+};
+/*
+ * One attempt, counted before its secret is checked, atomically: if any
+ * counter is at its limit within its window (an exempt one only for an
+ * untrusted address), nothing is counted and *locked_until says until
+ * when; else each counter counts one more.
+ */
+enum store_err store_attempt_reserve(struct store *, struct att_reserve *);
+/* The attempt was not a failure: each counter gets its one back (those
+ * marked clear are deleted), and with trust_until > now the address is
+ * trusted for the account until then. */
+enum store_err store_attempt_giveback(struct store *, struct att_reserve *,
+	    int64_t trust_until);
+/* Every counter that has reached a limit in its window (cb gets its type,
+ * subject, count and window end; a non-zero return stops the walk). */
+typedef int (*store_lock_cb)(void *, char type, const char *subject,
+	    size_t len, uint32_t count, int64_t end);
+enum store_err store_lock_list(struct store *, store_lock_cb, void *);
+/* Delete the counter with this key, or with prefix every one that
+ * starts with it; *n is how many. */
+enum store_err store_lock_clear(struct store *, const unsigned char *key,
+	    size_t keylen, int prefix, size_t *n);
+/* Delete every counter and trust past its time; *n is how many. */
+enum store_err store_attempts_prune(struct store *, int64_t now, size_t *n);
+/* Space the counters take (bytes of their file, records). */
+enum store_err store_attempts_usage(struct store *, size_t *bytes,
+	    size_t *records);
 /* A consistent, compacted copy of the store in file (mode 0600), taken
  * while it serves; written beside it and renamed into place. */
 enum store_err store_backup(struct store *, const char *file);
@@ -294,9 +402,11 @@ enum store_err store_backup(struct store *, const char *file);
  * is a crmauth store and that no process has the store open. */
 enum store_err store_restore(const struct config *, const char *file,
 	    char *err, size_t errlen);
-/* Mark a Web API key (consumer 0) or consumer key (1) revoked. */
+/* Mark a Web API key (consumer 0) or consumer key (1) revoked, and cut
+ * off every token issued so far to the key's user, or to the consumer
+ * key's application. */
 enum store_err store_key_revoke(struct store *, int consumer,
-	    const unsigned char digest[CRM_DIGEST_BYTES]);
+	    const unsigned char digest[CRM_DIGEST_BYTES], int64_t now);
 /* Record jti as released until exp (idempotent). */
 enum store_err store_release(struct store *,
 	    const unsigned char jti[CRM_JTI_BYTES], int64_t exp, int64_t now);
@@ -332,6 +442,7 @@ enum tok_err {
 	TOK_BADCLAIMS,		/* signed by us but claims not ours */
 	TOK_EXPIRED,		/* authentic, past exp */
 	TOK_RELEASED,		/* authentic, released */
+	TOK_REVOKED,		/* authentic, its principal cut off since */
 	TOK_STORE,		/* store failure while checking */
 	TOK_INTERNAL,		/* allocation or library failure */
 };
@@ -378,15 +489,23 @@ typedef int (*tok_keyfn)(void *, const char *kid, struct sigkey *);
 /*
  * Check a compact JWS without trusting anything in it first: length
  * limit, three base64url parts, header alg exactly "HS256" with no crit,
- * a known kid, the HMAC compared in constant time, then the claims with
- * their JSON types.  Does not look at exp or the released table.
+ * a known kid whose key has not expired at now, the HMAC compared in
+ * constant time, then the claims with their JSON types and exp - iat at
+ * most ttl.  Does not look at exp or the store's revocations.  On any
+ * result other than TOK_OK, *c is freed.
  */
 enum tok_err tok_verify(const char *token, size_t len, tok_keyfn, void *,
-	    struct claims *);
+	    int64_t now, int64_t ttl, struct claims *);
 
-/* tok_verify plus exp and the released table, against the store. */
+/*
+ * tok_verify against the store, in one read, plus exp, the released
+ * table and the principal (TOK_REVOKED: the user was disabled, deleted
+ * or logged out, or a key of the user or application revoked, since the
+ * token was issued).  *c is filled for TOK_OK, TOK_EXPIRED,
+ * TOK_RELEASED and TOK_REVOKED (free it), freed otherwise.
+ */
 enum tok_err tok_check(struct store *, const char *token, size_t len,
-	    int64_t now, struct claims *);
+	    int64_t now, int64_t ttl, struct claims *);
 /* The key lookup for tok_verify from a store. */
 int	 tok_store_key(void *store, const char *kid, struct sigkey *);
 
@@ -572,22 +691,42 @@ void	 http_authorize(struct app *, const struct http_io *);
 
 /* ---- throttle.c ------------------------------------------------------------ */
 
-struct throttle {
-	unsigned char	 account[CRM_DIGEST_BYTES];
-	const char	*addr;		/* REMOTE_ADDR */
-	int		 pair_exists;	/* set by throttle_check() */
+/* What a secret protects (see throttle.c for the accounts). */
+enum att_kind {
+	ATT_USER = 'U',		/* org, user: a password */
+	ATT_APIKEY = 'K',	/* name: the Web API key's id */
+	ATT_CONSUMER = 'C',	/* name: an unknown or revoked consumer key's id */
+	ATT_IDENT = 'I',	/* org, identifier: a pass code */
+	ATT_CODE = 'O',		/* name: the consumer key's id, per address */
 };
-/* The account: SHA-256 of kind, a, NUL, b (b may be NULL).  Kinds: 'U'
- * org/user, 'K' Web API key, 'C' consumer key, 'I' consumer key and
- * access token identifier. */
-void	 throttle_account(unsigned char out[CRM_DIGEST_BYTES], char kind,
-	    const char *a, const char *b);
-/* 0: go on and check the credentials; -1: res is 429 (or 503). */
-int	 throttle_check(struct app *, struct throttle *, struct result *);
-/* Count a failure; -1 with res 503 when it cannot be counted. */
-int	 throttle_failed(struct app *, struct throttle *, struct result *);
-/* Clear the pair after a success (a write only when there is one). */
-void	 throttle_succeeded(struct app *, struct throttle *);
+
+/* One attempt at a secret.  The method fills kind, org (NULL for keys),
+ * name and addr (REMOTE_ADDR); the rest is throttle_begin()'s. */
+struct attempt {
+	enum att_kind	 kind;
+	const char	*org, *name, *addr;
+	struct att_reserve r;
+	char		 subjects[ATT_COUNTERS][ATT_SUBJECT_MAX + 1];
+	int		 reserved;
+};
+
+enum att_outcome {
+	ATT_FAILED,	/* the secret was wrong: stays counted */
+	ATT_SUCCEEDED,	/* given back; the address trusted for the account */
+	ATT_UNUSED,	/* not checked after all (a store error): given back */
+};
+
+/* Count the attempt before its secret is checked: 0 go on; -1 with res
+ * 429 and Retry-After (or 503 when it cannot be counted). */
+int	 throttle_begin(struct app *, struct attempt *, struct result *);
+void	 throttle_end(struct app *, struct attempt *, enum att_outcome);
+/* REMOTE_ADDR as counted: IPv6 by its /64. */
+void	 throttle_address(char out[CRM_ADDR_MAX + 1], const char *addr);
+/* The key of a counter: type 'P' pair, 'A' account, 'N' address, 'T'
+ * trust; addr NULL for 'A', account NULL for 'N'.  Returns its length. */
+size_t	 throttle_key(unsigned char key[ATT_KEY_MAX], char type,
+	    enum att_kind, const char *org, const char *name,
+	    const char *addr);
 
 /* Map a store failure to 503/500 in res (and log the detail). */
 void	 result_store_error(struct result *, struct app *, enum store_err);

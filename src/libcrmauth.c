@@ -63,7 +63,8 @@ crmauth_verify(struct crmauth *ca, const char *token, size_t len,
 	memset(out, 0, sizeof(*out));
 	if (ca == NULL || token == NULL)
 		return CRMAUTH_INVALID;
-	switch (tok_check(ca->store, token, len, (int64_t)time(NULL), &c)) {
+	switch (tok_check(ca->store, token, len, (int64_t)time(NULL),
+	    ca->cfg.token_ttl, &c)) {
 	case TOK_OK:
 		s = CRMAUTH_OK;
 		break;
@@ -71,6 +72,7 @@ crmauth_verify(struct crmauth *ca, const char *token, size_t len,
 		s = CRMAUTH_EXPIRED;
 		break;
 	case TOK_RELEASED:
+	case TOK_REVOKED:
 		s = CRMAUTH_RELEASED;
 		break;
 	case TOK_STORE:

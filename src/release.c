@@ -18,7 +18,8 @@ m_release(struct app *app, const struct request *req, struct result *res)
 		return;
 	if (app_store(app, res) == NULL)
 		return;
-	te = tok_verify(token, strlen(token), tok_store_key, app->store, &c);
+	te = tok_verify(token, strlen(token), tok_store_key, app->store,
+	    app->now(), app->cfg.token_ttl, &c);
 	switch (te) {
 	case TOK_OK:
 		break;

@@ -12,9 +12,8 @@
  *                    + expires (8, BE; 0 while current)
  *   released         jti (16) -> exp (8, BE)
  *   released_by_exp  exp (8, BE) + jti (16) -> ""
- *   attempts         'A' account (32) -> window end (8, BE) + count (4, BE)
- *                    'P' account (32) address -> the same, per address
- *   attempts_by_exp  window end (8, BE) + attempts key -> ""
+ *   cutoffs          SHA-256("A" org NUL app) -> time (8, BE): the
+ *                    application's tokens issued up to then are refused
  *
  * Records are binary (see "records" below): reading one is a few copies,
  * where a JSON record cost a parse and a tree, a third of a token
@@ -38,19 +37,20 @@
 #include <lmdb.h>
 
 #include "extern.h"
+#include "lmdb_env.h"
 
-#define MAXREADERS	256	/* the same in every process (lock file) */
 #define PRUNE_PER_WRITE	64	/* released ids pruned by each write */
 #define RC_CORRUPT	(-1)	/* a record we cannot decode */
 #define RC_VERSION	(-2)	/* schema newer than us */
 #define RC_NOTINIT	(-3)	/* a database or the schema is missing */
 
 struct store {
-	MDB_env		*env;
+	struct lmdb	*db;		/* shared by this process's handles */
 	MDB_dbi		 meta, users, apikeys, consumers, access, sigkeys;
-	MDB_dbi		 released, released_exp, attempts, attempts_exp;
-	size_t		 map_max;	/* bytes */
+	MDB_dbi		 released, released_exp, cutoffs;
 	MDB_txn		*rtxn;		/* the last read, reset: renewed next */
+	struct attdb	*att;		/* the counters, once used */
+	struct config	 cfg;
 	char		 detail[CRM_ERR_MAX];
 };
 
@@ -128,141 +128,60 @@ map_rc(struct store *st, const char *what, int rc)
 	}
 }
 
-static size_t
-env_mapsize(MDB_env *env)
-{
-	MDB_envinfo info;
-
-	mdb_env_info(env, &info);
-	return info.me_mapsize;
-}
-
-/*
- * Double the map, up to map_max.  Only called with no transaction open
- * in this process.  0 when grown, -1 when already at the maximum.
- */
-static int
-grow_map(struct store *st)
-{
-	size_t cur = env_mapsize(st->env), next;
-
-	if (cur >= st->map_max)
-		return -1;
-	next = cur > st->map_max / 2 ? st->map_max : cur * 2;
-	if (mdb_env_set_mapsize(st->env, next) != 0)
-		return -1;
-	log_err("store: map grown from %zu to %zu MiB", cur >> 20,
-	    next >> 20);
-	return 0;
-}
-
 static int	prune_sigkeys(struct store *, MDB_txn *, int64_t now);
-static int	prune_attempts(struct store *, MDB_txn *, int64_t now,
-		    size_t limit);
 static int	prune(struct store *, MDB_txn *, int64_t now, size_t limit,
 		    size_t *n);
 
+struct run {
+	struct store	*st;
+	txn_fn		 fn;
+	void		*arg;
+	int		 write;
+};
+
+/* fn, and for a write the pruning that rides along with every write. */
+static int
+run_fn(MDB_txn *txn, void *p)
+{
+	struct run	*r = p;
+	int64_t		 now = (int64_t)time(NULL);
+	size_t		 pruned;
+	int		 rc;
+
+	if ((rc = r->fn(r->st, txn, r->arg)) != 0 || !r->write)
+		return rc;
+	if ((rc = prune(r->st, txn, now, PRUNE_PER_WRITE, &pruned)) == 0)
+		rc = prune_sigkeys(r->st, txn, now);
+	return rc;
+}
+
 /*
- * Run fn in a transaction.  Reads are reset after fn and the handle kept
- * for the next read; writes prune a few released ids and commit.
- * Handles another process having grown the map (MDB_MAP_RESIZED), our
- * own map filling up (grow and retry), and a reader table full of dead
- * processes' slots.
+ * Run fn in a transaction (lmdb_run: map growth, resizes by other
+ * processes, dead readers).  Reads renew the handle's kept transaction;
+ * writes prune a few released ids and expired keys, and commit
+ * durably.
  */
 static enum store_err
 txn_run(struct store *st, int write, const char *what, txn_fn fn,
     void *arg)
 {
-	MDB_txn	*txn;
-	int	 rc, tries, dead;
-	size_t	 pruned;
+	struct run	 r = { st, fn, arg, write };
+	int		 rc;
 
-	for (tries = 0; tries < 32; tries++) {
-		/* A read renews the handle (and reader slot) the last read
-		 * left; if that fails, it is dropped and a new one begun. */
-		rc = -1;
-		if (!write && (txn = st->rtxn) != NULL) {
-			st->rtxn = NULL;
-			if ((rc = mdb_txn_renew(txn)) != 0)
-				mdb_txn_abort(txn);
-		}
-		if (rc != 0)
-			rc = mdb_txn_begin(st->env, NULL,
-			    write ? 0 : MDB_RDONLY, &txn);
-		if (rc == MDB_MAP_RESIZED) {
-			mdb_env_set_mapsize(st->env, 0);
-			continue;
-		}
-		if (rc == MDB_READERS_FULL && tries == 0) {
-			mdb_reader_check(st->env, &dead);
-			continue;
-		}
-		if (rc != 0)
-			return map_rc(st, what, rc);
-		rc = fn(st, txn, arg);
-		if (!write) {
-			mdb_txn_reset(txn);
-			st->rtxn = txn;
-			return map_rc(st, what, rc);
-		}
-		if (rc == 0)
-			rc = prune(st, txn, (int64_t)time(NULL),
-			    PRUNE_PER_WRITE, &pruned);
-		if (rc == 0)
-			rc = prune_sigkeys(st, txn, (int64_t)time(NULL));
-		if (rc == 0)
-			rc = prune_attempts(st, txn, (int64_t)time(NULL),
-			    PRUNE_PER_WRITE);
-		if (rc != 0) {
-			mdb_txn_abort(txn);
-			if (rc == MDB_MAP_FULL && grow_map(st) == 0)
-				continue;
-			return map_rc(st, what, rc);
-		}
-		rc = mdb_txn_commit(txn);
-		if (rc == MDB_MAP_FULL && grow_map(st) == 0)
-			continue;
-		return map_rc(st, what, rc);
+	rc = lmdb_run(st->db, write, run_fn, &r, write ? NULL : &st->rtxn);
+	if (rc == EAGAIN) {
+		snprintf(st->detail, sizeof(st->detail), "%s: too many "
+		    "retries", what);
+		return STORE_ERROR;
 	}
-	snprintf(st->detail, sizeof(st->detail), "%s: too many retries",
-	    what);
-	return STORE_ERROR;
+	return map_rc(st, what, rc);
 }
 
 /* ---- keys and records ---------------------------------------------------- */
 
-static void
-put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)(v & 0xff);
-}
 
-static void
-put_be32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
 
-static uint32_t
-get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
 
-static uint64_t
-get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /*
  * Records: a format byte, then the fields in a fixed order.  A string is
@@ -434,9 +353,15 @@ struct user_arg {
 	const char		*org, *user;
 	struct user_rec		*rec;
 	const struct user_rec	*in;
-	int			 must_be_new;
-	char			*org_out, *user_out;	/* for listing */
+	user_change_fn		 change;
+	void			*change_arg;
 };
+
+static void
+user_key(unsigned char k[CRM_DIGEST_BYTES], const char *org, const char *user)
+{
+	sec_tagged_hash(k, 'U', org, user, strlen(user));
+}
 
 static int
 user_decode(const MDB_val *v, struct user_rec *r, char *org, char *user)
@@ -452,21 +377,50 @@ user_decode(const MDB_val *v, struct user_rec *r, char *org, char *user)
 	r->nunits = r_units(&in, r->units);
 	r->disabled = r_bool(&in);
 	r->created = r_i64(&in);
+	r->not_before = r_i64(&in);
 	return rec_end(&in);
+}
+
+/* The user record of org/user in txn: 0, MDB_NOTFOUND or an error. */
+static int
+user_read(struct store *st, MDB_txn *txn, const char *org, const char *user,
+    struct user_rec *r)
+{
+	unsigned char	 k[CRM_DIGEST_BYTES];
+	MDB_val		 key = { sizeof(k), k }, val;
+	int		 rc;
+
+	user_key(k, org, user);
+	if ((rc = mdb_get(txn, st->users, &key, &val)) != 0)
+		return rc;
+	return user_decode(&val, r, NULL, NULL);
+}
+
+static int
+user_write(struct store *st, MDB_txn *txn, const char *org, const char *user,
+    const struct user_rec *r, unsigned flags)
+{
+	unsigned char	 k[CRM_DIGEST_BYTES];
+	struct rec_out	 w;
+
+	user_key(k, org, user);
+	rec_start(&w);
+	w_str(&w, org);
+	w_str(&w, user);
+	w_str(&w, r->pwhash);
+	w_units(&w, r->units, r->nunits);
+	w_bool(&w, r->disabled);
+	w_i64(&w, r->created);
+	w_i64(&w, r->not_before);
+	return put_rec(txn, st->users, k, sizeof(k), &w, flags);
 }
 
 static int
 user_get_fn(struct store *st, MDB_txn *txn, void *p)
 {
-	struct user_arg	*a = p;
-	unsigned char	 k[CRM_DIGEST_BYTES];
-	MDB_val		 key = { sizeof(k), k }, val;
-	int		 rc;
+	struct user_arg *a = p;
 
-	sec_tagged_hash(k, 'U', a->org, a->user, strlen(a->user));
-	if ((rc = mdb_get(txn, st->users, &key, &val)) != 0)
-		return rc;
-	return user_decode(&val, a->rec, NULL, NULL);
+	return user_read(st, txn, a->org, a->user, a->rec);
 }
 
 enum store_err
@@ -481,35 +435,49 @@ store_user_get(struct store *st, const char *org, const char *user,
 static int
 user_put_fn(struct store *st, MDB_txn *txn, void *p)
 {
-	struct user_arg		*a = p;
-	unsigned char		 k[CRM_DIGEST_BYTES];
-	struct rec_out		 w;
-	MDB_val			 key = { sizeof(k), k }, val;
-	int			 rc;
+	struct user_arg *a = p;
 
-	sec_tagged_hash(k, 'U', a->org, a->user, strlen(a->user));
-	if (!a->must_be_new &&
-	    (rc = mdb_get(txn, st->users, &key, &val)) != 0)
-		return rc;
-	rec_start(&w);
-	w_str(&w, a->org);
-	w_str(&w, a->user);
-	w_str(&w, a->in->pwhash);
-	w_units(&w, a->in->units, a->in->nunits);
-	w_bool(&w, a->in->disabled);
-	w_i64(&w, a->in->created);
-	return put_rec(txn, st->users, k, sizeof(k), &w,
-	    a->must_be_new ? MDB_NOOVERWRITE : 0);
+	return user_write(st, txn, a->org, a->user, a->in, MDB_NOOVERWRITE);
 }
 
 enum store_err
-store_user_put(struct store *st, const char *org, const char *user,
-    const struct user_rec *rec, int must_be_new)
+store_user_add(struct store *st, const char *org, const char *user,
+    const struct user_rec *rec)
 {
-	struct user_arg a = { .org = org, .user = user, .in = rec,
-	    .must_be_new = must_be_new };
+	struct user_arg a = { .org = org, .user = user, .in = rec };
 
-	return txn_run(st, 1, "user put", user_put_fn, &a);
+	return txn_run(st, 1, "user add", user_put_fn, &a);
+}
+
+/* Read, change and write back in one transaction (a change that
+ * returns non-zero writes nothing). */
+static int
+user_change_txn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct user_arg	*a = p;
+	struct user_rec	 r;
+	int		 rc;
+
+	if ((rc = user_read(st, txn, a->org, a->user, &r)) != 0)
+		return rc;
+	if (a->change(&r, a->change_arg) == 0)
+		rc = user_write(st, txn, a->org, a->user, &r, 0);
+	else if (a->rec != NULL)
+		rc = user_read(st, txn, a->org, a->user, &r);
+	if (rc == 0 && a->rec != NULL)
+		*a->rec = r;
+	explicit_bzero(&r, sizeof(r));
+	return rc;
+}
+
+enum store_err
+store_user_change(struct store *st, const char *org, const char *user,
+    user_change_fn change, void *arg, struct user_rec *after)
+{
+	struct user_arg a = { .org = org, .user = user, .change = change,
+	    .change_arg = arg, .rec = after };
+
+	return txn_run(st, 1, "user change", user_change_txn, &a);
 }
 
 static int	apikey_decode(const MDB_val *, struct apikey_rec *);
@@ -524,7 +492,7 @@ user_del_fn(struct store *st, MDB_txn *txn, void *p)
 	int		 rc;
 	struct apikey_rec ak;
 
-	sec_tagged_hash(k, 'U', a->org, a->user, strlen(a->user));
+	user_key(k, a->org, a->user);
 	if ((rc = mdb_del(txn, st->users, &key, NULL)) != 0)
 		return rc;
 	/* The user's Web API keys go with the user. */
@@ -601,6 +569,7 @@ struct key_arg {
 	struct apikey_rec	*ak;
 	struct consumer_rec	*ck;
 	int			 must_be_new;
+	int64_t			 now;		/* revoke */
 };
 
 static int
@@ -696,11 +665,50 @@ key_put_fn(struct store *st, MDB_txn *txn, void *p)
 	return key_put(st, txn, a, a->must_be_new ? MDB_NOOVERWRITE : 0);
 }
 
-/* Read, mark revoked and write back in one transaction. */
+/* Cut off what a consumer application was issued up to now. */
+static int
+app_cutoff_put(struct store *st, MDB_txn *txn, const char *org,
+    const char *app, int64_t now)
+{
+	unsigned char	 k[CRM_DIGEST_BYTES], v[8];
+	MDB_val		 key = { sizeof(k), k }, val = { sizeof(v), v };
+
+	sec_tagged_hash(k, 'A', org, app, strlen(app));
+	put_be64(v, (uint64_t)now);
+	return mdb_put(txn, st->cutoffs, &key, &val, 0);
+}
+
+/* The time up to which an application's tokens are cut off, 0 if none. */
+static int
+app_cutoff_get(struct store *st, MDB_txn *txn, const char *org,
+    const char *app, int64_t *cutoff)
+{
+	unsigned char	 k[CRM_DIGEST_BYTES];
+	MDB_val		 key = { sizeof(k), k }, val;
+	int		 rc;
+
+	*cutoff = 0;
+	sec_tagged_hash(k, 'A', org, app, strlen(app));
+	if ((rc = mdb_get(txn, st->cutoffs, &key, &val)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (val.mv_size != 8)
+		return RC_CORRUPT;
+	*cutoff = (int64_t)get_be64(val.mv_data);
+	return 0;
+}
+
+/*
+ * Mark a key revoked and, in the same transaction, cut off every token
+ * its principal was issued so far: a Web API key's user (the token does
+ * not say which key it came from), a consumer key's application.
+ */
 static int
 revoke_fn(struct store *st, MDB_txn *txn, void *p)
 {
 	struct key_arg	*a = p;
+	struct user_rec	 u;
 	int		 rc;
 
 	if ((rc = key_get_fn(st, txn, a)) != 0)
@@ -709,7 +717,19 @@ revoke_fn(struct store *st, MDB_txn *txn, void *p)
 		a->ck->revoked = 1;
 	else
 		a->ak->revoked = 1;
-	return key_put(st, txn, a, 0);
+	if ((rc = key_put(st, txn, a, 0)) != 0)
+		return rc;
+	if (a->consumer)
+		return app_cutoff_put(st, txn, a->ck->org, a->ck->app, a->now);
+	rc = user_read(st, txn, a->ak->org, a->ak->user, &u);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && u.not_before < a->now) {
+		u.not_before = a->now;
+		rc = user_write(st, txn, a->ak->org, a->ak->user, &u, 0);
+	}
+	explicit_bzero(&u, sizeof(u));
+	return rc;
 }
 
 enum store_err
@@ -756,12 +776,12 @@ store_consumer_put(struct store *st,
 
 enum store_err
 store_key_revoke(struct store *st, int consumer,
-    const unsigned char digest[CRM_DIGEST_BYTES])
+    const unsigned char digest[CRM_DIGEST_BYTES], int64_t now)
 {
 	struct apikey_rec	ak;
 	struct consumer_rec	ck;
 	struct key_arg		a = { .digest = digest, .consumer = consumer,
-	    .ak = &ak, .ck = &ck };
+	    .ak = &ak, .ck = &ck, .now = now };
 
 	return txn_run(st, 1, "key revoke", revoke_fn, &a);
 }
@@ -833,22 +853,27 @@ store_consumer_list(struct store *st, store_consumer_cb cb, void *arg)
 
 /* ---- access tokens ------------------------------------------------------ */
 
-struct access_arg {
-	unsigned char		 k[CRM_DIGEST_BYTES];
-	struct access_rec	*out;
-	const struct access_rec	*in;
-};
+/* The key of an access token: by the SHA-256 of its authentication code
+ * (code != NULL), or by its identifier. */
+static void
+access_key(unsigned char k[CRM_DIGEST_BYTES], const char *org,
+    const unsigned char *code, const char *ident)
+{
+	if (code != NULL)
+		sec_tagged_hash(k, 'C', org, code, CRM_DIGEST_BYTES);
+	else
+		sec_tagged_hash(k, 'I', org, ident, strlen(ident));
+}
 
-/* The access record: contact, authentication result ("" for none), the
+/* The access record: contact, accounts receivable id ("" for none), the
  * pass code's hash ("" for the code kind), created. */
 static int
-access_get_fn(struct store *st, MDB_txn *txn, void *p)
+access_read(struct store *st, MDB_txn *txn, const unsigned char *k,
+    struct access_rec *r)
 {
-	struct access_arg	*a = p;
-	MDB_val			 key = { sizeof(a->k), a->k }, val;
-	struct access_rec	*r = a->out;
-	struct rec_in		 in;
-	int			 rc;
+	MDB_val		 key = { CRM_DIGEST_BYTES, (void *)k }, val;
+	struct rec_in	 in;
+	int		 rc;
 
 	if ((rc = mdb_get(txn, st->access, &key, &val)) != 0)
 		return rc;
@@ -862,58 +887,87 @@ access_get_fn(struct store *st, MDB_txn *txn, void *p)
 }
 
 static int
-access_put_fn(struct store *st, MDB_txn *txn, void *p)
+access_write(struct store *st, MDB_txn *txn, const unsigned char *k,
+    const struct access_rec *r, unsigned flags)
 {
-	struct access_arg	*a = p;
-	struct rec_out		 w;
+	struct rec_out w;
 
 	rec_start(&w);
-	w_str(&w, a->in->contact);
-	w_str(&w, a->in->ari);
-	w_str(&w, a->in->passhash);
-	w_i64(&w, a->in->created);
-	return put_rec(txn, st->access, a->k, sizeof(a->k), &w,
-	    MDB_NOOVERWRITE);
+	w_str(&w, r->contact);
+	w_str(&w, r->ari);
+	w_str(&w, r->passhash);
+	w_i64(&w, r->created);
+	return put_rec(txn, st->access, k, CRM_DIGEST_BYTES, &w, flags);
+}
+
+struct access_arg {
+	unsigned char		 k[CRM_DIGEST_BYTES];
+	struct access_rec	*out;
+	const struct access_rec	*in;
+	const char		*old, *new;	/* rehash */
+};
+
+static int
+access_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct access_arg *a = p;
+
+	return access_read(st, txn, a->k, a->out);
+}
+
+static int
+access_put_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct access_arg *a = p;
+
+	return access_write(st, txn, a->k, a->in, MDB_NOOVERWRITE);
 }
 
 enum store_err
-store_access_get_code(struct store *st, const char *org,
-    const unsigned char digest[CRM_DIGEST_BYTES], struct access_rec *r)
+store_access_get(struct store *st, const char *org,
+    const unsigned char *code, const char *ident, struct access_rec *r)
 {
 	struct access_arg a = { .out = r };
 
-	sec_tagged_hash(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
+	access_key(a.k, org, code, ident);
 	return txn_run(st, 0, "access token get", access_get_fn, &a);
 }
 
 enum store_err
-store_access_get_ident(struct store *st, const char *org,
-    const char *ident, struct access_rec *r)
-{
-	struct access_arg a = { .out = r };
-
-	sec_tagged_hash(a.k, 'I', org, ident, strlen(ident));
-	return txn_run(st, 0, "access token get", access_get_fn, &a);
-}
-
-enum store_err
-store_access_put_code(struct store *st, const char *org,
-    const unsigned char digest[CRM_DIGEST_BYTES], const struct access_rec *r)
+store_access_add(struct store *st, const char *org,
+    const unsigned char *code, const char *ident,
+    const struct access_rec *r)
 {
 	struct access_arg a = { .in = r };
 
-	sec_tagged_hash(a.k, 'C', org, digest, CRM_DIGEST_BYTES);
-	return txn_run(st, 1, "access token put", access_put_fn, &a);
+	access_key(a.k, org, code, ident);
+	return txn_run(st, 1, "access token add", access_put_fn, &a);
+}
+
+/* The pass code's hash, replaced only if it is still the one verified. */
+static int
+access_rehash_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct access_arg	*a = p;
+	struct access_rec	 r;
+	int			 rc;
+
+	if ((rc = access_read(st, txn, a->k, &r)) != 0)
+		return rc;
+	if (strcmp(r.passhash, a->old) != 0)
+		return MDB_NOTFOUND;	/* changed meanwhile: leave it */
+	snprintf(r.passhash, sizeof(r.passhash), "%s", a->new);
+	return access_write(st, txn, a->k, &r, 0);
 }
 
 enum store_err
-store_access_put_ident(struct store *st, const char *org,
-    const char *ident, const struct access_rec *r)
+store_access_rehash(struct store *st, const char *org, const char *ident,
+    const char *old, const char *new)
 {
-	struct access_arg a = { .in = r };
+	struct access_arg a = { .old = old, .new = new };
 
-	sec_tagged_hash(a.k, 'I', org, ident, strlen(ident));
-	return txn_run(st, 1, "access token put", access_put_fn, &a);
+	access_key(a.k, org, NULL, ident);
+	return txn_run(st, 1, "access token rehash", access_rehash_fn, &a);
 }
 
 /* ---- signing keys -------------------------------------------------------- */
@@ -973,24 +1027,35 @@ struct sigkey_arg {
 	struct list_arg	 list;
 };
 
+/* The signing key kid, or the current one (kid NULL). */
 static int
-sigkey_get_fn(struct store *st, MDB_txn *txn, void *p)
+sigkey_read(struct store *st, MDB_txn *txn, const char *kid,
+    struct sigkey *out)
 {
-	struct sigkey_arg	*a = p;
-	char			 cur[CRM_KID_HEX + 1];
-	MDB_val			 key, val;
-	int			 rc;
+	char	 cur[CRM_KID_HEX + 1];
+	MDB_val	 key, val;
+	int	 rc;
 
 	if ((rc = current_kid(st, txn, cur)) != 0)
 		return rc;
-	key.mv_data = (void *)(a->kid != NULL ? a->kid : cur);
+	key.mv_data = (void *)(kid != NULL ? kid : cur);
 	key.mv_size = strlen(key.mv_data);
+	if (key.mv_size != CRM_KID_HEX)
+		return MDB_NOTFOUND;
 	if ((rc = mdb_get(txn, st->sigkeys, &key, &val)) != 0)
 		return rc;
-	if ((rc = sigkey_decode(&key, &val, a->out)) != 0)
+	if ((rc = sigkey_decode(&key, &val, out)) != 0)
 		return rc;
-	a->out->current = strcmp(a->out->kid, cur) == 0;
+	out->current = strcmp(out->kid, cur) == 0;
 	return 0;
+}
+
+static int
+sigkey_get_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct sigkey_arg *a = p;
+
+	return sigkey_read(st, txn, a->kid, a->out);
 }
 
 enum store_err
@@ -1101,6 +1166,52 @@ store_sigkey_rotate(struct store *st, int64_t now, int64_t ttl,
 		*new = a.new;
 	}
 	memset(&a, 0, sizeof(a));
+	return e;
+}
+
+struct retire_arg {
+	char		 kid[CRM_KID_HEX + 1];
+	struct sigkey	 new;
+	int		 made_new;
+};
+
+/* Delete a signing key at once; if it is the current one, a new current
+ * key is made first, in the same transaction. */
+static int
+retire_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct retire_arg	*a = p;
+	char			 cur[CRM_KID_HEX + 1];
+	MDB_val			 key = { CRM_KID_HEX, a->kid }, val;
+	int			 rc;
+
+	if ((rc = current_kid(st, txn, cur)) != 0 ||
+	    (rc = mdb_get(txn, st->sigkeys, &key, &val)) != 0)
+		return rc;
+	if (strcmp(a->kid, cur) == 0) {
+		if ((rc = sigkey_new(st, txn, &a->new)) != 0)
+			return rc;
+		a->made_new = 1;
+	}
+	return mdb_del(txn, st->sigkeys, &key, NULL);
+}
+
+enum store_err
+store_sigkey_retire(struct store *st, const char *kid, struct sigkey *new,
+    int *made_new)
+{
+	struct retire_arg	 a;
+	enum store_err		 e;
+
+	memset(&a, 0, sizeof(a));
+	if (strlen(kid) != CRM_KID_HEX)
+		return STORE_NOTFOUND;
+	memcpy(a.kid, kid, CRM_KID_HEX);
+	e = txn_run(st, 1, "key retire", retire_fn, &a);
+	*made_new = e == STORE_OK && a.made_new;
+	if (*made_new)
+		*new = a.new;
+	explicit_bzero(&a, sizeof(a));
 	return e;
 }
 
@@ -1253,22 +1364,24 @@ store_released_prune(struct store *st, int64_t now, size_t *n)
 }
 
 struct carry_arg {
-	struct store	*to;
+	MDB_txn		*src;		/* a read of the store being replaced */
+	MDB_dbi		 src_released;
 	int64_t		 now;
 	size_t		 n;
-	enum store_err	 e;
 };
 
-/* Release in another store every unexpired id released in this one. */
+/* Release here, in one transaction, every unexpired id released in the
+ * store being replaced. */
 static int
 carry_fn(struct store *st, MDB_txn *txn, void *p)
 {
 	struct carry_arg	*a = p;
+	struct rel_arg		 r = { .now = a->now };
 	MDB_cursor		*c;
 	MDB_val			 key, val;
 	int			 rc;
 
-	if ((rc = mdb_cursor_open(txn, st->released, &c)) != 0)
+	if ((rc = mdb_cursor_open(a->src, a->src_released, &c)) != 0)
 		return rc;
 	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
@@ -1276,9 +1389,11 @@ carry_fn(struct store *st, MDB_txn *txn, void *p)
 			rc = RC_CORRUPT;
 			break;
 		}
-		a->e = store_release(a->to, key.mv_data,
-		    (int64_t)get_be64(val.mv_data), a->now);
-		if (a->e != STORE_OK)
+		r.jti = key.mv_data;
+		r.exp = (int64_t)get_be64(val.mv_data);
+		if (r.exp <= a->now)
+			continue;
+		if ((rc = release_fn(st, txn, &r)) != 0)
 			break;
 		a->n++;
 	}
@@ -1318,255 +1433,247 @@ store_ping(struct store *st)
 	return txn_run(st, 0, "ping", ping_fn, NULL);
 }
 
-/* ---- failed-attempt counters ---------------------------------------------- */
+/* ---- failed attempts: attempts.c, opened on first use ---------------------- */
 
-#define ATT_KEY_MAX	(1 + CRM_DIGEST_BYTES + CRM_ADDR_MAX)
-#define ATT_VAL		(8 + 4)
-
-struct att_arg {
-	const unsigned char	*account;
-	const char		*addr;
-	int64_t			 now, window;
-	struct attempts		*out;
-};
-
-/* The key of the account counter (addr NULL) or of a pair. */
-static size_t
-att_key(unsigned char *k, const unsigned char *account, const char *addr)
+static enum store_err
+att_rc(struct store *st, const char *what, int rc)
 {
-	size_t alen = addr != NULL ? strlen(addr) : 0;
-
-	if (alen > CRM_ADDR_MAX)
-		alen = CRM_ADDR_MAX;
-	k[0] = addr != NULL ? 'P' : 'A';
-	memcpy(k + 1, account, CRM_DIGEST_BYTES);
-	if (alen > 0)
-		memcpy(k + 1 + CRM_DIGEST_BYTES, addr, alen);
-	return 1 + CRM_DIGEST_BYTES + alen;
+	if (rc == MDB_CORRUPTED) {
+		snprintf(st->detail, sizeof(st->detail), "%s: damaged "
+		    "counters (delete the attempts-*.mdb files to reset "
+		    "them)", what);
+		return STORE_CORRUPT;
+	}
+	return map_rc(st, what, rc);
 }
 
-/* A counter: 0 found (*end of its window, *count), MDB_NOTFOUND, or an
- * error. */
+/* The counters, opened now if need be: 0, or an errno/LMDB code with
+ * st->detail set (ENOENT: rdonly, and none yet in this boot). */
 static int
-att_get(struct store *st, MDB_txn *txn, const unsigned char *k, size_t klen,
-    int64_t *end, uint32_t *count)
+att(struct store *st, int rdonly)
 {
-	MDB_val	 key = { klen, (void *)k }, val;
+	char	 err[CRM_ERR_MAX];
 	int	 rc;
 
-	if ((rc = mdb_get(txn, st->attempts, &key, &val)) != 0)
-		return rc;
-	if (val.mv_size != ATT_VAL)
-		return RC_CORRUPT;
-	*end = (int64_t)get_be64(val.mv_data);
-	*count = get_be32((unsigned char *)val.mv_data + 8);
-	return 0;
+	if (st->att != NULL)
+		return 0;
+	if ((rc = attdb_open(&st->att, &st->cfg, rdonly, err,
+	    sizeof(err))) != 0)
+		snprintf(st->detail, sizeof(st->detail), "%s", err);
+	return rc;
 }
 
-/* Delete a counter and its index entry. */
-static int
-att_del(struct store *st, MDB_txn *txn, const unsigned char *k, size_t klen,
-    int64_t end)
+enum store_err
+store_attempt_reserve(struct store *st, struct att_reserve *r)
 {
-	unsigned char	 ik[8 + ATT_KEY_MAX];
-	MDB_val		 key = { klen, (void *)k }, ikey = { 8 + klen, ik };
-	int		 rc;
+	if (att(st, 0) != 0)
+		return STORE_ERROR;
+	return att_rc(st, "attempts", attdb_reserve(st->att, r));
+}
 
-	put_be64(ik, (uint64_t)end);
-	memcpy(ik + 8, k, klen);
-	rc = mdb_del(txn, st->attempts_exp, &ikey, NULL);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc;
-	rc = mdb_del(txn, st->attempts, &key, NULL);
+enum store_err
+store_attempt_giveback(struct store *st, struct att_reserve *r,
+    int64_t trust_until)
+{
+	if (att(st, 0) != 0)
+		return STORE_ERROR;
+	return att_rc(st, "attempts", attdb_giveback(st->att, r,
+	    trust_until));
+}
+
+enum store_err
+store_lock_list(struct store *st, store_lock_cb cb, void *arg)
+{
+	int rc;
+
+	if ((rc = att(st, 1)) != 0)
+		return rc == ENOENT ? STORE_OK : STORE_ERROR;
+	return att_rc(st, "lock list", attdb_locks(st->att, cb, arg));
+}
+
+enum store_err
+store_lock_clear(struct store *st, const unsigned char *key, size_t keylen,
+    int prefix, size_t *n)
+{
+	*n = 0;
+	if (att(st, 0) != 0)
+		return STORE_ERROR;
+	return att_rc(st, "lock clear", attdb_clear(st->att, key, keylen,
+	    prefix, n));
+}
+
+enum store_err
+store_attempts_prune(struct store *st, int64_t now, size_t *n)
+{
+	*n = 0;
+	if (att(st, 0) != 0)
+		return STORE_ERROR;
+	return att_rc(st, "attempts prune", attdb_prune(st->att, now, n));
+}
+
+enum store_err
+store_attempts_usage(struct store *st, size_t *bytes, size_t *records)
+{
+	int rc;
+
+	*bytes = *records = 0;
+	if ((rc = att(st, 1)) != 0)
+		return rc == ENOENT ? STORE_OK : STORE_ERROR;
+	return att_rc(st, "attempts usage", attdb_usage(st->att, bytes,
+	    records));
+}
+
+/* ---- what a method reads, in one read transaction -------------------------- */
+
+struct lookup_arg {
+	const char		*org, *user;		/* user */
+	const unsigned char	*digest;		/* key */
+	const unsigned char	*code;			/* access token */
+	const char		*ident;
+	struct lookup		*out;
+};
+
+/* Read one record into *found: 0 when read or absent, else an error. */
+static int
+found(int rc, int *found)
+{
+	*found = rc == 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* One more failure in a counter's window, or the first of a new one. */
 static int
-att_bump(struct store *st, MDB_txn *txn, const unsigned char *k, size_t klen,
-    int64_t now, int64_t window)
+lookup_user_fn(struct store *st, MDB_txn *txn, void *p)
 {
-	unsigned char	 v[ATT_VAL], ik[8 + ATT_KEY_MAX];
-	MDB_val		 key = { klen, (void *)k }, val = { sizeof(v), v };
-	MDB_val		 ikey = { 8 + klen, ik }, empty = { 0, "" };
-	int64_t		 end;
-	uint32_t	 count;
-	int		 rc;
+	struct lookup_arg	*a = p;
+	struct lookup		*l = a->out;
+	int			 rc;
 
-	rc = att_get(st, txn, k, klen, &end, &count);
-	if (rc == 0 && now >= end) {
-		if ((rc = att_del(st, txn, k, klen, end)) != 0)
+	if ((rc = found(user_read(st, txn, a->org, a->user, &l->user),
+	    &l->user_found)) != 0)
+		return rc;
+	return sigkey_read(st, txn, NULL, &l->key);
+}
+
+enum store_err
+store_lookup_user(struct store *st, const char *org, const char *user,
+    struct lookup *out)
+{
+	struct lookup_arg a = { .org = org, .user = user, .out = out };
+
+	memset(out, 0, sizeof(*out));
+	return txn_run(st, 0, "user lookup", lookup_user_fn, &a);
+}
+
+static int
+lookup_apikey_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct lookup_arg	*a = p;
+	struct lookup		*l = a->out;
+	struct key_arg		 k = { .digest = a->digest, .ak = &l->apikey };
+	int			 rc;
+
+	if ((rc = found(key_get_fn(st, txn, &k), &l->apikey_found)) != 0)
+		return rc;
+	if (l->apikey_found && (rc = found(user_read(st, txn, l->apikey.org,
+	    l->apikey.user, &l->user), &l->user_found)) != 0)
+		return rc;
+	return sigkey_read(st, txn, NULL, &l->key);
+}
+
+enum store_err
+store_lookup_apikey(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct lookup *out)
+{
+	struct lookup_arg a = { .digest = digest, .out = out };
+
+	memset(out, 0, sizeof(*out));
+	return txn_run(st, 0, "apikey lookup", lookup_apikey_fn, &a);
+}
+
+static int
+lookup_consumer_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct lookup_arg	*a = p;
+	struct lookup		*l = a->out;
+	struct key_arg		 k = { .digest = a->digest, .consumer = 1,
+				    .ck = &l->consumer };
+	unsigned char		 ak[CRM_DIGEST_BYTES];
+	int			 rc;
+
+	if ((rc = found(key_get_fn(st, txn, &k), &l->consumer_found)) != 0)
+		return rc;
+	if (l->consumer_found) {
+		access_key(ak, l->consumer.org, a->code, a->ident);
+		if ((rc = found(access_read(st, txn, ak, &l->access),
+		    &l->access_found)) != 0 ||
+		    (rc = app_cutoff_get(st, txn, l->consumer.org,
+		    l->consumer.app, &l->app_cutoff)) != 0)
 			return rc;
-		rc = MDB_NOTFOUND;
 	}
-	if (rc == MDB_NOTFOUND) {
-		end = now + window;
-		count = 0;
-		put_be64(ik, (uint64_t)end);
-		memcpy(ik + 8, k, klen);
-		if ((rc = mdb_put(txn, st->attempts_exp, &ikey, &empty, 0)) != 0)
-			return rc;
-	} else if (rc != 0)
-		return rc;
-	if (count < UINT32_MAX)
-		count++;
-	put_be64(v, (uint64_t)end);
-	put_be32(v + 8, count);
-	return mdb_put(txn, st->attempts, &key, &val, 0);
-}
-
-static int
-att_read_fn(struct store *st, MDB_txn *txn, void *p)
-{
-	struct att_arg	*a = p;
-	unsigned char	 k[ATT_KEY_MAX];
-	size_t		 klen;
-	int		 rc;
-
-	memset(a->out, 0, sizeof(*a->out));
-	klen = att_key(k, a->account, a->addr);
-	rc = att_get(st, txn, k, klen, &a->out->pair_end, &a->out->pair_count);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc;
-	a->out->pair_exists = rc == 0;
-	if (rc == 0 && a->now >= a->out->pair_end)
-		a->out->pair_count = 0;		/* window over */
-	klen = att_key(k, a->account, NULL);
-	rc = att_get(st, txn, k, klen, &a->out->account_end,
-	    &a->out->account_count);
-	if (rc == 0 && a->now >= a->out->account_end)
-		a->out->account_count = 0;
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return sigkey_read(st, txn, NULL, &l->key);
 }
 
 enum store_err
-store_attempts_get(struct store *st,
-    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
-    int64_t now, struct attempts *out)
+store_lookup_consumer(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], const unsigned char *code,
+    const char *ident, struct lookup *out)
 {
-	struct att_arg a = { account, addr, now, 0, out };
+	struct lookup_arg a = { .digest = digest, .code = code,
+	    .ident = ident, .out = out };
 
-	return txn_run(st, 0, "attempts get", att_read_fn, &a);
+	memset(out, 0, sizeof(*out));
+	return txn_run(st, 0, "consumer lookup", lookup_consumer_fn, &a);
 }
 
-static int
-att_fail_fn(struct store *st, MDB_txn *txn, void *p)
-{
-	struct att_arg	*a = p;
-	unsigned char	 k[ATT_KEY_MAX];
-	size_t		 klen;
-	int		 rc;
+struct state_arg {
+	const char		*kid;
+	const unsigned char	*jti;
+	const struct principal	*who;
+	struct tok_state	*out;
+};
 
-	klen = att_key(k, a->account, a->addr);
-	if ((rc = att_bump(st, txn, k, klen, a->now, a->window)) != 0)
+static int
+token_state_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct state_arg	*a = p;
+	struct tok_state	*s = a->out;
+	struct rel_arg		 r = { .jti = a->jti };
+	struct user_rec		 u;
+	int			 rc;
+
+	if ((rc = found(sigkey_read(st, txn, a->kid, &s->key),
+	    &s->key_found)) != 0)
 		return rc;
-	klen = att_key(k, a->account, NULL);
-	return att_bump(st, txn, k, klen, a->now, a->window);
+	if (a->jti != NULL && (rc = found(released_get_fn(st, txn, &r),
+	    &s->released)) != 0)
+		return rc;
+	if (a->who == NULL)
+		return 0;
+	if (a->who->consumer) {
+		s->principal_found = 1;
+		return app_cutoff_get(st, txn, a->who->org, a->who->name,
+		    &s->cutoff);
+	}
+	rc = found(user_read(st, txn, a->who->org, a->who->name, &u),
+	    &s->principal_found);
+	if (rc == 0 && s->principal_found) {
+		s->disabled = u.disabled;
+		s->created = u.created;
+		s->cutoff = u.not_before;
+	}
+	explicit_bzero(&u, sizeof(u));
+	return rc;
 }
 
 enum store_err
-store_attempts_fail(struct store *st,
-    const unsigned char account[CRM_DIGEST_BYTES], const char *addr,
-    int64_t now, int64_t window)
+store_token_state(struct store *st, const char *kid,
+    const unsigned char *jti, const struct principal *who,
+    struct tok_state *out)
 {
-	struct att_arg a = { account, addr, now, window, NULL };
+	struct state_arg	 a = { kid, jti, who, out };
 
-	return txn_run(st, 1, "attempts fail", att_fail_fn, &a);
-}
-
-static int
-att_clear_fn(struct store *st, MDB_txn *txn, void *p)
-{
-	struct att_arg	*a = p;
-	unsigned char	 k[ATT_KEY_MAX];
-	size_t		 klen;
-	int64_t		 end;
-	uint32_t	 count;
-	MDB_cursor	*c;
-	MDB_val		 key, val;
-	int		 rc;
-
-	if (a->addr != NULL) {
-		/* One pair: a success from that address. */
-		klen = att_key(k, a->account, a->addr);
-		rc = att_get(st, txn, k, klen, &end, &count);
-		if (rc == MDB_NOTFOUND)
-			return 0;
-		return rc != 0 ? rc : att_del(st, txn, k, klen, end);
-	}
-	/* The whole account: its counter and every pair (unlock). */
-	klen = att_key(k, a->account, NULL);
-	rc = att_get(st, txn, k, klen, &end, &count);
-	if (rc == 0)
-		rc = att_del(st, txn, k, klen, end);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, st->attempts, &c)) != 0)
-		return rc;
-	k[0] = 'P';
-	for (;;) {
-		unsigned char	 pk[ATT_KEY_MAX];
-
-		/* Seek the prefix afresh after each deletion. */
-		key.mv_size = 1 + CRM_DIGEST_BYTES;
-		key.mv_data = k;
-		if ((rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE)) != 0)
-			break;
-		if (key.mv_size < 1 + CRM_DIGEST_BYTES ||
-		    memcmp(key.mv_data, k, 1 + CRM_DIGEST_BYTES) != 0)
-			break;
-		if (key.mv_size > ATT_KEY_MAX || val.mv_size != ATT_VAL) {
-			rc = RC_CORRUPT;
-			break;
-		}
-		memcpy(pk, key.mv_data, key.mv_size);
-		end = (int64_t)get_be64(val.mv_data);
-		if ((rc = att_del(st, txn, pk, key.mv_size, end)) != 0)
-			break;
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
-}
-
-enum store_err
-store_attempts_clear(struct store *st,
-    const unsigned char account[CRM_DIGEST_BYTES], const char *addr)
-{
-	struct att_arg a = { account, addr, 0, 0, NULL };
-
-	return txn_run(st, 1, "attempts clear", att_clear_fn, &a);
-}
-
-/* Delete counters whose window has ended, oldest first, at most limit. */
-static int
-prune_attempts(struct store *st, MDB_txn *txn, int64_t now, size_t limit)
-{
-	MDB_cursor	*c;
-	MDB_val		 key, val, ak;
-	size_t		 n = 0;
-	int		 rc;
-
-	if ((rc = mdb_cursor_open(txn, st->attempts_exp, &c)) != 0)
-		return rc;
-	while (n < limit &&
-	    (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST)) == 0) {
-		if (key.mv_size <= 8) {
-			rc = RC_CORRUPT;
-			break;
-		}
-		if ((int64_t)get_be64(key.mv_data) > now)
-			break;
-		ak.mv_size = key.mv_size - 8;
-		ak.mv_data = (unsigned char *)key.mv_data + 8;
-		rc = mdb_del(txn, st->attempts, &ak, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			break;
-		if ((rc = mdb_cursor_del(c, 0)) != 0)
-			break;
-		n++;
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	memset(out, 0, sizeof(*out));
+	return txn_run(st, 0, "token state", token_state_fn, &a);
 }
 
 /* ---- opening ------------------------------------------------------------- */
@@ -1583,32 +1690,21 @@ static const struct {
 	{ "signing_keys", offsetof(struct store, sigkeys) },
 	{ "released", offsetof(struct store, released) },
 	{ "released_by_exp", offsetof(struct store, released_exp) },
-	{ "attempts", offsetof(struct store, attempts) },
-	{ "attempts_by_exp", offsetof(struct store, attempts_exp) },
+	{ "cutoffs", offsetof(struct store, cutoffs) },
 };
 
-/* Open (or create) the named databases and check the schema version. */
+/* The schema version (made with create), and a first signing key. */
 static int
-open_dbs(struct store *st, int create)
+schema_fn(struct store *st, MDB_txn *txn, void *p)
 {
-	MDB_txn		*txn;
+	int		 create = *(int *)p;
 	MDB_val		 key = { 6, "schema" }, val;
 	char		 ver[16], kid[CRM_KID_HEX + 1];
 	long long	 v;
 	const char	*why;
+	struct sigkey	 k;
 	int		 rc;
 
-	if ((rc = mdb_txn_begin(st->env, NULL, create ? 0 : MDB_RDONLY,
-	    &txn)) != 0)
-		return rc;
-	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-		rc = mdb_dbi_open(txn, dbs[i].name, create ? MDB_CREATE : 0,
-		    (MDB_dbi *)((char *)st + dbs[i].off));
-		if (rc == MDB_NOTFOUND)
-			rc = RC_NOTINIT;
-		if (rc != 0)
-			goto fail;
-	}
 	rc = mdb_get(txn, st->meta, &key, &val);
 	if (rc == MDB_NOTFOUND && create) {
 		snprintf(ver, sizeof(ver), "%d", STORE_SCHEMA_VERSION);
@@ -1616,56 +1712,74 @@ open_dbs(struct store *st, int create)
 		val.mv_data = ver;
 		rc = mdb_put(txn, st->meta, &key, &val, 0);
 	} else if (rc == MDB_NOTFOUND)
-		rc = RC_NOTINIT;
+		return RC_NOTINIT;
 	else if (rc == 0) {
 		if (val.mv_size >= sizeof(ver))
-			rc = RC_CORRUPT;
-		else {
-			memcpy(ver, val.mv_data, val.mv_size);
-			ver[val.mv_size] = '\0';
-			if (parse_int(ver, 1, 1000000, &v, &why) == -1)
-				rc = RC_CORRUPT;
-			else if (v > STORE_SCHEMA_VERSION)
-				rc = RC_VERSION;
-		}
+			return RC_CORRUPT;
+		memcpy(ver, val.mv_data, val.mv_size);
+		ver[val.mv_size] = '\0';
+		if (parse_int(ver, 1, 1000000, &v, &why) == -1)
+			return RC_CORRUPT;
+		if (v > STORE_SCHEMA_VERSION)
+			return RC_VERSION;
 	}
-	if (rc != 0)
-		goto fail;
-	if (create) {
-		rc = current_kid(st, txn, kid);
-		if (rc == RC_NOTINIT) {
-			struct sigkey k;
-
-			rc = sigkey_new(st, txn, &k);
-			memset(&k, 0, sizeof(k));
-		}
-		if (rc != 0)
-			goto fail;
+	if (rc != 0 || !create)
+		return rc;
+	if ((rc = current_kid(st, txn, kid)) == RC_NOTINIT) {
+		rc = sigkey_new(st, txn, &k);
+		explicit_bzero(&k, sizeof(k));
 	}
-	/* Commit, even read-only: DBIs opened in an aborted txn are closed. */
-	return mdb_txn_commit(txn);
-fail:
-	mdb_txn_abort(txn);
 	return rc;
+}
+
+/* Open (or create) the named databases and check the schema version. */
+static int
+open_dbs(struct store *st, int create)
+{
+	const char	*names[sizeof(dbs) / sizeof(dbs[0])];
+	MDB_dbi		 dbis[sizeof(dbs) / sizeof(dbs[0])];
+	size_t		 n = sizeof(dbs) / sizeof(dbs[0]);
+	enum store_err	 e;
+	int		 rc;
+
+	for (size_t i = 0; i < n; i++)
+		names[i] = dbs[i].name;
+	if ((rc = lmdb_dbis(st->db, names, dbis, n, create)) != 0)
+		return rc == MDB_NOTFOUND ? RC_NOTINIT : rc;
+	for (size_t i = 0; i < n; i++)
+		*(MDB_dbi *)((char *)st + dbs[i].off) = dbis[i];
+	/* A write only when creating: serving never writes here. */
+	e = txn_run(st, create, "schema", schema_fn, &create);
+	switch (e) {
+	case STORE_OK:
+		return 0;
+	case STORE_NOTINIT:
+		return RC_NOTINIT;
+	case STORE_VERSION:
+		return RC_VERSION;
+	case STORE_CORRUPT:
+		return RC_CORRUPT;
+	default:
+		return EIO;
+	}
 }
 
 enum store_err
 store_open(struct store **out, const struct config *cfg, int flags,
     char *err, size_t errlen)
 {
-	int create = (flags & STORE_CREATE) != 0;
-	mode_t old_umask, mode = 0600;
+	int		 create = (flags & STORE_CREATE) != 0;
+	mode_t		 mode = 0600;
 	struct store	*st;
 	struct stat	 sb;
 	char		 data[sizeof(cfg->db_path) + 16];
 	enum store_err	 e = STORE_ERROR;
-	int		 rc, dead;
+	int		 rc;
 
 	*out = NULL;
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return STORE_ERROR;
-	st->map_max = (size_t)cfg->db_map_max_mb << 20;
-
+	st->cfg = *cfg;
 	if (create && mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
 		snprintf(st->detail, sizeof(st->detail), "mkdir %s: %s",
 		    cfg->db_path, strerror(errno));
@@ -1680,6 +1794,8 @@ store_open(struct store **out, const struct config *cfg, int flags,
 		    cfg->db_path, strerror(errno));
 		goto fail;
 	}
+	/* Group-writable files in a group directory: readers write the
+	 * lock file too. */
 	if (stat(cfg->db_path, &sb) == 0 && (sb.st_mode & 070) != 0)
 		mode = 0660;
 	/* Never create a store as a side effect of serving. */
@@ -1691,30 +1807,17 @@ store_open(struct store **out, const struct config *cfg, int flags,
 		    store_strerror(e) : strerror(errno));
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&st->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(st->env, 16)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(st->env, MAXREADERS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(st->env,
-	    (size_t)cfg->db_map_size_mb << 20)) != 0) {
-		set_detail(st, "mdb_env_create", rc);
-		goto fail;
-	}
-	/* The umask must not take the group's write bit off the lock file,
-	 * which readers write too. */
-	old_umask = umask(mode == 0660 ? 007 : 077);
-	/* MDB_NOTLS: the kept read handle owns its reader slot, whichever
-	 * thread renews it (a libcrmauth handle may move between threads). */
-	rc = mdb_env_open(st->env, cfg->db_path, MDB_NOTLS |
-	    ((flags & STORE_RDONLY) ? MDB_RDONLY : 0), mode);
-	umask(old_umask);
+	rc = lmdb_open(&st->db, cfg->db_path,
+	    (flags & STORE_RDONLY) ? MDB_RDONLY : 0, mode,
+	    (size_t)cfg->db_map_size_mb << 20,
+	    (size_t)cfg->db_map_max_mb << 20);
 	if (rc != 0) {
 		snprintf(st->detail, sizeof(st->detail), "%s: %s",
-		    cfg->db_path, mdb_strerror(rc));
+		    cfg->db_path, rc == EBUSY ? "already open read-only in "
+		    "this process" : mdb_strerror(rc));
 		e = rc == ENOENT ? STORE_NOTINIT : STORE_ERROR;
 		goto fail;
 	}
-	/* Slots left by processes killed while reading. */
-	mdb_reader_check(st->env, &dead);
 	if ((rc = open_dbs(st, create)) != 0) {
 		e = map_rc(st, cfg->db_path, rc);
 		if (e == STORE_NOTINIT || e == STORE_VERSION)
@@ -1727,9 +1830,7 @@ store_open(struct store **out, const struct config *cfg, int flags,
 fail:
 	snprintf(err, errlen, "%s", st->detail[0] != '\0' ? st->detail :
 	    store_strerror(e));
-	if (st->env != NULL)
-		mdb_env_close(st->env);
-	free(st);
+	store_close(st);
 	return e;
 }
 
@@ -1750,14 +1851,18 @@ store_backup(struct store *st, const char *file)
 	char	 tmp[1100];
 	int	 fd, rc = 0;
 
-	/* Beside the target, then renamed: never a half-written backup. */
-	if (path_join(tmp, sizeof(tmp), file, ".tmp") == -1)
+	/* A new file of our own beside the target (mode 0600, O_EXCL:
+	 * nothing planted there is reused), then renamed over it: never a
+	 * half-written backup, never a symlink followed. */
+	if (path_join(tmp, sizeof(tmp), file, ".XXXXXX") == -1)
 		return map_rc(st, file, ENAMETOOLONG);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1)
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
 		return map_rc(st, file, errno);
+	if (fchmod(fd, 0600) == -1)
+		rc = errno;
 	/* A consistent snapshot (one read transaction), compacted. */
-	rc = mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT);
+	if (rc == 0)
+		rc = mdb_env_copyfd2(lmdb_env(st->db), fd, MDB_CP_COMPACT);
 	if (rc == 0 && fsync(fd) == -1)
 		rc = errno;
 	if (close(fd) == -1 && rc == 0)
@@ -1781,8 +1886,8 @@ copy_file(const char *src, const char *dst)
 
 	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1)
 		return errno;
-	if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1) {
+	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
 		rc = errno;
 		close(in);
 		return rc;
@@ -1802,25 +1907,58 @@ copy_file(const char *src, const char *dst)
 	return rc;
 }
 
-/* Does a process other than us have the store at dir open? */
+/*
+ * LMDB's own lock: every process with the environment open holds a
+ * shared fcntl lock on byte 0 of lock.mdb, and one that opens it takes
+ * an exclusive lock if it can (then it resets the lock file) or waits
+ * for a shared one.  So holding the exclusive lock ourselves proves that
+ * no process has the store open (dead ones hold no lock), and makes
+ * every process that opens it meanwhile wait until we let go.
+ * The descriptor, or -1 with errno (EAGAIN: in use).
+ */
 static int
-store_in_use(const char *dir)
+lock_exclusive(const char *lock, mode_t mode)
 {
-	MDB_env		*env;
-	MDB_envinfo	 info;
-	int		 dead, busy = 0;
+	struct flock	 fl;
+	int		 fd, saved;
 
-	if (mdb_env_create(&env) != 0)
-		return 0;
-	mdb_env_set_maxdbs(env, 16);
-	mdb_env_set_maxreaders(env, MAXREADERS);
-	if (mdb_env_open(env, dir, MDB_RDONLY, 0600) == 0) {
-		/* Slots of dead processes do not count. */
-		mdb_reader_check(env, &dead);
-		busy = mdb_env_info(env, &info) == 0 && info.me_numreaders > 1;
+	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, mode)) == -1)
+		return -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	if (fcntl(fd, F_SETLK, &fl) == -1) {
+		saved = errno == EACCES ? EAGAIN : errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* Carry the releases of the store at dir (opened without its lock file:
+ * we hold the lock) into st.  0 or an LMDB error. */
+static int
+carry_releases(struct store *st, const char *dir)
+{
+	struct carry_arg	 a = { .now = (int64_t)time(NULL) };
+	MDB_env			*env;
+	int			 rc;
+
+	if ((rc = lmdb_open_raw(&env, dir, MDB_RDONLY | MDB_NOLOCK,
+	    0600)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &a.src)) == 0) {
+		if ((rc = mdb_dbi_open(a.src, "released", 0,
+		    &a.src_released)) == 0)
+			rc = txn_run(st, 1, "carry releases", carry_fn, &a) ==
+			    STORE_OK ? 0 : EIO;
+		mdb_txn_abort(a.src);
 	}
 	mdb_env_close(env);
-	return busy;
+	return rc;
 }
 
 enum store_err
@@ -1828,11 +1966,13 @@ store_restore(const struct config *cfg, const char *file, char *err,
     size_t errlen)
 {
 	struct config	 bcfg = *cfg;
-	struct store	*st;
+	struct store	*st = NULL;
 	struct stat	 sb;
+	MDB_env		*env;
 	char		 dir[1100], tmp[1100], data[1100], lock[1100];
+	mode_t		 mode = 0600;
 	enum store_err	 e = STORE_ERROR;
-	int		 rc, fd;
+	int		 rc, lfd = -1;
 
 	if (path_join(dir, sizeof(dir), cfg->db_path, ".restore") == -1 ||
 	    path_join(tmp, sizeof(tmp), dir, "/data.mdb") == -1 ||
@@ -1847,6 +1987,7 @@ store_restore(const struct config *cfg, const char *file, char *err,
 		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
 		return STORE_ERROR;
 	}
+	unlink(tmp);	/* left by an interrupted restore */
 	if ((rc = copy_file(file, tmp)) != 0) {
 		snprintf(err, errlen, "%s: %s", file, strerror(rc));
 		goto out;
@@ -1859,42 +2000,32 @@ store_restore(const struct config *cfg, const char *file, char *err,
 		goto out;
 	}
 	e = STORE_ERROR;
-	if (stat(lock, &sb) == 0 && store_in_use(cfg->db_path)) {
-		store_close(st);
-		snprintf(err, errlen, "%s is in use: stop the service first",
-		    cfg->db_path);
-		goto out;
-	}
-	/* A token released after the backup was taken stays released. */
-	if (stat(data, &sb) == 0) {
-		struct store		*cur;
-		struct carry_arg	 ca = { st, (int64_t)time(NULL), 0,
-					    STORE_OK };
-
-		if (store_open(&cur, cfg, 0, err, errlen) != STORE_OK)
-			log_err("warning: the store being replaced cannot be "
-			    "read (%s): tokens released since the backup are "
-			    "not kept", err);
-		else {
-			e = txn_run(cur, 0, "carry releases", carry_fn, &ca);
-			store_close(cur);
-			if (e != STORE_OK || ca.e != STORE_OK) {
-				store_close(st);
-				snprintf(err, errlen, "keeping the current "
-				    "releases: %s", store_strerror(e != STORE_OK ?
-				    e : ca.e));
-				e = STORE_ERROR;
-				goto out;
-			}
-		}
-		e = STORE_ERROR;
-	}
-	store_close(st);
 	if (mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", cfg->db_path,
 		    strerror(errno));
 		goto out;
 	}
+	if (stat(cfg->db_path, &sb) == 0 && (sb.st_mode & 070) != 0)
+		mode = 0660;
+	/* From here until the end, nobody else has the store open, and
+	 * whoever tries waits. */
+	if ((lfd = lock_exclusive(lock, mode)) == -1) {
+		if (errno == EAGAIN)
+			snprintf(err, errlen, "%s is in use: stop the service "
+			    "(and every program using it) first",
+			    cfg->db_path);
+		else
+			snprintf(err, errlen, "%s: %s", lock, strerror(errno));
+		goto out;
+	}
+	/* A token released after the backup was taken stays released. */
+	if (stat(data, &sb) == 0 && (rc = carry_releases(st, cfg->db_path))) {
+		snprintf(err, errlen, "keeping the releases of %s: %s",
+		    cfg->db_path, mdb_strerror(rc));
+		goto out;
+	}
+	store_close(st);
+	st = NULL;
 	/* Keep the replaced file's owner and mode (as root; else ours). */
 	if (stat(data, &sb) == 0 && chown(tmp, sb.st_uid, sb.st_gid) == 0)
 		chmod(tmp, sb.st_mode & 0777);
@@ -1902,14 +2033,26 @@ store_restore(const struct config *cfg, const char *file, char *err,
 		snprintf(err, errlen, "%s: %s", data, strerror(errno));
 		goto out;
 	}
-	/* The old lock file describes the old map: LMDB makes a new one. */
-	unlink(lock);
-	if ((fd = open(cfg->db_path, O_RDONLY | O_DIRECTORY)) != -1) {
-		fsync(fd);
-		close(fd);
+	if ((rc = open(cfg->db_path, O_RDONLY | O_DIRECTORY)) != -1) {
+		fsync(rc);
+		close(rc);
 	}
+	/*
+	 * The lock file still describes the old data file.  Opened here,
+	 * in the process that holds the exclusive lock, LMDB resets it
+	 * from the new one; closing it lets the waiting processes in.
+	 */
+	if ((rc = lmdb_open_raw(&env, cfg->db_path, MDB_RDONLY, mode)) != 0) {
+		snprintf(err, errlen, "%s: %s", cfg->db_path,
+		    mdb_strerror(rc));
+		goto out;
+	}
+	mdb_env_close(env);
 	e = STORE_OK;
 out:
+	store_close(st);
+	if (lfd != -1)
+		close(lfd);
 	unlink(tmp);
 	if (path_join(tmp, sizeof(tmp), dir, "/lock.mdb") == 0)
 		unlink(tmp);
@@ -1924,6 +2067,7 @@ store_close(struct store *st)
 		return;
 	if (st->rtxn != NULL)
 		mdb_txn_abort(st->rtxn);
-	mdb_env_close(st->env);
+	attdb_close(st->att);
+	lmdb_close(st->db);
 	free(st);
 }

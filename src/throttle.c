@@ -1,75 +1,169 @@
 /*
- * Throttling failed attempts (API.md "Throttling failed attempts").
+ * Throttling guessable secrets (API.md "Throttling failed attempts"):
+ * what is counted, against which limits.  The store only counts, with
+ * the same rules on every backend (store_attempt_reserve).
  *
- * The account is a hash of what the client claimed: organisation and
- * user, a key, a key and an identifier.  Whether it exists plays no
- * part, so guessing costs the same for unknown accounts and a locked
- * answer looks the same.  Before credentials are checked, a pair
- * (account, REMOTE_ADDR) at lockout_threshold or an account at
- * lockout_account_threshold within lockout_window answers 429 with
- * Retry-After.  A failure counts for both; a success clears its pair.
+ * The account is what the secret protects, named by what the client
+ * claimed, whether or not it exists (so guessing costs the same, and a
+ * locked answer looks the same): organisation + user for a password,
+ * the key for a Web API key or an unknown consumer key, organisation +
+ * identifier for a pass code (whichever consumer key asks), and for an
+ * authentication code the consumer key from one address only, so that
+ * an application's key, which ships inside the application, cannot lock
+ * out its users elsewhere.
+ *
+ * Each attempt is counted before its secret is checked, in three
+ * counters: the (account, address) pair, held at lockout_threshold; the
+ * account, held at lockout_account_threshold; and the address across all
+ * accounts, held at the same number, which also bounds what one address
+ * can make the store keep.  An address from which the account was used
+ * successfully within lockout_trust_days is not held by the last two:
+ * strangers elsewhere cannot lock its owner out.  A success gives its
+ * count back and clears its pair.
  */
+#include <arpa/inet.h>
+
+#include <stdio.h>
 #include <string.h>
 
 #include "extern.h"
 
-void
-throttle_account(unsigned char out[CRM_DIGEST_BYTES], char kind,
-    const char *a, const char *b)
+static const char *
+kind_name(enum att_kind k)
 {
-	sec_tagged_hash(out, kind, a, b, b != NULL ? strlen(b) : 0);
+	switch (k) {
+	case ATT_USER:
+		return "user";
+	case ATT_APIKEY:
+		return "apikey";
+	case ATT_CONSUMER:
+		return "consumer-key";
+	case ATT_IDENT:
+		return "access-token";
+	case ATT_CODE:
+		break;
+	}
+	return "code";
+}
+
+void
+throttle_address(char out[CRM_ADDR_MAX + 1], const char *addr)
+{
+	struct in6_addr	 a6;
+	char		 buf[INET6_ADDRSTRLEN];
+
+	/* IPv6 by its /64: one host may use a whole one. */
+	if (addr != NULL && inet_pton(AF_INET6, addr, &a6) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memset(a6.s6_addr + 8, 0, 8);
+		if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) != NULL) {
+			snprintf(out, CRM_ADDR_MAX + 1, "%s/64", buf);
+			return;
+		}
+	}
+	snprintf(out, CRM_ADDR_MAX + 1, "%s", addr != NULL ? addr : "");
+}
+
+/* The first n bytes of SHA-256 of tag, a, NUL, b. */
+static void
+digest(unsigned char *out, size_t n, char tag, const char *a, const char *b)
+{
+	unsigned char d[CRM_DIGEST_BYTES];
+
+	sec_tagged_hash(d, tag, a, b, strlen(b));
+	memcpy(out, d, n);
+}
+
+size_t
+throttle_key(unsigned char key[ATT_KEY_MAX], char type, enum att_kind kind,
+    const char *org, const char *name, const char *addr)
+{
+	char	 norm[CRM_ADDR_MAX + 1];
+	size_t	 n = 1;
+
+	key[0] = (unsigned char)type;
+	if (type != 'N') {
+		/* The account: "U" org NUL user, "K" NUL key id, ... */
+		digest(key + 1, 16, (char)kind, org != NULL ? org : "", name);
+		n += 16;
+	}
+	if (addr != NULL) {
+		throttle_address(norm, addr);
+		digest(key + n, 8, 'N', "", norm);
+		n += 8;
+	}
+	return n;
+}
+
+static void
+counter(struct att_reserve *r, char type, const struct attempt *a,
+    uint32_t limit, int exempt, int clear, char *subject)
+{
+	struct att_counter	*c = &r->c[r->n++];
+	char			 norm[CRM_ADDR_MAX + 1];
+
+	throttle_address(norm, a->addr);
+	c->keylen = throttle_key(c->key, type, a->kind, a->org, a->name,
+	    type == 'A' ? NULL : a->addr);
+	c->limit = limit;
+	c->exempt = exempt;
+	c->clear = clear;
+	/* kind, org, name, address: what lock list prints. */
+	if (type == 'N')
+		snprintf(subject, ATT_SUBJECT_MAX + 1, "address\t-\t-\t%s", norm);
+	else
+		snprintf(subject, ATT_SUBJECT_MAX + 1, "%s\t%s\t%s\t%s",
+		    kind_name(a->kind), a->org != NULL ? a->org : "-", a->name,
+		    type == 'A' ? "*" : norm);
+	c->subject = subject;
 }
 
 int
-throttle_check(struct app *app, struct throttle *t, struct result *res)
+throttle_begin(struct app *app, struct attempt *a, struct result *res)
 {
-	struct attempts	 a;
-	enum store_err	 e;
-	int64_t		 now = app->now(), until = 0;
+	struct att_reserve	*r = &a->r;
+	const struct config	*cfg = &app->cfg;
+	enum store_err		 e;
 
-	if ((e = store_attempts_get(app->store, t->account, t->addr, now,
-	    &a)) != STORE_OK) {
+	memset(r, 0, sizeof(*r));
+	a->reserved = 0;
+	r->now = app->now();
+	r->window = cfg->lockout_window;
+	counter(r, 'P', a, cfg->lockout_threshold, 0, 1, a->subjects[0]);
+	if (a->kind != ATT_CODE)
+		counter(r, 'A', a, cfg->lockout_account_threshold, 1, 0,
+		    a->subjects[1]);
+	counter(r, 'N', a, cfg->lockout_account_threshold, 1, 0,
+	    a->subjects[2]);
+	r->trustlen = throttle_key(r->trust, 'T', a->kind, a->org, a->name,
+	    a->addr);
+	if ((e = store_attempt_reserve(app->store, r)) != STORE_OK) {
 		/* Fail closed: no counting, no guessing. */
 		result_store_error(res, app, e);
 		return -1;
 	}
-	t->pair_exists = a.pair_exists;
-	if (a.pair_count >= app->cfg.lockout_threshold)
-		until = a.pair_end;
-	if (a.account_count >= app->cfg.lockout_account_threshold &&
-	    a.account_end > until)
-		until = a.account_end;
-	if (until <= now)
-		return 0;
-	result_error(res, API_TOO_MANY_ATTEMPTS, NULL);
-	res->retry_after = (unsigned)(until - now);
-	return -1;
-}
-
-int
-throttle_failed(struct app *app, struct throttle *t, struct result *res)
-{
-	enum store_err e;
-
-	e = store_attempts_fail(app->store, t->account, t->addr, app->now(),
-	    app->cfg.lockout_window);
-	if (e != STORE_OK) {
-		/* An uncounted failure would let guessing go on. */
-		result_store_error(res, app, e);
+	if (r->locked_until > r->now) {
+		result_error(res, API_TOO_MANY_ATTEMPTS, NULL);
+		res->retry_after = (unsigned)(r->locked_until - r->now);
 		return -1;
 	}
+	a->reserved = 1;
 	return 0;
 }
 
 void
-throttle_succeeded(struct app *app, struct throttle *t)
+throttle_end(struct app *app, struct attempt *a, enum att_outcome how)
 {
-	enum store_err e;
+	int64_t		 trust = 0;
+	enum store_err	 e;
 
-	if (!t->pair_exists)
-		return;		/* nothing to clear: no write */
-	if ((e = store_attempts_clear(app->store, t->account, t->addr)) !=
+	if (!a->reserved || how == ATT_FAILED)
+		return;		/* a failure stays counted */
+	a->reserved = 0;
+	if (how == ATT_SUCCEEDED && app->cfg.lockout_trust_days > 0)
+		trust = app->now() + app->cfg.lockout_trust_days * 86400;
+	if ((e = store_attempt_giveback(app->store, &a->r, trust)) !=
 	    STORE_OK)
-		log_err("throttle: clearing a counter: %s: %s",
+		log_err("throttle: giving an attempt back: %s: %s",
 		    store_strerror(e), store_detail(app->store));
 }

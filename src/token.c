@@ -130,6 +130,8 @@ tok_strerror(enum tok_err e)
 		return "token has expired";
 	case TOK_RELEASED:
 		return "token was released";
+	case TOK_REVOKED:
+		return "token was revoked (its user or key was cut off)";
 	case TOK_STORE:
 		return "store failure while checking the token";
 	case TOK_INTERNAL:
@@ -437,21 +439,39 @@ our_header_kid(char *hdr, size_t len)
 	return kid;
 }
 
-enum tok_err
-tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
+/*
+ * A token taken apart, nothing in it trusted yet: the kid, the signed
+ * part, the signature as sent, and the claims (read into a struct
+ * claims, valid for use only once the signature is found good).
+ */
+struct tok_parts {
+	char		 kid[CRM_KID_HEX + 1];
+	size_t		 signed_len;	/* header.payload */
+	const char	*sig;		/* base64url, sig_len bytes */
+	size_t		 sig_len;
+	enum tok_err	 claims;	/* TOK_OK or why they are not ours */
+};
+
+/*
+ * Before any decoding: bounded, printable, three parts.  Then the header
+ * (alg exactly "HS256", no crit, a kid of the right form) and the
+ * claims.  The claims are read before the signature is checked so that
+ * one store read can fetch the key and what the claims name; nothing is
+ * decided on them until tok_authentic() says they are ours.
+ */
+static enum tok_err
+tok_parse(const char *token, size_t len, struct tok_parts *p,
     struct claims *c)
 {
 	const char	*dot1, *dot2, *kid, *alg, *typ;
-	unsigned char	 hdr[HEADER_MAX + 1], sig[64], mac[32];
-	size_t		 hlen, slen, plen;
+	unsigned char	 hdr[HEADER_MAX + 1];
+	size_t		 hlen, plen;
 	json_object	*h = NULL, *m;
-	struct sigkey	 key;
 	enum tok_err	 e = TOK_MALFORMED;
 	int		 present;
 
 	tok_claims_init(c);
-	memset(&key, 0, sizeof(key));
-	/* Before any decoding: bounded, printable, three parts. */
+	memset(p, 0, sizeof(*p));
 	if (len == 0 || len > CRM_TOKEN_MAX || memchr(token, '\0', len))
 		return TOK_MALFORMED;
 	if ((dot1 = memchr(token, '.', len)) == NULL)
@@ -487,47 +507,86 @@ tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
 			goto out;
 		}
 	}
-	switch (keyfn(arg, kid, &key)) {
-	case 0:
-		break;
-	case 1:
-		e = TOK_UNKNOWN_KID;
-		goto out;
-	default:
-		e = TOK_STORE;
-		goto out;
-	}
+	memcpy(p->kid, kid, CRM_KID_HEX + 1);
+	p->signed_len = (size_t)(dot2 - token);
+	p->sig = dot2 + 1;
+	p->sig_len = len - (size_t)(dot2 + 1 - token);
 
-	/* The signature: exactly 32 bytes, compared in constant time. */
-	if (b64url_decode_public(sig, sizeof(sig), &slen, dot2 + 1,
-	    len - (size_t)(dot2 + 1 - token)) != 0 || slen != sizeof(mac)) {
-		e = TOK_BADSIG;
-		goto out;
-	}
-	sec_hmac256(mac, key.secret, sizeof(key.secret), token,
-	    (size_t)(dot2 - token));
-	if (!sec_equal(mac, sig, sizeof(mac))) {
-		e = TOK_BADSIG;
-		goto out;
-	}
-
-	/* Authentic: now the claims may be read. */
 	if (b64url_decode_public((unsigned char *)c->payload,
 	    sizeof(c->payload) - 1, &plen, dot1 + 1,
-	    (size_t)(dot2 - dot1 - 1)) != 0) {
-		e = TOK_BADCLAIMS;
-		goto out;
+	    (size_t)(dot2 - dot1 - 1)) != 0)
+		p->claims = TOK_BADCLAIMS;
+	else {
+		c->payload[plen] = '\0';
+		if (read_claims_ours(c, plen) == 0)
+			p->claims = claims_valid(c);
+		else
+			p->claims = read_claims_json(c, plen);
 	}
-	c->payload[plen] = '\0';
-	if (read_claims_ours(c, plen) == 0)
-		e = claims_valid(c);
-	else
-		e = read_claims_json(c, plen);
+	e = TOK_OK;
 out:
 	if (h != NULL)
 		json_object_put(h);
-	memset(&key, 0, sizeof(key));
+	return e;
+}
+
+/*
+ * Is the token signed with key (NULL: no such key)?  A key past its
+ * "verifies until" time verifies nothing.  The signature must be exactly
+ * 32 bytes and is compared in constant time.  Then the claims must be
+ * ours, with a lifetime no longer than ttl.
+ */
+static enum tok_err
+tok_authentic(const struct tok_parts *p, const char *token,
+    const struct sigkey *key, int64_t now, int64_t ttl,
+    const struct claims *c)
+{
+	unsigned char	 sig[64], mac[32];
+	size_t		 slen;
+	enum tok_err	 e = TOK_OK;
+
+	if (key == NULL || (key->expires != 0 && now >= key->expires))
+		return TOK_UNKNOWN_KID;
+	if (b64url_decode_public(sig, sizeof(sig), &slen, p->sig,
+	    p->sig_len) != 0 || slen != sizeof(mac))
+		return TOK_BADSIG;
+	sec_hmac256(mac, key->secret, sizeof(key->secret), token,
+	    p->signed_len);
+	if (!sec_equal(mac, sig, sizeof(mac)))
+		e = TOK_BADSIG;
+	else if (p->claims != TOK_OK)
+		e = p->claims;
+	/* Longer than we ever issue: forged with a leaked key.  (exp > iat:
+	 * the difference is exact in unsigned arithmetic.) */
+	else if ((uint64_t)c->exp - (uint64_t)c->iat > (uint64_t)ttl)
+		e = TOK_BADCLAIMS;
 	memset(mac, 0, sizeof(mac));
+	return e;
+}
+
+enum tok_err
+tok_verify(const char *token, size_t len, tok_keyfn keyfn, void *arg,
+    int64_t now, int64_t ttl, struct claims *c)
+{
+	struct tok_parts p;
+	struct sigkey	 key;
+	enum tok_err	 e;
+
+	memset(&key, 0, sizeof(key));
+	if ((e = tok_parse(token, len, &p, c)) == TOK_OK) {
+		switch (keyfn(arg, p.kid, &key)) {
+		case 0:
+			e = tok_authentic(&p, token, &key, now, ttl, c);
+			break;
+		case 1:
+			e = TOK_UNKNOWN_KID;
+			break;
+		default:
+			e = TOK_STORE;
+			break;
+		}
+	}
+	memset(&key, 0, sizeof(key));
 	if (e != TOK_OK)
 		tok_claims_free(c);
 	return e;
@@ -538,9 +597,6 @@ tok_store_key(void *arg, const char *kid, struct sigkey *key)
 {
 	switch (store_sigkey_get(arg, kid, key)) {
 	case STORE_OK:
-		/* A retired key still verifies signatures until a write
-		 * deletes it: every token it signed has expired by then, and
-		 * tok_check says so. */
 		return 0;
 	case STORE_NOTFOUND:
 		return 1;
@@ -549,23 +605,49 @@ tok_store_key(void *arg, const char *kid, struct sigkey *key)
 	}
 }
 
+/* Was the token's principal cut off after it was issued: a user deleted
+ * (or deleted and made again), disabled, logged out, or one of its Web
+ * API keys revoked; a consumer application's key revoked? */
+static int
+cut_off(const struct claims *c, const struct tok_state *s)
+{
+	return !s->principal_found || s->disabled || c->iat < s->created ||
+	    c->iat <= s->cutoff;
+}
+
 enum tok_err
 tok_check(struct store *st, const char *token, size_t len, int64_t now,
-    struct claims *c)
+    int64_t ttl, struct claims *c)
 {
-	enum tok_err	 e;
-	int64_t		 exp;
+	struct tok_parts	 p;
+	struct tok_state	 s;
+	struct principal	 who;
+	enum tok_err		 e;
+	int			 ours;
 
-	if ((e = tok_verify(token, len, tok_store_key, st, c)) != TOK_OK)
-		return e;
-	if (now >= c->exp)
-		return TOK_EXPIRED;	/* RFC 7519 §4.1.4: not on or after */
-	switch (store_released_get(st, c->jti_bin, &exp)) {
-	case STORE_NOTFOUND:
-		return TOK_OK;
-	case STORE_OK:
-		return TOK_RELEASED;
-	default:
-		return TOK_STORE;
+	if ((e = tok_parse(token, len, &p, c)) != TOK_OK)
+		goto out;
+	/* One read: the key, the release, the principal. */
+	ours = p.claims == TOK_OK;
+	who = (struct principal){ c->cii != NULL, c->org, c->usr };
+	if (store_token_state(st, p.kid, ours ? c->jti_bin : NULL,
+	    ours ? &who : NULL, &s) != STORE_OK) {
+		e = TOK_STORE;
+		goto out;
 	}
+	if ((e = tok_authentic(&p, token, s.key_found ? &s.key : NULL, now,
+	    ttl, c)) != TOK_OK)
+		goto out;
+	if (now >= c->exp)
+		e = TOK_EXPIRED;	/* RFC 7519 §4.1.4: not on or after */
+	else if (s.released)
+		e = TOK_RELEASED;
+	else if (cut_off(c, &s))
+		e = TOK_REVOKED;
+out:
+	explicit_bzero(&s.key, sizeof(s.key));
+	if (e != TOK_OK && e != TOK_EXPIRED && e != TOK_RELEASED &&
+	    e != TOK_REVOKED)
+		tok_claims_free(c);
+	return e;
 }

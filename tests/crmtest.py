@@ -316,8 +316,7 @@ class Server:
         return r
 
     DATA_DBS = ("meta", "users", "apikeys", "consumer_keys", "access_tokens", "signing_keys",
-                "released", "released_by_exp")
-    COUNTER_DBS = ("attempts", "attempts_by_exp")
+                "released", "released_by_exp", "cutoffs")
 
     def dump(self, dbs=None):
         """Named databases of the store (all of them by default), for
@@ -329,6 +328,36 @@ class Server:
                 raise AssertionError(f"mdb_dump: {r.stderr!r}")
             out += r.stdout
         return out
+
+    def counters_file(self):
+        """The failed-attempt counters of this boot (attempts-BOOTID.mdb
+        beside the store), or None before the first attempt."""
+        names = [n for n in os.listdir(self.db)
+                 if n.startswith("attempts") and n.endswith(".mdb")]
+        check(len(names) <= 1, f"one counters file per boot: {names}")
+        return os.path.join(self.db, names[0]) if names else None
+
+    def counters(self):
+        """The counters and trusted addresses, for before/after
+        comparison (b"" before there are any)."""
+        path = self.counters_file()
+        if path is None:
+            return b""
+        r = subprocess.run(["mdb_dump", "-n", "-s", "counters", path],
+                           capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError(f"mdb_dump: {r.stderr!r}")
+        return r.stdout
+
+    def verify(self, token):
+        """crmauthctl token verify, the token on standard input."""
+        return self.ctl("token", "verify", input=token + "\n", check=False)
+
+    def add_code(self, org, contact, code, ari=None):
+        """An access token with an authentication code (from stdin)."""
+        extra = ["--accounts-receivable", ari] if ari else []
+        self.ctl("access-token", "add", org, "--contact", contact, *extra,
+                 "--authentication-code", input=code + "\n")
 
     def released_count(self):
         return int(self.ctl("released", "count").stdout)

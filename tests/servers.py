@@ -49,10 +49,9 @@ def provision(s):
     s.ctl("user", "disable", "ACME", "bob")
     k["apikey"] = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
     k["revoked"] = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
-    s.ctl("apikey", "revoke", k["revoked"])
+    s.ctl("apikey", "revoke", input=k["revoked"] + "\n")
     k["ck"] = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
-    s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--accounts-receivable", "AR-1",
-          "--authentication-code", "CODE-1")
+    s.add_code("ACME", "C-1", "CODE-1", ari="AR-1")
     s.ctl("access-token", "add", "ACME", "--contact", "C-2", "--identifier", "card-2",
           input="4321\n")
     kid, secret = s.ctl("key", "export").stdout.split()
@@ -146,7 +145,7 @@ def method_suite(s, k):
     n = s.released_count()
     ask("release", 200, "OK", "POST", "/authentication/token/release", {"token": token})
     eq(s.released_count(), n + 1, "released count")
-    v = s.ctl("token", "verify", token, check=False)
+    v = s.verify(token)
     check(v.returncode == 1 and "released" in v.stderr, f"refused after release: {v.stderr}")
     ask("release again", 200, "OK", "POST", "/authentication/token/release", {"token": token})
     ask("check after release", 401, "TOKEN_RELEASED", "POST", "/authentication/token/check",
@@ -239,8 +238,7 @@ def t_gate_lighttpd():
            "Variable-CRMAUTH_* reached the program")
         # A consumer token: its contact and accounts receivable ids too.
         ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
-        s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--accounts-receivable",
-              "AR-1", "--authentication-code", "CODE-1")
+        s.add_code("ACME", "C-1", "CODE-1", ari="AR-1")
         r = s.post("/authentication/consumer_application_key/token",
                    {"access_token_identifier": {"authentication_code": "CODE-1"}},
                    headers={"Authorization": basic(ck)})
@@ -482,8 +480,8 @@ def t_fcgid_idle_out():
         eq(s.get("/health").status, 200, "a new process serves")
         after = s.responder_pids()
         check(after and not (after & before), f"a new process: {before} -> {after}")
-        eq(s.ctl("token", "verify", kept, check=False).returncode, 0, "kept token still good")
-        v = s.ctl("token", "verify", gone, check=False)
+        eq(s.verify(kept).returncode, 0, "kept token still good")
+        v = s.verify(gone)
         check(v.returncode == 1 and "released" in v.stderr, "released token still refused")
         r = s.post("/authentication/token/release", {"token": gone})
         eq(r.status, 200, "release through the new process")

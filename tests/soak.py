@@ -31,7 +31,7 @@ def soak():
         S.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
         key = S.ctl("apikey", "add", "ACME", "alice").stdout.strip()
         ck = S.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
-        S.ctl("access-token", "add", "ACME", "--contact", "C-1", "--authentication-code", "CODE-1")
+        S.add_code("ACME", "C-1", "CODE-1")
         # Warm up every path in both responders, then read their memory.
         for _ in range(20):
             eq(S.post("/authentication/web_api_key/token",

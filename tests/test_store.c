@@ -63,6 +63,21 @@ t_init_idempotent(void)
 	store_close(st);
 }
 
+static int
+disable(struct user_rec *u, void *arg)
+{
+	u->disabled = 1;
+	u->not_before = 1700000100;
+	return 0;
+}
+
+static int
+decline(struct user_rec *u, void *arg)
+{
+	u->disabled = 0;	/* not written */
+	return 1;
+}
+
 static void
 t_users(void)
 {
@@ -76,8 +91,8 @@ t_users(void)
 	strcpy(u.units[1], "EU");
 	u.nunits = 2;
 	u.created = 1700000000;
-	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "alice", &u, 1), STORE_OK);
-	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "alice", &u, 1),
+	CU_ASSERT_EQUAL(store_user_add(st, "ACME", "alice", &u), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_add(st, "ACME", "alice", &u),
 	    STORE_EXISTS);
 	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "alice", &g), STORE_OK);
 	CU_ASSERT_STRING_EQUAL(g.pwhash, u.pwhash);
@@ -92,19 +107,28 @@ t_users(void)
 	    STORE_NOTFOUND);
 	CU_ASSERT_EQUAL(store_user_get(st, "ACMEa", "lice", &g),
 	    STORE_NOTFOUND);
-	/* Update in place; a missing user cannot be updated. */
-	u.disabled = 1;
-	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "alice", &u, 0), STORE_OK);
+	/* Changed in place, the rest kept; a missing user cannot be. */
+	CU_ASSERT_EQUAL(store_user_change(st, "ACME", "alice", disable, NULL,
+	    &g), STORE_OK);
+	CU_ASSERT_TRUE(g.disabled);
+	CU_ASSERT_EQUAL(g.not_before, 1700000100);
 	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "alice", &g), STORE_OK);
 	CU_ASSERT_TRUE(g.disabled);
-	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "bob", &u, 0),
-	    STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(g.not_before, 1700000100);
+	CU_ASSERT_STRING_EQUAL(g.units[1], "EU");
+	CU_ASSERT_STRING_EQUAL(g.pwhash, u.pwhash);
+	CU_ASSERT_EQUAL(store_user_change(st, "ACME", "bob", disable, NULL,
+	    NULL), STORE_NOTFOUND);
+	/* A change that declines writes nothing and still succeeds. */
+	CU_ASSERT_EQUAL(store_user_change(st, "ACME", "alice", decline, NULL,
+	    &g), STORE_OK);
+	CU_ASSERT_TRUE(g.disabled);
 	/* Longest names: 256 + 256 bytes, past LMDB's key limit unhashed. */
 	memset(longorg, 'o', CRM_NAME_MAX);
 	longorg[CRM_NAME_MAX] = '\0';
 	memset(longuser, 'u', CRM_NAME_MAX);
 	longuser[CRM_NAME_MAX] = '\0';
-	CU_ASSERT_EQUAL(store_user_put(st, longorg, longuser, &u, 1), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_add(st, longorg, longuser, &u), STORE_OK);
 	CU_ASSERT_EQUAL(store_user_get(st, longorg, longuser, &g), STORE_OK);
 	CU_ASSERT_EQUAL(store_user_del(st, "ACME", "alice"), STORE_OK);
 	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "alice", &g),
@@ -134,9 +158,9 @@ t_user_list_and_del_keys(void)
 	strcpy(u.pwhash, "x");
 	strcpy(u.units[0], "HQ");
 	u.nunits = 1;
-	store_user_put(st, "A", "u1", &u, 1);
-	store_user_put(st, "A", "u2", &u, 1);
-	store_user_put(st, "B", "u1", &u, 1);
+	store_user_add(st, "A", "u1", &u);
+	store_user_add(st, "A", "u2", &u);
+	store_user_add(st, "B", "u1", &u);
 	CU_ASSERT_EQUAL(store_user_list(st, NULL, count_user, &n), STORE_OK);
 	CU_ASSERT_EQUAL(n, 3);
 	n = 0;
@@ -175,39 +199,49 @@ t_consumer_and_access(void)
 	CU_ASSERT_STRING_EQUAL(g.app, "shop");
 	CU_ASSERT_FALSE(g.revoked);
 	/* Revoking keeps the record, marked, and nothing else changes. */
-	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d), STORE_OK);
+	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d, 1700000000), STORE_OK);
 	CU_ASSERT_EQUAL(store_consumer_get(st, d, &g), STORE_OK);
 	CU_ASSERT_TRUE(g.revoked);
 	CU_ASSERT_STRING_EQUAL(g.app, "shop");
 	CU_ASSERT_EQUAL(g.nunits, 1);
 	/* Kinds are separate: this digest is no Web API key. */
-	CU_ASSERT_EQUAL(store_key_revoke(st, 0, d), STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_key_revoke(st, 0, d, 1700000000),
+	    STORE_NOTFOUND);
 
 	memset(&at, 0, sizeof(at));
 	strcpy(at.contact, "C1");
 	strcpy(at.ari, "AR1");
 	sec_sha256(cd, "CODE", 4);
-	CU_ASSERT_EQUAL(store_access_put_code(st, "ACME", cd, &at), STORE_OK);
-	CU_ASSERT_EQUAL(store_access_put_code(st, "ACME", cd, &at),
+	CU_ASSERT_EQUAL(store_access_add(st, "ACME", cd, NULL, &at), STORE_OK);
+	CU_ASSERT_EQUAL(store_access_add(st, "ACME", cd, NULL, &at),
 	    STORE_EXISTS);
-	CU_ASSERT_EQUAL(store_access_get_code(st, "ACME", cd, &ga), STORE_OK);
+	CU_ASSERT_EQUAL(store_access_get(st, "ACME", cd, NULL, &ga), STORE_OK);
 	CU_ASSERT_STRING_EQUAL(ga.contact, "C1");
 	CU_ASSERT_STRING_EQUAL(ga.ari, "AR1");
 	CU_ASSERT_STRING_EQUAL(ga.passhash, "");
-	CU_ASSERT_EQUAL(store_access_get_code(st, "OTHER", cd, &ga),
+	CU_ASSERT_EQUAL(store_access_get(st, "OTHER", cd, NULL, &ga),
 	    STORE_NOTFOUND);
 	/* An identifier lives in its own namespace with its pass code. */
 	memset(&at, 0, sizeof(at));
 	strcpy(at.contact, "C2");
 	strcpy(at.passhash, "$argon2id$x");
-	CU_ASSERT_EQUAL(store_access_put_ident(st, "ACME", "id", &at),
+	CU_ASSERT_EQUAL(store_access_add(st, "ACME", NULL, "id", &at),
 	    STORE_OK);
-	CU_ASSERT_EQUAL(store_access_get_ident(st, "ACME", "id", &ga),
+	CU_ASSERT_EQUAL(store_access_get(st, "ACME", NULL, "id", &ga),
 	    STORE_OK);
 	CU_ASSERT_STRING_EQUAL(ga.passhash, "$argon2id$x");
 	CU_ASSERT_STRING_EQUAL(ga.ari, "");
-	CU_ASSERT_EQUAL(store_access_get_ident(st, "ACME", "CODE", &ga),
+	CU_ASSERT_EQUAL(store_access_get(st, "ACME", NULL, "CODE", &ga),
 	    STORE_NOTFOUND);
+	/* A rehash replaces only the hash it was computed from. */
+	CU_ASSERT_EQUAL(store_access_rehash(st, "ACME", "id", "$argon2id$x",
+	    "$argon2id$y"), STORE_OK);
+	CU_ASSERT_EQUAL(store_access_rehash(st, "ACME", "id", "$argon2id$x",
+	    "$argon2id$z"), STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_access_get(st, "ACME", NULL, "id", &ga),
+	    STORE_OK);
+	CU_ASSERT_STRING_EQUAL(ga.passhash, "$argon2id$y");
+	CU_ASSERT_STRING_EQUAL(ga.contact, "C2");
 	store_close(st);
 }
 
@@ -352,7 +386,7 @@ t_records(void)
 	strcpy(u.units[1], "B");
 	u.nunits = 2;
 	u.created = 1700000000;
-	CU_ASSERT_EQUAL(store_user_put(st, "ACME", "old", &u, 1), STORE_OK);
+	CU_ASSERT_EQUAL(store_user_add(st, "ACME", "old", &u), STORE_OK);
 	memset(&a, 0, sizeof(a));
 	strcpy(a.org, "ACME");
 	strcpy(a.user, "old");
@@ -369,7 +403,7 @@ t_records(void)
 	strcpy(x.contact, "C9");
 	strcpy(x.ari, "AR9");
 	x.created = 6;
-	CU_ASSERT_EQUAL(store_access_put_code(st, "ACME", code, &x), STORE_OK);
+	CU_ASSERT_EQUAL(store_access_add(st, "ACME", code, NULL, &x), STORE_OK);
 	store_close(st);
 	memset(&u, 0, sizeof(u));
 	memset(&a, 0, sizeof(a));
@@ -388,12 +422,12 @@ t_records(void)
 	CU_ASSERT_EQUAL(store_consumer_get(st, ck, &c), STORE_OK);
 	CU_ASSERT_STRING_EQUAL(c.app, "shop");
 	CU_ASSERT_EQUAL(c.created, 5);
-	CU_ASSERT_EQUAL(store_access_get_code(st, "ACME", code, &x), STORE_OK);
+	CU_ASSERT_EQUAL(store_access_get(st, "ACME", code, NULL, &x), STORE_OK);
 	CU_ASSERT_STRING_EQUAL(x.contact, "C9");
 	CU_ASSERT_STRING_EQUAL(x.ari, "AR9");
 	CU_ASSERT_STRING_EQUAL(x.passhash, "");
 	/* A change keeps the rest of the record. */
-	CU_ASSERT_EQUAL(store_key_revoke(st, 0, ak), STORE_OK);
+	CU_ASSERT_EQUAL(store_key_revoke(st, 0, ak, 1700000002), STORE_OK);
 	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_OK);
 	CU_ASSERT_TRUE(a.revoked);
 	CU_ASSERT_STRING_EQUAL(a.org, "ACME");
@@ -432,7 +466,7 @@ t_records(void)
 	    STORE_OK);
 	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_CORRUPT);
 	CU_ASSERT_EQUAL(store_user_get(st, "ACME", "old", &u), STORE_CORRUPT);
-	CU_ASSERT_EQUAL(store_access_get_code(st, "ACME", code, &x),
+	CU_ASSERT_EQUAL(store_access_get(st, "ACME", code, NULL, &x),
 	    STORE_CORRUPT);
 	CU_ASSERT_EQUAL(store_consumer_get(st, ck, &c), STORE_CORRUPT);
 	store_close(st);
@@ -535,7 +569,7 @@ t_map_growth(void)
 	u.nunits = CRM_UNITS_MAX;
 	for (i = 0; i < 2000 && e == STORE_OK; i++) {
 		snprintf(name, sizeof(name), "user%d", i);
-		e = store_user_put(st, "ACME", name, &u, 1);
+		e = store_user_add(st, "ACME", name, &u);
 		if (e == STORE_OK)
 			stored++;
 	}
@@ -601,60 +635,136 @@ t_rotation(void)
 	store_close(st);
 }
 
+/* A reservation of the pair, account and address counters of one
+ * account from addr, with limits 2, 3 and 4. */
+static void
+reservation(struct att_reserve *r, const char *user, const char *addr,
+    int64_t now)
+{
+	static char	 subjects[3][64];
+
+	memset(r, 0, sizeof(*r));
+	r->c[0].keylen = throttle_key(r->c[0].key, 'P', ATT_USER, "ACME",
+	    user, addr);
+	r->c[0].limit = 2;
+	r->c[0].clear = 1;
+	r->c[1].keylen = throttle_key(r->c[1].key, 'A', ATT_USER, "ACME",
+	    user, NULL);
+	r->c[1].limit = 3;
+	r->c[1].exempt = 1;
+	r->c[2].keylen = throttle_key(r->c[2].key, 'N', ATT_USER, NULL, NULL,
+	    addr);
+	r->c[2].limit = 4;
+	r->c[2].exempt = 1;
+	for (int i = 0; i < 3; i++) {
+		snprintf(subjects[i], sizeof(subjects[i]), "s%d\t%s\t%s", i,
+		    user, addr);
+		r->c[i].subject = subjects[i];
+	}
+	r->n = 3;
+	r->trustlen = throttle_key(r->trust, 'T', ATT_USER, "ACME", user,
+	    addr);
+	r->now = now;
+	r->window = 60;
+}
+
+static int
+count_lock(void *arg, char type, const char *subject, size_t len,
+    uint32_t count, int64_t end)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* The store's counting rules, the same on every backend: a reservation
+ * counts in every counter or in none; limits within windows; exempt
+ * counters and trust; give-back; clear; prune. */
 static void
 t_attempts(void)
 {
-	struct store	*st = open_new();
-	unsigned char	 acct[CRM_DIGEST_BYTES], other[CRM_DIGEST_BYTES];
-	struct attempts	 a;
-	int64_t		 now = (int64_t)time(NULL);
-	char		 addr[32];
+	struct store		*st = open_new();
+	struct att_reserve	 r, s;
+	int64_t			 now = (int64_t)time(NULL);
+	size_t			 n, bytes, records;
+	int			 locks = 0;
 
-	memset(acct, 1, sizeof(acct));
-	memset(other, 2, sizeof(other));
-	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.1", now, &a),
-	    STORE_OK);
-	CU_ASSERT_EQUAL(a.pair_count, 0);
-	CU_ASSERT_FALSE(a.pair_exists);
-	/* Five addresses, two failures each, and another account. */
-	for (int i = 0; i < 5; i++) {
-		snprintf(addr, sizeof(addr), "10.0.0.%d", i);
-		CU_ASSERT_EQUAL(store_attempts_fail(st, acct, addr, now, 60),
-		    STORE_OK);
-		CU_ASSERT_EQUAL(store_attempts_fail(st, acct, addr, now + 1, 60),
-		    STORE_OK);
+	/* Two reservations fill the pair (limit 2): the third is refused
+	 * until the window ends, and counts nowhere. */
+	for (int i = 0; i < 2; i++) {
+		reservation(&r, "alice", "10.0.0.1", now);
+		CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+		CU_ASSERT_EQUAL(r.locked_until, 0);
+		CU_ASSERT_EQUAL(r.c[0].end, now + 60);
 	}
-	CU_ASSERT_EQUAL(store_attempts_fail(st, other, "10.0.0.1", now, 60),
-	    STORE_OK);
-	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.1", now + 2, &a),
-	    STORE_OK);
-	CU_ASSERT_EQUAL(a.pair_count, 2);
-	CU_ASSERT_EQUAL(a.account_count, 10);
-	CU_ASSERT_EQUAL(a.pair_end, now + 60);	/* from the first failure */
-	CU_ASSERT_TRUE(a.pair_exists);
-	/* After the window the counts are over, and a failure starts anew. */
-	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.1", now + 60, &a),
-	    STORE_OK);
-	CU_ASSERT_EQUAL(a.pair_count, 0);
-	CU_ASSERT_EQUAL(a.account_count, 0);
-	/* One pair cleared: the others and the account stay. */
-	CU_ASSERT_EQUAL(store_attempts_clear(st, acct, "10.0.0.3"), STORE_OK);
-	CU_ASSERT_EQUAL(store_attempts_get(st, acct, "10.0.0.3", now, &a),
-	    STORE_OK);
-	CU_ASSERT_FALSE(a.pair_exists);
-	CU_ASSERT_EQUAL(a.account_count, 10);
-	/* Unlock: the account and every pair, the other account untouched. */
-	CU_ASSERT_EQUAL(store_attempts_clear(st, acct, NULL), STORE_OK);
-	for (int i = 0; i < 5; i++) {
-		snprintf(addr, sizeof(addr), "10.0.0.%d", i);
-		CU_ASSERT_EQUAL(store_attempts_get(st, acct, addr, now, &a),
-		    STORE_OK);
-		CU_ASSERT_FALSE(a.pair_exists);
-		CU_ASSERT_EQUAL(a.account_count, 0);
+	reservation(&r, "alice", "10.0.0.1", now + 5);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
+	/* Another address: its own pair, but the account reaches 3. */
+	reservation(&r, "alice", "10.0.0.2", now + 5);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	reservation(&r, "alice", "10.0.0.3", now + 5);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);	/* account locked */
+	/* Locks in force have their subjects: the pair and the account. */
+	CU_ASSERT_EQUAL(store_lock_list(st, count_lock, &locks), STORE_OK);
+	CU_ASSERT_EQUAL(locks, 2);
+	/* A success from .2 gives its count back and clears its pair, and
+	 * trusts .2; the account is then at 2 of 3. */
+	reservation(&r, "alice", "10.0.0.2", now + 5);
+	r.c[0].end = r.c[1].end = r.c[2].end = now + 60;
+	CU_ASSERT_EQUAL(store_attempt_giveback(st, &r, now + 1000), STORE_OK);
+	reservation(&r, "alice", "10.0.0.4", now + 6);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	CU_ASSERT_FALSE(r.trusted);
+	/* Now the account is at 3: locked for .5, but not for the trusted
+	 * .2, whose reservation still counts. */
+	reservation(&r, "alice", "10.0.0.5", now + 6);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
+	reservation(&s, "alice", "10.0.0.2", now + 6);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &s), STORE_OK);
+	CU_ASSERT_EQUAL(s.locked_until, 0);
+	CU_ASSERT_TRUE(s.trusted);
+	/* Past the window, all starts anew. */
+	reservation(&r, "alice", "10.0.0.5", now + 61);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	CU_ASSERT_EQUAL(r.c[1].end, now + 121);
+	/* A give-back from the old window does not touch the new one. */
+	CU_ASSERT_EQUAL(store_attempt_giveback(st, &s, 0), STORE_OK);
+	/* The address counter (limit 4) holds one address over accounts. */
+	for (int i = 0; i < 4; i++) {
+		char user[16];
+
+		snprintf(user, sizeof(user), "u%d", i);
+		reservation(&r, user, "10.0.0.9", now);
+		CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+		CU_ASSERT_EQUAL(r.locked_until, 0);
 	}
-	CU_ASSERT_EQUAL(store_attempts_get(st, other, "10.0.0.1", now, &a),
+	reservation(&r, "u9", "10.0.0.9", now);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
+	/* Clear by key: the address lock goes, the next one passes. */
+	CU_ASSERT_EQUAL(store_lock_clear(st, r.c[2].key, r.c[2].keylen, 0, &n),
 	    STORE_OK);
-	CU_ASSERT_EQUAL(a.pair_count, 1);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	/* Clear by prefix: every pair of alice's account, .4 and .5 (.1's
+	 * window passed and a later write pruned it, refused attempts
+	 * counted nowhere, .2 was cleared by its success). */
+	reservation(&r, "alice", "10.0.0.1", now);
+	CU_ASSERT_EQUAL(store_lock_clear(st, r.c[0].key, 17, 1, &n),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &records), STORE_OK);
+	CU_ASSERT_TRUE(bytes > 0 && records > 0);
+	/* Everything passes its time and is pruned. */
+	CU_ASSERT_EQUAL(store_attempts_prune(st, now + 2000, &n), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &records), STORE_OK);
+	CU_ASSERT_EQUAL(records, 0);
 	store_close(st);
 }
 
@@ -697,7 +807,7 @@ t_kept_reader(void)
 		u.nunits = CRM_UNITS_MAX;
 		for (int i = 0; i < 400; i++) {
 			snprintf(name, sizeof(name), "user%d", i);
-			if (store_user_put(other, "ACME", name, &u, 1) != STORE_OK)
+			if (store_user_add(other, "ACME", name, &u) != STORE_OK)
 				_exit(2);
 		}
 		store_close(other);
@@ -726,7 +836,8 @@ static CU_TestInfo tests[] = {
 	{ "records round-trip; damaged or foreign ones are refused",
 	    t_records },
 	{ "six processes releasing at once lose nothing", t_many_processes },
-	{ "failed-attempt counters: windows, pairs, unlock", t_attempts },
+	{ "failed-attempt counters: all or none, windows, trust, clear",
+	    t_attempts },
 	{ "rotation: old key verifies until its tokens expire, then goes",
 	    t_rotation },
 	{ "the map grows, then refuses cleanly at db_map_max_mb",

@@ -12,6 +12,11 @@
 static struct sigkey	 key;
 static char		 payload[512];
 
+/* The time verification is done at, and no limit on lifetimes (t_check
+ * tests that rule). */
+#define NOW	1700000000
+#define TTL	INT64_MAX
+
 static int
 keyfn(void *arg, const char *kid, struct sigkey *out)
 {
@@ -25,7 +30,7 @@ static enum tok_err
 verify(const char *t)
 {
 	struct claims	c;
-	enum tok_err	e = tok_verify(t, strlen(t), keyfn, NULL, &c);
+	enum tok_err	e = tok_verify(t, strlen(t), keyfn, NULL, NOW, TTL, &c);
 
 	tok_claims_free(&c);
 	return e;
@@ -72,7 +77,7 @@ t_roundtrip(void)
 	json_object		*o, *m;
 
 	CU_ASSERT_TRUE(strlen(t) > 32);
-	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c), TOK_OK);
+	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, NOW, TTL, &c), TOK_OK);
 	CU_ASSERT_STRING_EQUAL(c.usr, "alice");
 	CU_ASSERT_STRING_EQUAL(c.org, "ACME");
 	CU_ASSERT_STRING_EQUAL(c.oun, "HQ");
@@ -153,7 +158,7 @@ t_claims_spellings(void)
 		memmove(w + 1 + strlen(jti), w + 2, strlen(w + 2) + 1);
 		memcpy(w + 1, jti, strlen(jti));
 		t = unit_sign(header("HS256", key.kid), p, key.secret, 32, 0);
-		CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c),
+		CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, NOW, TTL, &c),
 		    cases[i].want);
 		if (cases[i].want == TOK_OK) {
 			CU_ASSERT_EQUAL(c.obj == NULL, cases[i].ours);
@@ -193,7 +198,7 @@ t_consumer_claims(void)
 	struct claims		 c;
 	char			*t = issue(&s, 1700000000, 60);
 
-	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, &c), TOK_OK);
+	CU_ASSERT_EQUAL(tok_verify(t, strlen(t), keyfn, NULL, NOW, TTL, &c), TOK_OK);
 	CU_ASSERT_STRING_EQUAL(c.cii, "C1");
 	CU_ASSERT_STRING_EQUAL(c.ari, "AR1");
 	tok_claims_free(&c);
@@ -507,39 +512,148 @@ t_crit(void)
 	    "\"crit\":[\"b64\"]}", payload, 0), TOK_BADALG);
 }
 
-/* tok_check: exp and the released table through a real store. */
+static int
+logout(struct user_rec *u, void *arg)
+{
+	u->not_before = *(int64_t *)arg;
+	return 0;
+}
+
+static int
+disable(struct user_rec *u, void *arg)
+{
+	u->disabled = 1;
+	return 0;
+}
+
+/* tok_check through a real store: exp, the released table, the
+ * principal's revocations, the lifetime, the key's expiry. */
 static void
 t_check(void)
 {
 	char			*dir = unit_tmpdir(), err[CRM_ERR_MAX];
 	struct config		 cfg;
 	struct store		*st;
-	struct sigkey		 k;
+	struct sigkey		 k, old_k, new_k;
 	struct claims		 c;
+	struct user_rec		 u;
+	struct consumer_rec	 ck;
+	unsigned char		 d[CRM_DIGEST_BYTES];
 	struct tok_subject	 s = { "alice", "ACME", "HQ", NULL, NULL };
-	int64_t			 now = (int64_t)time(NULL);
-	char			*t, *old;
+	struct tok_subject	 cs = { "shop", "ACME", "HQ", "C1", "AR1" };
+	int64_t			 now = (int64_t)time(NULL), later;
+	char			*t, *old, *t2, *ct;
 
 	unit_config(&cfg, dir);
 	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, STORE_CREATE, err, sizeof(err)),
 	    STORE_OK);
 	CU_ASSERT_EQUAL_FATAL(store_sigkey_current(st, &k), STORE_OK);
 	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t), TOK_OK);
-	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, &c), TOK_OK);
+	/* No such user (deleted, or never there): refused. */
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, 7200, &c),
+	    TOK_REVOKED);
+	tok_claims_free(&c);
+	memset(&u, 0, sizeof(u));
+	strcpy(u.pwhash, "x");
+	strcpy(u.units[0], "HQ");
+	u.nunits = 1;
+	u.created = now - 10;
+	CU_ASSERT_EQUAL_FATAL(store_user_add(st, "ACME", "alice", &u),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, 7200, &c), TOK_OK);
 	tok_claims_free(&c);
 	/* At exp exactly it is expired (RFC 7519 §4.1.4). */
-	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now + 7200, &c),
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now + 7200, 7200, &c),
 	    TOK_EXPIRED);
 	tok_claims_free(&c);
-	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now + 7199, &c), TOK_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now + 7199, 7200, &c),
+	    TOK_OK);
 	CU_ASSERT_EQUAL(store_release(st, c.jti_bin, c.exp, now), STORE_OK);
 	tok_claims_free(&c);
-	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, &c), TOK_RELEASED);
+	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, 7200, &c),
+	    TOK_RELEASED);
 	tok_claims_free(&c);
+	/* Longer-lived than token_ttl: forged with a leaked key. */
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7201, &t2), TOK_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), now, 7200, &c),
+	    TOK_BADCLAIMS);
+	free(t2);
+	/* Logged out: what was issued up to then is refused, what comes
+	 * after is not; a user made again after deletion is another user. */
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t2), TOK_OK);
+	CU_ASSERT_EQUAL(store_user_change(st, "ACME", "alice", logout, &now,
+	    NULL), STORE_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), now, 7200, &c),
+	    TOK_REVOKED);
+	tok_claims_free(&c);
+	free(t2);
+	later = now + 1;
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, later, 7200, &t2), TOK_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), later, 7200, &c),
+	    TOK_OK);
+	tok_claims_free(&c);
+	CU_ASSERT_EQUAL(store_user_change(st, "ACME", "alice", disable, NULL,
+	    NULL), STORE_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), later, 7200, &c),
+	    TOK_REVOKED);
+	tok_claims_free(&c);
+	CU_ASSERT_EQUAL(store_user_del(st, "ACME", "alice"), STORE_OK);
+	u.created = now + 5;
+	CU_ASSERT_EQUAL(store_user_add(st, "ACME", "alice", &u), STORE_OK);
+	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), later, 7200, &c),
+	    TOK_REVOKED);
+	tok_claims_free(&c);
+	free(t2);
+	/* A consumer token: its application cut off by revoking a key;
+	 * a user of the same name is someone else. */
+	memset(&ck, 0, sizeof(ck));
+	strcpy(ck.org, "ACME");
+	strcpy(ck.app, "shop");
+	strcpy(ck.units[0], "HQ");
+	ck.nunits = 1;
+	sec_sha256(d, "CK", 2);
+	CU_ASSERT_EQUAL(store_consumer_put(st, d, &ck, 1), STORE_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &cs, now, 7200, &ct), TOK_OK);
+	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now, 7200, &c), TOK_OK);
+	tok_claims_free(&c);
+	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d, now), STORE_OK);
+	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now, 7200, &c),
+	    TOK_REVOKED);
+	tok_claims_free(&c);
+	free(ct);
 	/* Our own test key is unknown to this store. */
 	CU_ASSERT_EQUAL(tok_issue(&key, &s, now, 7200, &old), TOK_OK);
-	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now, &c),
+	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now, 7200, &c),
 	    TOK_UNKNOWN_KID);
+	free(old);
+	/* A key past its "verifies until" verifies nothing, at once (no
+	 * write needed), and a retired one neither. */
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &old), TOK_OK);
+	CU_ASSERT_EQUAL(store_sigkey_rotate(st, now, 60, &old_k, &new_k),
+	    STORE_OK);
+	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now + 59, 7200, &c),
+	    TOK_REVOKED);		/* alice was made again at now + 5 */
+	tok_claims_free(&c);
+	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now + 60, 7200, &c),
+	    TOK_UNKNOWN_KID);
+	CU_ASSERT_EQUAL(tok_issue(&new_k, &cs, now, 7200, &ct), TOK_OK);
+	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now + 1, 7200, &c),
+	    TOK_REVOKED);	/* the application is cut off up to now */
+	tok_claims_free(&c);
+	{
+		struct sigkey	 made;
+		int		 fresh;
+
+		CU_ASSERT_EQUAL(store_sigkey_retire(st, new_k.kid, &made,
+		    &fresh), STORE_OK);
+		CU_ASSERT_TRUE(fresh);
+		CU_ASSERT_STRING_NOT_EQUAL(made.kid, new_k.kid);
+		CU_ASSERT_EQUAL(store_sigkey_current(st, &k), STORE_OK);
+		CU_ASSERT_STRING_EQUAL(k.kid, made.kid);
+	}
+	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now + 1, 7200, &c),
+	    TOK_UNKNOWN_KID);
+	free(ct);
 	free(old);
 	free(t);
 	store_close(st);
