@@ -187,7 +187,8 @@ cmpstr(const void *a, const void *b)
 static void
 lines_print(struct lines *l)
 {
-	qsort(l->v, l->n, sizeof(*l->v), cmpstr);
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmpstr);
 	for (size_t i = 0; i < l->n; i++) {
 		puts(l->v[i]);
 		free(l->v[i]);

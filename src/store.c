@@ -1974,12 +1974,19 @@ store_restore(const struct config *cfg, const char *file, char *err,
 	enum store_err	 e = STORE_ERROR;
 	int		 rc, lfd = -1;
 
-	if (path_join(dir, sizeof(dir), cfg->db_path, ".restore") == -1 ||
+	/* The copy is made inside the store's directory, which is ours
+	 * (its parent may not be), and renamed into place from there. */
+	if (path_join(dir, sizeof(dir), cfg->db_path, "/restore.tmp") == -1 ||
 	    path_join(tmp, sizeof(tmp), dir, "/data.mdb") == -1 ||
 	    path_join(data, sizeof(data), cfg->db_path, "/data.mdb") == -1 ||
 	    path_join(lock, sizeof(lock), cfg->db_path, "/lock.mdb") == -1 ||
 	    strlen(dir) >= sizeof(bcfg.db_path)) {
 		snprintf(err, errlen, "%s: path too long", cfg->db_path);
+		return STORE_ERROR;
+	}
+	if (mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", cfg->db_path,
+		    strerror(errno));
 		return STORE_ERROR;
 	}
 	/* The backup must be a store of ours: open a copy of it. */
@@ -2000,11 +2007,6 @@ store_restore(const struct config *cfg, const char *file, char *err,
 		goto out;
 	}
 	e = STORE_ERROR;
-	if (mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "mkdir %s: %s", cfg->db_path,
-		    strerror(errno));
-		goto out;
-	}
 	if (stat(cfg->db_path, &sb) == 0 && (sb.st_mode & 070) != 0)
 		mode = 0660;
 	/* From here until the end, nobody else has the store open, and

@@ -1,0 +1,672 @@
+"""Security regressions, one named test each, as an attacker or an operator
+would try them: through a real lighttpd on loopback, crmauthctl, and
+libcrmauth.  Each failed against the code before the fix it guards
+(API.md §3 "Throttling failed attempts", "Revocation of tokens already
+issued", §7).
+
+Client addresses are 127.0.0.0/8: the server sees each as REMOTE_ADDR."""
+import base64
+import json
+import os
+import random
+import re
+import signal
+import stat
+import string
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import crmtest  # noqa: E402
+from crmtest import (Runner, Lighttpd, RUN_USER, VERIFY, basic, b64url_decode, check,  # noqa: E402
+                     eq, jwt_parts, sign, wait_for)
+
+# Throttling as shipped (5 per address, 50 per account), a short window.
+LOCKOUT = ("lockout_threshold = 5\nlockout_account_threshold = 50\n"
+           "lockout_window = 60\n")
+# Each check of a password costs a little, so that parallel guesses are
+# really in flight together.
+ARGON2 = "argon2_memory_kib = 4096\nargon2_iterations = 1\n"
+
+
+def parallel(n, fn):
+    """fn(i) for i in range(n), all released at once; their results."""
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def run(i):
+        barrier.wait()
+        out[i] = fn(i)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def statuses(responses):
+    counts = {}
+    for r in responses:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+def login(s, pw, src="127.0.0.1", user="alice", org="ACME", prefix=None):
+    return s.post("/authentication/token",
+                  {"username": user, "password": pw, "organisation": org},
+                  source=src, prefix=prefix)
+
+
+def consumer(s, key, ati, src="127.0.0.1"):
+    return s.post("/authentication/consumer_application_key/token",
+                  {"access_token_identifier": ati}, headers={"Authorization": basic(key)},
+                  source=src)
+
+
+def check_status(s, tok):
+    r = s.get("/authentication/token/check", headers={"Authorization": f"Bearer {tok}"})
+    return r.status, r.code
+
+
+def server(name, procs=2, extra=""):
+    s = Lighttpd(name, procs=procs, user=RUN_USER, lockout=LOCKOUT, argon2=ARGON2,
+                 conf_extra=extra).start()
+    s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
+    return s
+
+
+# ---- throttling ------------------------------------------------------------
+
+def parallel_guesses(s, prefix=None):
+    """40 wrong passwords at once from one address: at most 5 checked."""
+    rs = parallel(40, lambda i: login(s, f"guess-{i}", "127.0.0.2", prefix=prefix))
+    c = statuses(rs)
+    print(f"  40 parallel wrong passwords: {c}")
+    check(set(c) <= {401, 429}, f"only 401 and 429: {c}")
+    check(1 <= c.get(401, 0) <= 5, f"at most lockout_threshold checked: {c}")
+    # And the owner, elsewhere, is not held by it.
+    eq(login(s, "alice-pw", "127.0.0.3", prefix=prefix).status, 200, "the owner elsewhere")
+
+
+def sec_parallel_passwords_fastcgi():
+    s = server("par-fcgi", procs=8)
+    try:
+        parallel_guesses(s)
+    finally:
+        s.cleanup()
+
+
+def sec_parallel_passwords_cgi():
+    """As CGI each request is its own process: no bound on how many
+    check at once, but the count comes first all the same."""
+    s = server("par-cgi")
+    try:
+        parallel_guesses(s, prefix="/cgi-bin/crmauth.cgi")
+    finally:
+        s.cleanup()
+
+
+def sec_parallel_pass_codes():
+    s = server("par-pc", procs=8)
+    try:
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--identifier", "card",
+              input="4321\n")
+        rs = parallel(40, lambda i: consumer(s, ck, {"identifier": "card",
+                                                     "pass_code": f"{i:04d}9"}, "127.0.0.2"))
+        c = statuses(rs)
+        print(f"  40 parallel wrong pass codes: {c}")
+        check(set(c) <= {401, 429} and 1 <= c.get(401, 0) <= 5, f"at most 5 checked: {c}")
+        eq(consumer(s, ck, {"identifier": "card", "pass_code": "4321"}, "127.0.0.3").status,
+           200, "the right pass code elsewhere")
+    finally:
+        s.cleanup()
+
+
+def sec_stranger_cannot_lock_owner():
+    """Failures from 60 addresses lock the account for new addresses, never
+    for the one its owner logs in from."""
+    s = server("stranger")
+    try:
+        eq(login(s, "alice-pw", "127.0.0.2").status, 200, "the owner, as usual")
+        rs = parallel(20, lambda i: [login(s, "wrong", f"127.0.1.{3 * i + j + 1}")
+                                     for j in range(3)])
+        c = statuses([r for batch in rs for r in batch])
+        print(f"  60 addresses, one wrong password each: {c}")
+        eq(c.get(401, 0), 50, "the account locks at lockout_account_threshold")
+        eq(c.get(429, 0), 10, "then refuses the rest")
+        eq(login(s, "alice-pw", "127.0.0.2").status, 200, "the owner's address is not locked")
+        r = login(s, "alice-pw", "127.0.2.1")
+        eq((r.status, r.code), (429, "TOO_MANY_ATTEMPTS"), "a new address is")
+        check(0 < int(r.headers["retry-after"]) <= 60, "Retry-After")
+    finally:
+        s.cleanup()
+
+
+def sec_app_key_cannot_block_codes():
+    """A consumer key ships inside its app: hammering wrong codes with it
+    from one address must not block a code from another."""
+    s = server("codes")
+    try:
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.add_code("ACME", "C-1", "CODE-1")
+        seen = [consumer(s, ck, {"authentication_code": f"WRONG-{i}"}, "127.0.0.2").status
+                for i in range(12)]
+        eq(seen, [401] * 5 + [429] * 7, "the hammering address is locked")
+        eq(consumer(s, ck, {"authentication_code": "CODE-1"}, "127.0.0.2").status, 429,
+           "there, even the right code waits")
+        eq(consumer(s, ck, {"authentication_code": "CODE-1"}, "127.0.0.3").status, 200,
+           "another user of the app, elsewhere")
+    finally:
+        s.cleanup()
+
+
+def sec_pass_code_guesses_add_up():
+    """Guesses at one identifier's pass code through two consumer keys of
+    the organisation are one count."""
+    s = server("pc-keys")
+    try:
+        k1 = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        k2 = s.ctl("consumer-key", "add", "ACME", "kiosk", "--unit", "HQ").stdout.strip()
+        s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--identifier", "card",
+              input="4321\n")
+        seen = [consumer(s, k, {"identifier": "card", "pass_code": f"{i}"}, "127.0.0.2").status
+                for i, k in enumerate((k1, k2, k1, k2, k1, k2))]
+        eq(seen, [401] * 5 + [429], "five guesses in all, whichever key")
+        eq(consumer(s, k1, {"identifier": "card", "pass_code": "4321"}, "127.0.0.2").status,
+           429, "the identifier is locked for that address")
+    finally:
+        s.cleanup()
+
+
+# The README's bound on what failed attempts keep: per client address and
+# window, at most 2 * lockout_account_threshold + 1 counters, each at most
+# this many bytes of the counters file (record, index entry, page slack).
+BYTES_PER_COUNTER = 256
+
+
+def flood(s, total, addresses, threads=8):
+    """total failed logins with random user names, spread over addresses;
+    returns the statuses seen."""
+    seen = {}
+    lock = threading.Lock()
+
+    def worker(w):
+        rnd = random.Random(w)
+        for i in range(w, total, threads):
+            name = "".join(rnd.choice(string.ascii_lowercase) for _ in range(12))
+            r = login(s, "x", f"127.0.{10 + i % addresses // 250}.{1 + i % addresses % 250}",
+                      user=name)
+            with lock:
+                seen[r.status] = seen.get(r.status, 0) + 1
+    ts = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(600)
+    return seen
+
+
+def sec_failures_cost_bounded():
+    """Random user names from many addresses: the counters file stays
+    within the README's bound, the store itself is not written, and
+    releases work throughout."""
+    total, addresses = 10000, 100
+    s = server("flood", procs=4)
+    try:
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        data = s.dump(s.DATA_DBS)
+        seen = flood(s, total, addresses)
+        print(f"  {total} failures with random names from {addresses} addresses: {seen}")
+        eq(sum(seen.values()), total, "every request answered")
+        check(set(seen) <= {401, 429}, f"only 401 and 429: {seen}")
+        r = subprocess.run(["mdb_stat", "-n", "-e", s.counters_file()], capture_output=True,
+                           text=True)
+        m = re.search(r"Number of pages used: (\d+)", r.stdout)
+        check(m, f"mdb_stat: {r.stdout}")
+        used = int(m.group(1)) * 4096
+        bound = addresses * (2 * 50 + 1) * BYTES_PER_COUNTER
+        print(f"  counters file: {used} bytes in use; the README's bound: {bound}")
+        check(used <= bound, f"{used} bytes > {bound}")
+        check(s.dump(s.DATA_DBS) == data, "failed attempts wrote to the store")
+        tok = s.key_token(key)
+        eq(s.post("/authentication/token/release", {"token": tok}).status, 200, "release")
+        eq(check_status(s, tok), (401, "TOKEN_RELEASED"), "released")
+    finally:
+        s.cleanup()
+
+
+# ---- revocation of issued tokens -----------------------------------------
+
+def sec_disable_refuses_issued_tokens():
+    s = server("rev-disable")
+    try:
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        toks = [s.login_token("alice", "alice-pw"), s.key_token(key)]
+        s.ctl("user", "disable", "ACME", "alice")
+        for t in toks:
+            eq(check_status(s, t), (401, "TOKEN_RELEASED"), "refused once disabled")
+        s.ctl("user", "enable", "ACME", "alice")
+        for t in toks:
+            eq(check_status(s, t), (401, "TOKEN_RELEASED"), "and after enable too")
+        eq(check_status(s, s.login_token("alice", "alice-pw")), (200, "OK"), "a new one works")
+        v = s.verify(toks[0])
+        check(v.returncode == 1 and "revoked" in v.stderr, f"crmauthctl agrees: {v.stderr}")
+    finally:
+        s.cleanup()
+
+
+def sec_delete_refuses_issued_tokens():
+    s = server("rev-del")
+    try:
+        tok = s.login_token("alice", "alice-pw")
+        s.ctl("user", "del", "ACME", "alice")
+        eq(check_status(s, tok), (401, "TOKEN_RELEASED"), "refused once deleted")
+        # Someone else under the same name later is not the old alice.
+        time.sleep(max(0, jwt_parts(tok)[1]["iat"] + 1 - time.time()))
+        s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="new-pw\n")
+        eq(check_status(s, tok), (401, "TOKEN_RELEASED"), "a new alice does not revive it")
+        eq(check_status(s, s.login_token("alice", "new-pw")), (200, "OK"), "the new alice's")
+    finally:
+        s.cleanup()
+
+
+def sec_logout_refuses_issued_tokens():
+    s = server("rev-logout")
+    try:
+        s.ctl("user", "add", "ACME", "bob", "--unit", "HQ", input="bob-pw\n")
+        mine = [s.login_token("alice", "alice-pw") for _ in range(3)]
+        bobs = s.login_token("bob", "bob-pw")
+        s.ctl("user", "logout", "ACME", "alice")
+        for t in mine:
+            eq(check_status(s, t), (401, "TOKEN_RELEASED"), "every session ended")
+        eq(check_status(s, bobs), (200, "OK"), "another user's untouched")
+        # At once, in the same second: the new token is good, not dead on
+        # arrival.
+        fresh = s.login_token("alice", "alice-pw")
+        eq(check_status(s, fresh), (200, "OK"), "a login right after works")
+    finally:
+        s.cleanup()
+
+
+def sec_apikey_revoke_refuses_user_tokens():
+    s = server("rev-apikey")
+    try:
+        s.ctl("user", "add", "ACME", "bob", "--unit", "HQ", input="bob-pw\n")
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        other = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        bobkey = s.ctl("apikey", "add", "ACME", "bob").stdout.strip()
+        toks = [s.key_token(key), s.key_token(other), s.login_token("alice", "alice-pw")]
+        bobs = s.key_token(bobkey)
+        ids = [ln.split("\t")[2] for ln in s.ctl("apikey", "list").stdout.splitlines()]
+        import hashlib
+        kid = hashlib.sha256(key.encode()).hexdigest().upper()[:16]
+        check(kid in ids, "apikey list prints the id")
+        s.ctl("apikey", "revoke", kid)
+        for t in toks:
+            eq(check_status(s, t), (401, "TOKEN_RELEASED"),
+               "every token of the user: a token does not say which key made it")
+        eq(check_status(s, bobs), (200, "OK"), "another user's untouched")
+        eq(s.post("/authentication/web_api_key/token",
+                  headers={"Authorization": basic(key)}).status, 401, "the key is dead")
+        eq(check_status(s, s.key_token(other)), (200, "OK"), "the user's other key works")
+    finally:
+        s.cleanup()
+
+
+def sec_consumer_key_revoke_refuses_app_tokens():
+    s = server("rev-consumer")
+    try:
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        ck2 = s.ctl("consumer-key", "add", "ACME", "kiosk", "--unit", "HQ").stdout.strip()
+        s.add_code("ACME", "C-1", "CODE-1")
+        tok = consumer(s, ck, {"authentication_code": "CODE-1"}).data["token"]
+        kiosk = consumer(s, ck2, {"authentication_code": "CODE-1"}).data["token"]
+        # A user named like the application is someone else.
+        s.ctl("user", "add", "ACME", "shop", "--unit", "HQ", input="shop-pw\n")
+        user_shop = s.login_token("shop", "shop-pw")
+        s.ctl("consumer-key", "revoke", input=ck + "\n")
+        eq(check_status(s, tok), (401, "TOKEN_RELEASED"), "the application's tokens")
+        eq(check_status(s, kiosk), (200, "OK"), "another application's untouched")
+        eq(check_status(s, user_shop), (200, "OK"), "a user of the same name untouched")
+    finally:
+        s.cleanup()
+
+
+def sec_key_retire():
+    s = server("rev-retire")
+    try:
+        tok = s.login_token("alice", "alice-pw")
+        kid = jwt_parts(tok)[0]["kid"]
+        out = s.ctl("key", "retire", kid).stdout
+        check(f"{kid} is retired" in out, out)
+        eq(check_status(s, tok), (401, "INVALID_TOKEN"), "the key verifies nothing")
+        new = s.login_token("alice", "alice-pw")
+        check(jwt_parts(new)[0]["kid"] != kid, "a new current key signs")
+        eq(check_status(s, new), (200, "OK"), "its tokens work")
+        eq(s.post("/authentication/token/release", {"token": tok}).code, "INVALID_TOKEN",
+           "release refuses it too")
+    finally:
+        s.cleanup()
+
+
+def sec_forged_long_lived_token():
+    """With a leaked key, a token forged to live ten years is refused."""
+    s = server("rev-long")
+    try:
+        tok = s.login_token("alice", "alice-pw")
+        kid, secret = s.ctl("key", "export").stdout.split()
+        now = int(time.time())
+        claims = dict(jwt_parts(tok)[1], iat=now, exp=now + 10 * 365 * 86400)
+        forged = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims, b64url_decode(secret))
+        eq(check_status(s, forged), (401, "INVALID_TOKEN"), "exp - iat > token_ttl")
+        claims = dict(claims, exp=now + 7200)
+        fine = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims, b64url_decode(secret))
+        eq(check_status(s, fine), (200, "OK"), "while one of the usual length passes")
+    finally:
+        s.cleanup()
+
+
+def sec_expired_key_verifies_nothing():
+    """A rotated key past its verifies-until time verifies nothing at once,
+    with no write to prune it: a leaked old key cannot sign new tokens."""
+    s = server("rev-oldkey", extra="token_ttl = 3\n")
+    try:
+        kid, secret = s.ctl("key", "export").stdout.split()
+        s.ctl("key", "rotate")
+        until = time.time() + 3
+        time.sleep(max(0, until - time.time()) + 1.1)
+        eq(len(s.ctl("key", "list").stdout.splitlines()), 2, "not yet deleted by a write")
+        now = int(time.time())
+        claims = {"exp": now + 3, "iat": now, "jti": "0" * 32, "org": "ACME", "oun": "HQ",
+                  "usr": "alice"}
+        forged = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims, b64url_decode(secret))
+        eq(check_status(s, forged), (401, "INVALID_TOKEN"), "signed by an expired key")
+    finally:
+        s.cleanup()
+
+
+# ---- the admin tool ----------------------------------------------------------
+
+def waiting_on_stdin(pid):
+    """The process is blocked reading its standard input (read(0, ...))."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+        return fields[:2] == ["0", "0x0"]
+    except (FileNotFoundError, PermissionError):
+        return False
+
+
+def sec_passwd_disable_interleaving():
+    """user passwd waiting at its prompt, user disable meanwhile, then the
+    password typed: the user stays disabled."""
+    s = server("interleave")
+    try:
+        cmd = [os.path.join(s.sbindir, "crmauthctl"), "-c", s.conf, "user", "passwd", "ACME",
+               "alice"]
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, **crmtest.user_kw(s.user))
+        wait_for(lambda: waiting_on_stdin(p.pid), 20, "user passwd at its prompt")
+        s.ctl("user", "disable", "ACME", "alice")
+        out, err = p.communicate("new-pw\n", timeout=60)
+        eq(p.returncode, 0, f"passwd: {err}")
+        line = [ln for ln in s.ctl("user", "list").stdout.splitlines()
+                if ln.startswith("ACME\talice\t")]
+        eq(line[0].split("\t")[3], "disabled", "still disabled")
+        eq(login(s, "new-pw").status, 401, "no login")
+        s.ctl("user", "enable", "ACME", "alice")
+        eq(login(s, "new-pw").status, 200, "the new password took")
+    finally:
+        s.cleanup()
+
+
+def sec_restore_refused_while_open():
+    """restore is refused under one live responder, and under a program
+    using libcrmauth; with everything stopped it works."""
+    s = server("restore-open", procs=1)
+    try:
+        backup = os.path.join(s.run, "backup.mdb")      # the web user may write there
+        s.ctl("backup", backup)
+        eq(s.get("/health").status, 200, "the responder has the store open")
+        r = s.ctl("restore", backup, check=False)
+        check(r.returncode == 1 and "is in use" in r.stderr, f"under a responder: {r.stderr}")
+        s.stop()
+        lib = subprocess.Popen([VERIFY, "-c", s.conf, "-"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, **crmtest.user_kw(s.user))
+        try:
+            lib.stdin.write("x.y.z\n")
+            lib.stdin.flush()
+            check(lib.stdout.readline().startswith("refused"), "libcrmauth has it open")
+            r = s.ctl("restore", backup, check=False)
+            check(r.returncode == 1 and "is in use" in r.stderr,
+                  f"under libcrmauth: {r.stderr}")
+        finally:
+            lib.stdin.close()
+            lib.wait(20)
+        r = s.ctl("restore", backup, check=False)
+        eq(r.returncode, 0, f"with nothing open: {r.stderr}")
+    finally:
+        s.cleanup()
+
+
+def lock_holders(path):
+    """(pid, kind, waiting) of the POSIX locks on path's inode
+    (/proc/locks; waiting: blocked on a lock someone else holds)."""
+    st = os.stat(path)
+    ino = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    out = []
+    with open("/proc/locks") as f:
+        for line in f:
+            w = line.split()
+            waiting = w[1] == "->"
+            if waiting:
+                w = w[1:]
+            if w[1] == "POSIX" and w[5] == ino:
+                out.append((int(w[4]), w[3], waiting))
+    return out
+
+
+def sec_restore_cannot_race_swap():
+    """A process that opens the store while restore swaps it waits, then
+    sees the restored store, whole."""
+    s = server("restore-race", procs=1)
+    try:
+        s.stop()
+        s.ctl("user", "add", "ACME", "from-backup", "--unit", "HQ", input="pw\n")
+        backup = os.path.join(s.run, "backup.mdb")      # the web user may write there
+        s.ctl("backup", backup)
+        s.ctl("user", "del", "ACME", "from-backup")
+        # Many releases in the store being replaced, so that carrying them
+        # into the restored copy keeps the lock a while.
+        n, exp = 300000, int(time.time()) + 3600
+        lines = ["VERSION=3", "format=bytevalue", "type=btree", "mapsize=1073741824",
+                 "HEADER=END"]
+        for i in range(n):
+            lines += [f" {i:032x}", f" {exp:016x}"]
+        subprocess.run(["mdb_load", "-s", "released", s.db], check=True, text=True,
+                       input="\n".join(lines + ["DATA=END"]) + "\n")
+        lock = os.path.join(s.db, "lock.mdb")
+        cmd = [os.path.join(s.sbindir, "crmauthctl"), "-c", s.conf]
+        restore = subprocess.Popen(cmd + ["restore", backup], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, **crmtest.user_kw(s.user))
+        wait_for(lambda: (restore.pid, "WRITE", False) in lock_holders(lock), 30,
+                 "restore to hold the store's lock")
+        reader = subprocess.Popen(cmd + ["user", "list"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, **crmtest.user_kw(s.user))
+        wait_for(lambda: any(p == reader.pid and waiting for p, _, waiting in lock_holders(lock))
+                 or reader.poll() is not None, 30, "the reader to wait for the lock")
+        check(restore.poll() is None, "restore still holds the lock (the test needs it to)")
+        check(reader.poll() is None, "the reader opened the store during the swap")
+        out, err = restore.communicate(timeout=120)
+        eq(restore.returncode, 0, f"restore: {err}")
+        out, err = reader.communicate(timeout=60)
+        eq(reader.returncode, 0, f"the reader: {err}")
+        check("ACME\tfrom-backup\t" in out, f"the reader saw the restored store: {out}")
+        eq(s.released_count(), n, "the releases were carried over")
+        s.start()
+        eq(s.login_token("alice", "alice-pw").count("."), 2, "serving afterwards")
+    finally:
+        s.cleanup()
+
+
+def sec_backup_over_planted_files():
+    """A 0644 temp file or a symlink planted where the backup goes: the
+    backup is 0600 all the same, and no symlink is followed."""
+    s = server("backup-plant")
+    try:
+        out = os.path.join(s.dir, "out")
+        os.makedirs(out)
+        if s.user:
+            import shutil
+            shutil.chown(out, s.user, s.user)
+        victim = os.path.join(s.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.chmod(victim, 0o666)
+        target = os.path.join(out, "backup.mdb")
+        with open(target + ".tmp", "w") as f:
+            f.write("planted")
+        os.chmod(target + ".tmp", 0o644)
+        os.symlink(victim, target)
+        s.ctl("backup", target)
+        st = os.lstat(target)
+        check(stat.S_ISREG(st.st_mode), "a regular file, not the symlink")
+        eq(oct(st.st_mode & 0o777), "0o600", "mode")
+        eq(open(victim).read(), "precious\n", "the symlink's target is untouched")
+        # Over a planted 0644 regular file too.
+        os.unlink(target)
+        with open(target, "w") as f:
+            f.write("old")
+        os.chmod(target, 0o644)
+        s.ctl("backup", target)
+        eq(oct(os.stat(target).st_mode & 0o777), "0o600", "mode over a 0644 file")
+        eq([n for n in os.listdir(out) if n.startswith("backup.mdb.")], ["backup.mdb.tmp"],
+           "no temporary file left (the planted one is not ours)")
+    finally:
+        s.cleanup()
+
+
+def sec_no_secret_on_command_line():
+    """Every command that takes a secret refuses it as an argument."""
+    s = server("argv")
+    try:
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        tok = s.key_token(key)
+        data = s.dump(s.DATA_DBS)
+        for args in (("access-token", "add", "ACME", "--contact", "C", "--authentication-code",
+                      "CODE-9"),
+                     ("token", "verify", tok),
+                     ("apikey", "revoke", key),
+                     ("consumer-key", "revoke", ck),
+                     ("user", "add", "ACME", "eve", "pw", "--unit", "HQ")):
+            r = s.ctl(*args, input="", check=False)
+            eq(r.returncode, 2, f"{args[:2]} with a secret argument: {r.stderr}")
+            check(not any(x in r.stderr for x in (key, ck, tok, "CODE-9")),
+                  f"the secret is not repeated: {r.stderr}")
+        check(s.dump(s.DATA_DBS) == data, "nothing was changed")
+        eq(s.key_token(key).count("."), 2, "the key still works")
+        # From standard input they are taken.
+        eq(json.loads(s.verify(tok).stdout)["usr"], "alice", "token verify from stdin")
+        s.add_code("ACME", "C", "CODE-9")
+        eq(consumer(s, ck, {"authentication_code": "CODE-9"}).status, 200, "code from stdin")
+        s.ctl("apikey", "revoke", input=key + "\n")
+        eq(s.post("/authentication/web_api_key/token",
+                  headers={"Authorization": basic(key)}).status, 401, "revoked from stdin")
+    finally:
+        s.cleanup()
+
+
+# ---- argon2 costs ------------------------------------------------------------
+
+def hash_params(s, org, name):
+    """The m and t of the user's stored argon2id hash."""
+    out = subprocess.run(["mdb_dump", "-p", "-s", "users", s.db], capture_output=True,
+                         text=True).stdout
+    return re.findall(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=1\$", out)
+
+
+def sec_rehash_on_login():
+    """Users hashed at another cost than the configured one are hashed
+    again, at the configured cost, when they next log in; so are pass
+    codes."""
+    s = server("rehash")
+    try:
+        old_conf = s.conf + ".old"
+        with open(s.conf) as f, open(old_conf, "w") as g:
+            g.write(re.sub(r"argon2_\w+ = \d+\n", "", f.read()) +
+                    "argon2_memory_kib = 8192\nargon2_iterations = 2\n")
+        os.chmod(old_conf, 0o644)
+        s.ctl("user", "del", "ACME", "alice")
+        s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n", conf=old_conf)
+        eq(hash_params(s, "ACME", "alice"), [("8192", "2")], "made at the old cost")
+        eq(login(s, "wrong").status, 401, "a wrong password changes nothing")
+        eq(hash_params(s, "ACME", "alice"), [("8192", "2")], "still the old cost")
+        eq(login(s, "alice-pw").status, 200, "login")
+        eq(hash_params(s, "ACME", "alice"), [("4096", "1")], "now the configured cost")
+        eq(login(s, "alice-pw").status, 200, "and the password still works")
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--identifier", "card",
+              input="4321\n", conf=old_conf)
+        eq(consumer(s, ck, {"identifier": "card", "pass_code": "4321"}).status, 200, "pass code")
+        out = subprocess.run(["mdb_dump", "-p", "-s", "access_tokens", s.db],
+                             capture_output=True, text=True).stdout
+        eq(re.findall(r"m=(\d+),t=(\d+),p=1", out), [("4096", "1")], "pass code rehashed")
+    finally:
+        s.cleanup()
+
+
+TESTS = [
+    ("sec: 40 parallel wrong passwords, 8 FastCGI workers: at most 5 checked",
+     sec_parallel_passwords_fastcgi),
+    ("sec: 40 parallel wrong passwords as CGI: at most 5 checked", sec_parallel_passwords_cgi),
+    ("sec: 40 parallel wrong pass codes: at most 5 checked", sec_parallel_pass_codes),
+    ("sec: failures from 60 addresses never lock the owner's trusted address",
+     sec_stranger_cannot_lock_owner),
+    ("sec: an app's consumer key cannot block codes from other addresses",
+     sec_app_key_cannot_block_codes),
+    ("sec: pass-code guesses through two consumer keys are one count",
+     sec_pass_code_guesses_add_up),
+    ("sec: 10,000 random-name failures: counters bounded, store untouched",
+     sec_failures_cost_bounded),
+    ("sec: user disable refuses tokens issued before, even after enable",
+     sec_disable_refuses_issued_tokens),
+    ("sec: user del refuses tokens issued before, even to a new namesake",
+     sec_delete_refuses_issued_tokens),
+    ("sec: user logout ends every session, not a login right after",
+     sec_logout_refuses_issued_tokens),
+    ("sec: apikey revoke refuses the user's tokens", sec_apikey_revoke_refuses_user_tokens),
+    ("sec: consumer-key revoke refuses the application's tokens",
+     sec_consumer_key_revoke_refuses_app_tokens),
+    ("sec: key retire: the key verifies nothing at once", sec_key_retire),
+    ("sec: a leaked key cannot mint a ten-year token", sec_forged_long_lived_token),
+    ("sec: an expired signing key verifies nothing, before any write",
+     sec_expired_key_verifies_nothing),
+    ("sec: user passwd at its prompt does not undo a user disable",
+     sec_passwd_disable_interleaving),
+    ("sec: restore is refused while a responder or libcrmauth has the store",
+     sec_restore_refused_while_open),
+    ("sec: a process opening the store during a restore waits, then sees it whole",
+     sec_restore_cannot_race_swap),
+    ("sec: backup is 0600 over a planted temp file or a symlink", sec_backup_over_planted_files),
+    ("sec: no secret is accepted on the command line", sec_no_secret_on_command_line),
+    ("sec: a login at another argon2 cost is rehashed at the configured one",
+     sec_rehash_on_login),
+]
+
+
+def main():
+    run = Runner("security")
+    only = os.environ.get("SECURITY_ONLY")
+    for name, fn in TESTS:
+        if not only or only in name:
+            run.run(name, fn)
+    return run.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
