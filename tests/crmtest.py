@@ -484,6 +484,7 @@ class Lighttpd(Server):
     plus mod_cgi serving share/cgi-bin/crmauth.cgi at /cgi-bin/."""
     kind = "lighttpd"
     sample_name = "lighttpd-fastcgi.conf"
+    front_extra = ""    # more lighttpd configuration (bench: mod_extforward)
 
     def _start_backend(self):
         pass
@@ -526,6 +527,7 @@ server.breakagelog = "{self.logdir}/breakage.log"
 {user}
 include "{sample}"
 {self._extra()}
+{self.front_extra}
 """)
         self.spawn([LIGHTTPD, "-D", "-f", frame], "lighttpd")
 

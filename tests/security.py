@@ -182,6 +182,56 @@ def sec_pass_code_guesses_add_up():
         s.cleanup()
 
 
+def sec_every_lock_listed_and_cleared():
+    """Every kind of lock shows in lock list and lock clear ends it: users,
+    Web API keys, consumer keys (and their codes), access tokens, addresses."""
+    s = server("locks")
+    try:
+        import hashlib
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--identifier", "card",
+              input="4321\n")
+        s.add_code("ACME", "C-1", "CODE-1")
+        badkey = "F" * 32
+        kid = hashlib.sha256(badkey.encode()).hexdigest().upper()[:16]
+        ckid = hashlib.sha256(ck.encode()).hexdigest().upper()[:16]
+        attempts = {
+            "user": lambda: login(s, "wrong", "127.0.0.2"),
+            "apikey": lambda: s.post("/authentication/web_api_key/token",
+                                     headers={"Authorization": basic(badkey)}, source="127.0.0.3"),
+            "consumer-key": lambda: consumer(s, ck, {"authentication_code": "WRONG"}, "127.0.0.4"),
+            "access-token": lambda: consumer(s, ck, {"identifier": "card", "pass_code": "0"},
+                                             "127.0.0.5"),
+        }
+        clear = {"user": ["user", "ACME", "alice"], "apikey": ["apikey", kid.lower()],
+                 "consumer-key": ["consumer-key", ckid], "access-token": ["access-token", "ACME",
+                                                                         "card"]}
+        rows = {"user": ["user", "ACME", "alice", "127.0.0.2"],
+                "apikey": ["apikey", "-", kid, "127.0.0.3"],
+                "consumer-key": ["code", "-", ckid, "127.0.0.4"],
+                "access-token": ["access-token", "ACME", "card", "127.0.0.5"]}
+        for kind, attempt in attempts.items():
+            seen = [attempt().status for _ in range(6)]
+            eq(seen, [401] * 5 + [429], f"{kind}: locked after 5")
+            locks = [ln.split("\t")[:4] for ln in s.ctl("lock", "list").stdout.splitlines()]
+            check(rows[kind] in locks, f"{kind}: lock list shows {rows[kind]}: {locks}")
+            out = s.ctl("lock", "clear", *clear[kind]).stdout
+            check(out.startswith("cleared ") and out.split()[1] != "0", out)
+            eq(attempt().status, 401, f"{kind}: checked again after lock clear")
+        # An address's own lock: 50 accounts' failures from one address.
+        for i in range(50):
+            eq(login(s, "x", "127.0.0.9", user=f"u{i}").status, 401, "a failure")
+        eq(login(s, "alice-pw", "127.0.0.9").status, 429, "the address is locked")
+        check(["address", "-", "-", "127.0.0.9"] in
+              [ln.split("\t")[:4] for ln in s.ctl("lock", "list").stdout.splitlines()],
+              "lock list shows the address")
+        s.ctl("lock", "clear", "address", "127.0.0.9")
+        eq(login(s, "alice-pw", "127.0.0.9").status, 200, "after lock clear address")
+        eq(s.ctl("lock", "list").stdout, "", "no lock left")
+    finally:
+        s.cleanup()
+
+
 # The README's bound on what failed attempts keep: per client address and
 # window, at most 2 * lockout_account_threshold + 1 counters, each at most
 # this many bytes of the counters file (record, index entry, page slack).
@@ -631,6 +681,8 @@ TESTS = [
      sec_app_key_cannot_block_codes),
     ("sec: pass-code guesses through two consumer keys are one count",
      sec_pass_code_guesses_add_up),
+    ("sec: every kind of lock is listed, and cleared by lock clear",
+     sec_every_lock_listed_and_cleared),
     ("sec: 10,000 random-name failures: counters bounded, store untouched",
      sec_failures_cost_bounded),
     ("sec: user disable refuses tokens issued before, even after enable",

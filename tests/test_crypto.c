@@ -105,6 +105,14 @@ t_pwhash(void)
 	CU_ASSERT_EQUAL(sec_pwhash(h2, "correct horse", 13, &c), 0);
 	CU_ASSERT_STRING_NOT_EQUAL(h, h2);
 	CU_ASSERT_EQUAL(sec_pwverify("garbage", "x", 1), -1);
+	/* Stale: made at another cost than the configured one. */
+	CU_ASSERT_FALSE(sec_pwstale(h, &c));
+	c.argon2_iterations = 2;
+	CU_ASSERT_TRUE(sec_pwstale(h, &c));
+	c.argon2_iterations = 1;
+	c.argon2_memory_kib = 16384;
+	CU_ASSERT_TRUE(sec_pwstale(h, &c));
+	CU_ASSERT_TRUE(sec_pwstale("garbage", &c));
 }
 
 static void
@@ -119,6 +127,11 @@ t_dummy_hash(void)
 	CU_ASSERT_EQUAL(strncmp(h, "$argon2id$v=19$m=19456,t=2,p=1$", 31), 0);
 	CU_ASSERT_EQUAL(sec_pwverify(h, "", 0), -1);
 	CU_ASSERT_EQUAL(sec_pwverify(h, "password", 8), -1);
+	CU_ASSERT_FALSE(sec_pwstale(h, &c));
+	c.argon2_memory_kib = 8192;
+	c.argon2_iterations = 3;
+	sec_dummy_hash(h, &c);
+	CU_ASSERT_EQUAL(strncmp(h, "$argon2id$v=19$m=8192,t=3,p=1$", 30), 0);
 }
 
 static void
@@ -208,7 +221,7 @@ static CU_TestInfo tests[] = {
 	{ "tagged hash: known answer, parts kept apart", t_tagged_hash },
 	{ "HMAC-SHA-256 known answer (RFC 4231)", t_hmac },
 	{ "constant-time equality", t_equal },
-	{ "argon2id hash and verify", t_pwhash },
+	{ "argon2id hash and verify; stale costs", t_pwhash },
 	{ "dummy hash has the configured cost and matches nothing",
 	    t_dummy_hash },
 	{ "base64url is strict (RFC 7515)", t_b64url },
