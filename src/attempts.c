@@ -20,6 +20,14 @@
  *                   count has reached its limit, the subject (text)
  *             'T' account (16) address (8) -> trusted until (8, BE)
  *   expiry    end or until (8, BE) + key -> ""   (pruning)
+ *
+ * The file holds at most ATT_MAX_RECORDS records (and a few).  One address can make
+ * only so many (throttle.c), but an attacker with many addresses could
+ * otherwise fill the map, and then every login would fail.  So when a
+ * reservation would pass the cap, the records that end first are dropped
+ * to make room (trusted addresses, which last days, go last): filling it
+ * costs a flood of some ATT_MAX_RECORDS / 2 failed requests, and buys a
+ * guesser no more than a fresh window.
  */
 #include <sys/stat.h>
 
@@ -35,6 +43,10 @@
 #include "lmdb_env.h"
 
 #define PRUNE_PER_TXN	16
+#define ATT_MAX_RECORDS	(1 << 18)	/* about 40 MB of file */
+/* The map: room for the records, and for an eviction's copies. */
+#define ATT_MAP_START	((size_t)16 << 20)
+#define ATT_MAP_MAX	((size_t)256 << 20)
 #define VAL_HEAD	(8 + 4)
 #define VAL_MAX		(VAL_HEAD + ATT_SUBJECT_MAX)
 
@@ -42,6 +54,7 @@ struct attdb {
 	struct lmdb	*db;
 	MDB_dbi		 counters, expiry;
 	MDB_txn		*rtxn;
+	size_t		 max;		/* records */
 };
 
 /* The kernel's id of this boot (32 hex digits), or "" when unknown. */
@@ -121,9 +134,7 @@ attdb_open(struct attdb **out, const struct config *cfg, int rdonly,
 		return ENOMEM;
 	}
 	rc = lmdb_open(&a->db, path, MDB_NOSUBDIR | MDB_NOSYNC |
-	    (rdonly ? MDB_RDONLY : 0), mode,
-	    (size_t)cfg->db_map_size_mb << 20,
-	    (size_t)cfg->db_map_max_mb << 20);
+	    (rdonly ? MDB_RDONLY : 0), mode, ATT_MAP_START, ATT_MAP_MAX);
 	if (rc == 0)
 		rc = lmdb_dbis(a->db, names, dbis, 2, !rdonly);
 	if (rc != 0) {
@@ -133,6 +144,8 @@ attdb_open(struct attdb **out, const struct config *cfg, int rdonly,
 	}
 	a->counters = dbis[0];
 	a->expiry = dbis[1];
+	a->max = cfg->att_max_records ? cfg->att_max_records :
+	    ATT_MAX_RECORDS;
 	*out = a;
 	return 0;
 }
@@ -283,13 +296,28 @@ prune(struct attdb *a, MDB_txn *txn, int64_t now, size_t limit, size_t *n)
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
+/* Room for n more records under the cap: drop those that end first. */
+static int
+make_room(struct attdb *a, MDB_txn *txn, size_t n)
+{
+	MDB_stat	 st;
+	size_t		 dropped;
+	int		 rc;
+
+	if ((rc = mdb_stat(txn, a->counters, &st)) != 0)
+		return rc;
+	if (st.ms_entries + n <= a->max)
+		return 0;
+	return prune(a, txn, INT64_MAX, a->max / 16 + n, &dropped);
+}
+
 /* ---- reserve, give back ------------------------------------------------------ */
 
 struct op {
 	struct attdb		*a;
 	struct att_reserve	*r;
 	int64_t			 trust_until;
-	int			 trust;
+	int			 trust, success;
 	store_lock_cb		 cb;
 	void			*cbarg;
 	const unsigned char	*key;
@@ -331,6 +359,8 @@ reserve_fn(MDB_txn *txn, void *p)
 	}
 	if (r->locked_until > r->now)
 		return 0;	/* refused: nothing counted */
+	if ((rc = make_room(o->a, txn, r->n)) != 0)
+		return rc;
 	for (i = 0; i < r->n; i++) {
 		struct att_counter	*c = &r->c[i];
 		struct rec		*x = &rec[i];
@@ -367,8 +397,8 @@ attdb_reserve(struct attdb *a, struct att_reserve *r)
 }
 
 /* A reserved attempt that was not a failure: the counters it added to
- * get their one back (a counter marked clear is deleted), and the
- * address becomes trusted for the account until trust_until. */
+ * get their one back; after a success a counter marked clear is deleted
+ * and the address becomes trusted for the account until trust_until. */
 static int
 giveback_fn(MDB_txn *txn, void *p)
 {
@@ -386,7 +416,7 @@ giveback_fn(MDB_txn *txn, void *p)
 		/* Only in the window the reservation counted in. */
 		if (!x.exists || x.end != c->end)
 			continue;
-		if (c->clear || x.count <= 1)
+		if ((o->success && c->clear) || x.count <= 1)
 			rc = rec_del(o->a, txn, c->key, c->keylen, x.end);
 		else
 			rc = rec_put(o->a, txn, c->key, c->keylen, x.end,
@@ -405,9 +435,11 @@ giveback_fn(MDB_txn *txn, void *p)
 }
 
 int
-attdb_giveback(struct attdb *a, struct att_reserve *r, int64_t trust_until)
+attdb_giveback(struct attdb *a, struct att_reserve *r, int success,
+    int64_t trust_until)
 {
-	struct op o = { .a = a, .r = r, .trust = trust_until > r->now,
+	struct op o = { .a = a, .r = r, .success = success,
+	    .trust = success && trust_until > r->now,
 	    .trust_until = trust_until };
 
 	return lmdb_run(a->db, 1, giveback_fn, &o, NULL);

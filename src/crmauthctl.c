@@ -280,6 +280,9 @@ c_user_add(struct ctx *c, int argc, char **argv)
 	if (rc != 0)
 		return fail("password hashing failed (out of memory?)");
 	u.created = (int64_t)time(NULL);
+	/* A user deleted and added again within one second: tokens of the
+	 * one before, issued that second, are not this one's. */
+	u.not_before = u.created;
 	e = store_user_add(c->store, pos[0], pos[1], &u);
 	if (e == STORE_EXISTS)
 		return fail("user %s of %s already exists", pos[1], pos[0]);
@@ -966,15 +969,21 @@ lock_line(void *arg, char type, const char *subject, size_t len,
 	struct locks	*k = arg;
 	uint32_t	 limit = type == 'P' ? k->cfg->lockout_threshold :
 			    k->cfg->lockout_account_threshold;
-	char		 t[32], *line;
+	char		 t[32], *line, safe[ATT_SUBJECT_MAX + 1];
+	size_t		 i;
 	int		 rc;
 
 	if (count < limit || end <= k->now)
 		return 0;
+	/* Names came from clients (throttle.c took their tabs and other
+	 * control characters out already): none reaches the terminal. */
+	for (i = 0; i < len && i < ATT_SUBJECT_MAX; i++)
+		safe[i] = subject[i] == '\t' || ((unsigned char)subject[i] >=
+		    0x20 && subject[i] != 0x7f) ? subject[i] : '?';
+	safe[i] = '\0';
 	fmt_time(t, sizeof(t), end);
 	/* kind, org, name, address (* for all), failures, until */
-	if (asprintf(&line, "%.*s\t%u\t%s", (int)len, subject, count, t) ==
-	    -1)
+	if (asprintf(&line, "%s\t%u\t%s", safe, count, t) == -1)
 		return -1;
 	rc = lines_add(&k->l, line);
 	free(line);

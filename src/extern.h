@@ -59,6 +59,9 @@ struct config {
 	uint32_t	 argon2_parallelism;
 	/* Not from the file: crmauthctl init --group sets it. */
 	long		 db_group;	/* -1, or the group to share with */
+	/* Not from the file: the failed-attempt records kept at most (0:
+	 * the built-in cap; the tests make it small). */
+	size_t		 att_max_records;
 };
 
 #define CRM_DEFAULT_CONF CRMAUTH_SYSCONFDIR "/crmauth.conf"
@@ -376,11 +379,11 @@ struct att_reserve {
  * when; else each counter counts one more.
  */
 enum store_err store_attempt_reserve(struct store *, struct att_reserve *);
-/* The attempt was not a failure: each counter gets its one back (those
- * marked clear are deleted), and with trust_until > now the address is
- * trusted for the account until then. */
+/* The attempt was not a failure: each counter gets its one back; on a
+ * success those marked clear are deleted, and with trust_until > now the
+ * address is trusted for the account until then. */
 enum store_err store_attempt_giveback(struct store *, struct att_reserve *,
-	    int64_t trust_until);
+	    int success, int64_t trust_until);
 /* Every counter that has reached a limit in its window (cb gets its type,
  * subject, count and window end; a non-zero return stops the walk). */
 typedef int (*store_lock_cb)(void *, char type, const char *subject,

@@ -41,7 +41,28 @@ struct lmdb {
 
 /* Every environment this process has open, and their DBI tables. */
 static pthread_mutex_t	 reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t	 reg_once = PTHREAD_ONCE_INIT;
 static struct lmdb	*reg;
+
+/* A fork while another thread holds reg_lock would leave it locked in
+ * the child for ever. */
+static void
+reg_prepare(void)
+{
+	pthread_mutex_lock(&reg_lock);
+}
+
+static void
+reg_release(void)
+{
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void
+reg_init(void)
+{
+	pthread_atfork(reg_prepare, reg_release, reg_release);
+}
 
 /* Make file with mode exactly, unless it exists. */
 static void
@@ -98,6 +119,7 @@ lmdb_open(struct lmdb **out, const char *path, unsigned flags, mode_t mode,
 	if (stat(path, &sb) == -1)
 		return errno;
 
+	pthread_once(&reg_once, reg_init);
 	pthread_mutex_lock(&reg_lock);
 	for (db = reg; db != NULL; db = db->next) {
 		if (db->dev != sb.st_dev || db->ino != sb.st_ino ||
@@ -163,7 +185,13 @@ lmdb_close(struct lmdb *db)
 			break;
 		}
 	pthread_mutex_unlock(&reg_lock);
-	mdb_env_close(db->env);
+	/*
+	 * One inherited across fork() is the parent's: closing its lock
+	 * file here would drop every lock this process holds on that file,
+	 * its own environment's included.  Leave its descriptors be.
+	 */
+	if (db->pid == getpid())
+		mdb_env_close(db->env);
 	pthread_rwlock_destroy(&db->remap);
 	free(db);
 }

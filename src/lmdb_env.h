@@ -74,7 +74,7 @@ int		 attdb_open(struct attdb **, const struct config *, int rdonly,
 void		 attdb_close(struct attdb *);
 int		 attdb_reserve(struct attdb *, struct att_reserve *);
 int		 attdb_giveback(struct attdb *, struct att_reserve *,
-		    int64_t trust_until);
+		    int success, int64_t trust_until);
 int		 attdb_locks(struct attdb *, store_lock_cb, void *);
 int		 attdb_clear(struct attdb *, const unsigned char *key,
 		    size_t keylen, int prefix, size_t *n);

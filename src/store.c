@@ -50,6 +50,7 @@ struct store {
 	MDB_dbi		 released, released_exp, cutoffs;
 	MDB_txn		*rtxn;		/* the last read, reset: renewed next */
 	struct attdb	*att;		/* the counters, once used */
+	int		 att_rdonly;	/* ... opened read-only */
 	struct config	 cfg;
 	char		 detail[CRM_ERR_MAX];
 };
@@ -1363,25 +1364,30 @@ store_released_prune(struct store *st, int64_t now, size_t *n)
 	return e;
 }
 
+/*
+ * What a restore keeps of the store it replaces: it rolls users, keys
+ * and access tokens back to the backup, but never brings back what was
+ * revoked since, and never breaks what was issued since.  Read from the
+ * store being replaced (src), written into the restored copy.
+ */
 struct carry_arg {
 	MDB_txn		*src;		/* a read of the store being replaced */
-	MDB_dbi		 src_released;
+	MDB_dbi		 s_released, s_users, s_apikeys, s_consumers;
+	MDB_dbi		 s_sigkeys, s_meta, s_cutoffs;
 	int64_t		 now;
-	size_t		 n;
+	size_t		 n;		/* releases carried */
 };
 
-/* Release here, in one transaction, every unexpired id released in the
- * store being replaced. */
+/* Every unexpired released id stays released. */
 static int
-carry_fn(struct store *st, MDB_txn *txn, void *p)
+carry_released(struct store *st, MDB_txn *txn, struct carry_arg *a)
 {
-	struct carry_arg	*a = p;
-	struct rel_arg		 r = { .now = a->now };
-	MDB_cursor		*c;
-	MDB_val			 key, val;
-	int			 rc;
+	struct rel_arg	 r = { .now = a->now };
+	MDB_cursor	*c;
+	MDB_val		 key, val;
+	int		 rc;
 
-	if ((rc = mdb_cursor_open(a->src, a->src_released, &c)) != 0)
+	if ((rc = mdb_cursor_open(a->src, a->s_released, &c)) != 0)
 		return rc;
 	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
 	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
@@ -1399,6 +1405,165 @@ carry_fn(struct store *st, MDB_txn *txn, void *p)
 	}
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The signing keys are those of the store replaced: a key retired since
+ * the backup stays retired, and tokens signed since keep verifying. */
+static int
+carry_sigkeys(struct store *st, MDB_txn *txn, struct carry_arg *a)
+{
+	MDB_val	 mk = { 11, "current_kid" }, key, val;
+	MDB_cursor *c;
+	int	 rc;
+
+	if ((rc = mdb_drop(txn, st->sigkeys, 0)) != 0 ||
+	    (rc = mdb_cursor_open(a->src, a->s_sigkeys, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
+		if ((rc = mdb_put(txn, st->sigkeys, &key, &val, 0)) != 0)
+			break;
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_get(a->src, a->s_meta, &mk, &val)) != 0)
+		return rc == MDB_NOTFOUND ? RC_CORRUPT : rc;
+	return mdb_put(txn, st->meta, &mk, &val, 0);
+}
+
+/* A user is disabled if either store says so, and refuses tokens up to
+ * the later cutoff of the two; one deleted since the backup comes back,
+ * but none of the tokens it had does. */
+static int
+carry_users(struct store *st, MDB_txn *txn, struct carry_arg *a)
+{
+	MDB_cursor	*c;
+	MDB_val		 key, val, sv;
+	struct user_rec	 u, s;
+	char		 org[CRM_NAME_MAX + 1], user[CRM_NAME_MAX + 1];
+	int		 rc, rc2;
+
+	if ((rc = mdb_cursor_open(txn, st->users, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if ((rc = user_decode(&val, &u, org, user)) != 0)
+			break;
+		if ((rc2 = mdb_get(a->src, a->s_users, &key, &sv)) == 0) {
+			if ((rc = user_decode(&sv, &s, NULL, NULL)) != 0)
+				break;
+			u.disabled |= s.disabled;
+			if (s.not_before > u.not_before)
+				u.not_before = s.not_before;
+		} else if (rc2 == MDB_NOTFOUND)
+			u.not_before = a->now;
+		else {
+			rc = rc2;
+			break;
+		}
+		if ((rc = user_write(st, txn, org, user, &u, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	explicit_bzero(&u, sizeof(u));
+	explicit_bzero(&s, sizeof(s));
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* A key revoked since the backup, or gone (its user deleted), stays
+ * revoked. */
+static int
+carry_keys(struct store *st, MDB_txn *txn, struct carry_arg *a, int consumer)
+{
+	struct apikey_rec	 ak;
+	struct consumer_rec	 ck;
+	struct key_arg		 k = { .consumer = consumer, .ak = &ak,
+				    .ck = &ck };
+	MDB_cursor		*c;
+	MDB_val			 key, val, sv;
+	int			 rc, rc2, revoked;
+
+	if ((rc = mdb_cursor_open(txn, consumer ? st->consumers : st->apikeys,
+	    &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != CRM_DIGEST_BYTES ||
+		    (rc = key_decode(&val, &k)) != 0) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		rc2 = mdb_get(a->src, consumer ? a->s_consumers : a->s_apikeys,
+		    &key, &sv);
+		if (rc2 == MDB_NOTFOUND)
+			revoked = 1;
+		else if (rc2 != 0) {
+			rc = rc2;
+			break;
+		} else {
+			struct apikey_rec	 sak;
+			struct consumer_rec	 sck;
+			struct key_arg		 sk = { .consumer = consumer,
+						    .ak = &sak, .ck = &sck };
+
+			if ((rc = key_decode(&sv, &sk)) != 0)
+				break;
+			revoked = consumer ? sck.revoked : sak.revoked;
+		}
+		if (!revoked || (consumer ? ck.revoked : ak.revoked))
+			continue;
+		if (consumer)
+			ck.revoked = 1;
+		else
+			ak.revoked = 1;
+		k.digest = key.mv_data;
+		if ((rc = key_put(st, txn, &k, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* An application's cutoff: the later of the two. */
+static int
+carry_cutoffs(struct store *st, MDB_txn *txn, struct carry_arg *a)
+{
+	MDB_cursor	*c;
+	MDB_val		 key, val, cur;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(a->src, a->s_cutoffs, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if (val.mv_size != 8) {
+			rc = RC_CORRUPT;
+			break;
+		}
+		if (mdb_get(txn, st->cutoffs, &key, &cur) == 0 &&
+		    cur.mv_size == 8 && get_be64(cur.mv_data) >=
+		    get_be64(val.mv_data))
+			continue;
+		if ((rc = mdb_put(txn, st->cutoffs, &key, &val, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+carry_fn(struct store *st, MDB_txn *txn, void *p)
+{
+	struct carry_arg	*a = p;
+	int			 rc;
+
+	if ((rc = carry_released(st, txn, a)) != 0 ||
+	    (rc = carry_sigkeys(st, txn, a)) != 0 ||
+	    (rc = carry_users(st, txn, a)) != 0 ||
+	    (rc = carry_keys(st, txn, a, 0)) != 0 ||
+	    (rc = carry_keys(st, txn, a, 1)) != 0)
+		return rc;
+	return carry_cutoffs(st, txn, a);
 }
 
 static int
@@ -1455,11 +1620,14 @@ att(struct store *st, int rdonly)
 	char	 err[CRM_ERR_MAX];
 	int	 rc;
 
-	if (st->att != NULL)
+	if (st->att != NULL && (rdonly || !st->att_rdonly))
 		return 0;
+	attdb_close(st->att);		/* read-only, and now to write */
+	st->att = NULL;
 	if ((rc = attdb_open(&st->att, &st->cfg, rdonly, err,
 	    sizeof(err))) != 0)
 		snprintf(st->detail, sizeof(st->detail), "%s", err);
+	st->att_rdonly = rdonly;
 	return rc;
 }
 
@@ -1472,12 +1640,12 @@ store_attempt_reserve(struct store *st, struct att_reserve *r)
 }
 
 enum store_err
-store_attempt_giveback(struct store *st, struct att_reserve *r,
+store_attempt_giveback(struct store *st, struct att_reserve *r, int success,
     int64_t trust_until)
 {
 	if (att(st, 0) != 0)
 		return STORE_ERROR;
-	return att_rc(st, "attempts", attdb_giveback(st->att, r,
+	return att_rc(st, "attempts", attdb_giveback(st->att, r, success,
 	    trust_until));
 }
 
@@ -1938,10 +2106,11 @@ lock_exclusive(const char *lock, mode_t mode)
 	return fd;
 }
 
-/* Carry the releases of the store at dir (opened without its lock file:
- * we hold the lock) into st.  0 or an LMDB error. */
+/* Carry what must survive the restore (carry_fn) from the store at dir
+ * (opened without its lock file: we hold the lock) into st.  0 or an
+ * LMDB error. */
 static int
-carry_releases(struct store *st, const char *dir)
+carry_over(struct store *st, const char *dir)
 {
 	struct carry_arg	 a = { .now = (int64_t)time(NULL) };
 	MDB_env			*env;
@@ -1952,8 +2121,18 @@ carry_releases(struct store *st, const char *dir)
 		return rc;
 	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &a.src)) == 0) {
 		if ((rc = mdb_dbi_open(a.src, "released", 0,
-		    &a.src_released)) == 0)
-			rc = txn_run(st, 1, "carry releases", carry_fn, &a) ==
+		    &a.s_released)) == 0 &&
+		    (rc = mdb_dbi_open(a.src, "users", 0, &a.s_users)) == 0 &&
+		    (rc = mdb_dbi_open(a.src, "apikeys", 0,
+		    &a.s_apikeys)) == 0 &&
+		    (rc = mdb_dbi_open(a.src, "consumer_keys", 0,
+		    &a.s_consumers)) == 0 &&
+		    (rc = mdb_dbi_open(a.src, "signing_keys", 0,
+		    &a.s_sigkeys)) == 0 &&
+		    (rc = mdb_dbi_open(a.src, "meta", 0, &a.s_meta)) == 0 &&
+		    (rc = mdb_dbi_open(a.src, "cutoffs", 0,
+		    &a.s_cutoffs)) == 0)
+			rc = txn_run(st, 1, "restore", carry_fn, &a) ==
 			    STORE_OK ? 0 : EIO;
 		mdb_txn_abort(a.src);
 	}
@@ -2020,12 +2199,14 @@ store_restore(const struct config *cfg, const char *file, char *err,
 			snprintf(err, errlen, "%s: %s", lock, strerror(errno));
 		goto out;
 	}
-	/* A token released after the backup was taken stays released. */
-	if (stat(data, &sb) == 0 && (rc = carry_releases(st, cfg->db_path))) {
-		snprintf(err, errlen, "keeping the releases of %s: %s",
-		    cfg->db_path, mdb_strerror(rc));
-		goto out;
-	}
+	/* What was released or revoked since the backup stays so; the
+	 * signing keys stay the current ones.  A store too damaged to read
+	 * is replaced all the same (that may be why it is restored). */
+	if (stat(data, &sb) == 0 && (rc = carry_over(st, cfg->db_path)) != 0)
+		log_err("warning: %s cannot be read (%s): releases, revocations "
+		    "and signing keys since the backup are not kept",
+		    cfg->db_path, rc == RC_CORRUPT ? "a damaged record" :
+		    mdb_strerror(rc));
 	store_close(st);
 	st = NULL;
 	/* Keep the replaced file's owner and mode (as root; else ours). */

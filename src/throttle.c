@@ -52,13 +52,22 @@ throttle_address(char out[CRM_ADDR_MAX + 1], const char *addr)
 	struct in6_addr	 a6;
 	char		 buf[INET6_ADDRSTRLEN];
 
-	/* IPv6 by its /64: one host may use a whole one. */
-	if (addr != NULL && inet_pton(AF_INET6, addr, &a6) == 1 &&
-	    !IN6_IS_ADDR_V4MAPPED(&a6)) {
-		memset(a6.s6_addr + 8, 0, 8);
-		if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) != NULL) {
-			snprintf(out, CRM_ADDR_MAX + 1, "%s/64", buf);
-			return;
+	/* IPv6 by its /64: one host may use a whole one.  An IPv4 address
+	 * written as IPv6 (::ffff:a.b.c.d) is that IPv4 address. */
+	if (addr != NULL && inet_pton(AF_INET6, addr, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			if (inet_ntop(AF_INET, a6.s6_addr + 12, buf,
+			    sizeof(buf)) != NULL) {
+				snprintf(out, CRM_ADDR_MAX + 1, "%s", buf);
+				return;
+			}
+		} else {
+			memset(a6.s6_addr + 8, 0, 8);
+			if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) !=
+			    NULL) {
+				snprintf(out, CRM_ADDR_MAX + 1, "%s/64", buf);
+				return;
+			}
 		}
 	}
 	snprintf(out, CRM_ADDR_MAX + 1, "%s", addr != NULL ? addr : "");
@@ -95,12 +104,26 @@ throttle_key(unsigned char key[ATT_KEY_MAX], char type, enum att_kind kind,
 	return n;
 }
 
+/* A name as lock list shows it: clients chose it, so no tab (the column
+ * separator) or other control character. */
+static void
+printable(char *out, size_t size, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i + 1 < size; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' :
+		    s[i];
+	out[i] = '\0';
+}
+
 static void
 counter(struct att_reserve *r, char type, const struct attempt *a,
     uint32_t limit, int exempt, int clear, char *subject)
 {
 	struct att_counter	*c = &r->c[r->n++];
 	char			 norm[CRM_ADDR_MAX + 1];
+	char			 org[CRM_NAME_MAX + 1], name[CRM_NAME_MAX + 1];
 
 	throttle_address(norm, a->addr);
 	c->keylen = throttle_key(c->key, type, a->kind, a->org, a->name,
@@ -109,12 +132,14 @@ counter(struct att_reserve *r, char type, const struct attempt *a,
 	c->exempt = exempt;
 	c->clear = clear;
 	/* kind, org, name, address: what lock list prints. */
+	printable(org, sizeof(org), a->org != NULL ? a->org : "-");
+	printable(name, sizeof(name), a->name);
+	printable(norm, sizeof(norm), norm);
 	if (type == 'N')
 		snprintf(subject, ATT_SUBJECT_MAX + 1, "address\t-\t-\t%s", norm);
 	else
 		snprintf(subject, ATT_SUBJECT_MAX + 1, "%s\t%s\t%s\t%s",
-		    kind_name(a->kind), a->org != NULL ? a->org : "-", a->name,
-		    type == 'A' ? "*" : norm);
+		    kind_name(a->kind), org, name, type == 'A' ? "*" : norm);
 	c->subject = subject;
 }
 
@@ -129,14 +154,22 @@ throttle_begin(struct app *app, struct attempt *a, struct result *res)
 	a->reserved = 0;
 	r->now = app->now();
 	r->window = cfg->lockout_window;
-	counter(r, 'P', a, cfg->lockout_threshold, 0, 1, a->subjects[0]);
+	/*
+	 * An authentication code's account is the application's key, which
+	 * all its users share: one user's success says nothing about the
+	 * codes guessed from that address, so it neither clears the pair
+	 * nor makes the address trusted (it only gives its own count back).
+	 */
+	counter(r, 'P', a, cfg->lockout_threshold, 0, a->kind != ATT_CODE,
+	    a->subjects[0]);
 	if (a->kind != ATT_CODE)
 		counter(r, 'A', a, cfg->lockout_account_threshold, 1, 0,
 		    a->subjects[1]);
 	counter(r, 'N', a, cfg->lockout_account_threshold, 1, 0,
 	    a->subjects[2]);
-	r->trustlen = throttle_key(r->trust, 'T', a->kind, a->org, a->name,
-	    a->addr);
+	if (a->kind != ATT_CODE)
+		r->trustlen = throttle_key(r->trust, 'T', a->kind, a->org,
+		    a->name, a->addr);
 	if ((e = store_attempt_reserve(app->store, r)) != STORE_OK) {
 		/* Fail closed: no counting, no guessing. */
 		result_store_error(res, app, e);
@@ -162,8 +195,8 @@ throttle_end(struct app *app, struct attempt *a, enum att_outcome how)
 	a->reserved = 0;
 	if (how == ATT_SUCCEEDED && app->cfg.lockout_trust_days > 0)
 		trust = app->now() + app->cfg.lockout_trust_days * 86400;
-	if ((e = store_attempt_giveback(app->store, &a->r, trust)) !=
-	    STORE_OK)
+	if ((e = store_attempt_giveback(app->store, &a->r,
+	    how == ATT_SUCCEEDED, trust)) != STORE_OK)
 		log_err("throttle: giving an attempt back: %s: %s",
 		    store_strerror(e), store_detail(app->store));
 }

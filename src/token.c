@@ -34,6 +34,7 @@
 #include "extern.h"
 
 #define HEADER_MAX	512	/* decoded JOSE header */
+#define CLOCK_DRIFT	60	/* seconds a token's iat may be ahead of us */
 /* Claims as we write them: five names (each at most 6 bytes escaped per
  * byte), a jti, two numbers and the punctuation. */
 #define CLAIMS_MAX	(5 * (6 * CRM_NAME_MAX + 8) + CRM_JTI_HEX + 128)
@@ -556,9 +557,12 @@ tok_authentic(const struct tok_parts *p, const char *token,
 		e = TOK_BADSIG;
 	else if (p->claims != TOK_OK)
 		e = p->claims;
-	/* Longer than we ever issue: forged with a leaked key.  (exp > iat:
-	 * the difference is exact in unsigned arithmetic.) */
-	else if ((uint64_t)c->exp - (uint64_t)c->iat > (uint64_t)ttl)
+	/* Longer than we ever issue, or issued in the future (more than a
+	 * clock's drift ahead): forged with a leaked key, to outlive its
+	 * lifetime or the principal's cutoffs.  (exp > iat, and iat > now
+	 * where it is subtracted: the differences are exact unsigned.) */
+	else if ((uint64_t)c->exp - (uint64_t)c->iat > (uint64_t)ttl ||
+	    (c->iat > now && (uint64_t)c->iat - (uint64_t)now > CLOCK_DRIFT))
 		e = TOK_BADCLAIMS;
 	memset(mac, 0, sizeof(mac));
 	return e;

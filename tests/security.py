@@ -164,6 +164,25 @@ def sec_app_key_cannot_block_codes():
         s.cleanup()
 
 
+def sec_code_success_resets_nothing():
+    """One valid authentication code of an app does not let its holder go
+    on guessing other users' codes from the same address."""
+    s = server("code-reset")
+    try:
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.add_code("ACME", "C-1", "MINE")
+        checked = 0
+        for cycle in range(5):
+            for i in range(4):
+                r = consumer(s, ck, {"authentication_code": f"GUESS-{cycle}-{i}"}, "127.0.0.2")
+                checked += r.status == 401
+            consumer(s, ck, {"authentication_code": "MINE"}, "127.0.0.2")
+        print(f"  wrong codes checked in 5 cycles of 4 guesses and one valid code: {checked}")
+        check(checked <= 5, f"at most lockout_threshold checked, not {checked}")
+    finally:
+        s.cleanup()
+
+
 def sec_pass_code_guesses_add_up():
     """Guesses at one identifier's pass code through two consumer keys of
     the organisation are one count."""
@@ -228,6 +247,14 @@ def sec_every_lock_listed_and_cleared():
         s.ctl("lock", "clear", "address", "127.0.0.9")
         eq(login(s, "alice-pw", "127.0.0.9").status, 200, "after lock clear address")
         eq(s.ctl("lock", "list").stdout, "", "no lock left")
+        # A name chosen to forge lock list lines or drive the terminal.
+        evil = "evil\x1b[31m\nuser\tACME\tbob\t*\t50"
+        for _ in range(5):
+            login(s, "x", "127.0.0.10", user=evil)
+        out = s.ctl("lock", "list").stdout
+        eq(len(out.splitlines()), 1, f"one lock, one line: {out!r}")
+        eq(len(out.split("\t")), 6, f"six columns: {out!r}")
+        check("\x1b" not in out, "no escape sequence reaches the terminal")
     finally:
         s.cleanup()
 
@@ -413,7 +440,12 @@ def sec_forged_long_lived_token():
         claims = dict(jwt_parts(tok)[1], iat=now, exp=now + 10 * 365 * 86400)
         forged = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims, b64url_decode(secret))
         eq(check_status(s, forged), (401, "INVALID_TOKEN"), "exp - iat > token_ttl")
-        claims = dict(claims, exp=now + 7200)
+        # Issued "in the future", to outlive a logout: refused too.
+        later = now + 10 * 365 * 86400
+        claims = dict(claims, iat=later, exp=later + 7200)
+        future = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims, b64url_decode(secret))
+        eq(check_status(s, future), (401, "INVALID_TOKEN"), "iat in the future")
+        claims = dict(claims, iat=now, exp=now + 7200)
         fine = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims, b64url_decode(secret))
         eq(check_status(s, fine), (200, "OK"), "while one of the usual length passes")
     finally:
@@ -563,6 +595,42 @@ def sec_restore_cannot_race_swap():
         s.cleanup()
 
 
+def sec_restore_keeps_revocations():
+    """Restoring an older backup brings back no logout, revoked key,
+    retired signing key or deleted user's token, and breaks no token
+    issued since."""
+    s = server("restore-keep")
+    try:
+        s.ctl("user", "add", "ACME", "mallory", "--unit", "HQ", input="m-pw\n")
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        logged_out = s.login_token("alice", "alice-pw")
+        old_kid = jwt_parts(logged_out)[0]["kid"]
+        backup = os.path.join(s.run, "backup.mdb")
+        s.ctl("backup", backup)
+        # Since the backup: a logout, a key revoked, a signing key retired
+        # after a leak, a user deleted.
+        s.ctl("user", "logout", "ACME", "alice")
+        s.ctl("apikey", "revoke", input=key + "\n")
+        s.ctl("key", "retire", old_kid)
+        mallorys = s.login_token("mallory", "m-pw")
+        s.ctl("user", "del", "ACME", "mallory")
+        since = s.login_token("alice", "alice-pw")
+        s.stop()
+        r = s.ctl("restore", backup, check=False)
+        eq(r.returncode, 0, f"restore: {r.stderr}")
+        s.start()
+        eq(check_status(s, logged_out)[0], 401, "the logout holds")
+        eq(s.post("/authentication/web_api_key/token",
+                  headers={"Authorization": basic(key)}).status, 401, "the revoked key stays so")
+        check(old_kid not in s.ctl("key", "list").stdout, "the retired key stays retired")
+        eq(check_status(s, mallorys), (401, "TOKEN_RELEASED"),
+           "mallory is back, but not mallory's old token")
+        eq(check_status(s, since), (200, "OK"), "a token issued since still verifies")
+        eq(login(s, "m-pw", user="mallory").status, 200, "mallory, from the backup, logs in")
+    finally:
+        s.cleanup()
+
+
 def sec_backup_over_planted_files():
     """A 0644 temp file or a symlink planted where the backup goes: the
     backup is 0600 all the same, and no symlink is followed."""
@@ -679,6 +747,8 @@ TESTS = [
      sec_stranger_cannot_lock_owner),
     ("sec: an app's consumer key cannot block codes from other addresses",
      sec_app_key_cannot_block_codes),
+    ("sec: a valid code does not reset the guessing of others' codes",
+     sec_code_success_resets_nothing),
     ("sec: pass-code guesses through two consumer keys are one count",
      sec_pass_code_guesses_add_up),
     ("sec: every kind of lock is listed, and cleared by lock clear",
@@ -695,7 +765,8 @@ TESTS = [
     ("sec: consumer-key revoke refuses the application's tokens",
      sec_consumer_key_revoke_refuses_app_tokens),
     ("sec: key retire: the key verifies nothing at once", sec_key_retire),
-    ("sec: a leaked key cannot mint a ten-year token", sec_forged_long_lived_token),
+    ("sec: a leaked key cannot mint a ten-year or a future token",
+     sec_forged_long_lived_token),
     ("sec: an expired signing key verifies nothing, before any write",
      sec_expired_key_verifies_nothing),
     ("sec: user passwd at its prompt does not undo a user disable",
@@ -704,6 +775,8 @@ TESTS = [
      sec_restore_refused_while_open),
     ("sec: a process opening the store during a restore waits, then sees it whole",
      sec_restore_cannot_race_swap),
+    ("sec: a restore brings back no revoked token, key or signing key",
+     sec_restore_keeps_revocations),
     ("sec: backup is 0600 over a planted temp file or a symlink", sec_backup_over_planted_files),
     ("sec: no secret is accepted on the command line", sec_no_secret_on_command_line),
     ("sec: a login at another argon2 cost is rehashed at the configured one",

@@ -142,6 +142,45 @@ t_close_keeps_lock(void)
 	CU_ASSERT_EQUAL(others_have_it(), 0);
 }
 
+/*
+ * Security regression: a child that closes a handle it inherited across
+ * fork() closed the parent's lock file descriptor in itself, which drops
+ * every lock the child holds on that file, its own handle's included.
+ */
+static void
+t_fork_close_inherited(void)
+{
+	struct crmauth	*inherited, *own;
+	char		 err[CRM_ERR_MAX], b = 0;
+	int		 status, go[2];
+	pid_t		 pid;
+
+	CU_ASSERT_FATAL(pipe(go) == 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(inherited = crmauth_open(conf, err,
+	    sizeof(err)));
+	if ((pid = fork()) == 0) {
+		int rc;
+
+		close(go[1]);
+		if ((own = crmauth_open(conf, err, sizeof(err))) == NULL)
+			_exit(2);
+		crmauth_close(inherited);
+		/* Once the parent holds nothing, the child still has the
+		 * store open through its own handle. */
+		if (read(go[0], &b, 1) != 1)
+			_exit(3);
+		rc = others_have_it() == 1 ? 0 : 1;
+		crmauth_close(own);
+		_exit(rc);
+	}
+	close(go[0]);
+	crmauth_close(inherited);	/* the parent holds nothing now */
+	CU_ASSERT_EQUAL(write(go[1], &b, 1), 1);
+	close(go[1]);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* crmauth_open changes no process-wide state: the umask stays, and a
  * lock file it makes still gets the store's mode. */
 static void
@@ -253,6 +292,8 @@ t_threads(void)
 static CU_TestInfo tests[] = {
 	{ "security: closing one handle keeps the process's lock",
 	    t_close_keeps_lock },
+	{ "security: a child closing an inherited handle keeps its lock",
+	    t_fork_close_inherited },
 	{ "crmauth_open leaves the umask alone", t_no_umask_change },
 	{ "handles in six threads while another process grows the map",
 	    t_threads },

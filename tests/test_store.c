@@ -713,7 +713,8 @@ t_attempts(void)
 	 * trusts .2; the account is then at 2 of 3. */
 	reservation(&r, "alice", "10.0.0.2", now + 5);
 	r.c[0].end = r.c[1].end = r.c[2].end = now + 60;
-	CU_ASSERT_EQUAL(store_attempt_giveback(st, &r, now + 1000), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempt_giveback(st, &r, 1, now + 1000),
+	    STORE_OK);
 	reservation(&r, "alice", "10.0.0.4", now + 6);
 	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
 	CU_ASSERT_EQUAL(r.locked_until, 0);
@@ -733,7 +734,7 @@ t_attempts(void)
 	CU_ASSERT_EQUAL(r.locked_until, 0);
 	CU_ASSERT_EQUAL(r.c[1].end, now + 121);
 	/* A give-back from the old window does not touch the new one. */
-	CU_ASSERT_EQUAL(store_attempt_giveback(st, &s, 0), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempt_giveback(st, &s, 1, 0), STORE_OK);
 	/* The address counter (limit 4) holds one address over accounts. */
 	for (int i = 0; i < 4; i++) {
 		char user[16];
@@ -759,12 +760,61 @@ t_attempts(void)
 	CU_ASSERT_EQUAL(store_lock_clear(st, r.c[0].key, 17, 1, &n),
 	    STORE_OK);
 	CU_ASSERT_EQUAL(n, 2);
+	/* A give-back that was no success (a store error after reserving)
+	 * takes its one off the pair, and leaves the failures before it. */
+	reservation(&r, "carol", "10.0.0.7", now);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempt_giveback(st, &r, 0, 0), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
 	CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &records), STORE_OK);
 	CU_ASSERT_TRUE(bytes > 0 && records > 0);
 	/* Everything passes its time and is pruned. */
 	CU_ASSERT_EQUAL(store_attempts_prune(st, now + 2000, &n), STORE_OK);
 	CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &records), STORE_OK);
 	CU_ASSERT_EQUAL(records, 0);
+	store_close(st);
+}
+
+/* The counters file keeps at most its cap: a flood of new accounts from
+ * new addresses never makes a reservation fail; what ends first goes
+ * first, trusted addresses (which last days) last. */
+static void
+t_attempts_cap(void)
+{
+	struct config		 small = cfg;
+	struct store		*st;
+	struct att_reserve	 r;
+	char			 err[CRM_ERR_MAX], user[32], addr[32];
+	int64_t			 now = (int64_t)time(NULL);
+	size_t			 bytes, records, most = 0;
+
+	small.att_max_records = 300;
+	unit_rmtree(cfg.db_path);
+	CU_ASSERT_EQUAL_FATAL(store_open(&st, &small, STORE_CREATE, err,
+	    sizeof(err)), STORE_OK);
+	reservation(&r, "owner", "10.1.0.1", now);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempt_giveback(st, &r, 1, now + 86400),
+	    STORE_OK);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		snprintf(addr, sizeof(addr), "10.2.%d.%d", i / 250, i % 250);
+		reservation(&r, user, addr, now);
+		CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+		CU_ASSERT_EQUAL(r.locked_until, 0);
+		CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &records),
+		    STORE_OK);
+		if (records > most)
+			most = records;
+	}
+	CU_ASSERT_TRUE(most <= 300 + 3);
+	reservation(&r, "owner", "10.1.0.1", now);
+	CU_ASSERT_EQUAL(store_attempt_reserve(st, &r), STORE_OK);
+	CU_ASSERT_TRUE(r.trusted);
 	store_close(st);
 }
 
@@ -838,6 +888,8 @@ static CU_TestInfo tests[] = {
 	{ "six processes releasing at once lose nothing", t_many_processes },
 	{ "failed-attempt counters: all or none, windows, trust, clear",
 	    t_attempts },
+	{ "failed-attempt counters: a cap, and what ends first goes first",
+	    t_attempts_cap },
 	{ "rotation: old key verifies until its tokens expire, then goes",
 	    t_rotation },
 	{ "the map grows, then refuses cleanly at db_map_max_mb",

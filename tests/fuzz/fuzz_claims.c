@@ -89,8 +89,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (size_t)(p - tok));
 	*p++ = '.';
 	p = b64url_encode_public(p, mac, sizeof(mac));
-	if (tok_verify(tok, (size_t)(p - tok), fuzz_keyfn, NULL, 0,
-	    INT64_MAX, &c) == TOK_OK) {
+	if (tok_verify(tok, (size_t)(p - tok), fuzz_keyfn, NULL,
+	    INT64_MAX, INT64_MAX, &c) == TOK_OK) {
 		if (c.jti == NULL || c.usr == NULL || c.org == NULL ||
 		    c.oun == NULL || strlen(c.jti) != CRM_JTI_HEX ||
 		    c.exp <= c.iat || c.json == NULL)

@@ -14,8 +14,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (sec_init() == -1)
 		abort();
-	e = tok_verify((const char *)data, size, fuzz_keyfn, NULL, 0, INT64_MAX,
-	    &c);
+	e = tok_verify((const char *)data, size, fuzz_keyfn, NULL, INT64_MAX,
+	    INT64_MAX, &c);
 	if (e == TOK_OK) {
 		/* Whatever passes must have every claim we rely on. */
 		if (c.jti == NULL || c.usr == NULL || c.org == NULL ||
