@@ -21,6 +21,7 @@ void
 config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
+	snprintf(c->store, sizeof(c->store), "lmdb");
 	snprintf(c->db_path, sizeof(c->db_path), "%s", CRM_DEFAULT_DB);
 	c->db_map_size_mb = 256;
 	c->db_map_max_mb = 4096;
@@ -101,6 +102,8 @@ struct ckey {
 
 #define F(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 static const struct ckey ckeys[] = {
+	{ "store", C_STR, 1, 0, F(store) },
+	{ "pg_conninfo", C_STR, 1, 0, F(pg_conninfo) },
 	{ "db_path", C_STR, 1, 0, F(db_path) },
 	{ "db_map_size_mb", C_INT, 1, 1 << 20, F(db_map_size_mb) },
 	{ "db_map_max_mb", C_INT, 1, 1 << 20, F(db_map_max_mb) },
@@ -240,6 +243,18 @@ config_load(struct config *cfg, const char *file, int explicit, char *err,
 		snprintf(err, errlen, "%s:%d: %s", file, rc,
 		    st.problem[0] != '\0' ? st.problem :
 		    "syntax error: expected key = value");
+		return -1;
+	}
+	if (strcmp(cfg->store, "lmdb") != 0 &&
+	    strcmp(cfg->store, "postgresql") != 0) {
+		snprintf(err, errlen, "%s: store = \"%.32s\" is not lmdb or "
+		    "postgresql", file, cfg->store);
+		return -1;
+	}
+	if (strcmp(cfg->store, "postgresql") == 0 &&
+	    cfg->pg_conninfo[0] == '\0') {
+		snprintf(err, errlen, "%s: store = postgresql needs "
+		    "pg_conninfo", file);
 		return -1;
 	}
 	if (cfg->db_map_size_mb > cfg->db_map_max_mb) {

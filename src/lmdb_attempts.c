@@ -1,5 +1,6 @@
 /*
- * Failed-attempt counters and trusted addresses, on LMDB: their own
+ * Failed-attempt counters and trusted addresses of the LMDB store, with
+ * the counting rules of store.c: their own
  * environment beside the store, so that counting never waits for the
  * store's writer lock (releases do not queue behind a flood of failures)
  * and never fills the store's map.
@@ -325,64 +326,42 @@ struct op {
 	int			 prefix;
 };
 
-/*
- * In one transaction: are any of the counters at their limit (within
- * their window; the exempt ones only for an untrusted address)?  Then
- * change nothing and say until when.  Else count one more in each.
- */
+/* One transaction: read the counters and the trust, apply the rule
+ * (store.c), write what it says. */
 static int
 reserve_fn(MDB_txn *txn, void *p)
 {
 	struct op		*o = p;
 	struct att_reserve	*r = o->r;
-	struct rec		 rec[ATT_COUNTERS], t;
+	struct rec		 x;
+	struct att_value	 cur[ATT_COUNTERS], next[ATT_COUNTERS];
 	size_t			 i, pruned;
-	int			 rc;
+	int			 rc, trusted = 0;
 
-	r->trusted = 0;
-	r->locked_until = 0;
 	if (r->trustlen > 0) {
-		if ((rc = rec_get(o->a, txn, r->trust, r->trustlen, &t)) != 0)
+		if ((rc = rec_get(o->a, txn, r->trust, r->trustlen, &x)) != 0)
 			return rc;
-		r->trusted = t.exists && t.end > r->now;
+		trusted = x.exists && x.end > r->now;
 	}
 	for (i = 0; i < r->n; i++) {
-		struct att_counter *c = &r->c[i];
-
-		if ((rc = rec_get(o->a, txn, c->key, c->keylen, &rec[i])) != 0)
+		if ((rc = rec_get(o->a, txn, r->c[i].key, r->c[i].keylen,
+		    &x)) != 0)
 			return rc;
-		if (!rec[i].exists || rec[i].end <= r->now)
-			continue;	/* no window open */
-		if (rec[i].count >= c->limit && !(c->exempt && r->trusted) &&
-		    rec[i].end > r->locked_until)
-			r->locked_until = rec[i].end;
+		cur[i] = (struct att_value){ x.exists, x.end, x.count };
 	}
-	if (r->locked_until > r->now)
+	if (att_reserve_rule(r, cur, trusted, next) == -1)
 		return 0;	/* refused: nothing counted */
 	if ((rc = make_room(o->a, txn, r->n)) != 0)
 		return rc;
 	for (i = 0; i < r->n; i++) {
-		struct att_counter	*c = &r->c[i];
-		struct rec		*x = &rec[i];
-		int64_t			 old = x->exists ? x->end : 0;
-		uint32_t		 count;
+		struct att_counter *c = &r->c[i];
 
-		if (!x->exists || x->end <= r->now) {
-			c->end = r->now + r->window;
-			count = 1;
-		} else {
-			c->end = x->end;
-			count = x->count < UINT32_MAX ? x->count + 1 : x->count;
-		}
 		/* The subject, kept once the count reaches the limit: for
 		 * lock list, and only then (counters stay small). */
-		if (count >= c->limit)
-			rc = rec_put(o->a, txn, c->key, c->keylen, old, c->end,
-			    count, c->subject, strlen(c->subject));
-		else
-			rc = rec_put(o->a, txn, c->key, c->keylen, old, c->end,
-			    count, NULL, 0);
-		if (rc != 0)
+		if ((rc = rec_put(o->a, txn, c->key, c->keylen,
+		    cur[i].exists ? cur[i].end : 0, next[i].end, next[i].count,
+		    next[i].count >= c->limit ? c->subject : NULL,
+		    next[i].count >= c->limit ? strlen(c->subject) : 0)) != 0)
 			return rc;
 	}
 	return prune(o->a, txn, r->now, PRUNE_PER_TXN, &pruned);
@@ -396,15 +375,15 @@ attdb_reserve(struct attdb *a, struct att_reserve *r)
 	return lmdb_run(a->db, 1, reserve_fn, &o, NULL);
 }
 
-/* A reserved attempt that was not a failure: the counters it added to
- * get their one back; after a success a counter marked clear is deleted
- * and the address becomes trusted for the account until trust_until. */
+/* A reserved attempt that was not a failure: each counter as the rule
+ * says; after a success, the address trusted until trust_until. */
 static int
 giveback_fn(MDB_txn *txn, void *p)
 {
 	struct op		*o = p;
 	struct att_reserve	*r = o->r;
 	struct rec		 x;
+	struct att_value	 cur, next;
 	size_t			 pruned;
 	int			 rc;
 
@@ -413,14 +392,19 @@ giveback_fn(MDB_txn *txn, void *p)
 
 		if ((rc = rec_get(o->a, txn, c->key, c->keylen, &x)) != 0)
 			return rc;
-		/* Only in the window the reservation counted in. */
-		if (!x.exists || x.end != c->end)
-			continue;
-		if ((o->success && c->clear) || x.count <= 1)
+		cur = (struct att_value){ x.exists, x.end, x.count };
+		switch (att_giveback_rule(c, &cur, o->success, &next)) {
+		case 1:
 			rc = rec_del(o->a, txn, c->key, c->keylen, x.end);
-		else
+			break;
+		case 0:
 			rc = rec_put(o->a, txn, c->key, c->keylen, x.end,
-			    x.end, x.count - 1, x.subject, x.subject_len);
+			    next.end, next.count, x.subject, x.subject_len);
+			break;
+		default:
+			rc = 0;
+			break;
+		}
 		if (rc != 0)
 			return rc;
 	}

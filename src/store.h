@@ -1,0 +1,612 @@
+/*
+ * The store: what crmauth keeps, behind one interface with one backend
+ * per engine.  Postfix's DICT is the model: a struct of functions that
+ * each backend fills in, one file per backend, a table from names to
+ * open functions (store.c).  Callers never know which backend they hold.
+ *
+ *   store.c		opening by name; the rules that do not depend on the
+ *			engine (counting attempts, prune batches, schema
+ *			versions, record checks)
+ *   store_lmdb.c	LMDB: one environment on one machine (lmdb_env.c,
+ *			lmdb_attempts.c)
+ *   store_pgsql.c	PostgreSQL: one database for many web nodes
+ *
+ * Included by extern.h, after the configuration and crypto sections it
+ * uses: include extern.h, not this.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_NOTFOUND,		/* no such record */
+	STORE_EXISTS,		/* record already there */
+	STORE_NOTINIT,		/* no store at db_path, or not initialised */
+	STORE_VERSION,		/* schema newer than this program */
+	STORE_FULL,		/* map at db_map_max_mb or disk full */
+	STORE_CORRUPT,		/* a record we cannot decode */
+	STORE_ERROR,		/* any other engine or system failure */
+	STORE_UNAVAILABLE,	/* the database server cannot be reached */
+};
+const char *store_strerror(enum store_err);
+
+#define STORE_SCHEMA_VERSION 1
+
+/* store_open() flags */
+#define STORE_CREATE	0x1	/* make what is missing (crmauthctl init) */
+#define STORE_RDONLY	0x2	/* never write, not even pruning (library) */
+
+/* Released ids past their exp deleted by each write, at most. */
+#define STORE_PRUNE_BATCH	64
+
+struct user_rec {
+	char		 pwhash[CRM_PWHASH_MAX];
+	char		 units[CRM_UNITS_MAX][CRM_NAME_MAX + 1];
+	size_t		 nunits;	/* >= 1; units[0] is the default */
+	int		 disabled;
+	int64_t		 created;
+	/* Tokens issued at or before this time are refused: set by logout,
+	 * disable, and revoking one of the user's Web API keys. */
+	int64_t		 not_before;
+};
+
+struct apikey_rec {
+	char		 org[CRM_NAME_MAX + 1];
+	char		 user[CRM_NAME_MAX + 1];
+	int		 revoked;
+	int64_t		 created;
+};
+
+struct consumer_rec {
+	char		 org[CRM_NAME_MAX + 1];
+	char		 app[CRM_NAME_MAX + 1];
+	char		 units[CRM_UNITS_MAX][CRM_NAME_MAX + 1];
+	size_t		 nunits;
+	int		 revoked;
+	int64_t		 created;
+};
+
+/* An access token: either kind of identification. */
+struct access_rec {
+	char		 contact[CRM_NAME_MAX + 1];	/* cii */
+	char		 ari[CRM_NAME_MAX + 1];		/* may be "" */
+	char		 passhash[CRM_PWHASH_MAX];	/* identifier kind only */
+	int64_t		 created;
+};
+
+struct sigkey {
+	char		 kid[CRM_KID_HEX + 1];
+	unsigned char	 secret[CRM_SIGKEY_BYTES];
+	int64_t		 created;
+	int64_t		 expires;	/* 0 while current; else deleted then */
+	int		 current;
+};
+
+/*
+ * What each token method reads, in one read transaction: the records
+ * it needs (each with a found flag, the rest zero) and the current
+ * signing key.  STORE_OK even when records are missing; an error only
+ * when the store could not be read.
+ */
+struct lookup {
+	struct sigkey		 key;		/* current signing key */
+	struct user_rec		 user;
+	struct apikey_rec	 apikey;
+	struct consumer_rec	 consumer;
+	struct access_rec	 access;
+	int64_t			 app_cutoff;	/* the consumer's application */
+	int			 user_found, apikey_found, consumer_found;
+	int			 access_found;
+};
+/* Whom a token was issued to: a user (org, user), or a consumer
+ * application (org, application name), whose tokens carry cii. */
+struct principal {
+	int		 consumer;
+	const char	*org, *name;
+};
+/* What checking a token needs, in one read: its signing key, whether
+ * its jti was released, and its principal's state. */
+struct tok_state {
+	struct sigkey	 key;
+	int		 key_found;
+	int		 released;
+	int		 principal_found;	/* users: the user exists */
+	int		 disabled;
+	int64_t		 created;	/* users: when the user was added */
+	int64_t		 cutoff;	/* tokens with iat <= cutoff refused */
+};
+/*
+ * Failed attempts (throttle.c decides what to count; the store counts).
+ * A counter has a key (a type byte: 'P' pair, 'A' account, 'N' address,
+ * then digests), a window that starts with its first count and lasts
+ * lockout_window, and a limit.  Counting is not durable (a counter lost
+ * in a crash costs nothing that matters) and never waits for releases.
+ */
+#define ATT_KEY_MAX	(1 + 16 + 8)
+#define ATT_SUBJECT_MAX	640	/* "kind\torg\tname\taddress", for lock list */
+#define ATT_COUNTERS	3
+struct att_counter {
+	unsigned char	 key[ATT_KEY_MAX];
+	size_t		 keylen;
+	uint32_t	 limit;
+	int		 exempt;	/* a trusted address is not held by it */
+	int		 clear;		/* a success deletes it */
+	const char	*subject;	/* kept once the limit is reached */
+	int64_t		 end;		/* out: the window it counted in */
+};
+struct att_reserve {
+	struct att_counter c[ATT_COUNTERS];
+	size_t		 n;
+	unsigned char	 trust[ATT_KEY_MAX];	/* the (account, address) */
+	size_t		 trustlen;		/* 0: no trust */
+	int64_t		 now, window;
+	int		 trusted;		/* out */
+	int64_t		 locked_until;		/* out: > now when refused */
+};
+/* Listing for crmauthctl: the callback gets each record in key order;
+ * a non-zero return stops the walk.  org NULL lists all. */
+typedef int (*store_user_cb)(void *, const char *org, const char *user,
+	    const struct user_rec *);
+typedef int (*store_apikey_cb)(void *,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const struct apikey_rec *);
+typedef int (*store_consumer_cb)(void *,
+	    const unsigned char digest[CRM_DIGEST_BYTES],
+	    const struct consumer_rec *);
+typedef int (*store_sigkey_cb)(void *, const struct sigkey *);
+/* A counter at its limit: its type, subject, count and window end. */
+typedef int (*store_lock_cb)(void *, char type, const char *subject,
+	    size_t len, uint32_t count, int64_t end);
+/* Changes a user in place; see store_user_change(). */
+typedef int (*user_change_fn)(struct user_rec *, void *);
+
+struct store;
+
+/*
+ * What a backend does.  Each function is one transaction (reads see one
+ * snapshot; writes commit durably or not at all, and prune a batch of
+ * expired releases along the way), sets st->detail on failure, and is
+ * described at its wrapper below.
+ */
+struct store_ops {
+	const char	*name;
+	void		(*close)(struct store *);
+	/* reads */
+	enum store_err	(*ping)(struct store *);
+	enum store_err	(*user_get)(struct store *, const char *, const char *,
+			    struct user_rec *);
+	enum store_err	(*apikey_get)(struct store *, const unsigned char *,
+			    struct apikey_rec *);
+	enum store_err	(*consumer_get)(struct store *, const unsigned char *,
+			    struct consumer_rec *);
+	enum store_err	(*access_get)(struct store *, const char *,
+			    const unsigned char *, const char *,
+			    struct access_rec *);
+	enum store_err	(*sigkey_get)(struct store *, const char *,
+			    struct sigkey *);
+	enum store_err	(*lookup_user)(struct store *, const char *,
+			    const char *, struct lookup *);
+	enum store_err	(*lookup_apikey)(struct store *, const unsigned char *,
+			    struct lookup *);
+	enum store_err	(*lookup_consumer)(struct store *,
+			    const unsigned char *, const unsigned char *,
+			    const char *, struct lookup *);
+	enum store_err	(*token_state)(struct store *, const char *,
+			    const unsigned char *, const struct principal *,
+			    struct tok_state *);
+	enum store_err	(*released_get)(struct store *, const unsigned char *,
+			    int64_t *);
+	enum store_err	(*released_count)(struct store *, size_t *);
+	/* writes */
+	enum store_err	(*user_add)(struct store *, const char *, const char *,
+			    const struct user_rec *);
+	enum store_err	(*user_change)(struct store *, const char *,
+			    const char *, user_change_fn, void *,
+			    struct user_rec *);
+	enum store_err	(*user_del)(struct store *, const char *, const char *);
+	enum store_err	(*apikey_put)(struct store *, const unsigned char *,
+			    const struct apikey_rec *, int);
+	enum store_err	(*consumer_put)(struct store *, const unsigned char *,
+			    const struct consumer_rec *, int);
+	enum store_err	(*access_add)(struct store *, const char *,
+			    const unsigned char *, const char *,
+			    const struct access_rec *);
+	enum store_err	(*access_rehash)(struct store *, const char *,
+			    const char *, const char *, const char *);
+	enum store_err	(*key_revoke)(struct store *, int,
+			    const unsigned char *, int64_t);
+	enum store_err	(*sigkey_rotate)(struct store *, int64_t, int64_t,
+			    struct sigkey *, struct sigkey *);
+	enum store_err	(*sigkey_retire)(struct store *, const char *,
+			    struct sigkey *, int *);
+	enum store_err	(*release)(struct store *, const unsigned char *,
+			    int64_t, int64_t);
+	enum store_err	(*released_prune)(struct store *, int64_t, size_t *);
+	/* failed attempts */
+	enum store_err	(*attempt_reserve)(struct store *,
+			    struct att_reserve *);
+	enum store_err	(*attempt_giveback)(struct store *,
+			    struct att_reserve *, int, int64_t);
+	enum store_err	(*lock_list)(struct store *, store_lock_cb, void *);
+	enum store_err	(*lock_clear)(struct store *, const unsigned char *,
+			    size_t, int, size_t *);
+	enum store_err	(*attempts_prune)(struct store *, int64_t, size_t *);
+	enum store_err	(*attempts_usage)(struct store *, size_t *, size_t *);
+	/* listing */
+	enum store_err	(*user_list)(struct store *, const char *,
+			    store_user_cb, void *);
+	enum store_err	(*apikey_list)(struct store *, store_apikey_cb,
+			    void *);
+	enum store_err	(*consumer_list)(struct store *, store_consumer_cb,
+			    void *);
+	enum store_err	(*sigkey_list)(struct store *, store_sigkey_cb,
+			    void *);
+	/* whole store */
+	enum store_err	(*backup)(struct store *, const char *);
+};
+
+/* Every backend's handle starts with this. */
+struct store {
+	const struct store_ops	*ops;
+	struct config		 cfg;
+	char			 detail[CRM_ERR_MAX];
+};
+
+/*
+ * Open the store cfg->store names.  With STORE_CREATE, make what is
+ * missing: the LMDB directory (0700, or 02770 shared with cfg->db_group)
+ * and files (0600, or 0660 when shared), or the PostgreSQL tables; the
+ * schema version and a first signing key (idempotent).  One store per
+ * process is the rule (LMDB handles share one environment; never use one
+ * across fork()).  On failure err holds one line naming the store and the
+ * problem.
+ */
+enum store_err store_open(struct store **, const struct config *,
+	    int flags, char *err, size_t errlen);
+/* Replace the store with a backup (LMDB only; see store_lmdb.c). */
+enum store_err store_restore(const struct config *, const char *file,
+	    char *err, size_t errlen);
+
+static inline void
+store_close(struct store *st)
+{
+	if (st != NULL)
+		st->ops->close(st);
+}
+
+/* The last engine or system error text, for logs and crmauthctl. */
+static inline const char *
+store_detail(const struct store *st)
+{
+	return st->detail;
+}
+
+/* Readable at all: the health check. */
+static inline enum store_err
+store_ping(struct store *st)
+{
+	return st->ops->ping(st);
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+static inline enum store_err
+store_user_get(struct store *st, const char *org, const char *user,
+    struct user_rec *r)
+{
+	return st->ops->user_get(st, org, user, r);
+}
+
+static inline enum store_err
+store_apikey_get(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct apikey_rec *r)
+{
+	return st->ops->apikey_get(st, digest, r);
+}
+
+static inline enum store_err
+store_consumer_get(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct consumer_rec *r)
+{
+	return st->ops->consumer_get(st, digest, r);
+}
+
+/* An access token of org: by the SHA-256 of its authentication code
+ * (code not NULL) or by its identifier. */
+static inline enum store_err
+store_access_get(struct store *st, const char *org,
+    const unsigned char *code, const char *ident, struct access_rec *r)
+{
+	return st->ops->access_get(st, org, code, ident, r);
+}
+
+/* A signing key by kid, or (kid NULL) the current one. */
+static inline enum store_err
+store_sigkey_get(struct store *st, const char *kid, struct sigkey *k)
+{
+	return st->ops->sigkey_get(st, kid, k);
+}
+
+static inline enum store_err
+store_sigkey_current(struct store *st, struct sigkey *k)
+{
+	return st->ops->sigkey_get(st, NULL, k);
+}
+
+static inline enum store_err
+store_lookup_user(struct store *st, const char *org, const char *user,
+    struct lookup *l)
+{
+	return st->ops->lookup_user(st, org, user, l);
+}
+
+/* The key and its user. */
+static inline enum store_err
+store_lookup_apikey(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], struct lookup *l)
+{
+	return st->ops->lookup_apikey(st, digest, l);
+}
+
+/* The consumer key, then the access token in the key's organisation
+ * (code or ident, as store_access_get) and the application's cutoff. */
+static inline enum store_err
+store_lookup_consumer(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], const unsigned char *code,
+    const char *ident, struct lookup *l)
+{
+	return st->ops->lookup_consumer(st, digest, code, ident, l);
+}
+
+/* jti and who may be NULL (then only the key is read). */
+static inline enum store_err
+store_token_state(struct store *st, const char *kid,
+    const unsigned char *jti, const struct principal *who,
+    struct tok_state *s)
+{
+	return st->ops->token_state(st, kid, jti, who, s);
+}
+
+/* STORE_OK with *exp when jti was released, STORE_NOTFOUND if not. */
+static inline enum store_err
+store_released_get(struct store *st, const unsigned char jti[CRM_JTI_BYTES],
+    int64_t *exp)
+{
+	return st->ops->released_get(st, jti, exp);
+}
+
+static inline enum store_err
+store_released_count(struct store *st, size_t *n)
+{
+	return st->ops->released_count(st, n);
+}
+
+/* ---- writes: each one durable transaction, nothing half-written ---------- */
+
+/* A new user: STORE_EXISTS if there is one. */
+static inline enum store_err
+store_user_add(struct store *st, const char *org, const char *user,
+    const struct user_rec *r)
+{
+	return st->ops->user_add(st, org, user, r);
+}
+
+/*
+ * Change a user in one transaction: read, change(), write back, so that
+ * two changes at once never undo each other.  change() returns 0 to
+ * write the record, non-zero to leave it as it was (still STORE_OK).
+ * *after (may be NULL) gets the record as it is afterwards.
+ */
+static inline enum store_err
+store_user_change(struct store *st, const char *org, const char *user,
+    user_change_fn change, void *arg, struct user_rec *after)
+{
+	return st->ops->user_change(st, org, user, change, arg, after);
+}
+
+/* Delete a user and the user's Web API keys. */
+static inline enum store_err
+store_user_del(struct store *st, const char *org, const char *user)
+{
+	return st->ops->user_del(st, org, user);
+}
+
+static inline enum store_err
+store_apikey_put(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES], const struct apikey_rec *r,
+    int must_be_new)
+{
+	return st->ops->apikey_put(st, digest, r, must_be_new);
+}
+
+static inline enum store_err
+store_consumer_put(struct store *st,
+    const unsigned char digest[CRM_DIGEST_BYTES],
+    const struct consumer_rec *r, int must_be_new)
+{
+	return st->ops->consumer_put(st, digest, r, must_be_new);
+}
+
+/* A new access token (code or ident, as store_access_get). */
+static inline enum store_err
+store_access_add(struct store *st, const char *org,
+    const unsigned char *code, const char *ident, const struct access_rec *r)
+{
+	return st->ops->access_add(st, org, code, ident, r);
+}
+
+/* Replace a pass code's hash, only while it is still old. */
+static inline enum store_err
+store_access_rehash(struct store *st, const char *org, const char *ident,
+    const char *old, const char *new)
+{
+	return st->ops->access_rehash(st, org, ident, old, new);
+}
+
+/* Mark a Web API key (consumer 0) or consumer key (1) revoked, and cut
+ * off every token issued so far to the key's user, or to the consumer
+ * key's application. */
+static inline enum store_err
+store_key_revoke(struct store *st, int consumer,
+    const unsigned char digest[CRM_DIGEST_BYTES], int64_t now)
+{
+	return st->ops->key_revoke(st, consumer, digest, now);
+}
+
+/* A new current signing key; the old one verifies until now + ttl, then
+ * is deleted by a later write.  *old and *new describe both. */
+static inline enum store_err
+store_sigkey_rotate(struct store *st, int64_t now, int64_t ttl,
+    struct sigkey *old, struct sigkey *new)
+{
+	return st->ops->sigkey_rotate(st, now, ttl, old, new);
+}
+
+/* Delete a signing key at once (it verifies nothing more); if it was the
+ * current key, a new one is made current first (*made_new, *new). */
+static inline enum store_err
+store_sigkey_retire(struct store *st, const char *kid, struct sigkey *new,
+    int *made_new)
+{
+	return st->ops->sigkey_retire(st, kid, new, made_new);
+}
+
+/* Record jti as released until exp (idempotent). */
+static inline enum store_err
+store_release(struct store *st, const unsigned char jti[CRM_JTI_BYTES],
+    int64_t exp, int64_t now)
+{
+	return st->ops->release(st, jti, exp, now);
+}
+
+/* Delete every released id with exp <= now; *n is how many. */
+static inline enum store_err
+store_released_prune(struct store *st, int64_t now, size_t *n)
+{
+	return st->ops->released_prune(st, now, n);
+}
+
+/* ---- failed attempts -------------------------------------------------------- */
+
+/*
+ * One attempt, counted before its secret is checked, atomically: if any
+ * counter is at its limit within its window (an exempt one only for an
+ * untrusted address), nothing is counted and r->locked_until says until
+ * when; else each counter counts one more (att_reserve_rule).
+ */
+static inline enum store_err
+store_attempt_reserve(struct store *st, struct att_reserve *r)
+{
+	return st->ops->attempt_reserve(st, r);
+}
+
+/* The attempt was not a failure: each counter gets its one back; on a
+ * success those marked clear are deleted, and with trust_until > now the
+ * address is trusted for the account until then (att_giveback_rule). */
+static inline enum store_err
+store_attempt_giveback(struct store *st, struct att_reserve *r, int success,
+    int64_t trust_until)
+{
+	return st->ops->attempt_giveback(st, r, success, trust_until);
+}
+
+/* Every counter that has reached a limit in its window (cb gets its type,
+ * subject, count and window end; a non-zero return stops the walk). */
+static inline enum store_err
+store_lock_list(struct store *st, store_lock_cb cb, void *arg)
+{
+	return st->ops->lock_list(st, cb, arg);
+}
+
+/* Delete the counter with this key, or with prefix every one that
+ * starts with it; *n is how many. */
+static inline enum store_err
+store_lock_clear(struct store *st, const unsigned char *key, size_t keylen,
+    int prefix, size_t *n)
+{
+	return st->ops->lock_clear(st, key, keylen, prefix, n);
+}
+
+/* Delete every counter and trust past its time; *n is how many. */
+static inline enum store_err
+store_attempts_prune(struct store *st, int64_t now, size_t *n)
+{
+	return st->ops->attempts_prune(st, now, n);
+}
+
+/* Space the counters take (bytes, records). */
+static inline enum store_err
+store_attempts_usage(struct store *st, size_t *bytes, size_t *records)
+{
+	return st->ops->attempts_usage(st, bytes, records);
+}
+
+/* ---- listing, for crmauthctl -------------------------------------------- */
+
+/* Each record in key order (org NULL: all organisations). */
+static inline enum store_err
+store_user_list(struct store *st, const char *org, store_user_cb cb,
+    void *arg)
+{
+	return st->ops->user_list(st, org, cb, arg);
+}
+
+static inline enum store_err
+store_apikey_list(struct store *st, store_apikey_cb cb, void *arg)
+{
+	return st->ops->apikey_list(st, cb, arg);
+}
+
+static inline enum store_err
+store_consumer_list(struct store *st, store_consumer_cb cb, void *arg)
+{
+	return st->ops->consumer_list(st, cb, arg);
+}
+
+static inline enum store_err
+store_sigkey_list(struct store *st, store_sigkey_cb cb, void *arg)
+{
+	return st->ops->sigkey_list(st, cb, arg);
+}
+
+/* A consistent copy of the whole store in file (mode 0600), taken while
+ * it serves (LMDB; a PostgreSQL store says to use pg_dump). */
+static inline enum store_err
+store_backup(struct store *st, const char *file)
+{
+	return st->ops->backup(st, file);
+}
+
+/* ---- store.c: rules that do not depend on the engine --------------------- */
+
+/* A counter as stored: exists, and its window's end and count. */
+struct att_value {
+	int		 exists;
+	int64_t		 end;
+	uint32_t	 count;
+};
+
+/*
+ * store_attempt_reserve's rule, given the counters as they are (cur[i]
+ * for r->c[i]) and whether the address is trusted: 0 and next[i] to
+ * write (a new window where the last is over, one more count), or -1
+ * with r->locked_until set, when nothing is to be written.  Sets each
+ * counter's end and r->trusted.
+ */
+int	 att_reserve_rule(struct att_reserve *r, const struct att_value cur[],
+	    int trusted, struct att_value next[]);
+/* store_attempt_giveback's rule for counter c: 1 to delete it, 0 to
+ * write *next, -1 to leave it (another window by now). */
+int	 att_giveback_rule(const struct att_counter *c,
+	    const struct att_value *cur, int success, struct att_value *next);
+/* A schema version as stored: STORE_OK, STORE_VERSION when newer than
+ * this program, STORE_CORRUPT when not a version at all. */
+enum store_err store_schema_check(const char *text, size_t len);
+
+/* Backends: their open functions, for store_open's table. */
+enum store_err lmdb_store_open(struct store **, const struct config *,
+	    int flags, char *err, size_t errlen);
+enum store_err lmdb_store_restore(const struct config *, const char *,
+	    char *, size_t);
+
+#endif /* STORE_H */
