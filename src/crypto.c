@@ -125,6 +125,32 @@ sec_pwstale(const char *phc, const struct config *cfg)
 	    (size_t)cfg->argon2_memory_kib * 1024) != 0;
 }
 
+int
+sec_seal(unsigned char *out, const unsigned char *in, size_t len,
+    const unsigned char key[CRM_SEAL_KEY], const char *ad)
+{
+	unsigned long long n;
+
+	randombytes_buf(out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	return crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &n, in, len,
+	    (const unsigned char *)ad, strlen(ad), NULL, out, key);
+}
+
+int
+sec_unseal(unsigned char *out, const unsigned char *in, size_t len,
+    const unsigned char key[CRM_SEAL_KEY], const char *ad)
+{
+	unsigned long long n;
+
+	if (len < CRM_SEAL_OVERHEAD)
+		return -1;
+	return crypto_aead_xchacha20poly1305_ietf_decrypt(out, &n, NULL,
+	    in + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+	    len - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+	    (const unsigned char *)ad, strlen(ad), in, key);
+}
+
 void
 sec_dummy_hash(char out[CRM_PWHASH_MAX], const struct config *cfg)
 {

@@ -137,6 +137,17 @@ int	 sec_pwstale(const char *phc, const struct config *);
  * against it costs what a real verify costs, for unknown accounts.
  */
 void	 sec_dummy_hash(char out[CRM_PWHASH_MAX], const struct config *);
+/*
+ * Authenticated encryption (XChaCha20-Poly1305) of len bytes under key,
+ * bound to ad: out gets CRM_SEAL_OVERHEAD + len bytes (a random nonce,
+ * then the ciphertext and tag).  unseal: -1 when in was not sealed so.
+ */
+#define CRM_SEAL_KEY		32
+#define CRM_SEAL_OVERHEAD	(24 + 16)
+int	 sec_seal(unsigned char *out, const unsigned char *in, size_t len,
+	    const unsigned char key[CRM_SEAL_KEY], const char *ad);
+int	 sec_unseal(unsigned char *out, const unsigned char *in, size_t len,
+	    const unsigned char key[CRM_SEAL_KEY], const char *ad);
 /* HMAC-SHA-256. */
 void	 sec_hmac256(unsigned char out[32], const unsigned char *key,
 	    size_t keylen, const void *in, size_t len);

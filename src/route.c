@@ -69,6 +69,7 @@ result_store_error(struct result *res, struct app *app, enum store_err e)
 	case STORE_NOTINIT:
 	case STORE_VERSION:
 	case STORE_ERROR:
+	case STORE_UNAVAILABLE:
 		log_err("store: %s: %s", store_strerror(e),
 		    app->store ? store_detail(app->store) : "");
 		result_error(res, API_SERVICE_UNAVAILABLE, NULL);

@@ -3,8 +3,12 @@
  * rules every backend follows alike, written once here: how attempts are
  * counted and given back, and what a schema version says.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "extern.h"
 
@@ -43,9 +47,7 @@ static const struct {
 			    char *, size_t);
 } backends[] = {
 	{ "lmdb", lmdb_store_open, lmdb_store_restore },
-#ifdef HAVE_PGSQL
 	{ "postgresql", pgsql_store_open, NULL },
-#endif
 };
 
 static int
@@ -157,4 +159,25 @@ store_schema_check(const char *text, size_t len)
 	if (parse_int(ver, 1, 1000000, &v, &why) == -1)
 		return STORE_CORRUPT;
 	return v > STORE_SCHEMA_VERSION ? STORE_VERSION : STORE_OK;
+}
+
+/* ---- the store's directory ------------------------------------------------- */
+
+int
+store_make_dir(const struct config *cfg, char *detail, size_t len)
+{
+	if (mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
+		snprintf(detail, len, "mkdir %s: %s", cfg->db_path,
+		    strerror(errno));
+		return -1;
+	}
+	/* Shared with the web server's group: setgid, so that every file
+	 * made in it belongs to the group too. */
+	if (cfg->db_group != -1 &&
+	    (chown(cfg->db_path, (uid_t)-1, (gid_t)cfg->db_group) == -1 ||
+	    chmod(cfg->db_path, 02770) == -1)) {
+		snprintf(detail, len, "%s: %s", cfg->db_path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }

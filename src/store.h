@@ -602,11 +602,16 @@ int	 att_giveback_rule(const struct att_counter *c,
 /* A schema version as stored: STORE_OK, STORE_VERSION when newer than
  * this program, STORE_CORRUPT when not a version at all. */
 enum store_err store_schema_check(const char *text, size_t len);
+/* crmauthctl init: make db_path, 0700, or 02770 and cfg->db_group's when
+ * shared; 0, or -1 with one line in detail. */
+int	 store_make_dir(const struct config *, char *detail, size_t len);
 
 /* Backends: their open functions, for store_open's table. */
 enum store_err lmdb_store_open(struct store **, const struct config *,
 	    int flags, char *err, size_t errlen);
 enum store_err lmdb_store_restore(const struct config *, const char *,
 	    char *, size_t);
+enum store_err pgsql_store_open(struct store **, const struct config *,
+	    int flags, char *err, size_t errlen);
 
 #endif /* STORE_H */

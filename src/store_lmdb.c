@@ -1947,20 +1947,9 @@ open_lmdb(struct lstore **out, const struct config *cfg, int flags,
 		return STORE_ERROR;
 	st->base.ops = &lmdb_ops;
 	st->base.cfg = *cfg;
-	if (create && mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
-		snprintf(st->base.detail, sizeof(st->base.detail), "mkdir %s: %s",
-		    cfg->db_path, strerror(errno));
+	if (create && store_make_dir(cfg, st->base.detail,
+	    sizeof(st->base.detail)) == -1)
 		goto fail;
-	}
-	/* Shared with the web server's group: setgid, so that every file
-	 * made in it belongs to the group too. */
-	if (create && cfg->db_group != -1 &&
-	    (chown(cfg->db_path, (uid_t)-1, (gid_t)cfg->db_group) == -1 ||
-	    chmod(cfg->db_path, 02770) == -1)) {
-		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
-		    cfg->db_path, strerror(errno));
-		goto fail;
-	}
 	/* Group-writable files in a group directory: readers write the
 	 * lock file too. */
 	if (stat(cfg->db_path, &sb) == 0 && (sb.st_mode & 070) != 0)
