@@ -5,12 +5,14 @@ standard library.
 
 Only 127.0.0.1 is ever used.  Every server is started and stopped here.
 """
+import atexit
 import base64
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,6 +39,99 @@ PREFIX = "/crmapi/rest/v2"  # where every sample mounts the API
 # Run as root (CI), the responders run as the web server's user, as they
 # would for real; run as anyone else, everything runs as that user.
 RUN_USER = "www-data" if os.geteuid() == 0 else None
+# The backend the suites run on (tests/*-pg.test set postgresql).
+STORE = os.environ.get("CRMAUTH_STORE", "lmdb")
+PG_BIN = os.environ.get("CRMAUTH_PG_BIN", "/usr/lib/postgresql/15/bin")
+
+
+class Postgres:
+    """A throwaway PostgreSQL server for this test run, as PITFALLS.md
+    says: initdb as the postgres user, trust, a Unix socket in a short
+    directory under /tmp, no TCP port.  One database per Server.  get()
+    starts it on first use; it stops when the run ends."""
+    _one = None
+
+    @classmethod
+    def get(cls):
+        if cls._one is None:
+            cls._one = Postgres()
+            atexit.register(cls._one.destroy)
+        return cls._one
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="crmpg", dir="/tmp")
+        # The socket directory must be reachable by the web server's user.
+        os.chmod(self.dir, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "log")
+        self.as_pg = os.geteuid() == 0
+        if self.as_pg:
+            shutil.chown(self.dir, "postgres", "postgres")
+        r = self._pg(["initdb", "-D", self.data, "-U", "crmauth", "-A", "trust", "-E", "UTF8",
+                      "--locale=C", "--no-sync"])
+        if r.returncode != 0:
+            raise AssertionError(f"initdb: {r.stdout} {r.stderr}")
+        self.start()
+        self.serial = 0
+
+    def _pg(self, args, **kw):
+        cmd = [os.path.join(PG_BIN, args[0])] + args[1:]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                              **(user_kw("postgres") if self.as_pg else {}), **kw)
+
+    def start(self):
+        r = self._pg(["pg_ctl", "-D", self.data, "-l", self.log, "-w", "-o",
+                      f"-c listen_addresses='' -c unix_socket_directories='{self.dir}'"
+                      " -c max_connections=200", "start"])
+        if r.returncode != 0:
+            raise AssertionError(f"pg_ctl start: {r.stdout} {r.stderr} {self.logtail()}")
+
+    def stop(self, mode="fast"):
+        self._pg(["pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"])
+
+    def postmaster_pid(self):
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                return int(f.readline())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def logtail(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()[-2000:]
+        except FileNotFoundError:
+            return ""
+
+    def destroy(self):
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def conninfo(self, db):
+        return f"host={self.dir} user=crmauth dbname={db}"
+
+    def psql(self, db, sql, check=True):
+        r = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", self.conninfo(db),
+                            "-c", sql], capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"psql {sql!r}: {r.stderr}")
+        return r.stdout
+
+    def createdb(self, name):
+        self.serial += 1
+        db = re.sub(r"[^a-z0-9_]", "_", f"crm_{name}_{self.serial}".lower())
+        self.psql("postgres", f"CREATE DATABASE {db}")
+        return db
+
+    def dropdb(self, db):
+        self.psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", check=False)
+
+    def dump(self, db, tables):
+        """The rows of the tables, sorted: for before/after comparison."""
+        out = ""
+        for t in tables:
+            out += f"-- {t}\n" + self.psql(db, f"SELECT * FROM {t} ORDER BY 1, 2")
+        return out.encode()
 
 
 def b64url(data):
@@ -230,8 +325,13 @@ class Server:
 
     def __init__(self, name, conf_extra="", conf_text=None, init=True, user=None,
                  procs=2, gate=False, lockout=NO_LOCKOUT, argon2=CHEAP_ARGON2,
-                 program=None):
+                 program=None, store=None, pg_db=None):
         self.name = name
+        self.store = store or STORE
+        self.pg = Postgres.get() if self.store == "postgresql" else None
+        # pg_db: another server's database, shared (two web nodes).
+        self.pg_db = (pg_db or self.pg.createdb(name)) if self.pg else None
+        self.owns_db = pg_db is None
         self.gate = gate        # also protect /private/ with crmauth tokens
         self.user = user
         self.procs = procs
@@ -251,8 +351,8 @@ class Server:
             if conf_text is not None:
                 f.write(conf_text)
             else:
-                f.write(f"# test {name}\ndb_path = {self.db}\n" + argon2 +
-                        "max_body = 4096\n" + lockout + conf_extra)
+                f.write(f"# test {name}\ndb_path = {self.db}\n" + self.store_conf() +
+                        argon2 + "max_body = 4096\n" + lockout + conf_extra)
         if user is not None:
             # The web server's user must reach its store, socket, programs.
             os.chmod(self.dir, 0o755)
@@ -264,6 +364,12 @@ class Server:
             self.ctl("init")
         self.procs_started = []         # (Popen, what) started by start()
         self.port = None
+
+    def store_conf(self):
+        """The configuration lines naming this server's store."""
+        if self.pg is None:
+            return ""
+        return f"store = postgresql\npg_conninfo = {self.pg.conninfo(self.pg_db)}\n"
 
     def _install_programs(self):
         """Copies the web server's user can run, as make install would lay
@@ -317,10 +423,15 @@ class Server:
 
     DATA_DBS = ("meta", "users", "apikeys", "consumer_keys", "access_tokens", "signing_keys",
                 "released", "released_by_exp", "cutoffs")
+    DATA_TABLES = ("meta", "users", "apikeys", "consumer_keys", "access_tokens",
+                   "signing_keys", "released", "cutoffs")
 
     def dump(self, dbs=None):
-        """Named databases of the store (all of them by default), for
-        before/after comparison."""
+        """The store's data (LMDB: the named databases, all by default;
+        PostgreSQL: the data tables, sorted), for before/after comparison.
+        The failed-attempt counters are not part of it (counters())."""
+        if self.pg is not None:
+            return self.pg.dump(self.pg_db, self.DATA_TABLES)
         out = b""
         for args in ([["-a"]] if dbs is None else [["-s", d] for d in dbs]):
             r = subprocess.run(["mdb_dump", *args, self.db], capture_output=True, timeout=60)
@@ -337,9 +448,33 @@ class Server:
         check(len(names) <= 1, f"one counters file per boot: {names}")
         return os.path.join(self.db, names[0]) if names else None
 
+    def where(self):
+        """What the log and crmauthctl call this server's store."""
+        return f"postgresql database {self.pg_db}" if self.pg is not None else self.db
+
+    def records(self, name):
+        """One table (PostgreSQL) or named database (LMDB) as text."""
+        if self.pg is not None:
+            return self.pg.psql(self.pg_db, f"SELECT * FROM {name}")
+        return subprocess.run(["mdb_dump", "-p", "-s", name, self.db], capture_output=True,
+                              text=True, check=True, timeout=60).stdout
+
+    def raw_dump(self):
+        """Everything the store holds, as an operator's dump tool shows
+        it: mdb_dump -p -a, or pg_dump of the database."""
+        if self.pg is not None:
+            r = subprocess.run([os.path.join(PG_BIN, "pg_dump"), self.pg.conninfo(self.pg_db)],
+                               capture_output=True, check=True, timeout=120)
+        else:
+            r = subprocess.run(["mdb_dump", "-p", "-a", self.db], capture_output=True,
+                               check=True, timeout=120)
+        return r.stdout
+
     def counters(self):
         """The counters and trusted addresses, for before/after
         comparison (b"" before there are any)."""
+        if self.pg is not None:
+            return self.pg.dump(self.pg_db, ("attempts",))
         path = self.counters_file()
         if path is None:
             return b""
@@ -432,6 +567,8 @@ class Server:
             print(f"# kept {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self.pg is not None and self.owns_db:
+                self.pg.dropdb(self.pg_db)
 
     # -- HTTP ----------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, raw=None,
@@ -767,7 +904,7 @@ class Runner:
     """Runs test functions, counts, and prints the summary line."""
 
     def __init__(self, suite):
-        self.suite = suite
+        self.suite = suite + ("-pg" if STORE == "postgresql" else "")
         self.passed = 0
         self.failed = 0
 
