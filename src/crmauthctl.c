@@ -87,18 +87,9 @@ store_fail(struct ctx *c, enum store_err e)
 static int
 check_name(const char *what, const char *s)
 {
-	size_t len = strlen(s);
+	const char *why = store_name_problem(s);
 
-	if (len == 0 || len > CRM_NAME_MAX)
-		return usage_error("%s must be 1 to %d bytes", what,
-		    CRM_NAME_MAX);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return usage_error("%s must not contain control "
-			    "characters", what);
-	if (!utf8_valid(s))
-		return usage_error("%s must be UTF-8", what);
-	return 0;
+	return why != NULL ? usage_error("%s %s", what, why) : 0;
 }
 
 static void
@@ -253,7 +244,11 @@ static int
 c_init(struct ctx *c, int argc, char **argv)
 {
 	/* The work (and --group) was done by opening with STORE_CREATE. */
-	printf("store %s is ready\n", c->cfg.db_path);
+	printf("store %s is ready\n", c->store->where);
+	if (strcmp(c->cfg.store, "postgresql") == 0)
+		printf("its signing keys are sealed with %s/wrap.key: copy that "
+		    "file (mode 0600) to db_path on every web node\n",
+		    c->cfg.db_path);
 	return 0;
 }
 
@@ -907,7 +902,7 @@ c_backup(struct ctx *c, int argc, char **argv)
 
 	if ((e = store_backup(c->store, argv[0])) != STORE_OK)
 		return store_fail(c, e);
-	printf("backup of %s written to %s\n", c->cfg.db_path, argv[0]);
+	printf("backup of %s written to %s\n", c->store->where, argv[0]);
 	return 0;
 }
 
@@ -920,6 +915,42 @@ c_restore(struct ctx *c, int argc, char **argv)
 	if (store_restore(&c->cfg, argv[0], err, sizeof(err)) != STORE_OK)
 		return fail("%s", err);
 	printf("%s restored from %s\n", c->cfg.db_path, argv[0]);
+	return 0;
+}
+
+static void
+print_counts(const char *verb, const char *file, const struct xcount *n)
+{
+	printf("%s %s: %zu users, %zu Web API keys, %zu consumer keys, "
+	    "%zu access tokens, %zu signing keys, %zu released tokens, "
+	    "%zu cutoffs", verb, file, n->users, n->apikeys, n->consumers,
+	    n->access, n->sigkeys, n->released, n->cutoffs);
+	if (n->skipped > 0)
+		printf(" (%zu past their time left out)", n->skipped);
+	putchar('\n');
+}
+
+static int
+c_export(struct ctx *c, int argc, char **argv)
+{
+	struct xcount	 n;
+	char		 err[CRM_ERR_MAX];
+
+	if (store_export(c->store, argv[0], &n, err, sizeof(err)) == -1)
+		return fail("%s", err);
+	print_counts("exported to", argv[0], &n);
+	return 0;
+}
+
+static int
+c_import(struct ctx *c, int argc, char **argv)
+{
+	struct xcount	 n;
+	char		 err[CRM_ERR_MAX];
+
+	if (store_import(c->store, argv[0], &n, err, sizeof(err)) == -1)
+		return fail("%s", err);
+	print_counts("imported from", argv[0], &n);
 	return 0;
 }
 
@@ -1116,6 +1147,12 @@ static const struct cmd cmds[] = {
 	    "a consistent, compacted copy of the store, taken while it serves" },
 	{ "restore", NULL, c_restore, 1, 1, "FILE",
 	    "replace the store with a backup (stop the service first)" },
+	{ "export", NULL, c_export, 1, 1, "FILE",
+	    "every record as JSON lines (0600; it holds the signing keys), "
+	    "for import into a store of either backend" },
+	{ "import", NULL, c_import, 1, 1, "FILE",
+	    "load an export into an empty store (after crmauthctl init), "
+	    "all of it or nothing" },
 	{ "token", "verify", c_token_verify, 0, 0, "",
 	    "token from stdin: exit 0 and print the claims if it is usable" },
 	{ "lock", "list", c_lock_list, 0, 0, "",

@@ -181,3 +181,34 @@ store_make_dir(const struct config *cfg, char *detail, size_t len)
 	}
 	return 0;
 }
+
+/* ---- access tokens' ids ------------------------------------------------------- */
+
+void
+store_access_id(unsigned char id[CRM_DIGEST_BYTES], const char *org,
+    const unsigned char *code, const char *ident)
+{
+	if (code != NULL)
+		sec_tagged_hash(id, 'C', org, code, CRM_DIGEST_BYTES);
+	else
+		sec_tagged_hash(id, 'I', org, ident, strlen(ident));
+}
+
+/* ---- names ------------------------------------------------------------------------ */
+
+_Static_assert(CRM_NAME_MAX == 256, "store_name_problem's words");
+
+const char *
+store_name_problem(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > CRM_NAME_MAX)
+		return "must be 1 to 256 bytes";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return "must not contain control characters";
+	if (!utf8_valid(s))
+		return "must be UTF-8";
+	return NULL;
+}

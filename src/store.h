@@ -160,6 +160,53 @@ typedef int (*store_lock_cb)(void *, char type, const char *subject,
 /* Changes a user in place; see store_user_change(). */
 typedef int (*user_change_fn)(struct user_rec *, void *);
 
+/*
+ * A record of a whole-store copy (crmauthctl export and import, export.c):
+ * every kind of record the store keeps, counters aside.
+ */
+enum xkind {
+	XR_USER = 1,	/* org, name, u.user */
+	XR_APIKEY,	/* digest (of the key), u.apikey */
+	XR_CONSUMER,	/* digest (of the key), u.consumer */
+	XR_ACCESS,	/* id, access_kind, org, and name (identifier) or
+			 * digest (of the code); u.access */
+	XR_SIGKEY,	/* u.key */
+	XR_RELEASED,	/* u.rel */
+	XR_CUTOFF,	/* org, name (application), u.cutoff */
+};
+struct xrec {
+	enum xkind	 kind;
+	long		 line;		/* import: where it was read, or 0 */
+	char		 org[CRM_NAME_MAX + 1];
+	char		 name[CRM_NAME_MAX + 1];
+	unsigned char	 digest[CRM_DIGEST_BYTES];
+	unsigned char	 id[CRM_DIGEST_BYTES];	/* store_access_id() */
+	/* 'C' authentication code, 'I' identifier; 0 when the record does
+	 * not say (LMDB stores made before crmauth 0.2 kept only the id). */
+	char		 access_kind;
+	union {
+		struct user_rec		 user;
+		struct apikey_rec	 apikey;
+		struct consumer_rec	 consumer;
+		struct access_rec	 access;
+		struct sigkey		 key;
+		struct {
+			unsigned char	 jti[CRM_JTI_BYTES];
+			int64_t		 exp;
+		}			 rel;
+		int64_t			 cutoff;
+	} u;
+};
+/* export: each record; a non-zero return stops the walk. */
+typedef int (*store_xrec_cb)(void *, const struct xrec *);
+/* import: the records, from the first again after rewind(). */
+struct xsource {
+	/* 1 and the next record in *r, 0 at the end, -1 to stop (nothing
+	 * is written; the source says why). */
+	int	 (*next)(struct xsource *, struct xrec *r);
+	void	 (*rewind)(struct xsource *);
+};
+
 struct store;
 
 /*
@@ -243,6 +290,8 @@ struct store_ops {
 			    void *);
 	/* whole store */
 	enum store_err	(*backup)(struct store *, const char *);
+	enum store_err	(*dump)(struct store *, store_xrec_cb, void *);
+	enum store_err	(*load)(struct store *, struct xsource *);
 };
 
 /* Every backend's handle starts with this. */
@@ -250,6 +299,7 @@ struct store {
 	const struct store_ops	*ops;
 	struct config		 cfg;
 	char			 detail[CRM_ERR_MAX];
+	const char		*where;	/* what messages call it */
 };
 
 /*
@@ -577,7 +627,53 @@ store_backup(struct store *st, const char *file)
 	return st->ops->backup(st, file);
 }
 
+/* Every record, in one snapshot, for crmauthctl export (released ids
+ * past their exp and signing keys past theirs left out). */
+static inline enum store_err
+store_dump(struct store *st, store_xrec_cb cb, void *arg)
+{
+	return st->ops->dump(st, cb, arg);
+}
+
+/*
+ * Load the records of src into an empty store in one transaction: all
+ * of them or none.  Empty means no users, keys, access tokens, releases
+ * or cutoffs; the signing key crmauthctl init made is replaced by the
+ * source's.  STORE_EXISTS when the store is not empty, or a record comes
+ * twice; STORE_ERROR when src stopped.
+ */
+static inline enum store_err
+store_load(struct store *st, struct xsource *src)
+{
+	return st->ops->load(st, src);
+}
+
+/* export.c: crmauthctl export and import, and what they counted. */
+struct xcount {
+	size_t		 users, apikeys, consumers, access, sigkeys;
+	size_t		 released, cutoffs;
+	size_t		 skipped;	/* import: past their time */
+};
+/* Every record into file (JSON lines, 0600, renamed into place whole). */
+int	 store_export(struct store *, const char *file, struct xcount *,
+	    char *err, size_t errlen);
+/* file, every line checked first, into an empty store in one
+ * transaction; err names the line at fault. */
+int	 store_import(struct store *, const char *file, struct xcount *,
+	    char *err, size_t errlen);
+
 /* ---- store.c: rules that do not depend on the engine --------------------- */
+
+/* What is wrong with s as a name (organisation, user, unit, application,
+ * contact, identifier): NULL, or why.  1 to CRM_NAME_MAX bytes of UTF-8,
+ * no control characters (a token carries names as JSON). */
+const char *store_name_problem(const char *s);
+
+/* The id of an access token of org: by the SHA-256 of its authentication
+ * code (code not NULL), or by its identifier.  LMDB's key; PostgreSQL
+ * keeps org, kind and identifier (or code digest) in columns. */
+void	 store_access_id(unsigned char id[CRM_DIGEST_BYTES], const char *org,
+	    const unsigned char *code, const char *ident);
 
 /* A counter as stored: exists, and its window's end and count. */
 struct att_value {

@@ -9,6 +9,7 @@
  *   consumer_keys    SHA-256(key) -> record
  *   access_tokens    SHA-256("C" org NUL SHA-256(code)) or
  *                    SHA-256("I" org NUL identifier) -> record
+ *                    (store_access_id; the record names its owner too)
  *   signing_keys     kid (16 hex chars) -> created (8, BE) + secret (32)
  *                    + expires (8, BE; 0 while current)
  *   released         jti (16) -> exp (8, BE)
@@ -43,6 +44,9 @@
 #define RC_CORRUPT	(-1)	/* a record we cannot decode */
 #define RC_VERSION	(-2)	/* schema newer than us */
 #define RC_NOTINIT	(-3)	/* a database or the schema is missing */
+#define RC_NOTEMPTY	(-4)	/* import: the store holds records */
+#define RC_STOP		(-5)	/* import: the source stopped */
+#define RC_SKIP		(-6)	/* export: a record not to give */
 
 struct lstore {
 	struct store	 base;		/* first: what store.c knows */
@@ -81,6 +85,13 @@ map_rc(struct lstore *st, const char *what, int rc)
 		return STORE_VERSION;
 	case RC_NOTINIT:
 		return STORE_NOTINIT;
+	case RC_NOTEMPTY:
+		snprintf(st->base.detail, sizeof(st->base.detail), "%s: the "
+		    "store is not empty (import loads an empty store only)",
+		    what);
+		return STORE_EXISTS;
+	case RC_STOP:
+		return STORE_ERROR;
 	case MDB_MAP_FULL:
 	case MDB_TXN_FULL:
 	case ENOSPC:
@@ -161,6 +172,7 @@ txn_run(struct lstore *st, int write, const char *what, txn_fn fn,
  * against the field and the record, and that nothing is left over.
  */
 #define REC_V1		0x01
+#define REC_V2		0x02	/* access tokens that say whose they are */
 #define REC_MAX		(1 + 2 * (2 + CRM_NAME_MAX) + 2 + CRM_PWHASH_MAX + \
 			    1 + CRM_UNITS_MAX * (2 + CRM_NAME_MAX) + 1 + 8)
 
@@ -217,10 +229,16 @@ w_units(struct rec_out *w, const char units[][CRM_NAME_MAX + 1], size_t n)
 }
 
 static void
-rec_start(struct rec_out *w)
+rec_start_v(struct rec_out *w, unsigned char format)
 {
 	w->b = (struct fbuf){ w->buf, 0, sizeof(w->buf), 0 };
-	fbuf_add(&w->b, (unsigned char[]){ REC_V1 }, 1);
+	fbuf_add(&w->b, &format, 1);
+}
+
+static void
+rec_start(struct rec_out *w)
+{
+	rec_start_v(w, REC_V1);
 }
 
 static int
@@ -298,17 +316,23 @@ r_units(struct rec_in *r, char units[][CRM_NAME_MAX + 1])
 	return r->bad ? 0 : n;
 }
 
-/* A record's reader, past its format byte; -1 when the format is not
- * one we know. */
+/* A record's reader, past its format byte: the format (REC_V1 up to
+ * max), or -1 when it is not one we know. */
 static int
-rec_begin(const MDB_val *v, struct rec_in *r)
+rec_begin_v(const MDB_val *v, struct rec_in *r, int max)
 {
 	const unsigned char *p = v->mv_data;
 
-	r->bad = v->mv_size == 0 || p[0] != REC_V1;
+	r->bad = v->mv_size == 0 || p[0] < REC_V1 || p[0] > max;
 	r->p = p + 1;
 	r->left = r->bad ? 0 : v->mv_size - 1;
-	return r->bad ? -1 : 0;
+	return r->bad ? -1 : p[0];
+}
+
+static int
+rec_begin(const MDB_val *v, struct rec_in *r)
+{
+	return rec_begin_v(v, r, REC_V1) == -1 ? -1 : 0;
 }
 
 static int
@@ -835,66 +859,117 @@ l_consumer_list(struct store *s, store_consumer_cb cb, void *arg)
 
 /* ---- access tokens ------------------------------------------------------ */
 
-/* The key of an access token: by the SHA-256 of its authentication code
- * (code != NULL), or by its identifier. */
+/*
+ * Whose an access token is, kept in its record since crmauth 0.2 (format
+ * REC_V2) so that an export can name it: the organisation, the kind ('C'
+ * or 'I') and the identifier or, for a code, its SHA-256 in hex.  A
+ * REC_V1 record has only its key (kind 0 here).
+ */
+struct access_owner {
+	char	 kind;
+	char	 org[CRM_NAME_MAX + 1];
+	char	 lookup[CRM_NAME_MAX + 1];
+};
+
 static void
-access_key(unsigned char k[CRM_DIGEST_BYTES], const char *org,
+access_owner(struct access_owner *o, const char *org,
     const unsigned char *code, const char *ident)
 {
+	o->kind = code != NULL ? 'C' : 'I';
+	snprintf(o->org, sizeof(o->org), "%s", org);
 	if (code != NULL)
-		sec_tagged_hash(k, 'C', org, code, CRM_DIGEST_BYTES);
+		sec_hex(o->lookup, code, CRM_DIGEST_BYTES);
 	else
-		sec_tagged_hash(k, 'I', org, ident, strlen(ident));
+		snprintf(o->lookup, sizeof(o->lookup), "%s", ident);
 }
 
 /* The access record: contact, accounts receivable id ("" for none), the
- * pass code's hash ("" for the code kind), created. */
+ * pass code's hash ("" for the code kind), created; then, in REC_V2,
+ * its owner (o may be NULL). */
 static int
-access_read(struct lstore *st, MDB_txn *txn, const unsigned char *k,
-    struct access_rec *r)
+access_decode(const MDB_val *val, struct access_rec *r,
+    struct access_owner *o)
 {
-	MDB_val		 key = { CRM_DIGEST_BYTES, (void *)k }, val;
 	struct rec_in	 in;
-	int		 rc;
+	char		 kind[2];
+	int		 v;
 
-	if ((rc = mdb_get(txn, st->access, &key, &val)) != 0)
-		return rc;
-	if (rec_begin(&val, &in) != 0)
+	if ((v = rec_begin_v(val, &in, REC_V2)) == -1)
 		return RC_CORRUPT;
 	r_str(&in, r->contact, sizeof(r->contact));
 	r_str(&in, r->ari, sizeof(r->ari));
 	r_str(&in, r->passhash, sizeof(r->passhash));
 	r->created = r_i64(&in);
+	if (o != NULL)
+		o->kind = 0;
+	if (v == REC_V2) {
+		struct access_owner ob, *w = o != NULL ? o : &ob;
+
+		r_str(&in, kind, sizeof(kind));
+		r_str(&in, w->org, sizeof(w->org));
+		r_str(&in, w->lookup, sizeof(w->lookup));
+		if (kind[0] != 'C' && kind[0] != 'I')
+			in.bad = 1;
+		w->kind = kind[0];
+	}
 	return rec_end(&in);
 }
 
 static int
+access_read(struct lstore *st, MDB_txn *txn, const unsigned char *k,
+    struct access_rec *r, struct access_owner *o)
+{
+	MDB_val		 key = { CRM_DIGEST_BYTES, (void *)k }, val;
+	int		 rc;
+
+	if ((rc = mdb_get(txn, st->access, &key, &val)) != 0)
+		return rc;
+	return access_decode(&val, r, o);
+}
+
+/* o->kind 0: a REC_V1 record (an imported one that never said). */
+static int
 access_write(struct lstore *st, MDB_txn *txn, const unsigned char *k,
-    const struct access_rec *r, unsigned flags)
+    const struct access_rec *r, const struct access_owner *o,
+    unsigned flags)
 {
 	struct rec_out w;
 
-	rec_start(&w);
+	rec_start_v(&w, o->kind != 0 ? REC_V2 : REC_V1);
 	w_str(&w, r->contact);
 	w_str(&w, r->ari);
 	w_str(&w, r->passhash);
 	w_i64(&w, r->created);
+	if (o->kind != 0) {
+		w_str(&w, o->kind == 'C' ? "C" : "I");
+		w_str(&w, o->org);
+		w_str(&w, o->lookup);
+	}
 	return put_rec(txn, st->access, k, CRM_DIGEST_BYTES, &w, flags);
 }
 
 struct access_arg {
 	unsigned char		 k[CRM_DIGEST_BYTES];
+	struct access_owner	 owner;
 	struct access_rec	*out;
 	const struct access_rec	*in;
 	const char		*old, *new;	/* rehash */
 };
+
+static void
+access_arg_init(struct access_arg *a, const char *org,
+    const unsigned char *code, const char *ident)
+{
+	store_access_id(a->k, org, code, ident);
+	access_owner(&a->owner, org, code, ident);
+}
 
 static int
 access_get_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
 	struct access_arg *a = p;
 
-	return access_read(st, txn, a->k, a->out);
+	return access_read(st, txn, a->k, a->out, NULL);
 }
 
 static int
@@ -902,7 +977,7 @@ access_put_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
 	struct access_arg *a = p;
 
-	return access_write(st, txn, a->k, a->in, MDB_NOOVERWRITE);
+	return access_write(st, txn, a->k, a->in, &a->owner, MDB_NOOVERWRITE);
 }
 
 static enum store_err
@@ -912,7 +987,7 @@ l_access_get(struct store *s, const char *org,
 	struct lstore *st = (struct lstore *)s;
 	struct access_arg a = { .out = r };
 
-	access_key(a.k, org, code, ident);
+	access_arg_init(&a, org, code, ident);
 	return txn_run(st, 0, "access token get", access_get_fn, &a);
 }
 
@@ -924,11 +999,12 @@ l_access_add(struct store *s, const char *org,
 	struct lstore *st = (struct lstore *)s;
 	struct access_arg a = { .in = r };
 
-	access_key(a.k, org, code, ident);
+	access_arg_init(&a, org, code, ident);
 	return txn_run(st, 1, "access token add", access_put_fn, &a);
 }
 
-/* The pass code's hash, replaced only if it is still the one verified. */
+/* The pass code's hash, replaced only if it is still the one verified
+ * (a REC_V1 record is written as REC_V2, now that its owner is known). */
 static int
 access_rehash_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
@@ -936,12 +1012,12 @@ access_rehash_fn(struct lstore *st, MDB_txn *txn, void *p)
 	struct access_rec	 r;
 	int			 rc;
 
-	if ((rc = access_read(st, txn, a->k, &r)) != 0)
+	if ((rc = access_read(st, txn, a->k, &r, NULL)) != 0)
 		return rc;
 	if (strcmp(r.passhash, a->old) != 0)
 		return MDB_NOTFOUND;	/* changed meanwhile: leave it */
 	snprintf(r.passhash, sizeof(r.passhash), "%s", a->new);
-	return access_write(st, txn, a->k, &r, 0);
+	return access_write(st, txn, a->k, &r, &a->owner, 0);
 }
 
 static enum store_err
@@ -951,7 +1027,7 @@ l_access_rehash(struct store *s, const char *org, const char *ident,
 	struct lstore *st = (struct lstore *)s;
 	struct access_arg a = { .old = old, .new = new };
 
-	access_key(a.k, org, NULL, ident);
+	access_arg_init(&a, org, NULL, ident);
 	return txn_run(st, 1, "access token rehash", access_rehash_fn, &a);
 }
 
@@ -1765,8 +1841,8 @@ lookup_consumer_fn(struct lstore *st, MDB_txn *txn, void *p)
 	if ((rc = found(key_get_fn(st, txn, &k), &l->consumer_found)) != 0)
 		return rc;
 	if (l->consumer_found) {
-		access_key(ak, l->consumer.org, a->code, a->ident);
-		if ((rc = found(access_read(st, txn, ak, &l->access),
+		store_access_id(ak, l->consumer.org, a->code, a->ident);
+		if ((rc = found(access_read(st, txn, ak, &l->access, NULL),
 		    &l->access_found)) != 0 ||
 		    (rc = app_cutoff_get(st, txn, l->consumer.org,
 		    l->consumer.app, &l->app_cutoff)) != 0)
@@ -1947,6 +2023,7 @@ open_lmdb(struct lstore **out, const struct config *cfg, int flags,
 		return STORE_ERROR;
 	st->base.ops = &lmdb_ops;
 	st->base.cfg = *cfg;
+	st->base.where = st->base.cfg.db_path;
 	if (create && store_make_dir(cfg, st->base.detail,
 	    sizeof(st->base.detail)) == -1)
 		goto fail;
@@ -2245,6 +2322,319 @@ out:
 	return e;
 }
 
+/* ---- whole-store copies: export and import ------------------------------- */
+
+struct dump_arg {
+	store_xrec_cb	 cb;
+	void		*cbarg;
+	struct xrec	*x;
+	int64_t		 now;
+	int		 stopped;
+	char		 cur[CRM_KID_HEX + 1];	/* the current kid */
+	unsigned char	(*cut)[CRM_DIGEST_BYTES];	/* cutoffs given */
+	size_t		 ncut;
+};
+
+/* Each record of dbi through decode(), then the callback. */
+static int
+dump_db(struct lstore *st, MDB_txn *txn, MDB_dbi dbi, struct dump_arg *a,
+    int (*decode)(struct lstore *, MDB_txn *, const MDB_val *,
+    const MDB_val *, struct dump_arg *))
+{
+	MDB_cursor	*c;
+	MDB_val		 key, val;
+	int		 rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0 &&
+	    !a->stopped; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		memset(a->x, 0, sizeof(*a->x));
+		if ((rc = decode(st, txn, &key, &val, a)) == RC_SKIP)
+			continue;
+		if (rc != 0)
+			break;
+		a->stopped = a->cb(a->cbarg, a->x) != 0;
+	}
+	explicit_bzero(a->x, sizeof(*a->x));
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == RC_SKIP ? 0 : rc;
+}
+
+static int
+dump_user(struct lstore *st, MDB_txn *txn, const MDB_val *k,
+    const MDB_val *v, struct dump_arg *a)
+{
+	a->x->kind = XR_USER;
+	return user_decode(v, &a->x->u.user, a->x->org, a->x->name);
+}
+
+static int
+dump_apikey(struct lstore *st, MDB_txn *txn, const MDB_val *k,
+    const MDB_val *v, struct dump_arg *a)
+{
+	if (k->mv_size != CRM_DIGEST_BYTES)
+		return RC_CORRUPT;
+	a->x->kind = XR_APIKEY;
+	memcpy(a->x->digest, k->mv_data, CRM_DIGEST_BYTES);
+	return apikey_decode(v, &a->x->u.apikey);
+}
+
+static int
+dump_consumer(struct lstore *st, MDB_txn *txn, const MDB_val *k,
+    const MDB_val *v, struct dump_arg *a)
+{
+	if (k->mv_size != CRM_DIGEST_BYTES)
+		return RC_CORRUPT;
+	a->x->kind = XR_CONSUMER;
+	memcpy(a->x->digest, k->mv_data, CRM_DIGEST_BYTES);
+	return consumer_decode(v, &a->x->u.consumer);
+}
+
+static int
+dump_access(struct lstore *st, MDB_txn *txn, const MDB_val *k,
+    const MDB_val *v, struct dump_arg *a)
+{
+	struct access_owner	 o;
+	int			 rc;
+
+	if (k->mv_size != CRM_DIGEST_BYTES)
+		return RC_CORRUPT;
+	a->x->kind = XR_ACCESS;
+	memcpy(a->x->id, k->mv_data, CRM_DIGEST_BYTES);
+	if ((rc = access_decode(v, &a->x->u.access, &o)) != 0)
+		return rc;
+	if ((a->x->access_kind = o.kind) == 0)
+		return 0;
+	memcpy(a->x->org, o.org, sizeof(o.org));
+	if (o.kind == 'I')
+		memcpy(a->x->name, o.lookup, sizeof(o.lookup));
+	else if (sec_unhex(a->x->digest, CRM_DIGEST_BYTES, o.lookup,
+	    strlen(o.lookup)) != 0)
+		return RC_CORRUPT;
+	return 0;
+}
+
+static int
+dump_sigkey(struct lstore *st, MDB_txn *txn, const MDB_val *k,
+    const MDB_val *v, struct dump_arg *a)
+{
+	struct sigkey	*key = &a->x->u.key;
+	int		 rc;
+
+	a->x->kind = XR_SIGKEY;
+	if ((rc = sigkey_decode(k, v, key)) != 0)
+		return rc;
+	key->current = strcmp(key->kid, a->cur) == 0;
+	return !key->current && key->expires <= a->now ? RC_SKIP : 0;
+}
+
+static int
+dump_released(struct lstore *st, MDB_txn *txn, const MDB_val *k,
+    const MDB_val *v, struct dump_arg *a)
+{
+	if (k->mv_size != CRM_JTI_BYTES || v->mv_size != 8)
+		return RC_CORRUPT;
+	a->x->kind = XR_RELEASED;
+	memcpy(a->x->u.rel.jti, k->mv_data, CRM_JTI_BYTES);
+	a->x->u.rel.exp = (int64_t)get_be64(v->mv_data);
+	return a->x->u.rel.exp <= a->now ? RC_SKIP : 0;	/* past */
+}
+
+/*
+ * Cutoffs are keyed by a hash of (org, application): their names come
+ * from the consumer keys, which are never deleted, so every cutoff has
+ * one.  One that has not is reported, not left out.
+ */
+static int
+dump_cutoff(struct lstore *st, MDB_txn *txn, const MDB_val *k,
+    const MDB_val *v, struct dump_arg *a)
+{
+	struct consumer_rec	*ck = &a->x->u.consumer;
+	unsigned char		 h[CRM_DIGEST_BYTES], (*more)[CRM_DIGEST_BYTES];
+	int64_t			 cutoff;
+	int			 rc;
+
+	if ((rc = consumer_decode(v, ck)) != 0)
+		return rc;
+	sec_tagged_hash(h, 'A', ck->org, ck->app, strlen(ck->app));
+	for (size_t i = 0; i < a->ncut; i++)
+		if (memcmp(a->cut[i], h, sizeof(h)) == 0)
+			return RC_SKIP;		/* given already */
+	if ((rc = app_cutoff_get(st, txn, ck->org, ck->app, &cutoff)) != 0)
+		return rc;
+	if (cutoff == 0)
+		return RC_SKIP;
+	if ((more = reallocarray(a->cut, a->ncut + 1, sizeof(*a->cut))) ==
+	    NULL)
+		return ENOMEM;
+	a->cut = more;
+	memcpy(a->cut[a->ncut++], h, sizeof(h));
+	a->x->kind = XR_CUTOFF;
+	memcpy(a->x->org, ck->org, sizeof(ck->org));
+	memcpy(a->x->name, ck->app, sizeof(ck->app));
+	a->x->u.cutoff = cutoff;
+	return 0;
+}
+
+static int
+dump_fn(struct lstore *st, MDB_txn *txn, void *p)
+{
+	struct dump_arg	*a = p;
+	MDB_stat	 ms;
+	int		 rc;
+
+	if ((rc = current_kid(st, txn, a->cur)) != 0 ||
+	    (rc = dump_db(st, txn, st->users, a, dump_user)) != 0 ||
+	    (rc = dump_db(st, txn, st->apikeys, a, dump_apikey)) != 0 ||
+	    (rc = dump_db(st, txn, st->consumers, a, dump_consumer)) != 0 ||
+	    (rc = dump_db(st, txn, st->access, a, dump_access)) != 0 ||
+	    (rc = dump_db(st, txn, st->sigkeys, a, dump_sigkey)) != 0 ||
+	    (rc = dump_db(st, txn, st->released, a, dump_released)) != 0 ||
+	    (rc = dump_db(st, txn, st->consumers, a, dump_cutoff)) != 0)
+		return rc;
+	if (a->stopped)
+		return 0;
+	if ((rc = mdb_stat(txn, st->cutoffs, &ms)) != 0)
+		return rc;
+	if (ms.ms_entries != a->ncut) {
+		snprintf(st->base.detail, sizeof(st->base.detail), "export: "
+		    "%zu cutoff(s) belong to no consumer key's application",
+		    (size_t)ms.ms_entries - a->ncut);
+		return RC_STOP;
+	}
+	return 0;
+}
+
+static enum store_err
+l_dump(struct store *s, store_xrec_cb cb, void *arg)
+{
+	struct lstore	*st = (struct lstore *)s;
+	struct dump_arg	 a = { .cb = cb, .cbarg = arg,
+			    .now = (int64_t)time(NULL) };
+	enum store_err	 e;
+
+	if ((a.x = calloc(1, sizeof(*a.x))) == NULL)
+		return map_rc(st, "export", ENOMEM);
+	e = txn_run(st, 0, "export", dump_fn, &a);
+	free(a.x);
+	free(a.cut);
+	return e;
+}
+
+/* Import: what the store holds must be nothing but init's signing key. */
+static int
+load_empty(struct lstore *st, MDB_txn *txn)
+{
+	const MDB_dbi	 dbis[] = { st->users, st->apikeys, st->consumers,
+			    st->access, st->released, st->cutoffs };
+	MDB_val		 mk = { 11, "current_kid" };
+	MDB_stat	 ms;
+	int		 rc;
+
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+		if ((rc = mdb_stat(txn, dbis[i], &ms)) != 0)
+			return rc;
+		if (ms.ms_entries != 0)
+			return RC_NOTEMPTY;
+	}
+	if ((rc = mdb_drop(txn, st->sigkeys, 0)) != 0)
+		return rc;
+	rc = mdb_del(txn, st->meta, &mk, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+load_one(struct lstore *st, MDB_txn *txn, const struct xrec *x)
+{
+	struct rec_out		 w;
+	struct access_owner	 o;
+	unsigned char		 v[8], ik[8 + CRM_JTI_BYTES];
+	MDB_val			 key, val, empty = { 0, "" };
+	MDB_val			 mk = { 11, "current_kid" };
+	int64_t			 t;
+	int			 rc;
+
+	switch (x->kind) {
+	case XR_USER:
+		return user_write(st, txn, x->org, x->name, &x->u.user,
+		    MDB_NOOVERWRITE);
+	case XR_APIKEY:
+		apikey_encode(&w, &x->u.apikey);
+		return put_rec(txn, st->apikeys, x->digest, CRM_DIGEST_BYTES,
+		    &w, MDB_NOOVERWRITE);
+	case XR_CONSUMER:
+		consumer_encode(&w, &x->u.consumer);
+		return put_rec(txn, st->consumers, x->digest,
+		    CRM_DIGEST_BYTES, &w, MDB_NOOVERWRITE);
+	case XR_ACCESS:
+		memset(&o, 0, sizeof(o));
+		if (x->access_kind != 0)
+			access_owner(&o, x->org, x->access_kind == 'C' ?
+			    x->digest : NULL, x->name);
+		return access_write(st, txn, x->id, &x->u.access, &o,
+		    MDB_NOOVERWRITE);
+	case XR_SIGKEY:
+		if ((rc = sigkey_put(st, txn, &x->u.key, MDB_NOOVERWRITE)) != 0 ||
+		    !x->u.key.current)
+			return rc;
+		val = (MDB_val){ CRM_KID_HEX, (void *)x->u.key.kid };
+		return mdb_put(txn, st->meta, &mk, &val, MDB_NOOVERWRITE);
+	case XR_RELEASED:
+		put_be64(v, (uint64_t)x->u.rel.exp);
+		key = (MDB_val){ CRM_JTI_BYTES, (void *)x->u.rel.jti };
+		val = (MDB_val){ 8, v };
+		if ((rc = mdb_put(txn, st->released, &key, &val,
+		    MDB_NOOVERWRITE)) != 0)
+			return rc;
+		memcpy(ik, v, 8);
+		memcpy(ik + 8, x->u.rel.jti, CRM_JTI_BYTES);
+		key = (MDB_val){ sizeof(ik), ik };
+		return mdb_put(txn, st->released_exp, &key, &empty, 0);
+	case XR_CUTOFF:
+		if ((rc = app_cutoff_get(st, txn, x->org, x->name, &t)) != 0)
+			return rc;
+		if (t != 0)
+			return MDB_KEYEXIST;
+		return app_cutoff_put(st, txn, x->org, x->name, x->u.cutoff);
+	}
+	return RC_CORRUPT;
+}
+
+static int
+load_fn(struct lstore *st, MDB_txn *txn, void *p)
+{
+	struct xsource	*src = p;
+	struct xrec	*x;
+	int		 rc, more;
+
+	/* From the first record on every try (a full map is grown and the
+	 * whole transaction run again). */
+	src->rewind(src);
+	if ((rc = load_empty(st, txn)) != 0)
+		return rc;
+	if ((x = malloc(sizeof(*x))) == NULL)
+		return ENOMEM;
+	while ((more = src->next(src, x)) == 1)
+		if ((rc = load_one(st, txn, x)) != 0)
+			break;
+	if (rc == MDB_KEYEXIST)
+		snprintf(st->base.detail, sizeof(st->base.detail),
+		    "line %ld: a record that is there already (the same "
+		    "record twice)", x->line);
+	explicit_bzero(x, sizeof(*x));
+	free(x);
+	return rc != 0 ? rc : more == -1 ? RC_STOP : 0;
+}
+
+static enum store_err
+l_load(struct store *s, struct xsource *src)
+{
+	struct lstore *st = (struct lstore *)s;
+
+	return txn_run(st, 1, "import", load_fn, src);
+}
+
 static void
 l_close(struct store *s)
 {
@@ -2295,4 +2685,6 @@ static const struct store_ops lmdb_ops = {
 	.consumer_list = l_consumer_list,
 	.sigkey_list = l_sigkey_list,
 	.backup = l_backup,
+	.dump = l_dump,
+	.load = l_load,
 };

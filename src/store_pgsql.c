@@ -130,6 +130,9 @@ enum q {
 	Q_ATT_CLEAR_PREFIX, Q_ATT_USAGE,
 	Q_USER_LIST, Q_USER_LIST_ORG, Q_APIKEY_LIST, Q_CONSUMER_LIST,
 	Q_SIGKEY_LIST,
+	Q_SNAPSHOT, Q_ACCESS_LIST, Q_RELEASED_LIST, Q_CUTOFF_LIST,
+	Q_EMPTY, Q_SIGKEY_CLEAR, Q_SIGKEY_LOAD, Q_RELEASED_LOAD,
+	Q_CUTOFF_LOAD,
 	Q_BEGIN, Q_ASYNC, Q_COMMIT, Q_ROLLBACK,
 	Q__MAX
 };
@@ -282,6 +285,26 @@ static const char *const SQL[Q__MAX] = {
 	    " FROM consumer_keys c ORDER BY c.digest",
 	[Q_SIGKEY_LIST] = "SELECT " KEY_COLS " FROM signing_keys k"
 	    " ORDER BY k.kid",
+	/* export: one snapshot; import: into an empty store */
+	[Q_SNAPSHOT] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	[Q_ACCESS_LIST] = "SELECT t.org, t.kind, t.lookup, " ACCESS_COLS
+	    " FROM access_tokens t ORDER BY 1, 2, 3",
+	[Q_RELEASED_LIST] = "SELECT jti, exp FROM released WHERE exp > $1"
+	    " ORDER BY exp, jti",
+	[Q_CUTOFF_LIST] = "SELECT org, app, cutoff FROM cutoffs ORDER BY 1, 2",
+	[Q_EMPTY] = "SELECT EXISTS (SELECT 1 FROM users)"
+	    " OR EXISTS (SELECT 1 FROM apikeys)"
+	    " OR EXISTS (SELECT 1 FROM consumer_keys)"
+	    " OR EXISTS (SELECT 1 FROM access_tokens)"
+	    " OR EXISTS (SELECT 1 FROM released)"
+	    " OR EXISTS (SELECT 1 FROM cutoffs)",
+	[Q_SIGKEY_CLEAR] = "DELETE FROM signing_keys",
+	[Q_SIGKEY_LOAD] = "INSERT INTO signing_keys VALUES ($1, $2, $3, $4, $5)"
+	    " ON CONFLICT DO NOTHING",
+	[Q_RELEASED_LOAD] = "INSERT INTO released VALUES ($1, $2)"
+	    " ON CONFLICT DO NOTHING",
+	[Q_CUTOFF_LOAD] = "INSERT INTO cutoffs VALUES ($1, $2, $3)"
+	    " ON CONFLICT DO NOTHING",
 	[Q_BEGIN] = "BEGIN",
 	/* Counters may be lost in a crash: no flush waited for. */
 	[Q_ASYNC] = "SET LOCAL synchronous_commit TO OFF",
@@ -356,6 +379,16 @@ unavailable(struct pstore *st, const char *what, const char *why)
 	return STORE_UNAVAILABLE;
 }
 
+/* A warning from the server: one line in the log, not libpq's stderr. */
+static void
+notice(void *arg, const char *msg)
+{
+	struct pstore	*st = arg;
+	size_t		 n = strcspn(msg, "\n");
+
+	log_err("%s: %.*s", st->label, (int)n, msg);
+}
+
 /* Our defaults, before the user's conninfo (which overrides them). */
 static const char *const defkeys[] = {
 	"connect_timeout", "keepalives", "keepalives_idle",
@@ -391,7 +424,7 @@ connect_db(struct pstore *st)
 	vals[3] = "5";
 	vals[4] = "3";
 	vals[5] = "10000";
-	vals[6] = "-c statement_timeout=5000";
+	vals[6] = "-c statement_timeout=5000 -c client_min_messages=warning";
 	vals[7] = "crmauth";
 	vals[8] = st->base.cfg.pg_conninfo;
 	vals[9] = NULL;
@@ -410,6 +443,7 @@ connect_db(struct pstore *st)
 	}
 	if (ps == PGRES_POLLING_FAILED)
 		return unavailable(st, st->label, PQerrorMessage(st->conn));
+	PQsetNoticeProcessor(st->conn, notice, st);
 	if (st->bare)
 		return STORE_OK;
 	/* Every statement prepared, in one round trip. */
@@ -498,6 +532,25 @@ failed(struct pstore *st, const char *what, PGresult *res)
 	return STORE_ERROR;
 }
 
+/*
+ * Whether the server ended the idle connection (a restart, a crash, an
+ * administrator's pg_terminate_backend): it says so (a FATAL error) and
+ * closes it, while nothing was asked.  Nothing else comes unasked here
+ * (no LISTEN; notices below warnings are off), so anything to read now
+ * means a connection not to use.  Seen before anything is sent, a new
+ * connection takes the statements, none of which reached the server:
+ * even a write is safe to send there.
+ */
+static int
+closed_by_server(struct pstore *st)
+{
+	struct pollfd p = { PQsocket(st->conn), POLLIN, 0 };
+
+	if (p.fd < 0)
+		return 1;
+	return poll(&p, 1, 0) != 0;
+}
+
 /* How a round trip may use the connection. */
 enum use {
 	CONNECT,	/* open one if there is none */
@@ -521,6 +574,8 @@ pq_once(struct pstore *st, const char *what, struct pq *qs, int n,
 	int		 i, fmt[MAXP];
 	char		 name[8];
 
+	if (st->conn != NULL && st->pid == getpid() && closed_by_server(st))
+		drop(st);
 	if (st->conn == NULL || st->pid != getpid() ||
 	    PQstatus(st->conn) != CONNECTION_OK) {
 		if (use == CONTINUE)
@@ -1885,6 +1940,318 @@ load_wrap(struct pstore *st, int create)
 	return 0;
 }
 
+/* ---- whole-store copies: export and import ------------------------------------ */
+
+/* A row of one of the lists as a record; -1 when it is not ours, 1 when
+ * it is not to be given. */
+typedef int (*row_fn)(struct pstore *, const PGresult *, int, struct xrec *,
+	    int64_t now);
+
+static int
+row_user(struct pstore *st, const PGresult *r, int row, struct xrec *x,
+    int64_t now)
+{
+	x->kind = XR_USER;
+	return get_str(r, row, 0, x->org, sizeof(x->org)) == -1 ||
+	    get_str(r, row, 1, x->name, sizeof(x->name)) == -1 ||
+	    get_user(r, row, 2, &x->u.user) == -1 ? -1 : 0;
+}
+
+static int
+row_apikey(struct pstore *st, const PGresult *r, int row, struct xrec *x,
+    int64_t now)
+{
+	x->kind = XR_APIKEY;
+	return get_bytes(r, row, 0, x->digest, sizeof(x->digest)) == -1 ||
+	    get_apikey(r, row, 1, &x->u.apikey) == -1 ? -1 : 0;
+}
+
+static int
+row_consumer(struct pstore *st, const PGresult *r, int row, struct xrec *x,
+    int64_t now)
+{
+	x->kind = XR_CONSUMER;
+	return get_bytes(r, row, 0, x->digest, sizeof(x->digest)) == -1 ||
+	    get_consumer(r, row, 1, &x->u.consumer) == -1 ? -1 : 0;
+}
+
+static int
+row_access(struct pstore *st, const PGresult *r, int row, struct xrec *x,
+    int64_t now)
+{
+	char	 kind[2], lookup[CRM_NAME_MAX + 1];
+
+	x->kind = XR_ACCESS;
+	if (get_str(r, row, 0, x->org, sizeof(x->org)) == -1 ||
+	    get_str(r, row, 1, kind, sizeof(kind)) == -1 ||
+	    get_str(r, row, 2, lookup, sizeof(lookup)) == -1 ||
+	    get_access(r, row, 3, &x->u.access) == -1)
+		return -1;
+	x->access_kind = kind[0];
+	if (kind[0] == 'I') {
+		memcpy(x->name, lookup, sizeof(lookup));
+		store_access_id(x->id, x->org, NULL, x->name);
+	} else if (kind[0] == 'C' && sec_unhex(x->digest, CRM_DIGEST_BYTES,
+	    lookup, strlen(lookup)) == 0)
+		store_access_id(x->id, x->org, x->digest, NULL);
+	else
+		return -1;
+	return 0;
+}
+
+static int
+row_sigkey(struct pstore *st, const PGresult *r, int row, struct xrec *x,
+    int64_t now)
+{
+	x->kind = XR_SIGKEY;
+	if (get_sigkey(st, r, row, 0, &x->u.key) == -1)
+		return -1;
+	return !x->u.key.current && x->u.key.expires <= now ? 1 : 0;
+}
+
+static int
+row_released(struct pstore *st, const PGresult *r, int row, struct xrec *x,
+    int64_t now)
+{
+	x->kind = XR_RELEASED;
+	x->u.rel.exp = get_i64(r, row, 1);
+	return get_bytes(r, row, 0, x->u.rel.jti, CRM_JTI_BYTES);
+}
+
+static int
+row_cutoff(struct pstore *st, const PGresult *r, int row, struct xrec *x,
+    int64_t now)
+{
+	x->kind = XR_CUTOFF;
+	x->u.cutoff = get_i64(r, row, 2);
+	return get_str(r, row, 0, x->org, sizeof(x->org)) == -1 ||
+	    get_str(r, row, 1, x->name, sizeof(x->name)) == -1 ? -1 : 0;
+}
+
+static enum store_err
+p_dump(struct store *s, store_xrec_cb cb, void *arg)
+{
+	static const struct {
+		enum q	 q;
+		row_fn	 fn;
+	} lists[] = {
+		{ Q_USER_LIST, row_user }, { Q_APIKEY_LIST, row_apikey },
+		{ Q_CONSUMER_LIST, row_consumer },
+		{ Q_ACCESS_LIST, row_access }, { Q_SIGKEY_LIST, row_sigkey },
+		{ Q_RELEASED_LIST, row_released },
+		{ Q_CUTOFF_LIST, row_cutoff },
+	};
+	struct pstore	*st = (struct pstore *)s;
+	struct pq	 q = { .q = Q_SNAPSHOT };
+	struct num	 t;
+	struct xrec	*x;
+	int64_t		 now = (int64_t)time(NULL);
+	enum store_err	 e;
+	int		 rc, stop = 0;
+
+	if ((x = malloc(sizeof(*x))) == NULL)
+		return STORE_ERROR;
+	/* Every list from one snapshot. */
+	if ((e = pq_run(st, "export", &q, 1, CONNECT)) != STORE_OK) {
+		free(x);
+		return e;
+	}
+	pq_clear(&q, 1);
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]) && !stop &&
+	    e == STORE_OK; i++) {
+		q = (struct pq){ .q = lists[i].q };
+		if (lists[i].q == Q_RELEASED_LIST)
+			param(&q, num(&t, now));
+		if ((e = pq_run(st, "export", &q, 1, CONTINUE)) != STORE_OK)
+			break;
+		for (int row = 0; row < PQntuples(q.res) && !stop; row++) {
+			memset(x, 0, sizeof(*x));
+			if ((rc = lists[i].fn(st, q.res, row, x, now)) == -1) {
+				e = damaged(st, "export");
+				break;
+			}
+			if (rc == 0)
+				stop = cb(arg, x) != 0;
+		}
+		pq_clear(&q, 1);
+	}
+	explicit_bzero(x, sizeof(*x));
+	free(x);
+	return rollback(st, "export", e);	/* a read: nothing to keep */
+}
+
+/* Import in round trips of this many records. */
+#define LOAD_BATCH	100
+
+struct load_batch {
+	struct pq	 q[LOAD_BATCH];
+	struct xrec	 x[LOAD_BATCH];
+	struct num	 nums[LOAD_BATCH][2];
+	char		*units[LOAD_BATCH];
+	unsigned char	 sealed[LOAD_BATCH][SEALED_BYTES];
+	char		 kind[LOAD_BATCH][2];
+	char		 hex[LOAD_BATCH][2 * CRM_DIGEST_BYTES + 1];
+	int		 n;
+};
+
+/* The statement that inserts b->x[i] (each does nothing when its row is
+ * there already: one found is a record given twice). */
+static int
+load_params(struct pstore *st, struct load_batch *b, int i)
+{
+	struct xrec	*x = &b->x[i];
+	struct pq	*q = &b->q[i];
+	const char	*lookup;
+
+	*q = (struct pq){ 0 };
+	b->units[i] = NULL;
+	switch (x->kind) {
+	case XR_USER:
+		q->q = Q_USER_ADD;
+		return user_params(q, x->org, x->name, &x->u.user, b->nums[i],
+		    &b->units[i]);
+	case XR_APIKEY:
+		q->q = Q_APIKEY_ADD;
+		param_bytes(q, x->digest, CRM_DIGEST_BYTES);
+		param(q, x->u.apikey.org);
+		param(q, x->u.apikey.user);
+		param(q, x->u.apikey.revoked ? "t" : "f");
+		param(q, num(&b->nums[i][0], x->u.apikey.created));
+		return 0;
+	case XR_CONSUMER:
+		q->q = Q_CONSUMER_ADD;
+		if ((b->units[i] = units_json(x->u.consumer.units,
+		    x->u.consumer.nunits)) == NULL)
+			return -1;
+		param_bytes(q, x->digest, CRM_DIGEST_BYTES);
+		param(q, x->u.consumer.org);
+		param(q, x->u.consumer.app);
+		param(q, b->units[i]);
+		param(q, x->u.consumer.revoked ? "t" : "f");
+		param(q, num(&b->nums[i][0], x->u.consumer.created));
+		return 0;
+	case XR_ACCESS:
+		if (x->access_kind == 0) {
+			snprintf(st->base.detail, sizeof(st->base.detail),
+			    "line %ld: an access token that does not say "
+			    "whose it is (from an LMDB store older than its "
+			    "owner's record): it can be imported into LMDB "
+			    "only", x->line);
+			return -1;
+		}
+		q->q = Q_ACCESS_ADD;
+		access_key(b->kind[i], b->hex[i], x->access_kind == 'C' ?
+		    x->digest : NULL, x->name, &lookup);
+		param(q, x->org);
+		param(q, b->kind[i]);
+		param(q, lookup);
+		param(q, x->u.access.contact);
+		param(q, x->u.access.ari);
+		param(q, x->u.access.passhash);
+		param(q, num(&b->nums[i][0], x->u.access.created));
+		return 0;
+	case XR_SIGKEY:
+		q->q = Q_SIGKEY_LOAD;
+		return sigkey_params(st, q, &x->u.key, b->sealed[i],
+		    b->nums[i]);
+	case XR_RELEASED:
+		q->q = Q_RELEASED_LOAD;
+		param_bytes(q, x->u.rel.jti, CRM_JTI_BYTES);
+		param(q, num(&b->nums[i][0], x->u.rel.exp));
+		return 0;
+	case XR_CUTOFF:
+		q->q = Q_CUTOFF_LOAD;
+		param(q, x->org);
+		param(q, x->name);
+		param(q, num(&b->nums[i][0], x->u.cutoff));
+		return 0;
+	}
+	return -1;
+}
+
+/* The batch's statements in one round trip of the transaction. */
+static enum store_err
+load_flush(struct pstore *st, struct load_batch *b)
+{
+	enum store_err	 e;
+	int		 i;
+
+	if (b->n == 0)
+		return STORE_OK;
+	e = pq_run(st, "import", b->q, b->n, CONTINUE);
+	for (i = 0; e == STORE_OK && i < b->n; i++)
+		if (changed(b->q[i].res) != 1) {
+			snprintf(st->base.detail, sizeof(st->base.detail),
+			    "line %ld: a record that is there already (the "
+			    "same record twice)", b->x[i].line);
+			e = STORE_EXISTS;
+		}
+	pq_clear(b->q, b->n);
+	for (i = 0; i < b->n; i++)
+		free(b->units[i]);
+	explicit_bzero(b->x, sizeof(b->x));
+	explicit_bzero(b->sealed, sizeof(b->sealed));
+	b->n = 0;
+	return e;
+}
+
+static enum store_err
+p_load(struct store *s, struct xsource *src)
+{
+	struct pstore		*st = (struct pstore *)s;
+	struct pq		 b[3] = { { .q = Q_BEGIN }, { .q = Q_EMPTY },
+				    { .q = Q_SIGKEY_CLEAR } };
+	struct pq		 c = { .q = Q_COMMIT };
+	struct load_batch	*lb;
+	enum store_err		 e;
+	int			 more = 0, empty;
+
+	st->base.detail[0] = '\0';
+	if (!st->have_wrap)
+		return damaged(st, "import");
+	if ((lb = calloc(1, sizeof(*lb))) == NULL)
+		return STORE_ERROR;
+	src->rewind(src);
+	/* The emptiness seen is the one the inserts see: a second import
+	 * at once finds the rows of the first and fails. */
+	if ((e = pq_run(st, "import", b, 3, CONNECT)) != STORE_OK) {
+		free(lb);
+		return e;
+	}
+	empty = !get_bool(b[1].res, 0, 0);
+	pq_clear(b, 3);
+	if (!empty) {
+		snprintf(st->base.detail, sizeof(st->base.detail), "import: the "
+		    "store is not empty (import loads an empty store only)");
+		e = STORE_EXISTS;
+	}
+	while (e == STORE_OK && (more = src->next(src, &lb->x[lb->n])) == 1) {
+		if (load_params(st, lb, lb->n) == -1) {
+			free(lb->units[lb->n]);
+			e = st->base.detail[0] != '\0' ? STORE_ERROR :
+			    damaged(st, "import");
+			break;
+		}
+		if (++lb->n == LOAD_BATCH)
+			e = load_flush(st, lb);
+	}
+	if (e == STORE_OK && more == -1)
+		e = STORE_ERROR;	/* the source says why */
+	if (e == STORE_OK)
+		e = load_flush(st, lb);
+	else {
+		for (int i = 0; i < lb->n; i++)
+			free(lb->units[i]);
+		explicit_bzero(lb, sizeof(*lb));
+	}
+	free(lb);
+	if (e != STORE_OK)
+		return rollback(st, "import", e);
+	if ((e = pq_run(st, "import", &c, 1, CONTINUE)) == STORE_OK)
+		pq_clear(&c, 1);
+	return e;
+}
+
 /* crmauthctl init: the tables, the schema version and a first signing
  * key, in one transaction; again, it changes nothing. */
 static enum store_err
@@ -1892,7 +2259,7 @@ create_schema(struct pstore *st)
 {
 	PGresult	*res;
 	struct pq	 w[2] = { { .q = Q_SIGKEY_ADD }, { .q = Q_COMMIT } };
-	struct pq	 q = { .q = Q_SIGKEY_CURRENT };
+	struct pq	 q = { .q = Q_SIGKEY_CURRENT }, b = { .q = Q_BEGIN };
 	struct sigkey	 k;
 	unsigned char	 sealed[SEALED_BYTES];
 	struct num	 nums[2];
@@ -1952,9 +2319,10 @@ create_schema(struct pstore *st)
 	sigkey_make(&k);
 	if (sigkey_params(st, &w[0], &k, sealed, nums) == -1)
 		return STORE_ERROR;
-	if ((e = pq_run(st, "crmauthctl init", (struct pq[]){ { .q = Q_BEGIN } },
-	    1, CONNECT)) == STORE_OK)
+	if ((e = pq_run(st, "crmauthctl init", &b, 1, CONNECT)) == STORE_OK) {
+		pq_clear(&b, 1);
 		e = finish(st, "crmauthctl init", w, 2);
+	}
 	explicit_bzero(&k, sizeof(k));
 	explicit_bzero(sealed, sizeof(sealed));
 	if (e == STORE_EXISTS && pq1(st, "crmauthctl init", &q, 1) ==
@@ -2019,6 +2387,7 @@ pgsql_store_open(struct store **out, const struct config *cfg, int flags,
 	st->base.cfg = *cfg;
 	st->timeout_ms = 10000;
 	make_label(st);
+	st->base.where = st->label;
 	if (flags & STORE_CREATE)
 		e = create_schema(st);
 	else if (load_wrap(st, 0) == -1)
@@ -2081,4 +2450,6 @@ static const struct store_ops pgsql_ops = {
 	.consumer_list = p_consumer_list,
 	.sigkey_list = p_sigkey_list,
 	.backup = p_backup,
+	.dump = p_dump,
+	.load = p_load,
 };
