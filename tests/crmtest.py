@@ -80,21 +80,57 @@ class Postgres:
                               **(user_kw("postgres") if self.as_pg else {}), **kw)
 
     def start(self):
-        r = self._pg(["pg_ctl", "-D", self.data, "-l", self.log, "-w", "-o",
-                      f"-c listen_addresses='' -c unix_socket_directories='{self.dir}'"
-                      " -c max_connections=200", "start"])
-        if r.returncode != 0:
-            raise AssertionError(f"pg_ctl start: {r.stdout} {r.stderr} {self.logtail()}")
+        """The postmaster as our own child (not daemonized by pg_ctl), so
+        that once killed it is reaped here and a new one may start."""
+        log = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(PG_BIN, "postgres"), "-D", self.data, "-c", "listen_addresses=",
+             "-c", f"unix_socket_directories={self.dir}", "-c", "max_connections=200"],
+            stdout=log, stderr=log, start_new_session=True,
+            **(user_kw("postgres") if self.as_pg else {}))
+        log.close()
+        wait_for(lambda: self.proc.poll() is not None or subprocess.run(
+            [os.path.join(PG_BIN, "pg_isready"), "-q", "-h", self.dir]).returncode == 0,
+            60, "PostgreSQL to accept connections")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"postgres did not start: {self.logtail()}")
 
     def stop(self, mode="fast"):
         self._pg(["pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"])
+        self.proc.wait(60)
+
+    def kill(self):
+        """SIGKILL to the postmaster, as a crash; returns once it and every
+        backend are gone (they exit when they see it died)."""
+        procs = self.cluster_pids()
+        self.proc.kill()
+        self.proc.wait(60)
+        wait_for(lambda: not any(alive(p) for p in procs), 30,
+                 "every PostgreSQL process gone")
 
     def postmaster_pid(self):
-        try:
-            with open(os.path.join(self.data, "postmaster.pid")) as f:
-                return int(f.readline())
-        except (FileNotFoundError, ValueError):
-            return None
+        return self.proc.pid if self.proc.poll() is None else None
+
+    def cluster_pids(self):
+        """The postmaster and every process it started."""
+        pm = self.postmaster_pid()
+        if pm is None or not alive(pm):
+            return []
+        return [pm] + [int(p) for p in children(pm)]
+
+    def require_password(self, role):
+        """Connections as role must give its password (scram), the rest
+        stay trusted."""
+        hba = os.path.join(self.data, "pg_hba.conf")
+        with open(hba) as f:
+            text = f.read()
+        line = f"local all {role} scram-sha-256\n"
+        if line not in text:
+            with open(hba, "w") as f:
+                f.write(line + text)
+        r = self._pg(["pg_ctl", "-D", self.data, "reload"])
+        if r.returncode != 0:
+            raise AssertionError(f"pg_ctl reload: {r.stderr}")
 
     def logtail(self):
         try:
