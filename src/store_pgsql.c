@@ -41,7 +41,7 @@
 #define WRAP_FILE	"wrap.key"
 #define SEALED_BYTES	(CRM_SEAL_OVERHEAD + CRM_SIGKEY_BYTES)
 #define MAXQ		8		/* statements in one round trip */
-#define MAXP		12		/* parameters of a statement */
+#define MAXP		16		/* parameters of a statement */
 
 struct pstore {
 	struct store	 base;
@@ -125,8 +125,8 @@ enum q {
 	Q_SIGKEY_LOCK, Q_SIGKEY_ROTATE_OLD, Q_SIGKEY_ADD, Q_SIGKEY_DEL,
 	Q_SIGKEY_PRUNE,
 	Q_RELEASE, Q_RELEASED_PRUNE,
-	Q_ATT_ENSURE, Q_ATT_LOCK, Q_ATT_TRUST, Q_ATT_SET, Q_ATT_DEL,
-	Q_ATT_SET_TRUST, Q_ATT_PRUNE, Q_ATT_LOCKS, Q_ATT_CLEAR,
+	Q_ATT_ENSURE, Q_ATT_RESERVE, Q_ATT_GIVEBACK,
+	Q_ATT_PRUNE, Q_ATT_LOCKS, Q_ATT_CLEAR,
 	Q_ATT_CLEAR_PREFIX, Q_ATT_USAGE,
 	Q_USER_LIST, Q_USER_LIST_ORG, Q_APIKEY_LIST, Q_CONSUMER_LIST,
 	Q_SIGKEY_LIST,
@@ -253,18 +253,66 @@ static const char *const SQL[Q__MAX] = {
 	[Q_RELEASED_PRUNE] = "DELETE FROM released WHERE jti IN"
 	    " (SELECT jti FROM released WHERE exp <= $1 ORDER BY exp"
 	    " LIMIT 1000 FOR UPDATE SKIP LOCKED)",
-	/* Counters: rows made first (count 0: "none"), then locked. */
+	/*
+	 * Failed attempts (store.h): att_reserve_rule and att_giveback_rule
+	 * as statements, so that one round trip counts, atomically, however
+	 * many nodes count at once.  Rows are made first (count 0: none),
+	 * so that the reservation can lock every one of its counters before
+	 * it decides; a row locked is read as it is now.
+	 */
 	[Q_ATT_ENSURE] = "INSERT INTO attempts SELECT k, 0, 0, NULL FROM"
 	    " (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"
 	    " WHERE k IS NOT NULL ON CONFLICT DO NOTHING",
-	[Q_ATT_LOCK] = "SELECT key, window_end, count, subject FROM attempts"
-	    " WHERE key IN ($1, $2, $3) FOR UPDATE",
-	[Q_ATT_TRUST] = "SELECT window_end FROM attempts WHERE key = $1",
-	[Q_ATT_SET] = "UPDATE attempts SET window_end = $2, count = $3,"
-	    " subject = COALESCE($4, subject) WHERE key = $1",
-	[Q_ATT_DEL] = "DELETE FROM attempts WHERE key = $1",
-	[Q_ATT_SET_TRUST] = "INSERT INTO attempts VALUES ($1, $2, 0, NULL)"
-	    " ON CONFLICT (key) DO UPDATE SET window_end = EXCLUDED.window_end",
+	/* $1-3 keys, $4-6 limits, $7-9 exempt, $10-12 subjects, $13 the
+	 * trust key, $14 now, $15 the window.  Held (until > now): nothing
+	 * counted.  Else one more in each, in its window or a new one; the
+	 * subject kept once the limit is reached. */
+	[Q_ATT_RESERVE] = "WITH v AS (SELECT * FROM (VALUES"
+	    " ($1::bytea, $4::bigint, $7::boolean, $10::text),"
+	    " ($2::bytea, $5::bigint, $8::boolean, $11::text),"
+	    " ($3::bytea, $6::bigint, $9::boolean, $12::text))"
+	    " x (k, lim, ex, subj) WHERE k IS NOT NULL),"
+	    " tr AS (SELECT EXISTS (SELECT 1 FROM attempts WHERE"
+	    " key = $13::bytea AND window_end > $14::bigint) AS trusted),"
+	    " cur AS (SELECT key, window_end, count FROM attempts"
+	    " WHERE key IN (SELECT k FROM v) FOR UPDATE),"
+	    " lk AS (SELECT coalesce(max(cur.window_end), 0) AS until"
+	    " FROM cur JOIN v ON v.k = cur.key CROSS JOIN tr"
+	    " WHERE cur.count > 0 AND cur.window_end > $14"
+	    " AND cur.count >= v.lim AND NOT (v.ex AND tr.trusted)),"
+	    " up AS (UPDATE attempts a SET"
+	    " window_end = CASE WHEN a.count = 0 OR a.window_end <= $14"
+	    " THEN $14 + $15::bigint ELSE a.window_end END,"
+	    " count = CASE WHEN a.count = 0 OR a.window_end <= $14 THEN 1"
+	    " ELSE least(a.count::bigint + 1, 2147483647) END,"
+	    " subject = CASE WHEN (CASE WHEN a.count = 0 OR"
+	    " a.window_end <= $14 THEN 1 ELSE a.count::bigint + 1 END)"
+	    " >= v.lim THEN v.subj ELSE a.subject END"
+	    " FROM v WHERE a.key = v.k AND (SELECT until FROM lk) <= $14"
+	    " RETURNING a.key, a.window_end)"
+	    " SELECT lk.until, tr.trusted, up.key, up.window_end"
+	    " FROM lk CROSS JOIN tr LEFT JOIN up ON true",
+	/* $1-3 keys, $4-6 the windows they counted in, $7-9 clear on
+	 * success, $10 success, $11 the trust key (NULL: none), $12 until
+	 * when.  Each counter still in that window gets its one back, or
+	 * goes (cleared, or back to none). */
+	[Q_ATT_GIVEBACK] = "WITH v AS (SELECT * FROM (VALUES"
+	    " ($1::bytea, $4::bigint, $7::boolean),"
+	    " ($2::bytea, $5::bigint, $8::boolean),"
+	    " ($3::bytea, $6::bigint, $9::boolean)) x (k, e, clr)"
+	    " WHERE k IS NOT NULL),"
+	    " cur AS (SELECT c.key, c.count, ($10::boolean AND v.clr)"
+	    " OR c.count <= 1 AS gone FROM attempts c JOIN v ON v.k = c.key"
+	    " WHERE c.count > 0 AND c.window_end = v.e FOR UPDATE OF c),"
+	    " d AS (DELETE FROM attempts a USING cur WHERE a.key = cur.key"
+	    " AND cur.gone RETURNING 1),"
+	    " u AS (UPDATE attempts a SET count = cur.count - 1 FROM cur"
+	    " WHERE a.key = cur.key AND NOT cur.gone RETURNING 1),"
+	    " t AS (INSERT INTO attempts SELECT $11::bytea, $12::bigint, 0,"
+	    " NULL WHERE $11::bytea IS NOT NULL ON CONFLICT (key) DO UPDATE"
+	    " SET window_end = EXCLUDED.window_end RETURNING 1)"
+	    " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM u),"
+	    " (SELECT count(*) FROM t)",
 	[Q_ATT_PRUNE] = "DELETE FROM attempts WHERE key IN (SELECT key FROM"
 	    " attempts WHERE window_end <= $1 ORDER BY window_end LIMIT $2"
 	    " FOR UPDATE SKIP LOCKED)",
@@ -1576,75 +1624,68 @@ att_keys(struct pq *q, const struct att_reserve *r)
 			param(q, NULL);
 }
 
-/* Find counter key among the locked rows: its row, or -1. */
+/* Find counter c's key in column col of the rows: its row, or -1. */
 static int
-att_row(const PGresult *res, const struct att_counter *c)
+att_row(const PGresult *res, const struct att_counter *c, int col)
 {
 	unsigned char k[ATT_KEY_MAX];
 
 	for (int row = 0; row < PQntuples(res); row++) {
-		const char *v = PQgetvalue(res, row, 0);
+		const char *v = PQgetvalue(res, row, col);
 
 		if (strlen(v) == 2 + 2 * c->keylen &&
-		    get_bytes(res, row, 0, k, c->keylen) == 0 &&
+		    get_bytes(res, row, col, k, c->keylen) == 0 &&
 		    memcmp(k, c->key, c->keylen) == 0)
 			return row;
 	}
 	return -1;
 }
 
-/* Counting need not be durable (store.h): no flush waited for. */
+/* Counting need not be durable (store.h): no flush waited for.  One
+ * round trip: the rows made, the counters locked, counted (or not). */
 static enum store_err
 p_attempt_reserve(struct store *s, struct att_reserve *r)
 {
 	struct pstore		*st = (struct pstore *)s;
-	struct pq		 b[5] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
-				    { .q = Q_ATT_ENSURE }, { .q = Q_ATT_LOCK },
-				    { .q = Q_ATT_TRUST } };
-	struct pq		 w[ATT_COUNTERS + 2];
-	struct att_value	 cur[ATT_COUNTERS], next[ATT_COUNTERS];
-	struct num		 nums[ATT_COUNTERS][2], t[2];
+	struct pq		 q[6] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
+				    { .q = Q_ATT_ENSURE }, { .q = Q_ATT_RESERVE },
+				    { .q = Q_ATT_PRUNE }, { .q = Q_COMMIT } };
+	struct pq		*rq = &q[3];
+	struct num		 lim[ATT_COUNTERS], t[3];
 	enum store_err		 e;
-	int			 row, trusted, n = 0;
+	int			 row;
 
-	att_keys(&b[2], r);
-	att_keys(&b[3], r);
+	att_keys(&q[2], r);
+	att_keys(rq, r);
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
+		param(rq, i < r->n ? num(&lim[i], r->c[i].limit) : NULL);
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
+		param(rq, i < r->n ? (r->c[i].exempt ? "t" : "f") : NULL);
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
+		param(rq, i < r->n ? r->c[i].subject : NULL);
 	if (r->trustlen > 0)
-		param_bytes(&b[4], r->trust, r->trustlen);
+		param_bytes(rq, r->trust, r->trustlen);
 	else
-		param(&b[4], NULL);
-	/* Rows made (count 0: none), then locked: attempts on several
-	 * nodes add up, one at a time. */
-	if ((e = pq_run(st, "attempts", b, 5, CONNECT)) != STORE_OK)
-		return e;
-	for (size_t i = 0; i < r->n; i++) {
-		row = att_row(b[3].res, &r->c[i]);
-		cur[i].exists = row != -1 && get_i64(b[3].res, row, 2) > 0;
-		cur[i].end = row != -1 ? get_i64(b[3].res, row, 1) : 0;
-		cur[i].count = row != -1 ?
-		    (uint32_t)get_i64(b[3].res, row, 2) : 0;
+		param(rq, NULL);
+	param(rq, num(&t[0], r->now));
+	param(rq, num(&t[1], r->window));
+	param(&q[4], t[0].s);
+	param(&q[4], num(&t[2], 16));
+	if ((e = pq_run(st, "attempts", q, 6, CONNECT)) != STORE_OK)
+		return rollback(st, "attempts", e);
+	r->locked_until = 0;
+	r->trusted = 0;
+	if (PQntuples(rq->res) < 1) {
+		pq_clear(q, 6);
+		return damaged(st, "attempts");
 	}
-	trusted = PQntuples(b[4].res) == 1 &&
-	    get_i64(b[4].res, 0, 0) > r->now;
-	pq_clear(b, 5);
-	memset(w, 0, sizeof(w));
-	if (att_reserve_rule(r, cur, trusted, next) == 0) {
-		for (size_t i = 0; i < r->n; i++) {
-			w[n].q = Q_ATT_SET;
-			param_bytes(&w[n], r->c[i].key, r->c[i].keylen);
-			param(&w[n], num(&nums[i][0], next[i].end));
-			param(&w[n], num(&nums[i][1], next[i].count));
-			/* The subject, once the limit is reached. */
-			param(&w[n++], next[i].count >= r->c[i].limit ?
-			    r->c[i].subject : NULL);
-		}
-		w[n].q = Q_ATT_PRUNE;
-		param(&w[n], num(&t[0], r->now));
-		param(&w[n++], num(&t[1], 16));
-		w[n++].q = Q_COMMIT;
-	} else
-		w[n++].q = Q_ROLLBACK;	/* refused: nothing counted */
-	return finish(st, "attempts", w, n);
+	r->locked_until = get_i64(rq->res, 0, 0);
+	r->trusted = get_bool(rq->res, 0, 1);
+	for (size_t i = 0; i < r->n; i++)
+		if ((row = att_row(rq->res, &r->c[i], 2)) != -1)
+			r->c[i].end = get_i64(rq->res, row, 3);
+	pq_clear(q, 6);
+	return STORE_OK;
 }
 
 static enum store_err
@@ -1652,48 +1693,29 @@ p_attempt_giveback(struct store *s, struct att_reserve *r, int success,
     int64_t trust_until)
 {
 	struct pstore		*st = (struct pstore *)s;
-	struct pq		 b[3] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
-				    { .q = Q_ATT_LOCK } };
-	struct pq		 w[ATT_COUNTERS + 3];
-	struct att_value	 cur, next;
-	struct num		 nums[ATT_COUNTERS][2], t;
+	struct pq		 q[4] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
+				    { .q = Q_ATT_GIVEBACK }, { .q = Q_COMMIT } };
+	struct pq		*g = &q[2];
+	struct num		 ends[ATT_COUNTERS], t;
 	enum store_err		 e;
-	int			 row, n = 0;
 
-	att_keys(&b[2], r);
-	if ((e = pq_run(st, "attempts", b, 3, CONNECT)) != STORE_OK)
-		return e;
-	memset(w, 0, sizeof(w));
-	for (size_t i = 0; i < r->n; i++) {
-		row = att_row(b[2].res, &r->c[i]);
-		cur.exists = row != -1 && get_i64(b[2].res, row, 2) > 0;
-		cur.end = row != -1 ? get_i64(b[2].res, row, 1) : 0;
-		cur.count = row != -1 ? (uint32_t)get_i64(b[2].res, row, 2) :
-		    0;
-		switch (att_giveback_rule(&r->c[i], &cur, success, &next)) {
-		case 1:
-			w[n].q = Q_ATT_DEL;
-			param_bytes(&w[n++], r->c[i].key, r->c[i].keylen);
-			break;
-		case 0:
-			w[n].q = Q_ATT_SET;
-			param_bytes(&w[n], r->c[i].key, r->c[i].keylen);
-			param(&w[n], num(&nums[i][0], next.end));
-			param(&w[n], num(&nums[i][1], next.count));
-			param(&w[n++], NULL);	/* the subject stays */
-			break;
-		default:
-			break;
-		}
-	}
-	pq_clear(b, 3);
+	att_keys(g, r);
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
+		param(g, i < r->n ? num(&ends[i], r->c[i].end) : NULL);
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
+		param(g, i < r->n ? (r->c[i].clear ? "t" : "f") : NULL);
+	param(g, success ? "t" : "f");
 	if (success && trust_until > r->now && r->trustlen > 0) {
-		w[n].q = Q_ATT_SET_TRUST;
-		param_bytes(&w[n], r->trust, r->trustlen);
-		param(&w[n++], num(&t, trust_until));
+		param_bytes(g, r->trust, r->trustlen);
+		param(g, num(&t, trust_until));
+	} else {
+		param(g, NULL);
+		param(g, NULL);
 	}
-	w[n++].q = Q_COMMIT;
-	return finish(st, "attempts", w, n);
+	if ((e = pq_run(st, "attempts", q, 4, CONNECT)) != STORE_OK)
+		return rollback(st, "attempts", e);
+	pq_clear(q, 4);
+	return STORE_OK;
 }
 
 static enum store_err
