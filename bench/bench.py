@@ -2,12 +2,15 @@
 against a bare FastCGI responder (bench/baseline) behind the same lighttpd
 configuration; bare argon2id verifies for the password login, bare
 durable LMDB commits beside the release; CGI wall times; responder
-memory.  Prints one table, with each target of issue 7 said met or NOT
-met beside its figure.  A benchmark, not a test: it exits 0 whatever the
-figures.
+memory; and, in the same rounds, every method on a PostgreSQL store (a
+throwaway server on this machine, sharing its cores with lighttpd and the
+responders).  Prints one table, with each target (issues 7 and 13) said
+met or NOT met beside its figure.  A benchmark, not a test: it exits 0
+whatever the figures.
 
     BENCH_TIME=4 (seconds per run)  BENCH_ROUNDS=4  BENCH_CONNS=32  BENCH_PROCS=2
-    BENCH_FLOOD=100000 (failed logins in the flood)
+    BENCH_FLOOD=100000 (failed logins in the flood)  BENCH_PG=1 (0: no PostgreSQL)
+    BENCH_PG_PROCS=BENCH_PROCS (responders of the PostgreSQL node)
 
 The machines this runs on are shared, and their speed drifts from one
 minute to the next: so each method is run in rounds, crmauth then the
@@ -41,6 +44,10 @@ ARGON2RATE = os.path.join(TOP_BUILDDIR, "bench", "argon2rate")
 COMMITRATE = os.path.join(TOP_BUILDDIR, "bench", "commitrate")
 DEFAULT_ARGON2 = (19456, 2)     # the configured default cost
 FLOOD = int(os.environ.get("BENCH_FLOOD", "100000"))
+PG = os.environ.get("BENCH_PG", "1") != "0"
+PG_PROCS = int(os.environ.get("BENCH_PG_PROCS", str(PROCS)))
+# Issue 13's targets: PostgreSQL against LMDB, same method, same run.
+PG_TARGETS = {"Web API key token": 0.5, "token check": 0.5, "release": 1.0}
 FLOOD_ADDRESSES = 1000
 # The README's bound on the counters: per address and window, at most
 # 2 * lockout_account_threshold + 1 counters of at most this many bytes.
@@ -208,37 +215,55 @@ def flood_bench():
     return alone, under, int(m.group(1)), used, bound
 
 
+def prepare(s):
+    """What wrk sends to s, per method: its keys, a token to check, a file
+    of tokens to release."""
+    key, ck, kid, secret = provision(s)
+    b64 = lambda k: base64.b64encode(f"{k}:".encode()).decode()
+    good = s.post("/authentication/web_api_key/token",
+                  headers={"Authorization": basic(key)}).data["token"]
+    tokfile = os.path.join(s.dir, "tokens")
+    with open(tokfile, "w") as f:
+        f.write("\n".join(mint(kid, secret, 200000)) + "\n")
+    for _ in range(50):     # warm up the responders
+        s.get("/health")
+    return {m: [b64(key), b64(ck)] + ([tokfile] if m == "release" else
+                                      [good] if m == "check" else [])
+            for m, _ in METHODS}, key
+
+
 def main():
     argon2 = f"argon2_memory_kib = {DEFAULT_ARGON2[0]}\nargon2_iterations = {DEFAULT_ARGON2[1]}\n"
     conf = "lockout_threshold = 1000000\nlockout_account_threshold = 1000000\n"
     crm = Lighttpd("bench", procs=PROCS, argon2=argon2, lockout=conf).start()
     base = Lighttpd("baseline", procs=PROCS, program=BASELINE).start()
-    rows, mem = [], {}
+    pgs = Lighttpd("bench-pg", procs=PG_PROCS, argon2=argon2, lockout=conf,
+                   store="postgresql").start() if PG else None
+    rows, mem, pgmem = [], {}, {}
     try:
-        key, ck, kid, secret = provision(crm)
-        b64 = lambda k: base64.b64encode(f"{k}:".encode()).decode()
-        good = crm.post("/authentication/web_api_key/token",
-                        headers={"Authorization": basic(key)}).data["token"]
-        tokfile = os.path.join(crm.dir, "tokens")
-        with open(tokfile, "w") as f:
-            f.write("\n".join(mint(kid, secret, 200000)) + "\n")
-        for _ in range(50):     # warm up both responders
-            crm.get("/health")
+        margs, key = prepare(crm)
+        pargs = prepare(pgs)[0] if pgs else None
         pids = sorted(crm.responder_pids())
+        pgpids = sorted(pgs.responder_pids()) if pgs else []
         mem["before"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
+        pgmem["before"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pgpids}
         for method, label in METHODS:
-            args = [b64(key), b64(ck)] + ([tokfile] if method == "release" else
-                                          [good] if method == "check" else [])
+            args = margs[method]
             runs = [lambda: wrk(crm, method, args), lambda: wrk(base, method, args)]
             if method == "login":
                 # Its ceiling is the hashing, not the transport.
                 runs[1] = argon2rate
-            elif method == "release":
+            if pgs:
+                runs.append(lambda: wrk(pgs, method, pargs[method]))
+            if method == "release":
                 os.makedirs(os.path.join(crm.dir, "commits"), exist_ok=True)
                 runs.append(lambda: commitrate(os.path.join(crm.dir, "commits")))
-            rows.append((label, *rounds(*runs)))
+            res = rounds(*runs)
+            pg = res.pop(2) if pgs else None
+            rows.append((label, pg, *res))
         mem["after"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
-        total = sum(row[1]["requests"] for row in rows)
+        pgmem["after"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pgpids}
+        total = sum(row[2]["requests"] for row in rows)
         # CGI: one Web API key token request, crmauth and the baseline.
         env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST",
                "PATH_INFO": "/authentication/web_api_key/token", "CONTENT_LENGTH": "0",
@@ -249,6 +274,8 @@ def main():
     finally:
         crm.cleanup()
         base.cleanup()
+        if pgs:
+            pgs.cleanup()
     alone, under, flooded, used, bound = flood_bench()
 
     print(f"\ncrmauth bench: lighttpd, {PROCS} responders, wrk {CONNS} connections, "
@@ -259,7 +286,7 @@ def main():
     targets = {"password login": 0.9, "Web API key token": 0.85, "consumer token": 0.85,
                "token check": 0.9, "release": 0.5}
     met = []
-    for label, c, b, *a in rows:
+    for label, pg, c, b, *a in rows:
         ratio = c["rps"] / b["rps"]
         t = ""
         if label in targets:
@@ -277,15 +304,34 @@ def main():
     met.append(cgi <= 2)
     print(f"\nCGI, one Web API key token, median of 200: crmauth {cgi_crm:.2f} ms, baseline "
           f"{cgi_base:.2f} ms: {cgi:.2f} × (≤ 2: {'met' if met[-1] else 'NOT met'})")
-    print(f"\nresponder memory over {total} requests (VmRSS / anonymous, KiB):")
-    worst, growth = 0, 0
-    for p in sorted(mem["before"]):
-        (r0, a0), (r1, a1) = mem["before"][p], mem["after"].get(p, (0, 0))
-        worst, growth = max(worst, r1), max(growth, a1 - a0)
-        print(f"  pid {p}: before {r0} / {a0}, after {r1} / {a1}")
-    met.append(worst <= 8192 and growth <= 256)
-    print(f"  largest {worst} KiB (≤ 8192), anonymous growth at most {growth} KiB "
-          f"(none beyond warm-up, ≤ 256): {'met' if met[-1] else 'NOT met'}")
+    if PG:
+        print(f"\nPostgreSQL store ({PG_PROCS} responders; the server on this machine, "
+              f"fsync on), the same methods in the same rounds:\n")
+        print(f"{'method':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   "
+              f"{'LMDB':>9} {'ratio':>6}   target")
+        for label, pg, c, b, *a in rows:
+            ratio = pg["rps"] / c["rps"]
+            t = ""
+            if label in PG_TARGETS:
+                met.append(ratio >= PG_TARGETS[label])
+                t = f"≥ {PG_TARGETS[label]:.2f}: {'met' if met[-1] else 'NOT met'}"
+            bad = f"  ({pg['non2xx']} non-2xx, {pg['errors']} errors)" \
+                if pg["non2xx"] or pg["errors"] else ""
+            print(f"{label:<20} {pg['rps']:>9.0f} {pg['p50']:>8.2f} {pg['p99']:>8.2f}   "
+                  f"{c['rps']:>9.0f} {ratio:>6.2f}   {t}{bad}")
+    pgtotal = sum(row[1]["requests"] for row in rows) if PG else 0
+    for what, m, n in (("", mem, total), ("PostgreSQL ", pgmem, pgtotal)):
+        if not m.get("before"):
+            continue
+        print(f"\n{what}responder memory over {n} requests (VmRSS / anonymous, KiB):")
+        worst, growth = 0, 0
+        for p in sorted(m["before"]):
+            (r0, a0), (r1, a1) = m["before"][p], m["after"].get(p, (0, 0))
+            worst, growth = max(worst, r1), max(growth, a1 - a0)
+            print(f"  pid {p}: before {r0} / {a0}, after {r1} / {a1}")
+        met.append(worst <= 8192 and growth <= 256)
+        print(f"  largest {worst} KiB (≤ 8192), anonymous growth at most {growth} KiB "
+              f"(none beyond warm-up, ≤ 256): {'met' if met[-1] else 'NOT met'}")
     ratio = under["rps"] / alone["rps"]
     met.append(ratio >= 0.8)
     print(f"\nrelease during a flood of failed logins (random names, {FLOOD_ADDRESSES} "
