@@ -5,11 +5,14 @@
  * open functions (store.c).  Callers never know which backend they hold.
  *
  *   store.c		opening by name; the rules that do not depend on the
- *			engine (counting attempts, prune batches, schema
- *			versions, record checks)
- *   store_lmdb.c	LMDB: one environment on one machine (lmdb_env.c,
+ *			engine (counting attempts, schema versions, names,
+ *			access tokens' ids)
+ *   export.c		crmauthctl export and import: the file, checked
+ *   store_lmdb.c	LMDB: one environment on one machine (lmdb_store.h:
+ *			lmdb_records.c, lmdb_copy.c; lmdb_env.h: lmdb_env.c,
  *			lmdb_attempts.c)
  *   store_pgsql.c	PostgreSQL: one database for many web nodes
+ *			(pgsql.h: pgsql_conn.c, pgsql_copy.c)
  *
  * Included by extern.h, after the configuration and crypto sections it
  * uses: include extern.h, not this.

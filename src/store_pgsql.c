@@ -4,17 +4,10 @@
  * only portable SQL (no LISTEN/NOTIFY, advisory locks, sequences or
  * stored procedures).
  *
- * One connection per process, opened when first needed and again after
- * fork() (a connection is never shared across one: the child drops the
- * parent's without a word on it).  Every statement is prepared once per
- * connection, with its parameters bound; the statements of a transaction
- * go out together in libpq's pipeline mode, so that a transaction costs
- * one or two round trips.  Each round trip has a deadline (the
- * connection's connect_timeout plus five seconds): a server that does not
- * answer gives STORE_UNAVAILABLE, never a hung worker, and the connection
- * is dropped, to be opened again by the next call.  A statement that may
- * be repeated without harm is tried once more on a new connection when
- * the old one was lost; others report the failure.
+ * The connection, its round trips and their deadlines are in
+ * pgsql_conn.c; export and import in pgsql_copy.c (pgsql.h).  Here: the
+ * schema, the statements (each transaction one or two round trips), and
+ * the store's methods.
  *
  * Secrets: passwords and pass codes are argon2id strings, keys and codes
  * SHA-256 digests, as in every store; signing keys are sealed
@@ -34,25 +27,9 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <libpq-fe.h>
 
 #include "extern.h"
-
-#define WRAP_FILE	"wrap.key"
-#define SEALED_BYTES	(CRM_SEAL_OVERHEAD + CRM_SIGKEY_BYTES)
-#define MAXQ		8		/* statements in one round trip */
-#define MAXP		16		/* parameters of a statement */
-
-struct pstore {
-	struct store	 base;
-	PGconn		*conn;
-	pid_t		 pid;		/* the process conn belongs to */
-	int		 timeout_ms;	/* a round trip's deadline */
-	int		 bare;		/* connect without preparing (init) */
-	unsigned char	 wrap[CRM_SEAL_KEY];
-	int		 have_wrap;
-	char		 label[96];	/* "postgresql database NAME", for logs */
-};
+#include "pgsql.h"
 
 /* ---- the schema ---------------------------------------------------------------- */
 
@@ -112,31 +89,6 @@ static const char *const SCHEMA[] = {
 
 /* ---- statements ------------------------------------------------------------------ */
 
-enum q {
-	Q_SCHEMA,
-	Q_USER_GET, Q_APIKEY_GET, Q_CONSUMER_GET, Q_ACCESS_GET,
-	Q_SIGKEY_GET, Q_SIGKEY_CURRENT,
-	Q_LOOKUP_USER, Q_LOOKUP_APIKEY, Q_LOOKUP_CONSUMER, Q_TOKEN_STATE,
-	Q_RELEASED_GET, Q_RELEASED_COUNT,
-	Q_USER_ADD, Q_USER_LOCK, Q_USER_SET, Q_USER_DEL,
-	Q_APIKEY_ADD, Q_APIKEY_PUT, Q_CONSUMER_ADD, Q_CONSUMER_PUT,
-	Q_ACCESS_ADD, Q_ACCESS_REHASH,
-	Q_APIKEY_REVOKE, Q_CONSUMER_REVOKE,
-	Q_SIGKEY_LOCK, Q_SIGKEY_ROTATE_OLD, Q_SIGKEY_ADD, Q_SIGKEY_DEL,
-	Q_SIGKEY_PRUNE,
-	Q_RELEASE, Q_RELEASED_PRUNE,
-	Q_ATT_ENSURE, Q_ATT_RESERVE, Q_ATT_GIVEBACK,
-	Q_ATT_PRUNE, Q_ATT_LOCKS, Q_ATT_CLEAR,
-	Q_ATT_CLEAR_PREFIX, Q_ATT_USAGE,
-	Q_USER_LIST, Q_USER_LIST_ORG, Q_APIKEY_LIST, Q_CONSUMER_LIST,
-	Q_SIGKEY_LIST,
-	Q_SNAPSHOT, Q_ACCESS_LIST, Q_RELEASED_LIST, Q_CUTOFF_LIST,
-	Q_EMPTY, Q_SIGKEY_CLEAR, Q_SIGKEY_LOAD, Q_RELEASED_LOAD,
-	Q_CUTOFF_LOAD,
-	Q_BEGIN, Q_ASYNC, Q_COMMIT, Q_ROLLBACK,
-	Q__MAX
-};
-
 /* The columns of a user, a key, a signing key, as the readers expect. */
 #define USER_COLS	"u.pwhash, array_to_json(u.units)::text, u.disabled, " \
 			"u.created, u.not_before"
@@ -148,7 +100,7 @@ enum q {
 #define UNITS(n)	"(SELECT array_agg(x) FROM json_array_elements_text(" \
 			"$" #n "::json) AS x)"
 
-static const char *const SQL[Q__MAX] = {
+const char *const pg_sql[Q__MAX] = {
 	[Q_SCHEMA] = "SELECT value FROM meta WHERE name = 'schema'",
 	[Q_USER_GET] = "SELECT " USER_COLS " FROM users u"
 	    " WHERE u.org = $1 AND u.name = $2",
@@ -360,532 +312,62 @@ static const char *const SQL[Q__MAX] = {
 	[Q_ROLLBACK] = "ROLLBACK",
 };
 
-/* ---- a round trip ------------------------------------------------------------------ */
-
-/* One statement of a round trip: its parameters (text, or with len > 0 a
- * bytea in binary; NULL is SQL NULL) and, afterwards, its result. */
-struct pq {
-	enum q		 q;
-	int		 n;
-	const char	*v[MAXP];
-	int		 len[MAXP];
-	PGresult	*res;
-};
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait until fd is ready (events) or the deadline: 0, or -1 on timeout. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-	struct pollfd	 p = { fd, events, 0 };
-	int64_t		 left;
-	int		 rc;
-
-	for (;;) {
-		if ((left = deadline - now_ms()) <= 0)
-			return -1;
-		rc = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (rc > 0)
-			return 0;
-		if (rc == -1 && errno != EINTR)
-			return -1;
-	}
-}
-
-static void
-drop(struct pstore *st)
-{
-	/* After fork() the connection is the parent's: saying goodbye on
-	 * it would end the parent's session too. */
-	if (st->conn != NULL && st->pid == getpid())
-		PQfinish(st->conn);
-	st->conn = NULL;
-}
-
-static enum store_err
-unavailable(struct pstore *st, const char *what, const char *why)
-{
-	char	 msg[512];
-	size_t	 n;
-
-	/* libpq's messages end with a newline; keep one line. */
-	snprintf(msg, sizeof(msg), "%s", why != NULL ? why : "");
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
-	snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s", what,
-	    msg[0] != '\0' ? msg : "the database does not answer");
-	drop(st);
-	return STORE_UNAVAILABLE;
-}
-
-/* A warning from the server: one line in the log, not libpq's stderr. */
-static void
-notice(void *arg, const char *msg)
-{
-	struct pstore	*st = arg;
-	size_t		 n = strcspn(msg, "\n");
-
-	log_err("%s: %.*s", st->label, (int)n, msg);
-}
-
-/* Our defaults, before the user's conninfo (which overrides them). */
-static const char *const defkeys[] = {
-	"connect_timeout", "keepalives", "keepalives_idle",
-	"keepalives_interval", "keepalives_count", "tcp_user_timeout",
-	"options", "application_name", "dbname", NULL
-};
-
-/* Open a connection, with a deadline, and prepare every statement. */
-static enum store_err
-connect_db(struct pstore *st)
-{
-	const char		*vals[sizeof(defkeys) / sizeof(defkeys[0])];
-	PQconninfoOption	*opts, *o;
-	PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
-	PGresult		*res;
-	int64_t			 deadline;
-	int			 secs = 5, i, fd;
-
-	drop(st);
-	/* The deadline follows the user's connect_timeout, if any. */
-	if ((opts = PQconninfoParse(st->base.cfg.pg_conninfo, NULL)) != NULL) {
-		for (o = opts; o->keyword != NULL; o++)
-			if (strcmp(o->keyword, "connect_timeout") == 0 &&
-			    o->val != NULL && atoi(o->val) > 0)
-				secs = atoi(o->val) < 2 ? 2 : atoi(o->val);
-		PQconninfoFree(opts);
-	} else
-		return unavailable(st, "pg_conninfo", "cannot be parsed");
-	st->timeout_ms = (secs + 5) * 1000;
-	vals[0] = "5";
-	vals[1] = "1";
-	vals[2] = "10";
-	vals[3] = "5";
-	vals[4] = "3";
-	vals[5] = "10000";
-	vals[6] = "-c statement_timeout=5000 -c client_min_messages=warning";
-	vals[7] = "crmauth";
-	vals[8] = st->base.cfg.pg_conninfo;
-	vals[9] = NULL;
-	st->pid = getpid();
-	if ((st->conn = PQconnectStartParams(defkeys, vals, 1)) == NULL)
-		return unavailable(st, st->label, "out of memory");
-	deadline = now_ms() + (int64_t)secs * 1000;
-	while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
-		if ((fd = PQsocket(st->conn)) < 0 ||
-		    wait_fd(fd, ps == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-		    deadline) == -1)
-			return unavailable(st, st->label,
-			    PQstatus(st->conn) == CONNECTION_BAD ?
-			    PQerrorMessage(st->conn) : "connecting timed out");
-		ps = PQconnectPoll(st->conn);
-	}
-	if (ps == PGRES_POLLING_FAILED)
-		return unavailable(st, st->label, PQerrorMessage(st->conn));
-	PQsetNoticeProcessor(st->conn, notice, st);
-	if (st->bare)
-		return STORE_OK;
-	/* Every statement prepared, in one round trip. */
-	if (PQenterPipelineMode(st->conn) != 1)
-		return unavailable(st, st->label, PQerrorMessage(st->conn));
-	for (i = 0; i < Q__MAX; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "q%d", i);
-		if (PQsendPrepare(st->conn, name, SQL[i], 0, NULL) != 1)
-			return unavailable(st, st->label,
-			    PQerrorMessage(st->conn));
-	}
-	if (PQpipelineSync(st->conn) != 1)
-		return unavailable(st, st->label, PQerrorMessage(st->conn));
-	deadline = now_ms() + st->timeout_ms;
-	for (i = 0; i <= Q__MAX; i++) {
-		for (;;) {
-			while (PQisBusy(st->conn)) {
-				if (wait_fd(PQsocket(st->conn), POLLIN,
-				    deadline) == -1 ||
-				    PQconsumeInput(st->conn) != 1)
-					return unavailable(st, st->label,
-					    PQerrorMessage(st->conn));
-			}
-			if ((res = PQgetResult(st->conn)) == NULL)
-				break;
-			if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
-				PQclear(res);
-				goto prepared;
-			}
-			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-				/* A missing table: not initialised. */
-				int nt = strcmp(PQresultErrorField(res,
-				    PG_DIAG_SQLSTATE) ? PQresultErrorField(res,
-				    PG_DIAG_SQLSTATE) : "", "42P01") == 0;
-
-				snprintf(st->base.detail,
-				    sizeof(st->base.detail), "%s: %s",
-				    st->label, nt ? store_strerror(STORE_NOTINIT) :
-				    PQresultErrorField(res,
-				    PG_DIAG_MESSAGE_PRIMARY));
-				PQclear(res);
-				drop(st);
-				return nt ? STORE_NOTINIT : STORE_ERROR;
-			}
-			PQclear(res);
-		}
-	}
-prepared:
-	return STORE_OK;
-}
-
-static void
-pq_clear(struct pq *qs, int n)
-{
-	for (int i = 0; i < n; i++) {
-		PQclear(qs[i].res);
-		qs[i].res = NULL;
-	}
-}
-
-/* What a failed statement means. */
-static enum store_err
-failed(struct pstore *st, const char *what, PGresult *res)
-{
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-	if (state == NULL)
-		state = "";
-	/* The primary message only: the detail may quote values. */
-	snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s", what,
-	    msg != NULL ? msg : "failed");
-	if (strcmp(state, "23505") == 0)
-		return STORE_EXISTS;
-	if (strcmp(state, "42P01") == 0)
-		return STORE_NOTINIT;
-	if (strcmp(state, "53100") == 0)
-		return STORE_FULL;		/* disk full */
-	/* Connection, shutdown, cannot connect now, statement timeout. */
-	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0) {
-		drop(st);
-		return STORE_UNAVAILABLE;
-	}
-	return STORE_ERROR;
-}
-
-/*
- * Whether the server ended the idle connection (a restart, a crash, an
- * administrator's pg_terminate_backend): it says so (a FATAL error) and
- * closes it, while nothing was asked.  Nothing else comes unasked here
- * (no LISTEN; notices below warnings are off), so anything to read now
- * means a connection not to use.  Seen before anything is sent, a new
- * connection takes the statements, none of which reached the server:
- * even a write is safe to send there.
- */
-static int
-closed_by_server(struct pstore *st)
-{
-	struct pollfd p = { PQsocket(st->conn), POLLIN, 0 };
-
-	if (p.fd < 0)
-		return 1;
-	return poll(&p, 1, 0) != 0;
-}
-
-/* How a round trip may use the connection. */
-enum use {
-	CONNECT,	/* open one if there is none */
-	RETRY,		/* that, and once more if it was lost (idempotent) */
-	CONTINUE,	/* the open one only: a transaction goes on */
-};
-
-/*
- * Send the statements in one pipeline and wait for every result, within
- * the deadline.  STORE_OK with each qs[i].res (PGRES_TUPLES_OK or
- * COMMAND_OK: pq_clear them), or the first failure, every result
- * cleared.  A lost connection is dropped.
- */
-static enum store_err
-pq_once(struct pstore *st, const char *what, struct pq *qs, int n,
-    enum use use)
-{
-	PGresult	*res;
-	int64_t		 deadline;
-	enum store_err	 e = STORE_OK;
-	int		 i, fmt[MAXP];
-	char		 name[8];
-
-	if (st->conn != NULL && st->pid == getpid() && closed_by_server(st))
-		drop(st);
-	if (st->conn == NULL || st->pid != getpid() ||
-	    PQstatus(st->conn) != CONNECTION_OK) {
-		if (use == CONTINUE)
-			return unavailable(st, what, "the connection was lost "
-			    "in a transaction");
-		if ((e = connect_db(st)) != STORE_OK)
-			return e;
-	}
-	for (i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "q%d", qs[i].q);
-		for (int j = 0; j < qs[i].n; j++)
-			fmt[j] = qs[i].len[j] > 0;
-		if (PQsendQueryPrepared(st->conn, name, qs[i].n, qs[i].v,
-		    qs[i].len, fmt, 0) != 1)
-			return unavailable(st, what, PQerrorMessage(st->conn));
-	}
-	if (PQpipelineSync(st->conn) != 1)
-		return unavailable(st, what, PQerrorMessage(st->conn));
-	deadline = now_ms() + st->timeout_ms;
-	for (i = 0; i <= n; i++) {
-		/* Each statement's result, then NULL; then the sync. */
-		for (;;) {
-			while (PQisBusy(st->conn))
-				if (wait_fd(PQsocket(st->conn), POLLIN,
-				    deadline) == -1 ||
-				    PQconsumeInput(st->conn) != 1) {
-					pq_clear(qs, n);
-					return unavailable(st, what,
-					    PQstatus(st->conn) == CONNECTION_OK ?
-					    "the database did not answer in "
-					    "time" : PQerrorMessage(st->conn));
-				}
-			if ((res = PQgetResult(st->conn)) == NULL)
-				break;
-			switch (PQresultStatus(res)) {
-			case PGRES_TUPLES_OK:
-			case PGRES_COMMAND_OK:
-				if (i < n && qs[i].res == NULL) {
-					qs[i].res = res;
-					res = NULL;
-				}
-				break;
-			case PGRES_PIPELINE_SYNC:
-				PQclear(res);
-				goto synced;
-			case PGRES_PIPELINE_ABORTED:
-				break;
-			default:
-				if (e == STORE_OK)
-					e = failed(st, what, res);
-				break;
-			}
-			PQclear(res);
-			if (st->conn == NULL) {		/* dropped */
-				pq_clear(qs, n);
-				return e;
-			}
-		}
-	}
-synced:
-	if (e != STORE_OK)
-		pq_clear(qs, n);
-	return e;
-}
-
-/* pq_once; statements that may run twice without harm are tried once
- * more when the connection was lost. */
-static enum store_err
-pq_run(struct pstore *st, const char *what, struct pq *qs, int n,
-    enum use use)
-{
-	enum store_err e = pq_once(st, what, qs, n, use);
-
-	if (e == STORE_UNAVAILABLE && use == RETRY)
-		e = pq_once(st, what, qs, n, use);
-	return e;
-}
-
-/* A statement alone (idempotent or not): its result in q->res. */
-static enum store_err
-pq1(struct pstore *st, const char *what, struct pq *q, int idempotent)
-{
-	return pq_run(st, what, q, 1, idempotent ? RETRY : CONNECT);
-}
-
-/* ---- values in and out ---------------------------------------------------------- */
-
-struct num {
-	char	 s[24];
-};
-
-static const char *
-num(struct num *n, int64_t v)
-{
-	snprintf(n->s, sizeof(n->s), "%lld", (long long)v);
-	return n->s;
-}
-
-static void
-param(struct pq *q, const char *v)
-{
-	q->v[q->n] = v;
-	q->len[q->n++] = 0;
-}
-
-static void
-param_bytes(struct pq *q, const void *v, size_t len)
-{
-	q->v[q->n] = v;
-	q->len[q->n++] = (int)len;
-}
-
-static int
-is_null(const PGresult *r, int row, int col)
-{
-	return PQgetisnull(r, row, col);
-}
-
-static int64_t
-get_i64(const PGresult *r, int row, int col)
-{
-	return is_null(r, row, col) ? 0 :
-	    strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-static int
-get_bool(const PGresult *r, int row, int col)
-{
-	return !is_null(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
-}
-
-/* A text column into buf; -1 if it does not fit (not a record of ours). */
-static int
-get_str(const PGresult *r, int row, int col, char *buf, size_t size)
-{
-	const char	*v = is_null(r, row, col) ? "" : PQgetvalue(r, row, col);
-	size_t		 n = strlen(v);
-
-	if (n >= size)
-		return -1;
-	memcpy(buf, v, n + 1);
-	return 0;
-}
-
-/* A bytea column (text form: \x and hex) of exactly n bytes. */
-static int
-get_bytes(const PGresult *r, int row, int col, unsigned char *out, size_t n)
-{
-	const char *v;
-
-	if (is_null(r, row, col))
-		return -1;
-	v = PQgetvalue(r, row, col);
-	if (v[0] != '\\' || v[1] != 'x')
-		return -1;
-	return sec_unhex(out, n, v + 2, strlen(v + 2));
-}
-
-/* Units as JSON text (both ways: array_to_json out, json in). */
-static int
-get_units(const PGresult *r, int row, int col,
-    char units[][CRM_NAME_MAX + 1], size_t *n)
-{
-	json_object	*a, *u;
-	size_t		 len;
-	int		 rc = -1;
-
-	*n = 0;
-	if (is_null(r, row, col) ||
-	    (a = json_tokener_parse(PQgetvalue(r, row, col))) == NULL)
-		return -1;
-	if (json_object_is_type(a, json_type_array) &&
-	    (len = json_object_array_length(a)) >= 1 &&
-	    len <= CRM_UNITS_MAX) {
-		rc = 0;
-		for (size_t i = 0; i < len && rc == 0; i++) {
-			u = json_object_array_get_idx(a, i);
-			if (!json_object_is_type(u, json_type_string) ||
-			    (size_t)json_object_get_string_len(u) >
-			    CRM_NAME_MAX)
-				rc = -1;
-			else
-				snprintf(units[i], CRM_NAME_MAX + 1, "%s",
-				    json_object_get_string(u));
-		}
-		if (rc == 0)
-			*n = len;
-	}
-	json_object_put(a);
-	return rc;
-}
-
-/* The units as a JSON array, malloc'd. */
-static char *
-units_json(const char units[][CRM_NAME_MAX + 1], size_t n)
-{
-	json_object	*a;
-	char		*s;
-
-	if ((a = json_object_new_array()) == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		json_object_array_add(a, json_object_new_string(units[i]));
-	s = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
-	json_object_put(a);
-	return s;
-}
+/* ---- records as rows ----------------------------------------------------------- */
 
 /* A row's user from column col (USER_COLS); 0, or -1 when damaged. */
-static int
-get_user(const PGresult *r, int row, int col, struct user_rec *u)
+int
+pg_get_user(const PGresult *r, int row, int col, struct user_rec *u)
 {
 	memset(u, 0, sizeof(*u));
-	if (get_str(r, row, col, u->pwhash, sizeof(u->pwhash)) == -1 ||
-	    get_units(r, row, col + 1, u->units, &u->nunits) == -1)
+	if (pg_str(r, row, col, u->pwhash, sizeof(u->pwhash)) == -1 ||
+	    pg_units(r, row, col + 1, u->units, &u->nunits) == -1)
 		return -1;
-	u->disabled = get_bool(r, row, col + 2);
-	u->created = get_i64(r, row, col + 3);
-	u->not_before = get_i64(r, row, col + 4);
+	u->disabled = pg_bool(r, row, col + 2);
+	u->created = pg_i64(r, row, col + 3);
+	u->not_before = pg_i64(r, row, col + 4);
 	return 0;
 }
 
-static int
-get_apikey(const PGresult *r, int row, int col, struct apikey_rec *a)
+int
+pg_get_apikey(const PGresult *r, int row, int col, struct apikey_rec *a)
 {
 	memset(a, 0, sizeof(*a));
-	if (get_str(r, row, col, a->org, sizeof(a->org)) == -1 ||
-	    get_str(r, row, col + 1, a->user, sizeof(a->user)) == -1)
+	if (pg_str(r, row, col, a->org, sizeof(a->org)) == -1 ||
+	    pg_str(r, row, col + 1, a->user, sizeof(a->user)) == -1)
 		return -1;
-	a->revoked = get_bool(r, row, col + 2);
-	a->created = get_i64(r, row, col + 3);
+	a->revoked = pg_bool(r, row, col + 2);
+	a->created = pg_i64(r, row, col + 3);
 	return 0;
 }
 
-static int
-get_consumer(const PGresult *r, int row, int col, struct consumer_rec *c)
+int
+pg_get_consumer(const PGresult *r, int row, int col, struct consumer_rec *c)
 {
 	memset(c, 0, sizeof(*c));
-	if (get_str(r, row, col, c->org, sizeof(c->org)) == -1 ||
-	    get_str(r, row, col + 1, c->app, sizeof(c->app)) == -1 ||
-	    get_units(r, row, col + 2, c->units, &c->nunits) == -1)
+	if (pg_str(r, row, col, c->org, sizeof(c->org)) == -1 ||
+	    pg_str(r, row, col + 1, c->app, sizeof(c->app)) == -1 ||
+	    pg_units(r, row, col + 2, c->units, &c->nunits) == -1)
 		return -1;
-	c->revoked = get_bool(r, row, col + 3);
-	c->created = get_i64(r, row, col + 4);
+	c->revoked = pg_bool(r, row, col + 3);
+	c->created = pg_i64(r, row, col + 4);
 	return 0;
 }
 
-static int
-get_access(const PGresult *r, int row, int col, struct access_rec *a)
+int
+pg_get_access(const PGresult *r, int row, int col, struct access_rec *a)
 {
 	memset(a, 0, sizeof(*a));
-	if (get_str(r, row, col, a->contact, sizeof(a->contact)) == -1 ||
-	    get_str(r, row, col + 1, a->ari, sizeof(a->ari)) == -1 ||
-	    get_str(r, row, col + 2, a->passhash, sizeof(a->passhash)) == -1)
+	if (pg_str(r, row, col, a->contact, sizeof(a->contact)) == -1 ||
+	    pg_str(r, row, col + 1, a->ari, sizeof(a->ari)) == -1 ||
+	    pg_str(r, row, col + 2, a->passhash, sizeof(a->passhash)) == -1)
 		return -1;
-	a->created = get_i64(r, row, col + 3);
+	a->created = pg_i64(r, row, col + 3);
 	return 0;
 }
 
 /* A signing key (KEY_COLS), unsealed with the node's wrap key. */
-static int
-get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
+int
+pg_get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
     struct sigkey *k)
 {
 	unsigned char	sealed[SEALED_BYTES];
@@ -893,21 +375,21 @@ get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
 
 	memset(k, 0, sizeof(*k));
 	if (!st->have_wrap ||
-	    get_str(r, row, col, k->kid, sizeof(k->kid)) == -1 ||
+	    pg_str(r, row, col, k->kid, sizeof(k->kid)) == -1 ||
 	    strlen(k->kid) != CRM_KID_HEX ||
-	    get_bytes(r, row, col + 1, sealed, sizeof(sealed)) == -1)
+	    pg_bytes(r, row, col + 1, sealed, sizeof(sealed)) == -1)
 		return -1;
 	rc = sec_unseal(k->secret, sealed, sizeof(sealed), st->wrap, k->kid);
-	k->created = get_i64(r, row, col + 2);
-	k->expires = get_i64(r, row, col + 3);
-	k->current = get_bool(r, row, col + 4);
+	k->created = pg_i64(r, row, col + 2);
+	k->expires = pg_i64(r, row, col + 3);
+	k->current = pg_bool(r, row, col + 4);
 	return rc;
 }
 
 /* A record we cannot read; or no wrap key here, which is a set-up
  * problem (STORE_ERROR, a 503), not damage. */
-static enum store_err
-damaged(struct pstore *st, const char *what)
+enum store_err
+pg_damaged(struct pstore *st, const char *what)
 {
 	snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s", what,
 	    st->have_wrap ? "a record cannot be read (or a signing key "
@@ -918,8 +400,8 @@ damaged(struct pstore *st, const char *what)
 }
 
 /* The access token's kind and lookup text (a code's digest in hex). */
-static void
-access_key(char kind[2], char hex[2 * CRM_DIGEST_BYTES + 1],
+void
+pg_access_key(char kind[2], char hex[2 * CRM_DIGEST_BYTES + 1],
     const unsigned char *code, const char *ident, const char **lookup)
 {
 	kind[0] = code != NULL ? 'C' : 'I';
@@ -955,14 +437,14 @@ p_user_get(struct store *s, const char *org, const char *user,
 	struct pq	 q = { .q = Q_USER_GET };
 	enum store_err	 e;
 
-	param(&q, org);
-	param(&q, user);
+	pg_param(&q, org);
+	pg_param(&q, user);
 	if ((e = pq1(st, "user get", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) == 0)
 		e = STORE_NOTFOUND;
-	else if (get_user(q.res, 0, 0, u) == -1)
-		e = damaged(st, "user get");
+	else if (pg_get_user(q.res, 0, 0, u) == -1)
+		e = pg_damaged(st, "user get");
 	pq_clear(&q, 1);
 	return e;
 }
@@ -975,13 +457,13 @@ p_apikey_get(struct store *s, const unsigned char *digest,
 	struct pq	 q = { .q = Q_APIKEY_GET };
 	enum store_err	 e;
 
-	param_bytes(&q, digest, CRM_DIGEST_BYTES);
+	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
 	if ((e = pq1(st, "apikey get", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) == 0)
 		e = STORE_NOTFOUND;
-	else if (get_apikey(q.res, 0, 0, a) == -1)
-		e = damaged(st, "apikey get");
+	else if (pg_get_apikey(q.res, 0, 0, a) == -1)
+		e = pg_damaged(st, "apikey get");
 	pq_clear(&q, 1);
 	return e;
 }
@@ -994,13 +476,13 @@ p_consumer_get(struct store *s, const unsigned char *digest,
 	struct pq	 q = { .q = Q_CONSUMER_GET };
 	enum store_err	 e;
 
-	param_bytes(&q, digest, CRM_DIGEST_BYTES);
+	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
 	if ((e = pq1(st, "consumer key get", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) == 0)
 		e = STORE_NOTFOUND;
-	else if (get_consumer(q.res, 0, 0, c) == -1)
-		e = damaged(st, "consumer key get");
+	else if (pg_get_consumer(q.res, 0, 0, c) == -1)
+		e = pg_damaged(st, "consumer key get");
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1015,16 +497,16 @@ p_access_get(struct store *s, const char *org, const unsigned char *code,
 	const char	*lookup;
 	enum store_err	 e;
 
-	access_key(kind, hex, code, ident, &lookup);
-	param(&q, org);
-	param(&q, kind);
-	param(&q, lookup);
+	pg_access_key(kind, hex, code, ident, &lookup);
+	pg_param(&q, org);
+	pg_param(&q, kind);
+	pg_param(&q, lookup);
 	if ((e = pq1(st, "access token get", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) == 0)
 		e = STORE_NOTFOUND;
-	else if (get_access(q.res, 0, 0, a) == -1)
-		e = damaged(st, "access token get");
+	else if (pg_get_access(q.res, 0, 0, a) == -1)
+		e = pg_damaged(st, "access token get");
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1039,14 +521,14 @@ p_sigkey_get(struct store *s, const char *kid, struct sigkey *k)
 	if (kid != NULL) {
 		if (strlen(kid) != CRM_KID_HEX)
 			return STORE_NOTFOUND;
-		param(&q, kid);
+		pg_param(&q, kid);
 	}
 	if ((e = pq1(st, "signing key get", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) == 0)
 		e = kid != NULL ? STORE_NOTFOUND : STORE_NOTINIT;
-	else if (get_sigkey(st, q.res, 0, 0, k) == -1)
-		e = damaged(st, "signing key get");
+	else if (pg_get_sigkey(st, q.res, 0, 0, k) == -1)
+		e = pg_damaged(st, "signing key get");
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1067,9 +549,9 @@ lookup_row(struct pstore *st, const char *what, struct pq *q,
 		    what, "no current signing key");
 		return STORE_NOTINIT;
 	}
-	if (get_sigkey(st, q->res, 0, 0, &l->key) == -1) {
+	if (pg_get_sigkey(st, q->res, 0, 0, &l->key) == -1) {
 		pq_clear(q, 1);
-		return damaged(st, what);
+		return pg_damaged(st, what);
 	}
 	return STORE_OK;
 }
@@ -1082,13 +564,13 @@ p_lookup_user(struct store *s, const char *org, const char *user,
 	struct pq	 q = { .q = Q_LOOKUP_USER };
 	enum store_err	 e;
 
-	param(&q, org);
-	param(&q, user);
+	pg_param(&q, org);
+	pg_param(&q, user);
 	if ((e = lookup_row(st, "user lookup", &q, l)) != STORE_OK)
 		return e;
-	if ((l->user_found = !is_null(q.res, 0, 5)) &&
-	    get_user(q.res, 0, 5, &l->user) == -1)
-		e = damaged(st, "user lookup");
+	if ((l->user_found = !pg_is_null(q.res, 0, 5)) &&
+	    pg_get_user(q.res, 0, 5, &l->user) == -1)
+		e = pg_damaged(st, "user lookup");
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1101,14 +583,14 @@ p_lookup_apikey(struct store *s, const unsigned char *digest,
 	struct pq	 q = { .q = Q_LOOKUP_APIKEY };
 	enum store_err	 e;
 
-	param_bytes(&q, digest, CRM_DIGEST_BYTES);
+	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
 	if ((e = lookup_row(st, "apikey lookup", &q, l)) != STORE_OK)
 		return e;
-	if (((l->user_found = !is_null(q.res, 0, 5)) &&
-	    get_user(q.res, 0, 5, &l->user) == -1) ||
-	    ((l->apikey_found = !is_null(q.res, 0, 10)) &&
-	    get_apikey(q.res, 0, 10, &l->apikey) == -1))
-		e = damaged(st, "apikey lookup");
+	if (((l->user_found = !pg_is_null(q.res, 0, 5)) &&
+	    pg_get_user(q.res, 0, 5, &l->user) == -1) ||
+	    ((l->apikey_found = !pg_is_null(q.res, 0, 10)) &&
+	    pg_get_apikey(q.res, 0, 10, &l->apikey) == -1))
+		e = pg_damaged(st, "apikey lookup");
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1123,18 +605,18 @@ p_lookup_consumer(struct store *s, const unsigned char *digest,
 	const char	*lookup;
 	enum store_err	 e;
 
-	access_key(kind, hex, code, ident, &lookup);
-	param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	param(&q, kind);
-	param(&q, lookup);
+	pg_access_key(kind, hex, code, ident, &lookup);
+	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
+	pg_param(&q, kind);
+	pg_param(&q, lookup);
 	if ((e = lookup_row(st, "consumer lookup", &q, l)) != STORE_OK)
 		return e;
-	if (((l->consumer_found = !is_null(q.res, 0, 5)) &&
-	    get_consumer(q.res, 0, 5, &l->consumer) == -1) ||
-	    ((l->access_found = !is_null(q.res, 0, 10)) &&
-	    get_access(q.res, 0, 10, &l->access) == -1))
-		e = damaged(st, "consumer lookup");
-	l->app_cutoff = get_i64(q.res, 0, 14);
+	if (((l->consumer_found = !pg_is_null(q.res, 0, 5)) &&
+	    pg_get_consumer(q.res, 0, 5, &l->consumer) == -1) ||
+	    ((l->access_found = !pg_is_null(q.res, 0, 10)) &&
+	    pg_get_access(q.res, 0, 10, &l->access) == -1))
+		e = pg_damaged(st, "consumer lookup");
+	l->app_cutoff = pg_i64(q.res, 0, 14);
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1148,34 +630,34 @@ p_token_state(struct store *s, const char *kid, const unsigned char *jti,
 	enum store_err	 e;
 
 	memset(t, 0, sizeof(*t));
-	param(&q, kid);
+	pg_param(&q, kid);
 	if (jti != NULL)
-		param_bytes(&q, jti, CRM_JTI_BYTES);
+		pg_param_bytes(&q, jti, CRM_JTI_BYTES);
 	else
-		param(&q, NULL);
-	param(&q, who != NULL && who->consumer ? "t" : "f");
-	param(&q, who != NULL ? who->org : NULL);
-	param(&q, who != NULL ? who->name : NULL);
+		pg_param(&q, NULL);
+	pg_param(&q, who != NULL && who->consumer ? "t" : "f");
+	pg_param(&q, who != NULL ? who->org : NULL);
+	pg_param(&q, who != NULL ? who->name : NULL);
 	if ((e = pq1(st, "token state", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) != 1) {
 		pq_clear(&q, 1);
-		return damaged(st, "token state");
+		return pg_damaged(st, "token state");
 	}
-	if ((t->key_found = !is_null(q.res, 0, 0)) &&
-	    get_sigkey(st, q.res, 0, 0, &t->key) == -1) {
+	if ((t->key_found = !pg_is_null(q.res, 0, 0)) &&
+	    pg_get_sigkey(st, q.res, 0, 0, &t->key) == -1) {
 		pq_clear(&q, 1);
-		return damaged(st, "token state");
+		return pg_damaged(st, "token state");
 	}
-	t->released = get_bool(q.res, 0, 5);
+	t->released = pg_bool(q.res, 0, 5);
 	if (who != NULL && who->consumer) {
 		t->principal_found = 1;
-		t->cutoff = get_i64(q.res, 0, 9);
-	} else if (who != NULL && !is_null(q.res, 0, 6)) {
+		t->cutoff = pg_i64(q.res, 0, 9);
+	} else if (who != NULL && !pg_is_null(q.res, 0, 6)) {
 		t->principal_found = 1;
-		t->created = get_i64(q.res, 0, 6);
-		t->disabled = get_bool(q.res, 0, 7);
-		t->cutoff = get_i64(q.res, 0, 8);
+		t->created = pg_i64(q.res, 0, 6);
+		t->disabled = pg_bool(q.res, 0, 7);
+		t->cutoff = pg_i64(q.res, 0, 8);
 	}
 	pq_clear(&q, 1);
 	return STORE_OK;
@@ -1188,13 +670,13 @@ p_released_get(struct store *s, const unsigned char *jti, int64_t *exp)
 	struct pq	 q = { .q = Q_RELEASED_GET };
 	enum store_err	 e;
 
-	param_bytes(&q, jti, CRM_JTI_BYTES);
+	pg_param_bytes(&q, jti, CRM_JTI_BYTES);
 	if ((e = pq1(st, "released get", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) == 0)
 		e = STORE_NOTFOUND;
 	else
-		*exp = get_i64(q.res, 0, 0);
+		*exp = pg_i64(q.res, 0, 0);
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1208,34 +690,27 @@ p_released_count(struct store *s, size_t *n)
 
 	if ((e = pq1(st, "released count", &q, 1)) != STORE_OK)
 		return e;
-	*n = (size_t)get_i64(q.res, 0, 0);
+	*n = (size_t)pg_i64(q.res, 0, 0);
 	pq_clear(&q, 1);
 	return STORE_OK;
 }
 
 /* ---- writes ------------------------------------------------------------------------ */
 
-/* How many rows a statement changed. */
-static long
-changed(const PGresult *r)
-{
-	return strtol(PQcmdTuples((PGresult *)r), NULL, 10);
-}
-
 /* The parameters of a user row (org, name, then USER_COLS order). */
-static int
-user_params(struct pq *q, const char *org, const char *user,
+int
+pg_user_params(struct pq *q, const char *org, const char *user,
     const struct user_rec *u, struct num nums[2], char **units)
 {
-	if ((*units = units_json(u->units, u->nunits)) == NULL)
+	if ((*units = pg_units_json(u->units, u->nunits)) == NULL)
 		return -1;
-	param(q, org);
-	param(q, user);
-	param(q, u->pwhash);
-	param(q, *units);
-	param(q, u->disabled ? "t" : "f");
-	param(q, num(&nums[0], u->created));
-	param(q, num(&nums[1], u->not_before));
+	pg_param(q, org);
+	pg_param(q, user);
+	pg_param(q, u->pwhash);
+	pg_param(q, *units);
+	pg_param(q, u->disabled ? "t" : "f");
+	pg_param(q, pg_num(&nums[0], u->created));
+	pg_param(q, pg_num(&nums[1], u->not_before));
 	return 0;
 }
 
@@ -1249,39 +724,14 @@ p_user_add(struct store *s, const char *org, const char *user,
 	char		*units;
 	enum store_err	 e;
 
-	if (user_params(&q, org, user, u, nums, &units) == -1)
+	if (pg_user_params(&q, org, user, u, nums, &units) == -1)
 		return STORE_ERROR;
 	e = pq1(st, "user add", &q, 0);
 	free(units);
 	if (e != STORE_OK)
 		return e;
-	e = changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
+	e = pg_changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
 	pq_clear(&q, 1);
-	return e;
-}
-
-/* Undo a transaction still open on the connection; returns e. */
-static enum store_err
-rollback(struct pstore *st, const char *what, enum store_err e)
-{
-	struct pq r = { .q = Q_ROLLBACK };
-
-	if (st->conn != NULL &&
-	    pq_once(st, what, &r, 1, CONTINUE) == STORE_OK)
-		pq_clear(&r, 1);
-	return e;
-}
-
-/* The last round trip of a transaction begun in an earlier one. */
-static enum store_err
-finish(struct pstore *st, const char *what, struct pq *qs, int n)
-{
-	enum store_err e = pq_run(st, what, qs, n, CONTINUE);
-
-	if (e == STORE_OK)
-		pq_clear(qs, n);
-	else
-		rollback(st, what, e);
 	return e;
 }
 
@@ -1297,22 +747,22 @@ p_user_change(struct store *s, const char *org, const char *user,
 	char		*units = NULL;
 	enum store_err	 e;
 
-	param(&b[1], org);
-	param(&b[1], user);
+	pg_param(&b[1], org);
+	pg_param(&b[1], user);
 	if ((e = pq_run(st, "user change", b, 2, CONNECT)) != STORE_OK)
 		return e;
 	if (PQntuples(b[1].res) == 0)
 		e = STORE_NOTFOUND;
-	else if (get_user(b[1].res, 0, 0, &u) == -1)
-		e = damaged(st, "user change");
+	else if (pg_get_user(b[1].res, 0, 0, &u) == -1)
+		e = pg_damaged(st, "user change");
 	pq_clear(b, 2);
 	if (e != STORE_OK)
-		return rollback(st, "user change", e);
+		return pg_rollback(st, "user change", e);
 	if (change(&u, arg) != 0)
 		w[0].q = Q_ROLLBACK;	/* nothing to write */
-	else if (user_params(&w[0], org, user, &u, nums, &units) == -1)
-		return rollback(st, "user change", STORE_ERROR);
-	e = finish(st, "user change", w, w[0].q == Q_ROLLBACK ? 1 : 2);
+	else if (pg_user_params(&w[0], org, user, &u, nums, &units) == -1)
+		return pg_rollback(st, "user change", STORE_ERROR);
+	e = pg_finish(st, "user change", w, w[0].q == Q_ROLLBACK ? 1 : 2);
 	free(units);
 	if (e == STORE_OK && after != NULL)
 		*after = u;
@@ -1327,11 +777,11 @@ p_user_del(struct store *s, const char *org, const char *user)
 	struct pq	 q = { .q = Q_USER_DEL };
 	enum store_err	 e;
 
-	param(&q, org);
-	param(&q, user);
+	pg_param(&q, org);
+	pg_param(&q, user);
 	if ((e = pq1(st, "user del", &q, 0)) != STORE_OK)
 		return e;
-	e = get_i64(q.res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;
+	e = pg_i64(q.res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1345,14 +795,14 @@ p_apikey_put(struct store *s, const unsigned char *digest,
 	struct num	 n;
 	enum store_err	 e;
 
-	param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	param(&q, a->org);
-	param(&q, a->user);
-	param(&q, a->revoked ? "t" : "f");
-	param(&q, num(&n, a->created));
+	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
+	pg_param(&q, a->org);
+	pg_param(&q, a->user);
+	pg_param(&q, a->revoked ? "t" : "f");
+	pg_param(&q, pg_num(&n, a->created));
 	if ((e = pq1(st, "apikey put", &q, !must_be_new)) != STORE_OK)
 		return e;
-	e = changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
+	e = pg_changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1367,19 +817,19 @@ p_consumer_put(struct store *s, const unsigned char *digest,
 	char		*units;
 	enum store_err	 e;
 
-	if ((units = units_json(c->units, c->nunits)) == NULL)
+	if ((units = pg_units_json(c->units, c->nunits)) == NULL)
 		return STORE_ERROR;
-	param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	param(&q, c->org);
-	param(&q, c->app);
-	param(&q, units);
-	param(&q, c->revoked ? "t" : "f");
-	param(&q, num(&n, c->created));
+	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
+	pg_param(&q, c->org);
+	pg_param(&q, c->app);
+	pg_param(&q, units);
+	pg_param(&q, c->revoked ? "t" : "f");
+	pg_param(&q, pg_num(&n, c->created));
 	e = pq1(st, "consumer key put", &q, !must_be_new);
 	free(units);
 	if (e != STORE_OK)
 		return e;
-	e = changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
+	e = pg_changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1395,17 +845,17 @@ p_access_add(struct store *s, const char *org, const unsigned char *code,
 	struct num	 n;
 	enum store_err	 e;
 
-	access_key(kind, hex, code, ident, &lookup);
-	param(&q, org);
-	param(&q, kind);
-	param(&q, lookup);
-	param(&q, a->contact);
-	param(&q, a->ari);
-	param(&q, a->passhash);
-	param(&q, num(&n, a->created));
+	pg_access_key(kind, hex, code, ident, &lookup);
+	pg_param(&q, org);
+	pg_param(&q, kind);
+	pg_param(&q, lookup);
+	pg_param(&q, a->contact);
+	pg_param(&q, a->ari);
+	pg_param(&q, a->passhash);
+	pg_param(&q, pg_num(&n, a->created));
 	if ((e = pq1(st, "access token add", &q, 0)) != STORE_OK)
 		return e;
-	e = changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
+	e = pg_changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1418,13 +868,13 @@ p_access_rehash(struct store *s, const char *org, const char *ident,
 	struct pq	 q = { .q = Q_ACCESS_REHASH };
 	enum store_err	 e;
 
-	param(&q, org);
-	param(&q, ident);
-	param(&q, old);
-	param(&q, new);
+	pg_param(&q, org);
+	pg_param(&q, ident);
+	pg_param(&q, old);
+	pg_param(&q, new);
 	if ((e = pq1(st, "access token rehash", &q, 1)) != STORE_OK)
 		return e;
-	e = changed(q.res) == 1 ? STORE_OK : STORE_NOTFOUND;
+	e = pg_changed(q.res) == 1 ? STORE_OK : STORE_NOTFOUND;
 	pq_clear(&q, 1);
 	return e;
 }
@@ -1438,29 +888,29 @@ p_key_revoke(struct store *s, int consumer, const unsigned char *digest,
 	struct num	 n;
 	enum store_err	 e;
 
-	param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	param(&q, num(&n, now));
+	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
+	pg_param(&q, pg_num(&n, now));
 	/* Idempotent: revoked twice is revoked, the later cutoff kept. */
 	if ((e = pq1(st, "key revoke", &q, 1)) != STORE_OK)
 		return e;
-	e = get_i64(q.res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;
+	e = pg_i64(q.res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;
 	pq_clear(&q, 1);
 	return e;
 }
 
 /* A new signing key's row, sealed: the parameters of Q_SIGKEY_ADD. */
-static int
-sigkey_params(struct pstore *st, struct pq *q, const struct sigkey *k,
+int
+pg_sigkey_params(struct pstore *st, struct pq *q, const struct sigkey *k,
     unsigned char sealed[SEALED_BYTES], struct num nums[2])
 {
 	if (!st->have_wrap || sec_seal(sealed, k->secret, CRM_SIGKEY_BYTES,
 	    st->wrap, k->kid) != 0)
 		return -1;
-	param(q, k->kid);
-	param_bytes(q, sealed, SEALED_BYTES);
-	param(q, num(&nums[0], k->created));
-	param(q, num(&nums[1], k->expires));
-	param(q, k->current ? "t" : "f");
+	pg_param(q, k->kid);
+	pg_param_bytes(q, sealed, SEALED_BYTES);
+	pg_param(q, pg_num(&nums[0], k->created));
+	pg_param(q, pg_num(&nums[1], k->expires));
+	pg_param(q, k->current ? "t" : "f");
 	return 0;
 }
 
@@ -1485,10 +935,10 @@ lock_current(struct pstore *st, const char *what, struct sigkey *cur)
 		return e;
 	if (PQntuples(b[1].res) != 1)
 		e = STORE_NOTINIT;
-	else if (get_sigkey(st, b[1].res, 0, 0, cur) == -1)
-		e = damaged(st, what);
+	else if (pg_get_sigkey(st, b[1].res, 0, 0, cur) == -1)
+		e = pg_damaged(st, what);
 	pq_clear(b, 2);
-	return e == STORE_OK ? e : rollback(st, what, e);
+	return e == STORE_OK ? e : pg_rollback(st, what, e);
 }
 
 static enum store_err
@@ -1508,14 +958,14 @@ p_sigkey_rotate(struct store *s, int64_t now, int64_t ttl,
 	old->expires = now + ttl;
 	old->current = 0;
 	sigkey_make(new);
-	param(&w[0], old->kid);
-	param(&w[0], num(&nums[2], old->expires));
-	if (sigkey_params(st, &w[1], new, sealed, nums) == -1) {
+	pg_param(&w[0], old->kid);
+	pg_param(&w[0], pg_num(&nums[2], old->expires));
+	if (pg_sigkey_params(st, &w[1], new, sealed, nums) == -1) {
 		explicit_bzero(new, sizeof(*new));
-		return rollback(st, "key rotate", damaged(st, "key rotate"));
+		return pg_rollback(st, "key rotate", pg_damaged(st, "key rotate"));
 	}
-	param(&w[2], num(&nums[3], now));
-	e = finish(st, "key rotate", w, 4);
+	pg_param(&w[2], pg_num(&nums[3], now));
+	e = pg_finish(st, "key rotate", w, 4);
 	explicit_bzero(sealed, sizeof(sealed));
 	return e;
 }
@@ -1536,14 +986,14 @@ p_sigkey_retire(struct store *s, const char *kid, struct sigkey *new,
 	*made_new = 0;
 	if ((e = lock_current(st, "key retire", &cur)) != STORE_OK)
 		return e;
-	param(&w[n++], kid);
+	pg_param(&w[n++], kid);
 	if (strcmp(cur.kid, kid) == 0) {
 		/* The current one: a new current key first (the old row
 		 * goes in the same transaction, so the index holds). */
 		sigkey_make(new);
-		if (sigkey_params(st, &w[n++], new, sealed, nums) == -1)
-			return rollback(st, "key retire",
-			    damaged(st, "key retire"));
+		if (pg_sigkey_params(st, &w[n++], new, sealed, nums) == -1)
+			return pg_rollback(st, "key retire",
+			    pg_damaged(st, "key retire"));
 		*made_new = 1;
 	}
 	w[n++].q = Q_COMMIT;
@@ -1551,11 +1001,11 @@ p_sigkey_retire(struct store *s, const char *kid, struct sigkey *new,
 	if (e == STORE_OK) {
 		/* Not a key at all (it cannot have been the current one):
 		 * nothing was changed. */
-		if (changed(w[0].res) != 1)
+		if (pg_changed(w[0].res) != 1)
 			e = STORE_NOTFOUND;
 		pq_clear(w, n);
 	} else
-		rollback(st, "key retire", e);
+		pg_rollback(st, "key retire", e);
 	if (e != STORE_OK)
 		*made_new = 0;
 	explicit_bzero(&cur, sizeof(cur));
@@ -1575,9 +1025,9 @@ p_release(struct store *s, const unsigned char *jti, int64_t exp,
 	/* Past its exp the token is refused anyway; nothing to keep. */
 	if (exp <= now)
 		return STORE_OK;
-	param_bytes(&q, jti, CRM_JTI_BYTES);
-	param(&q, num(&n[0], exp));
-	param(&q, num(&n[1], now));
+	pg_param_bytes(&q, jti, CRM_JTI_BYTES);
+	pg_param(&q, pg_num(&n[0], exp));
+	pg_param(&q, pg_num(&n[1], now));
 	/* Committed (and so durable) before the answer; idempotent. */
 	if ((e = pq1(st, "release", &q, 1)) == STORE_OK)
 		pq_clear(&q, 1);
@@ -1597,15 +1047,15 @@ p_released_prune(struct store *s, int64_t now, size_t *n)
 	/* In batches: never one unbounded DELETE. */
 	do {
 		q = (struct pq){ .q = Q_RELEASED_PRUNE };
-		param(&q, num(&t, now));
+		pg_param(&q, pg_num(&t, now));
 		if ((e = pq1(st, "released prune", &q, 1)) != STORE_OK)
 			return e;
-		k = changed(q.res);
+		k = pg_changed(q.res);
 		*n += (size_t)k;
 		pq_clear(&q, 1);
 	} while (k > 0);
 	q = (struct pq){ .q = Q_SIGKEY_PRUNE };
-	param(&q, num(&t, now));
+	pg_param(&q, pg_num(&t, now));
 	if ((e = pq1(st, "signing key prune", &q, 1)) == STORE_OK)
 		pq_clear(&q, 1);
 	return e;
@@ -1619,9 +1069,9 @@ att_keys(struct pq *q, const struct att_reserve *r)
 {
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
 		if (i < r->n)
-			param_bytes(q, r->c[i].key, r->c[i].keylen);
+			pg_param_bytes(q, r->c[i].key, r->c[i].keylen);
 		else
-			param(q, NULL);
+			pg_param(q, NULL);
 }
 
 /* Find counter c's key in column col of the rows: its row, or -1. */
@@ -1634,7 +1084,7 @@ att_row(const PGresult *res, const struct att_counter *c, int col)
 		const char *v = PQgetvalue(res, row, col);
 
 		if (strlen(v) == 2 + 2 * c->keylen &&
-		    get_bytes(res, row, col, k, c->keylen) == 0 &&
+		    pg_bytes(res, row, col, k, c->keylen) == 0 &&
 		    memcmp(k, c->key, c->keylen) == 0)
 			return row;
 	}
@@ -1658,32 +1108,32 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 	att_keys(&q[2], r);
 	att_keys(rq, r);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		param(rq, i < r->n ? num(&lim[i], r->c[i].limit) : NULL);
+		pg_param(rq, i < r->n ? pg_num(&lim[i], r->c[i].limit) : NULL);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		param(rq, i < r->n ? (r->c[i].exempt ? "t" : "f") : NULL);
+		pg_param(rq, i < r->n ? (r->c[i].exempt ? "t" : "f") : NULL);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		param(rq, i < r->n ? r->c[i].subject : NULL);
+		pg_param(rq, i < r->n ? r->c[i].subject : NULL);
 	if (r->trustlen > 0)
-		param_bytes(rq, r->trust, r->trustlen);
+		pg_param_bytes(rq, r->trust, r->trustlen);
 	else
-		param(rq, NULL);
-	param(rq, num(&t[0], r->now));
-	param(rq, num(&t[1], r->window));
-	param(&q[4], t[0].s);
-	param(&q[4], num(&t[2], 16));
+		pg_param(rq, NULL);
+	pg_param(rq, pg_num(&t[0], r->now));
+	pg_param(rq, pg_num(&t[1], r->window));
+	pg_param(&q[4], t[0].s);
+	pg_param(&q[4], pg_num(&t[2], 16));
 	if ((e = pq_run(st, "attempts", q, 6, CONNECT)) != STORE_OK)
-		return rollback(st, "attempts", e);
+		return pg_rollback(st, "attempts", e);
 	r->locked_until = 0;
 	r->trusted = 0;
 	if (PQntuples(rq->res) < 1) {
 		pq_clear(q, 6);
-		return damaged(st, "attempts");
+		return pg_damaged(st, "attempts");
 	}
-	r->locked_until = get_i64(rq->res, 0, 0);
-	r->trusted = get_bool(rq->res, 0, 1);
+	r->locked_until = pg_i64(rq->res, 0, 0);
+	r->trusted = pg_bool(rq->res, 0, 1);
 	for (size_t i = 0; i < r->n; i++)
 		if ((row = att_row(rq->res, &r->c[i], 2)) != -1)
-			r->c[i].end = get_i64(rq->res, row, 3);
+			r->c[i].end = pg_i64(rq->res, row, 3);
 	pq_clear(q, 6);
 	return STORE_OK;
 }
@@ -1701,19 +1151,19 @@ p_attempt_giveback(struct store *s, struct att_reserve *r, int success,
 
 	att_keys(g, r);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		param(g, i < r->n ? num(&ends[i], r->c[i].end) : NULL);
+		pg_param(g, i < r->n ? pg_num(&ends[i], r->c[i].end) : NULL);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		param(g, i < r->n ? (r->c[i].clear ? "t" : "f") : NULL);
-	param(g, success ? "t" : "f");
+		pg_param(g, i < r->n ? (r->c[i].clear ? "t" : "f") : NULL);
+	pg_param(g, success ? "t" : "f");
 	if (success && trust_until > r->now && r->trustlen > 0) {
-		param_bytes(g, r->trust, r->trustlen);
-		param(g, num(&t, trust_until));
+		pg_param_bytes(g, r->trust, r->trustlen);
+		pg_param(g, pg_num(&t, trust_until));
 	} else {
-		param(g, NULL);
-		param(g, NULL);
+		pg_param(g, NULL);
+		pg_param(g, NULL);
 	}
 	if ((e = pq_run(st, "attempts", q, 4, CONNECT)) != STORE_OK)
-		return rollback(st, "attempts", e);
+		return pg_rollback(st, "attempts", e);
 	pq_clear(q, 4);
 	return STORE_OK;
 }
@@ -1727,7 +1177,7 @@ p_lock_list(struct store *s, store_lock_cb cb, void *arg)
 	enum store_err	 e;
 	const char	*v, *subj;
 
-	param(&q, num(&t, (int64_t)time(NULL)));
+	pg_param(&q, pg_num(&t, (int64_t)time(NULL)));
 	if ((e = pq1(st, "lock list", &q, 1)) != STORE_OK)
 		return e;
 	for (int row = 0; row < PQntuples(q.res); row++) {
@@ -1737,8 +1187,8 @@ p_lock_list(struct store *s, store_lock_cb cb, void *arg)
 		if (strlen(v) < 4 || strncmp(v, "\\x", 2) != 0)
 			continue;
 		if (cb(arg, (char)strtol((char[]){ v[2], v[3], '\0' }, NULL,
-		    16), subj, strlen(subj), (uint32_t)get_i64(q.res, row, 2),
-		    get_i64(q.res, row, 3)) != 0)
+		    16), subj, strlen(subj), (uint32_t)pg_i64(q.res, row, 2),
+		    pg_i64(q.res, row, 3)) != 0)
 			break;
 	}
 	pq_clear(&q, 1);
@@ -1754,10 +1204,10 @@ p_lock_clear(struct store *s, const unsigned char *key, size_t keylen,
 	enum store_err	 e;
 
 	*n = 0;
-	param_bytes(&q, key, keylen);
+	pg_param_bytes(&q, key, keylen);
 	if ((e = pq1(st, "lock clear", &q, 1)) != STORE_OK)
 		return e;
-	*n = (size_t)changed(q.res);
+	*n = (size_t)pg_changed(q.res);
 	pq_clear(&q, 1);
 	return STORE_OK;
 }
@@ -1774,11 +1224,11 @@ p_attempts_prune(struct store *s, int64_t now, size_t *n)
 	*n = 0;
 	do {
 		q = (struct pq){ .q = Q_ATT_PRUNE };
-		param(&q, num(&t, now));
-		param(&q, num(&lim, 1000));
+		pg_param(&q, pg_num(&t, now));
+		pg_param(&q, pg_num(&lim, 1000));
 		if ((e = pq1(st, "attempts prune", &q, 1)) != STORE_OK)
 			return e;
-		k = changed(q.res);
+		k = pg_changed(q.res);
 		*n += (size_t)k;
 		pq_clear(&q, 1);
 	} while (k > 0);
@@ -1794,8 +1244,8 @@ p_attempts_usage(struct store *s, size_t *bytes, size_t *records)
 
 	if ((e = pq1(st, "attempts usage", &q, 1)) != STORE_OK)
 		return e;
-	*bytes = (size_t)get_i64(q.res, 0, 0);
-	*records = (size_t)get_i64(q.res, 0, 1);
+	*bytes = (size_t)pg_i64(q.res, 0, 0);
+	*records = (size_t)pg_i64(q.res, 0, 1);
 	pq_clear(&q, 1);
 	return STORE_OK;
 }
@@ -1812,14 +1262,14 @@ p_user_list(struct store *s, const char *org, store_user_cb cb, void *arg)
 	enum store_err	 e;
 
 	if (org != NULL)
-		param(&q, org);
+		pg_param(&q, org);
 	if ((e = pq1(st, "user list", &q, 1)) != STORE_OK)
 		return e;
 	for (int row = 0; row < PQntuples(q.res) && e == STORE_OK; row++) {
-		if (get_str(q.res, row, 0, o, sizeof(o)) == -1 ||
-		    get_str(q.res, row, 1, name, sizeof(name)) == -1 ||
-		    get_user(q.res, row, 2, &u) == -1)
-			e = damaged(st, "user list");
+		if (pg_str(q.res, row, 0, o, sizeof(o)) == -1 ||
+		    pg_str(q.res, row, 1, name, sizeof(name)) == -1 ||
+		    pg_get_user(q.res, row, 2, &u) == -1)
+			e = pg_damaged(st, "user list");
 		else if (cb(arg, o, name, &u) != 0)
 			break;
 	}
@@ -1840,9 +1290,9 @@ p_apikey_list(struct store *s, store_apikey_cb cb, void *arg)
 	if ((e = pq1(st, "apikey list", &q, 1)) != STORE_OK)
 		return e;
 	for (int row = 0; row < PQntuples(q.res) && e == STORE_OK; row++) {
-		if (get_bytes(q.res, row, 0, d, sizeof(d)) == -1 ||
-		    get_apikey(q.res, row, 1, &a) == -1)
-			e = damaged(st, "apikey list");
+		if (pg_bytes(q.res, row, 0, d, sizeof(d)) == -1 ||
+		    pg_get_apikey(q.res, row, 1, &a) == -1)
+			e = pg_damaged(st, "apikey list");
 		else if (cb(arg, d, &a) != 0)
 			break;
 	}
@@ -1862,9 +1312,9 @@ p_consumer_list(struct store *s, store_consumer_cb cb, void *arg)
 	if ((e = pq1(st, "consumer key list", &q, 1)) != STORE_OK)
 		return e;
 	for (int row = 0; row < PQntuples(q.res) && e == STORE_OK; row++) {
-		if (get_bytes(q.res, row, 0, d, sizeof(d)) == -1 ||
-		    get_consumer(q.res, row, 1, &c) == -1)
-			e = damaged(st, "consumer key list");
+		if (pg_bytes(q.res, row, 0, d, sizeof(d)) == -1 ||
+		    pg_get_consumer(q.res, row, 1, &c) == -1)
+			e = pg_damaged(st, "consumer key list");
 		else if (cb(arg, d, &c) != 0)
 			break;
 	}
@@ -1883,8 +1333,8 @@ p_sigkey_list(struct store *s, store_sigkey_cb cb, void *arg)
 	if ((e = pq1(st, "signing key list", &q, 1)) != STORE_OK)
 		return e;
 	for (int row = 0; row < PQntuples(q.res) && e == STORE_OK; row++) {
-		if (get_sigkey(st, q.res, row, 0, &k) == -1)
-			e = damaged(st, "signing key list");
+		if (pg_get_sigkey(st, q.res, row, 0, &k) == -1)
+			e = pg_damaged(st, "signing key list");
 		else if (cb(arg, &k) != 0)
 			break;
 	}
@@ -1962,318 +1412,6 @@ load_wrap(struct pstore *st, int create)
 	return 0;
 }
 
-/* ---- whole-store copies: export and import ------------------------------------ */
-
-/* A row of one of the lists as a record; -1 when it is not ours, 1 when
- * it is not to be given. */
-typedef int (*row_fn)(struct pstore *, const PGresult *, int, struct xrec *,
-	    int64_t now);
-
-static int
-row_user(struct pstore *st, const PGresult *r, int row, struct xrec *x,
-    int64_t now)
-{
-	x->kind = XR_USER;
-	return get_str(r, row, 0, x->org, sizeof(x->org)) == -1 ||
-	    get_str(r, row, 1, x->name, sizeof(x->name)) == -1 ||
-	    get_user(r, row, 2, &x->u.user) == -1 ? -1 : 0;
-}
-
-static int
-row_apikey(struct pstore *st, const PGresult *r, int row, struct xrec *x,
-    int64_t now)
-{
-	x->kind = XR_APIKEY;
-	return get_bytes(r, row, 0, x->digest, sizeof(x->digest)) == -1 ||
-	    get_apikey(r, row, 1, &x->u.apikey) == -1 ? -1 : 0;
-}
-
-static int
-row_consumer(struct pstore *st, const PGresult *r, int row, struct xrec *x,
-    int64_t now)
-{
-	x->kind = XR_CONSUMER;
-	return get_bytes(r, row, 0, x->digest, sizeof(x->digest)) == -1 ||
-	    get_consumer(r, row, 1, &x->u.consumer) == -1 ? -1 : 0;
-}
-
-static int
-row_access(struct pstore *st, const PGresult *r, int row, struct xrec *x,
-    int64_t now)
-{
-	char	 kind[2], lookup[CRM_NAME_MAX + 1];
-
-	x->kind = XR_ACCESS;
-	if (get_str(r, row, 0, x->org, sizeof(x->org)) == -1 ||
-	    get_str(r, row, 1, kind, sizeof(kind)) == -1 ||
-	    get_str(r, row, 2, lookup, sizeof(lookup)) == -1 ||
-	    get_access(r, row, 3, &x->u.access) == -1)
-		return -1;
-	x->access_kind = kind[0];
-	if (kind[0] == 'I') {
-		memcpy(x->name, lookup, sizeof(lookup));
-		store_access_id(x->id, x->org, NULL, x->name);
-	} else if (kind[0] == 'C' && sec_unhex(x->digest, CRM_DIGEST_BYTES,
-	    lookup, strlen(lookup)) == 0)
-		store_access_id(x->id, x->org, x->digest, NULL);
-	else
-		return -1;
-	return 0;
-}
-
-static int
-row_sigkey(struct pstore *st, const PGresult *r, int row, struct xrec *x,
-    int64_t now)
-{
-	x->kind = XR_SIGKEY;
-	if (get_sigkey(st, r, row, 0, &x->u.key) == -1)
-		return -1;
-	return !x->u.key.current && x->u.key.expires <= now ? 1 : 0;
-}
-
-static int
-row_released(struct pstore *st, const PGresult *r, int row, struct xrec *x,
-    int64_t now)
-{
-	x->kind = XR_RELEASED;
-	x->u.rel.exp = get_i64(r, row, 1);
-	return get_bytes(r, row, 0, x->u.rel.jti, CRM_JTI_BYTES);
-}
-
-static int
-row_cutoff(struct pstore *st, const PGresult *r, int row, struct xrec *x,
-    int64_t now)
-{
-	x->kind = XR_CUTOFF;
-	x->u.cutoff = get_i64(r, row, 2);
-	return get_str(r, row, 0, x->org, sizeof(x->org)) == -1 ||
-	    get_str(r, row, 1, x->name, sizeof(x->name)) == -1 ? -1 : 0;
-}
-
-static enum store_err
-p_dump(struct store *s, store_xrec_cb cb, void *arg)
-{
-	static const struct {
-		enum q	 q;
-		row_fn	 fn;
-	} lists[] = {
-		{ Q_USER_LIST, row_user }, { Q_APIKEY_LIST, row_apikey },
-		{ Q_CONSUMER_LIST, row_consumer },
-		{ Q_ACCESS_LIST, row_access }, { Q_SIGKEY_LIST, row_sigkey },
-		{ Q_RELEASED_LIST, row_released },
-		{ Q_CUTOFF_LIST, row_cutoff },
-	};
-	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = Q_SNAPSHOT };
-	struct num	 t;
-	struct xrec	*x;
-	int64_t		 now = (int64_t)time(NULL);
-	enum store_err	 e;
-	int		 rc, stop = 0;
-
-	if ((x = malloc(sizeof(*x))) == NULL)
-		return STORE_ERROR;
-	/* Every list from one snapshot. */
-	if ((e = pq_run(st, "export", &q, 1, CONNECT)) != STORE_OK) {
-		free(x);
-		return e;
-	}
-	pq_clear(&q, 1);
-	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]) && !stop &&
-	    e == STORE_OK; i++) {
-		q = (struct pq){ .q = lists[i].q };
-		if (lists[i].q == Q_RELEASED_LIST)
-			param(&q, num(&t, now));
-		if ((e = pq_run(st, "export", &q, 1, CONTINUE)) != STORE_OK)
-			break;
-		for (int row = 0; row < PQntuples(q.res) && !stop; row++) {
-			memset(x, 0, sizeof(*x));
-			if ((rc = lists[i].fn(st, q.res, row, x, now)) == -1) {
-				e = damaged(st, "export");
-				break;
-			}
-			if (rc == 0)
-				stop = cb(arg, x) != 0;
-		}
-		pq_clear(&q, 1);
-	}
-	explicit_bzero(x, sizeof(*x));
-	free(x);
-	return rollback(st, "export", e);	/* a read: nothing to keep */
-}
-
-/* Import in round trips of this many records. */
-#define LOAD_BATCH	100
-
-struct load_batch {
-	struct pq	 q[LOAD_BATCH];
-	struct xrec	 x[LOAD_BATCH];
-	struct num	 nums[LOAD_BATCH][2];
-	char		*units[LOAD_BATCH];
-	unsigned char	 sealed[LOAD_BATCH][SEALED_BYTES];
-	char		 kind[LOAD_BATCH][2];
-	char		 hex[LOAD_BATCH][2 * CRM_DIGEST_BYTES + 1];
-	int		 n;
-};
-
-/* The statement that inserts b->x[i] (each does nothing when its row is
- * there already: one found is a record given twice). */
-static int
-load_params(struct pstore *st, struct load_batch *b, int i)
-{
-	struct xrec	*x = &b->x[i];
-	struct pq	*q = &b->q[i];
-	const char	*lookup;
-
-	*q = (struct pq){ 0 };
-	b->units[i] = NULL;
-	switch (x->kind) {
-	case XR_USER:
-		q->q = Q_USER_ADD;
-		return user_params(q, x->org, x->name, &x->u.user, b->nums[i],
-		    &b->units[i]);
-	case XR_APIKEY:
-		q->q = Q_APIKEY_ADD;
-		param_bytes(q, x->digest, CRM_DIGEST_BYTES);
-		param(q, x->u.apikey.org);
-		param(q, x->u.apikey.user);
-		param(q, x->u.apikey.revoked ? "t" : "f");
-		param(q, num(&b->nums[i][0], x->u.apikey.created));
-		return 0;
-	case XR_CONSUMER:
-		q->q = Q_CONSUMER_ADD;
-		if ((b->units[i] = units_json(x->u.consumer.units,
-		    x->u.consumer.nunits)) == NULL)
-			return -1;
-		param_bytes(q, x->digest, CRM_DIGEST_BYTES);
-		param(q, x->u.consumer.org);
-		param(q, x->u.consumer.app);
-		param(q, b->units[i]);
-		param(q, x->u.consumer.revoked ? "t" : "f");
-		param(q, num(&b->nums[i][0], x->u.consumer.created));
-		return 0;
-	case XR_ACCESS:
-		if (x->access_kind == 0) {
-			snprintf(st->base.detail, sizeof(st->base.detail),
-			    "line %ld: an access token that does not say "
-			    "whose it is (from an LMDB store older than its "
-			    "owner's record): it can be imported into LMDB "
-			    "only", x->line);
-			return -1;
-		}
-		q->q = Q_ACCESS_ADD;
-		access_key(b->kind[i], b->hex[i], x->access_kind == 'C' ?
-		    x->digest : NULL, x->name, &lookup);
-		param(q, x->org);
-		param(q, b->kind[i]);
-		param(q, lookup);
-		param(q, x->u.access.contact);
-		param(q, x->u.access.ari);
-		param(q, x->u.access.passhash);
-		param(q, num(&b->nums[i][0], x->u.access.created));
-		return 0;
-	case XR_SIGKEY:
-		q->q = Q_SIGKEY_LOAD;
-		return sigkey_params(st, q, &x->u.key, b->sealed[i],
-		    b->nums[i]);
-	case XR_RELEASED:
-		q->q = Q_RELEASED_LOAD;
-		param_bytes(q, x->u.rel.jti, CRM_JTI_BYTES);
-		param(q, num(&b->nums[i][0], x->u.rel.exp));
-		return 0;
-	case XR_CUTOFF:
-		q->q = Q_CUTOFF_LOAD;
-		param(q, x->org);
-		param(q, x->name);
-		param(q, num(&b->nums[i][0], x->u.cutoff));
-		return 0;
-	}
-	return -1;
-}
-
-/* The batch's statements in one round trip of the transaction. */
-static enum store_err
-load_flush(struct pstore *st, struct load_batch *b)
-{
-	enum store_err	 e;
-	int		 i;
-
-	if (b->n == 0)
-		return STORE_OK;
-	e = pq_run(st, "import", b->q, b->n, CONTINUE);
-	for (i = 0; e == STORE_OK && i < b->n; i++)
-		if (changed(b->q[i].res) != 1) {
-			snprintf(st->base.detail, sizeof(st->base.detail),
-			    "line %ld: a record that is there already (the "
-			    "same record twice)", b->x[i].line);
-			e = STORE_EXISTS;
-		}
-	pq_clear(b->q, b->n);
-	for (i = 0; i < b->n; i++)
-		free(b->units[i]);
-	explicit_bzero(b->x, sizeof(b->x));
-	explicit_bzero(b->sealed, sizeof(b->sealed));
-	b->n = 0;
-	return e;
-}
-
-static enum store_err
-p_load(struct store *s, struct xsource *src)
-{
-	struct pstore		*st = (struct pstore *)s;
-	struct pq		 b[3] = { { .q = Q_BEGIN }, { .q = Q_EMPTY },
-				    { .q = Q_SIGKEY_CLEAR } };
-	struct pq		 c = { .q = Q_COMMIT };
-	struct load_batch	*lb;
-	enum store_err		 e;
-	int			 more = 0, empty;
-
-	st->base.detail[0] = '\0';
-	if (!st->have_wrap)
-		return damaged(st, "import");
-	if ((lb = calloc(1, sizeof(*lb))) == NULL)
-		return STORE_ERROR;
-	src->rewind(src);
-	/* The emptiness seen is the one the inserts see: a second import
-	 * at once finds the rows of the first and fails. */
-	if ((e = pq_run(st, "import", b, 3, CONNECT)) != STORE_OK) {
-		free(lb);
-		return e;
-	}
-	empty = !get_bool(b[1].res, 0, 0);
-	pq_clear(b, 3);
-	if (!empty) {
-		snprintf(st->base.detail, sizeof(st->base.detail), "import: the "
-		    "store is not empty (import loads an empty store only)");
-		e = STORE_EXISTS;
-	}
-	while (e == STORE_OK && (more = src->next(src, &lb->x[lb->n])) == 1) {
-		if (load_params(st, lb, lb->n) == -1) {
-			free(lb->units[lb->n]);
-			e = st->base.detail[0] != '\0' ? STORE_ERROR :
-			    damaged(st, "import");
-			break;
-		}
-		if (++lb->n == LOAD_BATCH)
-			e = load_flush(st, lb);
-	}
-	if (e == STORE_OK && more == -1)
-		e = STORE_ERROR;	/* the source says why */
-	if (e == STORE_OK)
-		e = load_flush(st, lb);
-	else {
-		for (int i = 0; i < lb->n; i++)
-			free(lb->units[i]);
-		explicit_bzero(lb, sizeof(*lb));
-	}
-	free(lb);
-	if (e != STORE_OK)
-		return rollback(st, "import", e);
-	if ((e = pq_run(st, "import", &c, 1, CONTINUE)) == STORE_OK)
-		pq_clear(&c, 1);
-	return e;
-}
-
 /* crmauthctl init: the tables, the schema version and a first signing
  * key, in one transaction; again, it changes nothing. */
 static enum store_err
@@ -2291,7 +1429,7 @@ create_schema(struct pstore *st)
 
 	/* The statements cannot be prepared before their tables exist. */
 	st->bare = 1;
-	e = connect_db(st);
+	e = pg_connect(st);
 	st->bare = 0;
 	if (e != STORE_OK)
 		return e;
@@ -2300,9 +1438,9 @@ create_schema(struct pstore *st)
 	for (int i = 0; SCHEMA[i] != NULL; i++) {
 		res = PQexec(st->conn, SCHEMA[i]);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			e = failed(st, "crmauthctl init", res);
+			e = pg_failed(st, "crmauthctl init", res);
 			PQclear(res);
-			drop(st);
+			pg_drop(st);
 			return e;
 		}
 		PQclear(res);
@@ -2322,9 +1460,9 @@ create_schema(struct pstore *st)
 	PQclear(res);
 	res = PQexec(st->conn, e == STORE_OK ? "COMMIT" : "ROLLBACK");
 	if (e == STORE_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-		e = failed(st, "crmauthctl init", res);
+		e = pg_failed(st, "crmauthctl init", res);
 	PQclear(res);
-	drop(st);		/* prepared anew on the next connection */
+	pg_drop(st);		/* prepared anew on the next connection */
 	if (e != STORE_OK) {
 		if (e == STORE_VERSION)
 			snprintf(st->base.detail, sizeof(st->base.detail),
@@ -2335,15 +1473,15 @@ create_schema(struct pstore *st)
 	if (load_wrap(st, !have_keys) == -1)
 		return STORE_ERROR;
 	if (have_keys)
-		return st->have_wrap ? STORE_OK : damaged(st, "crmauthctl init");
+		return st->have_wrap ? STORE_OK : pg_damaged(st, "crmauthctl init");
 	/* A first signing key (two inits at once: one wins, the other
 	 * finds the index taken and leaves it). */
 	sigkey_make(&k);
-	if (sigkey_params(st, &w[0], &k, sealed, nums) == -1)
+	if (pg_sigkey_params(st, &w[0], &k, sealed, nums) == -1)
 		return STORE_ERROR;
 	if ((e = pq_run(st, "crmauthctl init", &b, 1, CONNECT)) == STORE_OK) {
 		pq_clear(&b, 1);
-		e = finish(st, "crmauthctl init", w, 2);
+		e = pg_finish(st, "crmauthctl init", w, 2);
 	}
 	explicit_bzero(&k, sizeof(k));
 	explicit_bzero(sealed, sizeof(sealed));
@@ -2360,36 +1498,9 @@ p_close(struct store *s)
 {
 	struct pstore *st = (struct pstore *)s;
 
-	drop(st);
+	pg_drop(st);
 	explicit_bzero(st->wrap, sizeof(st->wrap));
 	free(st);
-}
-
-/* What the log calls this store: the database's name, never the rest
- * of the conninfo (it may hold a password). */
-static void
-make_label(struct pstore *st)
-{
-	PQconninfoOption	*opts, *o;
-	const char		*db = NULL, *user = NULL;
-
-	opts = PQconninfoParse(st->base.cfg.pg_conninfo, NULL);
-	for (o = opts; o != NULL && o->keyword != NULL; o++)
-		if (o->val != NULL && o->val[0] != '\0') {
-			if (strcmp(o->keyword, "dbname") == 0)
-				db = o->val;
-			else if (strcmp(o->keyword, "user") == 0)
-				user = o->val;
-		}
-	/* As libpq: no dbname is the user's name. */
-	if (db == NULL)
-		db = user != NULL ? user : getenv("PGDATABASE");
-	snprintf(st->label, sizeof(st->label), "postgresql database %s",
-	    db != NULL ? db : "(libpq's default)");
-	for (char *c = st->label; *c != '\0'; c++)
-		if (*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	PQconninfoFree(opts);
 }
 
 static const struct store_ops pgsql_ops;
@@ -2408,7 +1519,7 @@ pgsql_store_open(struct store **out, const struct config *cfg, int flags,
 	st->base.ops = &pgsql_ops;
 	st->base.cfg = *cfg;
 	st->timeout_ms = 10000;
-	make_label(st);
+	pg_make_label(st);
 	st->base.where = st->label;
 	if (flags & STORE_CREATE)
 		e = create_schema(st);
@@ -2472,6 +1583,6 @@ static const struct store_ops pgsql_ops = {
 	.consumer_list = p_consumer_list,
 	.sigkey_list = p_sigkey_list,
 	.backup = p_backup,
-	.dump = p_dump,
-	.load = p_load,
+	.dump = pgsql_dump,
+	.load = pgsql_load,
 };
