@@ -210,7 +210,9 @@ const char *const pg_sql[Q__MAX] = {
 	 * as statements, so that one round trip counts, atomically, however
 	 * many nodes count at once.  Rows are made first (count 0: none),
 	 * so that the reservation can lock every one of its counters before
-	 * it decides; a row locked is read as it is now.
+	 * it decides; a row locked is read as it is now.  Both statements
+	 * lock in key order, so that two requests of one client never wait
+	 * for each other in a circle (a deadlock costs a second and a 503).
 	 */
 	[Q_ATT_ENSURE] = "INSERT INTO attempts SELECT k, 0, 0, NULL FROM"
 	    " (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"
@@ -227,7 +229,7 @@ const char *const pg_sql[Q__MAX] = {
 	    " tr AS (SELECT EXISTS (SELECT 1 FROM attempts WHERE"
 	    " key = $13::bytea AND window_end > $14::bigint) AS trusted),"
 	    " cur AS (SELECT key, window_end, count FROM attempts"
-	    " WHERE key IN (SELECT k FROM v) FOR UPDATE),"
+	    " WHERE key IN (SELECT k FROM v) ORDER BY key FOR UPDATE),"
 	    " lk AS (SELECT coalesce(max(cur.window_end), 0) AS until"
 	    " FROM cur JOIN v ON v.k = cur.key CROSS JOIN tr"
 	    " WHERE cur.count > 0 AND cur.window_end > $14"
@@ -255,7 +257,8 @@ const char *const pg_sql[Q__MAX] = {
 	    " WHERE k IS NOT NULL),"
 	    " cur AS (SELECT c.key, c.count, ($10::boolean AND v.clr)"
 	    " OR c.count <= 1 AS gone FROM attempts c JOIN v ON v.k = c.key"
-	    " WHERE c.count > 0 AND c.window_end = v.e FOR UPDATE OF c),"
+	    " WHERE c.count > 0 AND c.window_end = v.e ORDER BY c.key"
+	    " FOR UPDATE OF c),"
 	    " d AS (DELETE FROM attempts a USING cur WHERE a.key = cur.key"
 	    " AND cur.gone RETURNING 1),"
 	    " u AS (UPDATE attempts a SET count = cur.count - 1 FROM cur"
