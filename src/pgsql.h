@@ -6,6 +6,7 @@
  *   pgsql_conn.c	the connection: opening it, round trips with
  *			deadlines, values in and out
  *   pgsql_copy.c	every record out and in (crmauthctl export, import)
+ *   pgsql_lib.c	libpq, loaded when first needed
  *
  * Include after extern.h.
  */
@@ -13,6 +14,74 @@
 #define PGSQL_H
 
 #include <libpq-fe.h>
+
+/*
+ * libpq is loaded when a PostgreSQL store is first opened, not linked
+ * (pgsql_lib.c says why): these are the functions crmauth calls, looked
+ * up into pqlib; below, each name calls through it.
+ */
+#define PQLIB_FUNCTIONS(X) \
+	X(PQclear) \
+	X(PQcmdTuples) \
+	X(PQconnectPoll) \
+	X(PQconnectStartParams) \
+	X(PQconninfoFree) \
+	X(PQconninfoParse) \
+	X(PQconsumeInput) \
+	X(PQenterPipelineMode) \
+	X(PQerrorMessage) \
+	X(PQexec) \
+	X(PQfinish) \
+	X(PQgetisnull) \
+	X(PQgetResult) \
+	X(PQgetvalue) \
+	X(PQisBusy) \
+	X(PQntuples) \
+	X(PQpipelineSync) \
+	X(PQresultErrorField) \
+	X(PQresultStatus) \
+	X(PQsendPrepare) \
+	X(PQsendQueryPrepared) \
+	X(PQsetNoticeProcessor) \
+	X(PQsocket) \
+	X(PQstatus)
+
+struct pqlib {
+#define X(f)	__typeof__(f) *f;
+	PQLIB_FUNCTIONS(X)
+#undef X
+};
+extern struct pqlib pqlib;
+
+/* Load libpq (once per process): 0, or -1 with why in err. */
+int		 pg_load(char *err, size_t errlen);
+
+#ifndef PGSQL_LIB
+#define PQclear		(*pqlib.PQclear)
+#define PQcmdTuples		(*pqlib.PQcmdTuples)
+#define PQconnectPoll		(*pqlib.PQconnectPoll)
+#define PQconnectStartParams	(*pqlib.PQconnectStartParams)
+#define PQconninfoFree		(*pqlib.PQconninfoFree)
+#define PQconninfoParse		(*pqlib.PQconninfoParse)
+#define PQconsumeInput		(*pqlib.PQconsumeInput)
+#define PQenterPipelineMode	(*pqlib.PQenterPipelineMode)
+#define PQerrorMessage		(*pqlib.PQerrorMessage)
+#define PQexec		(*pqlib.PQexec)
+#define PQfinish		(*pqlib.PQfinish)
+#define PQgetisnull		(*pqlib.PQgetisnull)
+#define PQgetResult		(*pqlib.PQgetResult)
+#define PQgetvalue		(*pqlib.PQgetvalue)
+#define PQisBusy		(*pqlib.PQisBusy)
+#define PQntuples		(*pqlib.PQntuples)
+#define PQpipelineSync		(*pqlib.PQpipelineSync)
+#define PQresultErrorField	(*pqlib.PQresultErrorField)
+#define PQresultStatus		(*pqlib.PQresultStatus)
+#define PQsendPrepare		(*pqlib.PQsendPrepare)
+#define PQsendQueryPrepared	(*pqlib.PQsendQueryPrepared)
+#define PQsetNoticeProcessor	(*pqlib.PQsetNoticeProcessor)
+#define PQsocket		(*pqlib.PQsocket)
+#define PQstatus		(*pqlib.PQstatus)
+#endif
 
 #define WRAP_FILE	"wrap.key"
 #define SEALED_BYTES	(CRM_SEAL_OVERHEAD + CRM_SIGKEY_BYTES)

@@ -1522,6 +1522,10 @@ pgsql_store_open(struct store **out, const struct config *cfg, int flags,
 	st->base.ops = &pgsql_ops;
 	st->base.cfg = *cfg;
 	st->timeout_ms = 10000;
+	if (pg_load(err, errlen) == -1) {
+		free(st);
+		return STORE_ERROR;
+	}
 	pg_make_label(st);
 	st->base.where = st->label;
 	if (flags & STORE_CREATE)
