@@ -411,7 +411,8 @@ giveback_fn(MDB_txn *txn, void *p)
 	if (o->trust && r->trustlen > 0) {
 		if ((rc = rec_get(o->a, txn, r->trust, r->trustlen, &x)) != 0)
 			return rc;
-		if ((rc = rec_put(o->a, txn, r->trust, r->trustlen,
+		if (att_trust_rule(x.exists ? x.end : 0, o->trust_until) &&
+		    (rc = rec_put(o->a, txn, r->trust, r->trustlen,
 		    x.exists ? x.end : 0, o->trust_until, 0, NULL, 0)) != 0)
 			return rc;
 	}

@@ -143,6 +143,12 @@ att_giveback_rule(const struct att_counter *c, const struct att_value *cur,
 	return 0;
 }
 
+int
+att_trust_rule(int64_t cur, int64_t next)
+{
+	return cur < next - ATT_TRUST_SLACK;
+}
+
 /* ---- schema versions ---------------------------------------------------------- */
 
 enum store_err

@@ -698,6 +698,12 @@ int	 att_reserve_rule(struct att_reserve *r, const struct att_value cur[],
  * write *next, -1 to leave it (another window by now). */
 int	 att_giveback_rule(const struct att_counter *c,
 	    const struct att_value *cur, int success, struct att_value *next);
+/* After a success, whether the address's trust (until cur, 0: none)
+ * is written anew to last until next: when it would gain more than
+ * ATT_TRUST_SLACK seconds, so that a client logging in all day writes
+ * its trust once an hour, not once a login. */
+#define ATT_TRUST_SLACK	3600
+int	 att_trust_rule(int64_t cur, int64_t next);
 /* A schema version as stored: STORE_OK, STORE_VERSION when newer than
  * this program, STORE_CORRUPT when not a version at all. */
 enum store_err store_schema_check(const char *text, size_t len);

@@ -89,6 +89,9 @@ static const char *const SCHEMA[] = {
 
 /* ---- statements ------------------------------------------------------------------ */
 
+#define STR_(x)		#x
+#define STR(x)		STR_(x)
+
 /* The columns of a user, a key, a signing key, as the readers expect. */
 #define USER_COLS	"u.pwhash, array_to_json(u.units)::text, u.disabled, " \
 			"u.created, u.not_before"
@@ -249,7 +252,9 @@ const char *const pg_sql[Q__MAX] = {
 	/* $1-3 keys, $4-6 the windows they counted in, $7-9 clear on
 	 * success, $10 success, $11 the trust key (NULL: none), $12 until
 	 * when.  Each counter still in that window gets its one back, or
-	 * goes (cleared, or back to none). */
+	 * goes back to none (count 0: the row stays for the next
+	 * reservation; pruning takes it when its window is over).  The
+	 * trust as att_trust_rule says. */
 	[Q_ATT_GIVEBACK] = "WITH v AS (SELECT * FROM (VALUES"
 	    " ($1::bytea, $4::bigint, $7::boolean),"
 	    " ($2::bytea, $5::bigint, $8::boolean),"
@@ -259,15 +264,14 @@ const char *const pg_sql[Q__MAX] = {
 	    " OR c.count <= 1 AS gone FROM attempts c JOIN v ON v.k = c.key"
 	    " WHERE c.count > 0 AND c.window_end = v.e ORDER BY c.key"
 	    " FOR UPDATE OF c),"
-	    " d AS (DELETE FROM attempts a USING cur WHERE a.key = cur.key"
-	    " AND cur.gone RETURNING 1),"
-	    " u AS (UPDATE attempts a SET count = cur.count - 1 FROM cur"
-	    " WHERE a.key = cur.key AND NOT cur.gone RETURNING 1),"
+	    " u AS (UPDATE attempts a SET count = CASE WHEN cur.gone THEN 0"
+	    " ELSE cur.count - 1 END FROM cur WHERE a.key = cur.key"
+	    " RETURNING 1),"
 	    " t AS (INSERT INTO attempts SELECT $11::bytea, $12::bigint, 0,"
 	    " NULL WHERE $11::bytea IS NOT NULL ON CONFLICT (key) DO UPDATE"
-	    " SET window_end = EXCLUDED.window_end RETURNING 1)"
-	    " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM u),"
-	    " (SELECT count(*) FROM t)",
+	    " SET window_end = EXCLUDED.window_end WHERE attempts.window_end"
+	    " < EXCLUDED.window_end - " STR(ATT_TRUST_SLACK) " RETURNING 1)"
+	    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM t)",
 	[Q_ATT_PRUNE] = "DELETE FROM attempts WHERE key IN (SELECT key FROM"
 	    " attempts WHERE window_end <= $1 ORDER BY window_end LIMIT $2"
 	    " FOR UPDATE SKIP LOCKED)",

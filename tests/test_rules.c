@@ -113,6 +113,18 @@ t_giveback_rule(void)
 }
 
 static void
+t_trust_rule(void)
+{
+	/* None yet, or one that would gain more than the slack: written. */
+	CU_ASSERT_TRUE(att_trust_rule(0, 1000000));
+	CU_ASSERT_TRUE(att_trust_rule(1000000 - ATT_TRUST_SLACK - 1, 1000000));
+	/* Within the slack of what it would be: left as it is. */
+	CU_ASSERT_FALSE(att_trust_rule(1000000 - ATT_TRUST_SLACK, 1000000));
+	CU_ASSERT_FALSE(att_trust_rule(1000000, 1000000));
+	CU_ASSERT_FALSE(att_trust_rule(2000000, 1000000));
+}
+
+static void
 t_schema_and_names(void)
 {
 	char	 long_name[CRM_NAME_MAX + 2];
@@ -344,6 +356,8 @@ static CU_TestInfo tests[] = {
 	    t_reserve_rule },
 	{ "attempts: given back in their window, cleared on success",
 	    t_giveback_rule },
+	{ "trust: written again only when it gains more than an hour",
+	    t_trust_rule },
 	{ "schema versions and names", t_schema_and_names },
 	{ "access tokens' ids", t_access_id },
 	{ "export: every record, 0600, over a planted file", t_export },
