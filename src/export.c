@@ -46,6 +46,9 @@
 #define EXPORT_FORMAT	"crmauth-export"
 #define EXPORT_VERSION	1
 #define LINE_MAX_BYTES	(256 * 1024)	/* far past any record's line */
+/* Nothing a store holds ends later than the longest token_ttl from now
+ * (and a minute of clock): a release, a previous signing key. */
+#define LATEST		(30 * 86400 + 60)
 
 /* ---- export -------------------------------------------------------------- */
 
@@ -285,9 +288,9 @@ struct in {
 	struct xsource	 src;		/* first: store_load's view */
 	FILE		*f;
 	const char	*file;
-	char		*line;
-	size_t		 cap;
+	char		*line;		/* LINE_MAX_BYTES + 1 */
 	long		 lineno;
+	int		 broken;	/* the second pass could not begin */
 	int64_t		 now;
 	struct xcount	*n;		/* counted on each pass */
 	int		 ended;
@@ -308,6 +311,12 @@ bad(struct in *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	/* It may quote the file: nothing a terminal would act on. */
+	for (unsigned char *c = (unsigned char *)why; *c != '\0'; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			*c = '?';
+		else if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
+			c[0] = c[1] = '?';	/* C1 controls */
 	if (r->lineno == 0)
 		snprintf(r->err, r->errlen, "%s: %s", r->file, why);
 	else
@@ -596,6 +605,8 @@ read_sigkey(struct in *r, json_object *o, struct xrec *x)
 		return -1;
 	if (k->current != (k->expires == 0))
 		return bad(r, "a current key does not expire, and only it");
+	if (k->expires > r->now + LATEST)
+		return bad(r, "\"expires\" is later than any token's");
 	return 0;
 }
 
@@ -605,9 +616,13 @@ read_released(struct in *r, json_object *o, struct xrec *x)
 	static const char *const m[] = { "type", "jti", "exp", NULL };
 
 	x->kind = XR_RELEASED;
-	return members_are(r, o, m) == -1 ||
+	if (members_are(r, o, m) == -1 ||
 	    get_hex(r, o, "jti", x->u.rel.jti, CRM_JTI_BYTES) == -1 ||
-	    get_int(r, o, "exp", &x->u.rel.exp) == -1 ? -1 : 0;
+	    get_int(r, o, "exp", &x->u.rel.exp) == -1)
+		return -1;
+	if (x->u.rel.exp > r->now + LATEST)
+		return bad(r, "\"exp\" is later than any token's");
+	return 0;
 }
 
 static int
@@ -633,30 +648,52 @@ static const struct {
 	{ "cutoff", read_cutoff },
 };
 
-/* The next line as a JSON object: 1, 0 at the end of the file, -1. */
+/* The next line as a JSON object: 1, 0 at the end of the file, -1.  A
+ * line is read into a buffer of its own bounded size (never one that
+ * grows with the input), and must be one JSON object, strictly, and
+ * nothing after it. */
 static int
 next_object(struct in *r, json_object **o)
 {
-	ssize_t	 len;
+	struct json_tokener	*tok;
+	size_t			 len = 0;
+	int			 c = EOF;
 
 	*o = NULL;
+	if (r->broken)
+		return bad(r, "the file changed or cannot be read again");
 	errno = 0;
-	if ((len = getline(&r->line, &r->cap, r->f)) == -1)
-		return errno != 0 ? bad(r, "%s", strerror(errno)) : 0;
+	while (len < LINE_MAX_BYTES && (c = getc(r->f)) != EOF && c != '\n') {
+		if (c == '\0')
+			break;
+		r->line[len++] = (char)c;
+	}
+	if (c == EOF && len == 0) {
+		if (ferror(r->f))
+			return bad(r, "%s", strerror(errno != 0 ? errno : EIO));
+		return 0;
+	}
 	r->lineno++;
-	if (len > LINE_MAX_BYTES)
-		return bad(r, "a line longer than any record's");
-	if ((size_t)len != strlen(r->line))
+	if (c == '\0')
 		return bad(r, "a NUL byte");
-	if (len == 0 || r->line[len - 1] != '\n')
+	if (len == LINE_MAX_BYTES)
+		return bad(r, "a line longer than any record's");
+	if (c == EOF)
 		return bad(r, "the file ends in the middle of a line");
-	r->line[--len] = '\0';
-	if ((*o = json_tokener_parse(r->line)) == NULL ||
+	r->line[len] = '\0';
+	if ((tok = json_tokener_new()) == NULL)
+		return bad(r, "out of memory");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	*o = json_tokener_parse_ex(tok, r->line, (int)len);
+	if (*o == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != len ||
 	    !json_object_is_type(*o, json_type_object)) {
+		json_tokener_free(tok);
 		json_object_put(*o);
 		*o = NULL;
 		return bad(r, "not a JSON object");
 	}
+	json_tokener_free(tok);
 	return 1;
 }
 
@@ -773,9 +810,12 @@ in_rewind(struct xsource *s)
 	r->currents = 0;
 	r->ended = 0;
 	r->lineno = 0;
-	rewind(r->f);
-	if (read_header(r) == -1)	/* read whole before: cannot fail */
-		r->ended = 1;
+	r->broken = 0;
+	clearerr(r->f);
+	/* Read whole and checked before; if it cannot be read again from
+	 * its start (or now reads otherwise), every next() says so. */
+	if (fseeko(r->f, 0, SEEK_SET) == -1 || read_header(r) == -1)
+		r->broken = 1;
 }
 
 int
@@ -786,6 +826,7 @@ store_import(struct store *st, const char *file, struct xcount *n,
 			    .n = n, .err = err, .errlen = errlen,
 			    .now = (int64_t)time(NULL) };
 	struct xrec	*x;
+	struct stat	 sb;
 	enum store_err	 e;
 	int		 rc;
 
@@ -795,7 +836,16 @@ store_import(struct store *st, const char *file, struct xcount *n,
 		snprintf(err, errlen, "%s: %s", file, strerror(errno));
 		return -1;
 	}
-	if ((x = malloc(sizeof(*x))) == NULL) {
+	/* Read twice (checked whole, then loaded): a file, not a pipe. */
+	if (fstat(fileno(r.f), &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		fclose(r.f);
+		snprintf(err, errlen, "%s: not a regular file (import reads it "
+		    "twice: save it to a file first)", file);
+		return -1;
+	}
+	if ((x = malloc(sizeof(*x))) == NULL ||
+	    (r.line = malloc(LINE_MAX_BYTES + 1)) == NULL) {
+		free(x);
 		fclose(r.f);
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -819,6 +869,7 @@ store_import(struct store *st, const char *file, struct xcount *n,
 		}
 		rc = e == STORE_OK ? 0 : -1;
 	}
+	explicit_bzero(r.line, LINE_MAX_BYTES + 1);	/* signing secrets */
 	free(r.line);
 	fclose(r.f);
 	return rc;

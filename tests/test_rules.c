@@ -349,6 +349,28 @@ t_import_refusals(void)
 	    4, "\"secret\" is not 32 bytes");
 	refused(7, "{\"end\":true,\"records\":4}", 7,
 	    "the end line counts 4 records, the file holds 5");
+	refused(2, "{\"type\":\"user\"} {}", 2, "not a JSON object");
+	refused(2, "{'type':'user'}", 2, "not a JSON object");
+	refused(5, "{\"type\":\"released\",\"jti\":"
+	    "\"0102030405060708090A0B0C0D0E0F10\",\"exp\":99999999999}", 5,
+	    "\"exp\" is later than any token's");
+	/* What the file says is quoted with nothing a terminal acts on. */
+	refused(2, "{\"type\":\"x\\u001b[2Jy\"}", 2,
+	    "\"x?[2Jy\" is not a type of record");
+}
+
+static void
+t_import_not_a_file(void)
+{
+	struct store	*dst = fresh("notfile");
+	struct xcount	 n;
+	char		 err[CRM_ERR_MAX];
+
+	/* Import reads the file twice: a pipe or a directory is refused
+	 * before anything is touched. */
+	CU_ASSERT_EQUAL(store_import(dst, dir, &n, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+	store_close(dst);
 }
 
 static CU_TestInfo tests[] = {
@@ -365,6 +387,7 @@ static CU_TestInfo tests[] = {
 	    t_import_round_trip },
 	{ "import: damaged or foreign lines refused by number, nothing loaded",
 	    t_import_refusals },
+	{ "import: a pipe or a directory is refused", t_import_not_a_file },
 	CU_TEST_INFO_NULL,
 };
 
