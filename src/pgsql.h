@@ -23,8 +23,7 @@
 #define PQLIB_FUNCTIONS(X) \
 	X(PQclear) \
 	X(PQcmdTuples) \
-	X(PQconnectPoll) \
-	X(PQconnectStartParams) \
+	X(PQconnectdbParams) \
 	X(PQconninfoFree) \
 	X(PQconninfoParse) \
 	X(PQconsumeInput) \
@@ -44,7 +43,8 @@
 	X(PQsendQueryPrepared) \
 	X(PQsetNoticeProcessor) \
 	X(PQsocket) \
-	X(PQstatus)
+	X(PQstatus) \
+	X(PQtransactionStatus)
 
 struct pqlib {
 #define X(f)	__typeof__(f) *f;
@@ -59,8 +59,7 @@ int		 pg_load(char *err, size_t errlen);
 #ifndef PGSQL_LIB
 #define PQclear		(*pqlib.PQclear)
 #define PQcmdTuples		(*pqlib.PQcmdTuples)
-#define PQconnectPoll		(*pqlib.PQconnectPoll)
-#define PQconnectStartParams	(*pqlib.PQconnectStartParams)
+#define PQconnectdbParams	(*pqlib.PQconnectdbParams)
 #define PQconninfoFree		(*pqlib.PQconninfoFree)
 #define PQconninfoParse		(*pqlib.PQconninfoParse)
 #define PQconsumeInput		(*pqlib.PQconsumeInput)
@@ -81,6 +80,7 @@ int		 pg_load(char *err, size_t errlen);
 #define PQsetNoticeProcessor	(*pqlib.PQsetNoticeProcessor)
 #define PQsocket		(*pqlib.PQsocket)
 #define PQstatus		(*pqlib.PQstatus)
+#define PQtransactionStatus	(*pqlib.PQtransactionStatus)
 #endif
 
 #define WRAP_FILE	"wrap.key"

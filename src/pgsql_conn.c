@@ -68,11 +68,15 @@ pg_unavailable(struct pstore *st, const char *what, const char *why)
 	char	 msg[512];
 	size_t	 n;
 
-	/* libpq's messages end with a newline; keep one line. */
+	/* libpq's messages end with a newline and may hold more lines (a
+	 * hint, one per host tried); keep one line. */
 	snprintf(msg, sizeof(msg), "%s", why != NULL ? why : "");
 	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
+	for (char *c = msg; *c != '\0'; c++)
+		if (*c == '\n' || *c == '\t' || *c == '\r')
+			*c = ' ';
 	snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s", what,
 	    msg[0] != '\0' ? msg : "the database does not answer");
 	pg_drop(st);
@@ -102,10 +106,9 @@ pg_connect(struct pstore *st)
 {
 	const char		*vals[sizeof(defkeys) / sizeof(defkeys[0])];
 	PQconninfoOption	*opts, *o;
-	PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
 	PGresult		*res;
 	int64_t			 deadline;
-	int			 secs = 5, i, fd;
+	int			 secs = 5, i;
 
 	pg_drop(st);
 	/* The deadline follows the user's connect_timeout, if any. */
@@ -113,7 +116,8 @@ pg_connect(struct pstore *st)
 		for (o = opts; o->keyword != NULL; o++)
 			if (strcmp(o->keyword, "connect_timeout") == 0 &&
 			    o->val != NULL && atoi(o->val) > 0)
-				secs = atoi(o->val) < 2 ? 2 : atoi(o->val);
+				secs = atoi(o->val) < 2 ? 2 :
+				    atoi(o->val) > 3600 ? 3600 : atoi(o->val);
 		PQconninfoFree(opts);
 	} else
 		return pg_unavailable(st, "pg_conninfo", "cannot be parsed");
@@ -129,19 +133,15 @@ pg_connect(struct pstore *st)
 	vals[8] = st->base.cfg.pg_conninfo;
 	vals[9] = NULL;
 	st->pid = getpid();
-	if ((st->conn = PQconnectStartParams(defkeys, vals, 1)) == NULL)
+	/*
+	 * libpq's own loop: each host listed gets connect_timeout (which
+	 * libpq's non-blocking connect would not apply), then the next one
+	 * is tried, so a primary that is gone without a word does not stop
+	 * a failover.  Bounded: hosts x connect_timeout.
+	 */
+	if ((st->conn = PQconnectdbParams(defkeys, vals, 1)) == NULL)
 		return pg_unavailable(st, st->label, "out of memory");
-	deadline = now_ms() + (int64_t)secs * 1000;
-	while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
-		if ((fd = PQsocket(st->conn)) < 0 ||
-		    wait_fd(fd, ps == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-		    deadline) == -1)
-			return pg_unavailable(st, st->label,
-			    PQstatus(st->conn) == CONNECTION_BAD ?
-			    PQerrorMessage(st->conn) : "connecting timed out");
-		ps = PQconnectPoll(st->conn);
-	}
-	if (ps == PGRES_POLLING_FAILED)
+	if (PQstatus(st->conn) != CONNECTION_OK)
 		return pg_unavailable(st, st->label, PQerrorMessage(st->conn));
 	PQsetNoticeProcessor(st->conn, notice, st);
 	if (st->bare)
@@ -267,7 +267,10 @@ pq_once(struct pstore *st, const char *what, struct pq *qs, int n,
 	int		 i, fmt[MAXP];
 	char		 name[8];
 
-	if (st->conn != NULL && st->pid == getpid() && closed_by_server(st))
+	/* Outside a transaction the connection must be idle: one left in
+	 * a transaction (an error nothing rolled back) is not used again. */
+	if (st->conn != NULL && st->pid == getpid() && (closed_by_server(st) ||
+	    (use != CONTINUE && PQtransactionStatus(st->conn) != PQTRANS_IDLE)))
 		pg_drop(st);
 	if (st->conn == NULL || st->pid != getpid() ||
 	    PQstatus(st->conn) != CONNECTION_OK) {

@@ -124,7 +124,7 @@ pgsql_dump(struct store *s, store_xrec_cb cb, void *arg)
 	/* Every list from one snapshot. */
 	if ((e = pq_run(st, "export", &q, 1, CONNECT)) != STORE_OK) {
 		free(x);
-		return e;
+		return pg_rollback(st, "export", e);
 	}
 	pq_clear(&q, 1);
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]) && !stop &&
@@ -286,7 +286,7 @@ pgsql_load(struct store *s, struct xsource *src)
 	 * at once finds the rows of the first and fails. */
 	if ((e = pq_run(st, "import", b, 3, CONNECT)) != STORE_OK) {
 		free(lb);
-		return e;
+		return pg_rollback(st, "import", e);
 	}
 	empty = !pg_bool(b[1].res, 0, 0);
 	pq_clear(b, 3);

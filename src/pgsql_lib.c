@@ -9,7 +9,8 @@
  * PostgreSQL store, once each, as Postfix loads its database clients
  * (dynamicmaps).  The functions are looked up by name into pqlib, with
  * the types libpq-fe.h gives them; pgsql.h has every PQ name call
- * through it.
+ * through it.  The path is the one configure found libpq in, not the
+ * bare soname: a host program's RPATH or LD_LIBRARY_PATH has no say.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -52,6 +53,7 @@ load(void)
 		if ((f = dlsym(h, fns[i].name)) == NULL) {
 			snprintf(why, sizeof(why), "%s has no %s: libpq 14 "
 			    "or later is needed", CRMAUTH_LIBPQ, fns[i].name);
+			dlclose(h);
 			return;
 		}
 		memcpy((char *)&pqlib + fns[i].off, &f, sizeof(f));

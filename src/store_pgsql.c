@@ -31,6 +31,8 @@
 #include "extern.h"
 #include "pgsql.h"
 
+static int	load_wrap(struct pstore *, int create);
+
 /* ---- the schema ---------------------------------------------------------------- */
 
 /* One transaction, every statement idempotent. */
@@ -100,8 +102,9 @@ static const char *const SCHEMA[] = {
 #define CONSUMER_COLS	"c.org, c.app, array_to_json(c.units)::text, " \
 			"c.revoked, c.created"
 #define ACCESS_COLS	"t.contact, t.ari, t.passhash, t.created"
-#define UNITS(n)	"(SELECT array_agg(x) FROM json_array_elements_text(" \
-			"$" #n "::json) AS x)"
+#define UNITS(n)	"(SELECT array_agg(x ORDER BY i) FROM " \
+			"json_array_elements_text($" #n "::json) " \
+			"WITH ORDINALITY AS t(x, i))"
 
 const char *const pg_sql[Q__MAX] = {
 	[Q_SCHEMA] = "SELECT value FROM meta WHERE name = 'schema'",
@@ -223,7 +226,10 @@ const char *const pg_sql[Q__MAX] = {
 	/* $1-3 keys, $4-6 limits, $7-9 exempt, $10-12 subjects, $13 the
 	 * trust key, $14 now, $15 the window.  Held (until > now): nothing
 	 * counted.  Else one more in each, in its window or a new one; the
-	 * subject kept once the limit is reached. */
+	 * subject kept once the limit is reached.  An upsert, since a row
+	 * whose window is over may have been pruned by another node since
+	 * it was made; each count comes back, for the caller to check that
+	 * none went past its limit meanwhile (p_attempt_reserve). */
 	[Q_ATT_RESERVE] = "WITH v AS (SELECT * FROM (VALUES"
 	    " ($1::bytea, $4::bigint, $7::boolean, $10::text),"
 	    " ($2::bytea, $5::bigint, $8::boolean, $11::text),"
@@ -237,17 +243,25 @@ const char *const pg_sql[Q__MAX] = {
 	    " FROM cur JOIN v ON v.k = cur.key CROSS JOIN tr"
 	    " WHERE cur.count > 0 AND cur.window_end > $14"
 	    " AND cur.count >= v.lim AND NOT (v.ex AND tr.trusted)),"
-	    " up AS (UPDATE attempts a SET"
-	    " window_end = CASE WHEN a.count = 0 OR a.window_end <= $14"
-	    " THEN $14 + $15::bigint ELSE a.window_end END,"
-	    " count = CASE WHEN a.count = 0 OR a.window_end <= $14 THEN 1"
-	    " ELSE least(a.count::bigint + 1, 2147483647) END,"
-	    " subject = CASE WHEN (CASE WHEN a.count = 0 OR"
-	    " a.window_end <= $14 THEN 1 ELSE a.count::bigint + 1 END)"
-	    " >= v.lim THEN v.subj ELSE a.subject END"
-	    " FROM v WHERE a.key = v.k AND (SELECT until FROM lk) <= $14"
-	    " RETURNING a.key, a.window_end)"
-	    " SELECT lk.until, tr.trusted, up.key, up.window_end"
+	    " up AS (INSERT INTO attempts (key, window_end, count, subject)"
+	    " SELECT v.k, $14 + $15::bigint, 1,"
+	    " CASE WHEN v.lim <= 1 THEN v.subj END FROM v"
+	    " WHERE (SELECT until FROM lk) <= $14 ORDER BY v.k"
+	    " ON CONFLICT (key) DO UPDATE SET"
+	    " window_end = CASE WHEN attempts.count = 0"
+	    " OR attempts.window_end <= $14 THEN EXCLUDED.window_end"
+	    " ELSE attempts.window_end END,"
+	    " count = CASE WHEN attempts.count = 0"
+	    " OR attempts.window_end <= $14 THEN 1"
+	    " ELSE least(attempts.count::bigint + 1, 2147483647) END,"
+	    " subject = CASE WHEN (CASE WHEN attempts.count = 0"
+	    " OR attempts.window_end <= $14 THEN 1"
+	    " ELSE attempts.count::bigint + 1 END)"
+	    " >= (SELECT lim FROM v WHERE v.k = EXCLUDED.key)"
+	    " THEN (SELECT subj FROM v WHERE v.k = EXCLUDED.key)"
+	    " ELSE attempts.subject END"
+	    " RETURNING key, window_end, count)"
+	    " SELECT lk.until, tr.trusted, up.key, up.window_end, up.count"
 	    " FROM lk CROSS JOIN tr LEFT JOIN up ON true",
 	/* $1-3 keys, $4-6 the windows they counted in, $7-9 clear on
 	 * success, $10 success, $11 the trust key (NULL: none), $12 until
@@ -312,7 +326,9 @@ const char *const pg_sql[Q__MAX] = {
 	    " ON CONFLICT DO NOTHING",
 	[Q_CUTOFF_LOAD] = "INSERT INTO cutoffs VALUES ($1, $2, $3)"
 	    " ON CONFLICT DO NOTHING",
-	[Q_BEGIN] = "BEGIN",
+	/* The counters read locked rows as they are now: READ COMMITTED,
+	 * whatever the database's default. */
+	[Q_BEGIN] = "BEGIN ISOLATION LEVEL READ COMMITTED",
 	/* Counters may be lost in a crash: no flush waited for. */
 	[Q_ASYNC] = "SET LOCAL synchronous_commit TO OFF",
 	[Q_COMMIT] = "COMMIT",
@@ -381,6 +397,9 @@ pg_get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
 	int		rc;
 
 	memset(k, 0, sizeof(*k));
+	/* Copied in since the store was opened: taken up now, no restart. */
+	if (!st->have_wrap)
+		(void)load_wrap(st, 0);
 	if (!st->have_wrap ||
 	    pg_str(r, row, col, k->kid, sizeof(k->kid)) == -1 ||
 	    strlen(k->kid) != CRM_KID_HEX ||
@@ -422,16 +441,23 @@ pg_access_key(char kind[2], char hex[2 * CRM_DIGEST_BYTES + 1],
 
 /* ---- reads ------------------------------------------------------------------------ */
 
+/* Readable, and this node can sign: the current key unseals with its
+ * wrap.key (a node without it, or with another's, is not healthy). */
 static enum store_err
 p_ping(struct store *s)
 {
 	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = Q_SCHEMA };
+	struct sigkey	 k;
+	struct pq	 q = { .q = Q_SIGKEY_CURRENT };
 	enum store_err	 e;
 
 	if ((e = pq1(st, "ping", &q, 1)) != STORE_OK)
 		return e;
-	e = PQntuples(q.res) == 1 ? STORE_OK : STORE_NOTINIT;
+	if (PQntuples(q.res) != 1)
+		e = STORE_NOTINIT;
+	else if (pg_get_sigkey(st, q.res, 0, 0, &k) == -1)
+		e = pg_damaged(st, "ping");
+	explicit_bzero(&k, sizeof(k));
 	pq_clear(&q, 1);
 	return e;
 }
@@ -757,7 +783,7 @@ p_user_change(struct store *s, const char *org, const char *user,
 	pg_param(&b[1], org);
 	pg_param(&b[1], user);
 	if ((e = pq_run(st, "user change", b, 2, CONNECT)) != STORE_OK)
-		return e;
+		return pg_rollback(st, "user change", e);
 	if (PQntuples(b[1].res) == 0)
 		e = STORE_NOTFOUND;
 	else if (pg_get_user(b[1].res, 0, 0, &u) == -1)
@@ -939,7 +965,7 @@ lock_current(struct pstore *st, const char *what, struct sigkey *cur)
 	enum store_err	 e;
 
 	if ((e = pq_run(st, what, b, 2, CONNECT)) != STORE_OK)
-		return e;
+		return pg_rollback(st, what, e);
 	if (PQntuples(b[1].res) != 1)
 		e = STORE_NOTINIT;
 	else if (pg_get_sigkey(st, b[1].res, 0, 0, cur) == -1)
@@ -1070,13 +1096,40 @@ p_released_prune(struct store *s, int64_t now, size_t *n)
 
 /* ---- failed attempts ------------------------------------------------------------- */
 
-/* The counters of r as parameters $1..$3 (NULL where there is none). */
+/* r's counters in key order (ord[i]: which one comes i-th), so that
+ * every statement makes and locks rows in one order: two requests never
+ * wait for each other in a circle. */
 static void
-att_keys(struct pq *q, const struct att_reserve *r)
+att_order(const struct att_reserve *r, size_t ord[ATT_COUNTERS])
+{
+	size_t	 i, j, t;
+
+	for (i = 0; i < ATT_COUNTERS; i++)
+		ord[i] = i;
+	for (i = 1; i < r->n; i++)
+		for (j = i; j > 0; j--) {
+			const struct att_counter *a = &r->c[ord[j - 1]];
+			const struct att_counter *b = &r->c[ord[j]];
+			size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
+			int c = memcmp(a->key, b->key, n);
+
+			if (c < 0 || (c == 0 && a->keylen <= b->keylen))
+				break;
+			t = ord[j - 1];
+			ord[j - 1] = ord[j];
+			ord[j] = t;
+		}
+}
+
+/* The counters of r as parameters $1..$3, in key order (NULL where
+ * there is none). */
+static void
+att_keys(struct pq *q, const struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS])
 {
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
 		if (i < r->n)
-			pg_param_bytes(q, r->c[i].key, r->c[i].keylen);
+			pg_param_bytes(q, r->c[ord[i]].key, r->c[ord[i]].keylen);
 		else
 			pg_param(q, NULL);
 }
@@ -1098,6 +1151,9 @@ att_row(const PGresult *res, const struct att_counter *c, int col)
 	return -1;
 }
 
+static enum store_err p_attempt_giveback(struct store *,
+		    struct att_reserve *, int, int64_t);
+
 /* Counting need not be durable (store.h): no flush waited for.  One
  * round trip: the rows made, the counters locked, counted (or not). */
 static enum store_err
@@ -1109,17 +1165,22 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 				    { .q = Q_ATT_PRUNE }, { .q = Q_COMMIT } };
 	struct pq		*rq = &q[3];
 	struct num		 lim[ATT_COUNTERS], t[3];
+	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
+	int64_t			 count, over = 0;
 	int			 row;
 
-	att_keys(&q[2], r);
-	att_keys(rq, r);
+	att_order(r, ord);
+	att_keys(&q[2], r, ord);
+	att_keys(rq, r, ord);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(rq, i < r->n ? pg_num(&lim[i], r->c[i].limit) : NULL);
+		pg_param(rq, i < r->n ?
+		    pg_num(&lim[i], r->c[ord[i]].limit) : NULL);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(rq, i < r->n ? (r->c[i].exempt ? "t" : "f") : NULL);
+		pg_param(rq, i < r->n ?
+		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(rq, i < r->n ? r->c[i].subject : NULL);
+		pg_param(rq, i < r->n ? r->c[ord[i]].subject : NULL);
 	if (r->trustlen > 0)
 		pg_param_bytes(rq, r->trust, r->trustlen);
 	else
@@ -1138,10 +1199,27 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 	}
 	r->locked_until = pg_i64(rq->res, 0, 0);
 	r->trusted = pg_bool(rq->res, 0, 1);
-	for (size_t i = 0; i < r->n; i++)
-		if ((row = att_row(rq->res, &r->c[i], 2)) != -1)
-			r->c[i].end = pg_i64(rq->res, row, 3);
+	for (size_t i = 0; i < r->n && r->locked_until <= r->now; i++) {
+		const struct att_counter *c = &r->c[i];
+
+		if ((row = att_row(rq->res, c, 2)) == -1) {
+			pq_clear(q, 6);
+			return pg_damaged(st, "attempts");
+		}
+		r->c[i].end = pg_i64(rq->res, row, 3);
+		count = pg_i64(rq->res, row, 4);
+		/* Past its limit: another attempt got there first, between
+		 * this one's look and its count (a row pruned and made
+		 * again).  Held after all, and its count given back. */
+		if (count > c->limit && !(c->exempt && r->trusted) &&
+		    r->c[i].end > over)
+			over = r->c[i].end;
+	}
 	pq_clear(q, 6);
+	if (over > r->now) {
+		(void)p_attempt_giveback(s, r, 0, 0);
+		r->locked_until = over;
+	}
 	return STORE_OK;
 }
 
@@ -1154,13 +1232,15 @@ p_attempt_giveback(struct store *s, struct att_reserve *r, int success,
 				    { .q = Q_ATT_GIVEBACK }, { .q = Q_COMMIT } };
 	struct pq		*g = &q[2];
 	struct num		 ends[ATT_COUNTERS], t;
+	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
 
-	att_keys(g, r);
+	att_order(r, ord);
+	att_keys(g, r, ord);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(g, i < r->n ? pg_num(&ends[i], r->c[i].end) : NULL);
+		pg_param(g, i < r->n ? pg_num(&ends[i], r->c[ord[i]].end) : NULL);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(g, i < r->n ? (r->c[i].clear ? "t" : "f") : NULL);
+		pg_param(g, i < r->n ? (r->c[ord[i]].clear ? "t" : "f") : NULL);
 	pg_param(g, success ? "t" : "f");
 	if (success && trust_until > r->now && r->trustlen > 0) {
 		pg_param_bytes(g, r->trust, r->trustlen);

@@ -29,12 +29,13 @@ ARGON2 = "argon2_memory_kib = 4096\nargon2_iterations = 1\n"
 FAST = "connect_timeout=2"
 
 
-def node(name, pg_db=None, wrap_from=None, procs=2, conninfo_extra="", **kw):
+def node(name, pg_db=None, wrap_from=None, procs=2, conninfo_extra="", init=None, **kw):
     """A web node on PostgreSQL: its own lighttpd and responders; with
     pg_db, another node's database, and wrap_from's wrap.key copied into
     its db_path (as the README says to do on every node)."""
     extra = kw.pop("conf_extra", "")
-    n = Lighttpd(name, store="postgresql", pg_db=pg_db, init=wrap_from is None,
+    n = Lighttpd(name, store="postgresql", pg_db=pg_db,
+                 init=wrap_from is None if init is None else init,
                  user=RUN_USER, procs=procs, lockout=LOCKOUT, argon2=ARGON2,
                  conf_extra=extra, **kw)
     if conninfo_extra:
@@ -409,6 +410,50 @@ def t_sigkill_during_releases():
     eq(lost, 0, "no release answered 200 is lost")
 
 
+def t_failover_past_a_silent_host():
+    """pg_conninfo lists a first host that takes the connection and never
+    answers (a primary gone without a word) before the real one: each
+    connection tries the next host after connect_timeout, so the node
+    serves, in about that time, instead of answering 503 forever."""
+    import socket
+    pg = Postgres.get()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    held = []
+    stop = threading.Event()
+
+    def hold():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])     # and say nothing
+            except OSError:
+                pass
+    t = threading.Thread(target=hold)
+    t.start()
+    port = silent.getsockname()[1]
+    N = node("failover", pg_db=A.pg_db, wrap_from=A, procs=1,
+             conninfo_extra=f"host=127.0.0.1,{pg.dir} port={port},5432 connect_timeout=2")
+    try:
+        N.start()
+        t0 = time.time()
+        r = login(N, "alice-pw")
+        took = time.time() - t0
+        print(f"  past a silent first host: {r.status} after {took:.1f}s")
+        eq(r.status, 200, "served by the second host")
+        check(2 <= took < 10, f"after the first host's connect_timeout: {took:.1f}s")
+        check(len(held) >= 1, "the first host was tried")
+        eq(login(N, "alice-pw").status, 200, "and the connection is kept")
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        silent.close()
+        N.cleanup()
+
+
 def t_started_while_down():
     """A responder started while the database is down answers 503 until it
     is up, then 200, without a restart."""
@@ -425,6 +470,34 @@ def t_started_while_down():
     try:
         wait_for(lambda: N.get("/health").status == 200, 20, "healthy once the database is up")
         eq(login(N, "alice-pw").status, 200, "and serving")
+    finally:
+        N.cleanup()
+
+
+def t_node_without_wrap_key():
+    """A node whose db_path lacks wrap.key: 503 to the client, and a line
+    in its log saying what to copy from where; once the file is copied,
+    200 without a restart."""
+    N = node("nowrap", pg_db=A.pg_db, procs=1, init=False)
+    try:
+        os.makedirs(N.db, exist_ok=True)
+        if N.user:
+            shutil.chown(N.db, N.user, N.user)
+        N.start()
+        r = login(N, "alice-pw")
+        eq((r.status, r.code), (503, "SERVICE_UNAVAILABLE"), "no wrap.key: 503")
+        check("wrap.key" not in r.body.decode(), "nothing of it in the answer")
+        log = N.error_log()
+        check("no wrap.key in db_path: copy it from the node where crmauthctl init first ran"
+              in log, log[-800:])
+        v = N.ctl("key", "list", check=False)
+        eq(v.returncode, 1, "crmauthctl fails too")
+        dst = os.path.join(N.db, "wrap.key")
+        shutil.copy(os.path.join(A.db, "wrap.key"), dst)
+        os.chmod(dst, 0o600)
+        if N.user:
+            shutil.chown(dst, N.user, N.user)
+        eq(login(N, "alice-pw").status, 200, "with wrap.key copied")
     finally:
         N.cleanup()
 
@@ -717,7 +790,11 @@ def main():
             ("faults: database stopped: 503, health 503; back: 200", t_database_stopped),
             ("faults: a database that hangs: 503 within the timeouts", t_database_hangs),
             ("faults: SIGKILL during releases, 20 rounds, none lost", t_sigkill_during_releases),
+            ("faults: a first host that never answers: the next one serves",
+             t_failover_past_a_silent_host),
             ("faults: a responder started while the database is down", t_started_while_down),
+            ("faults: a node without wrap.key: 503, and the log says what to copy",
+             t_node_without_wrap_key),
             ("faults: missing database, wrong password: one line, no password",
              t_bad_conninfo_logs),
             ("crmauthctl: every command on PostgreSQL", t_every_ctl_command),
