@@ -247,8 +247,8 @@ c_init(struct ctx *c, int argc, char **argv)
 	printf("store %s is ready\n", c->store->where);
 	if (strcmp(c->cfg.store, "postgresql") == 0)
 		printf("its signing keys are sealed with %s/wrap.key: copy that "
-		    "file (mode 0600) to db_path on every web node\n",
-		    c->cfg.db_path);
+		    "file, readable by the responders' user only, to db_path "
+		    "on every web node\n", c->cfg.db_path);
 	return 0;
 }
 
