@@ -82,11 +82,12 @@ def mint(kid, secret, n):
     return out
 
 
-def wrk(server, method, args):
-    r = subprocess.run(["wrk", f"-t{min(2, CONNS)}", f"-c{CONNS}", f"-d{SECONDS}s",
+def wrk(server, method, args, seconds=None):
+    seconds = seconds or SECONDS
+    r = subprocess.run(["wrk", f"-t{min(2, CONNS)}", f"-c{CONNS}", f"-d{seconds}s",
                         "--timeout", "10s", "-s", os.path.join(HERE, "method.lua"),
                         f"http://127.0.0.1:{server.port}", "--", method, *args],
-                       capture_output=True, text=True, timeout=SECONDS + 120)
+                       capture_output=True, text=True, timeout=seconds + 120)
     m = re.search(r"BENCH requests=(\d+) seconds=([\d.]+) non2xx=(\d+) errors=(\d+) "
                   r"p50_ms=([\d.]+) p99_ms=([\d.]+)", r.stdout)
     if m is None:
@@ -225,11 +226,15 @@ def prepare(s):
     tokfile = os.path.join(s.dir, "tokens")
     with open(tokfile, "w") as f:
         f.write("\n".join(mint(kid, secret, 200000)) + "\n")
-    for _ in range(50):     # warm up the responders
-        s.get("/health")
-    return {m: [b64(key), b64(ck)] + ([tokfile] if m == "release" else
+    args = {m: [b64(key), b64(ck)] + ([tokfile] if m == "release" else
                                       [good] if m == "check" else [])
-            for m, _ in METHODS}, key
+            for m, _ in METHODS}
+    # Warm up every responder (concurrent requests reach them all): the
+    # memory figures start after each has opened its store and, on
+    # PostgreSQL, loaded libpq and connected.
+    for m in ("health", "apikey"):
+        wrk(s, m, args[m], seconds=1)
+    return args, key
 
 
 def main():
@@ -329,6 +334,14 @@ def main():
             (r0, a0), (r1, a1) = m["before"][p], m["after"].get(p, (0, 0))
             worst, growth = max(worst, r1), max(growth, a1 - a0)
             print(f"  pid {p}: before {r0} / {a0}, after {r1} / {a1}")
+        if what:
+            # Issue 13's target: flat.  Its VmRSS counts libpq's 22
+            # libraries, mapped once (issue 7's 8 MiB was LMDB's).
+            met.append(growth <= 256)
+            print(f"  largest {worst} KiB (libpq and its libraries mapped), anonymous "
+                  f"growth at most {growth} KiB (flat, ≤ 256): "
+                  f"{'met' if met[-1] else 'NOT met'}")
+            continue
         met.append(worst <= 8192 and growth <= 256)
         print(f"  largest {worst} KiB (≤ 8192), anonymous growth at most {growth} KiB "
               f"(none beyond warm-up, ≤ 256): {'met' if met[-1] else 'NOT met'}")
