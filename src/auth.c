@@ -5,7 +5,7 @@
  * the attempt before checking the secret (throttle.c), and signs with
  * the current key read with it.  Every failed authentication answers the
  * same 401 body, and an unknown account costs the argon2id verify a
- * known one does.
+ * known one does; the event (audit.c) tells the operator why.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,18 +39,18 @@ deny(struct result *res, int basic)
 }
 
 /*
- * Sign a token for s with key; data = {"token": ...}.  Tokens issued at
- * or before cutoff are refused (the principal was logged out or a key
- * revoked this very second): wait for the next second rather than issue
- * one that is dead on arrival.
+ * Sign a token for s with key; data = {"token": ...}, and its event.
+ * Tokens issued at or before cutoff are refused (the principal was
+ * logged out or a key revoked this very second): wait for the next
+ * second rather than issue one that is dead on arrival.
  */
 static void
 issue(struct app *app, struct result *res, const struct sigkey *key,
-    const struct tok_subject *s, int64_t cutoff)
+    const struct tok_subject *s, int64_t cutoff, struct audit_event *ev)
 {
 	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
 	enum tok_err	 te;
-	char		*tok = NULL;
+	char		*tok = NULL, jti[CRM_JTI_HEX + 1];
 	size_t		 n;
 
 	for (int i = 0; i < 30 && app->now() <= cutoff; i++)
@@ -61,7 +61,8 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 		res->retry_after = 2;
 		return;
 	}
-	te = tok_issue(key, s, app->now(), app->cfg.token_ttl, &tok);
+	sec_random_hex(jti, CRM_JTI_BYTES);
+	te = tok_encode(key, s, jti, app->now(), app->cfg.token_ttl, &tok);
 	if (te != TOK_OK) {
 		log_err("token: %s", tok_strerror(te));
 		result_error(res, API_INTERNAL_ERROR, NULL);
@@ -76,20 +77,37 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 		memcpy(res->data + 10, tok, n);
 		memcpy(res->data + 10 + n, "\"}", 3);
 		res->status = API_OK;
+		ev->unit = s->oun;
+		ev->jti = jti;
+		ev->kid = key->kid;
+		app_event(app, res, ev, "token_issued", NULL);
 	}
 	free(tok);
 }
 
+/* throttle_begin, and the event of an attempt held back. */
+static int
+begin(struct app *app, struct attempt *a, struct result *res,
+    struct audit_event *ev)
+{
+	if (throttle_begin(app, a, res) == 0)
+		return 0;
+	if (res->status == API_TOO_MANY_ATTEMPTS)
+		app_event(app, res, ev, "auth_throttled", NULL);
+	return -1;
+}
+
 /*
- * The common end of the three methods, once the secret was checked (ok)
- * or the store failed (e): settle the attempt, then refuse, or sign for
- * the unit asked for.
+ * The common end of the three methods, once the secret was checked (ok;
+ * why not, for the operator) or the store failed (e): settle the
+ * attempt, then refuse, or sign for the unit asked for.
  */
 static void
 conclude(struct app *app, struct result *res, struct attempt *a,
-    enum store_err e, int ok, int basic, const struct lookup *l,
-    char units[][CRM_NAME_MAX + 1], size_t nunits, const char *unit,
-    struct tok_subject *s, int64_t cutoff)
+    enum store_err e, int ok, const char *why, int basic,
+    const struct lookup *l, char units[][CRM_NAME_MAX + 1], size_t nunits,
+    const char *unit, struct tok_subject *s, int64_t cutoff,
+    struct audit_event *ev)
 {
 	if (e != STORE_OK) {
 		throttle_end(app, a, ATT_UNUSED);
@@ -99,14 +117,16 @@ conclude(struct app *app, struct result *res, struct attempt *a,
 	if (!ok) {
 		throttle_end(app, a, ATT_FAILED);
 		deny(res, basic);
+		app_event(app, res, ev, "auth_failed", why);
 		return;
 	}
 	throttle_end(app, a, ATT_SUCCEEDED);
 	if ((s->oun = pick_unit(units, nunits, unit)) == NULL) {
 		result_error(res, API_INVALID_UNIT, NULL);
+		app_event(app, res, ev, "auth_failed", "unit_not_allowed");
 		return;
 	}
-	issue(app, res, &l->key, s, cutoff);
+	issue(app, res, &l->key, s, cutoff, ev);
 }
 
 /* Optional "unit" of the body, which may itself be absent. */
@@ -118,17 +138,6 @@ body_unit(const struct request *req, const char **unit, struct result *res)
 		return 0;
 	return json_field_string(req->body, NULL, "unit", 0, CRM_NAME_MAX,
 	    unit, res) == -1 ? -1 : 0;
-}
-
-/* A key's public id: the first 16 hex digits of its SHA-256. */
-static void
-key_id(char id[17], const unsigned char digest[CRM_DIGEST_BYTES])
-{
-	char hex[2 * CRM_DIGEST_BYTES + 1];
-
-	sec_hex(hex, digest, CRM_DIGEST_BYTES);
-	memcpy(id, hex, 16);
-	id[16] = '\0';
 }
 
 struct rehash {
@@ -177,10 +186,11 @@ rehash(struct app *app, const char *org, const char *name,
 void
 m_token(struct app *app, const struct request *req, struct result *res)
 {
-	const char		*user, *pw, *org, *unit;
+	const char		*user, *pw, *org, *unit, *why = NULL;
 	struct lookup		 l;
 	struct tok_subject	 s;
 	struct attempt		 a;
+	struct audit_event	 ev;
 	enum store_err		 e;
 	int			 ok;
 
@@ -196,24 +206,33 @@ m_token(struct app *app, const struct request *req, struct result *res)
 		return;
 	if (app_store(app, res) == NULL)
 		return;
+	ev = (struct audit_event){ .method = req->path, .org = org,
+	    .usr = user, .unit = unit, .client = req->remote_addr };
 	a = (struct attempt){ .kind = ATT_USER, .org = org, .name = user,
 	    .addr = req->remote_addr };
-	if (throttle_begin(app, &a, res) == -1)
+	if (begin(app, &a, res, &ev) == -1)
 		return;
 	e = store_lookup_user(app->store, org, user, &l);
 	if (e == STORE_OK && !l.user_found) {
 		/* Same cost as a wrong password: no timing oracle. */
 		sec_pwverify(app->dummy_hash, pw, strlen(pw));
 		ok = 0;
-	} else
+		why = "unknown_user";
+	} else {
 		ok = e == STORE_OK &&
-		    sec_pwverify(l.user.pwhash, pw, strlen(pw)) == 0 &&
-		    !l.user.disabled;
+		    sec_pwverify(l.user.pwhash, pw, strlen(pw)) == 0;
+		if (!ok)
+			why = "bad_password";
+		else if (l.user.disabled) {
+			ok = 0;
+			why = "disabled";
+		}
+	}
 	if (ok)
 		rehash(app, org, user, NULL, l.user.pwhash, pw);
 	s = (struct tok_subject){ .usr = user, .org = org };
-	conclude(app, res, &a, e, ok, 0, &l, l.user.units, l.user.nunits,
-	    unit, &s, l.user.not_before);
+	conclude(app, res, &a, e, ok, why, 0, &l, l.user.units,
+	    l.user.nunits, unit, &s, l.user.not_before, &ev);
 	explicit_bzero(&l, sizeof(l));
 }
 
@@ -223,10 +242,11 @@ m_web_api_key_token(struct app *app, const struct request *req,
 {
 	char			 key[CRM_NAME_MAX + 1], id[17];
 	unsigned char		 digest[CRM_DIGEST_BYTES];
-	const char		*unit;
+	const char		*unit, *why = NULL;
 	struct lookup		 l;
 	struct tok_subject	 s;
 	struct attempt		 a;
+	struct audit_event	 ev;
 	enum store_err		 e;
 	int			 ok;
 
@@ -236,17 +256,29 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	if (app_store(app, res) == NULL)
 		return;
 	sec_sha256(digest, key, strlen(key));
-	key_id(id, digest);
+	sec_key_id(id, digest);
+	/* What was sent is named by its id only once it is known to be a
+	 * key: the digest of a password sent by mistake could be guessed
+	 * back from it. */
+	ev = (struct audit_event){ .method = req->path, .unit = unit,
+	    .client = req->remote_addr };
 	a = (struct attempt){ .kind = ATT_APIKEY, .name = id,
 	    .addr = req->remote_addr };
-	if (throttle_begin(app, &a, res) == -1)
+	if (begin(app, &a, res, &ev) == -1)
 		return;
 	e = store_lookup_apikey(app->store, digest, &l);
 	ok = e == STORE_OK && l.apikey_found && !l.apikey.revoked &&
 	    l.user_found && !l.user.disabled;
+	if (e == STORE_OK && l.apikey_found) {
+		ev.key_id = id;
+		ev.org = l.apikey.org;
+		ev.usr = l.apikey.user;
+	}
+	why = !l.apikey_found ? "unknown_key" : l.apikey.revoked ?
+	    "revoked_key" : !l.user_found ? "unknown_user" : "disabled";
 	s = (struct tok_subject){ .usr = l.apikey.user, .org = l.apikey.org };
-	conclude(app, res, &a, e, ok, 1, &l, l.user.units, l.user.nunits,
-	    unit, &s, l.user.not_before);
+	conclude(app, res, &a, e, ok, why, 1, &l, l.user.units,
+	    l.user.nunits, unit, &s, l.user.not_before, &ev);
 	explicit_bzero(&l, sizeof(l));
 	explicit_bzero(key, sizeof(key));
 }
@@ -305,10 +337,11 @@ m_consumer_token(struct app *app, const struct request *req,
 {
 	char			 key[CRM_NAME_MAX + 1], id[17];
 	unsigned char		 digest[CRM_DIGEST_BYTES], cd[CRM_DIGEST_BYTES];
-	const char		*code, *ident, *pass, *unit;
+	const char		*code, *ident, *pass, *unit, *why = NULL;
 	struct lookup		 l;
 	struct tok_subject	 s;
 	struct attempt		 a;
+	struct audit_event	 ev;
 	enum store_err		 e;
 	int			 ok, known;
 
@@ -319,7 +352,7 @@ m_consumer_token(struct app *app, const struct request *req,
 	if (app_store(app, res) == NULL)
 		return;
 	sec_sha256(digest, key, strlen(key));
-	key_id(id, digest);
+	sec_key_id(id, digest);
 	if (code != NULL)
 		sec_sha256(cd, code, strlen(code));
 	/* The access token is the key's organisation's: read it all first
@@ -330,6 +363,13 @@ m_consumer_token(struct app *app, const struct request *req,
 		return;
 	}
 	known = l.consumer_found && !l.consumer.revoked;
+	ev = (struct audit_event){ .method = req->path, .unit = unit,
+	    .identifier = ident, .client = req->remote_addr };
+	if (l.consumer_found) {
+		ev.key_id = id;
+		ev.org = l.consumer.org;
+		ev.usr = l.consumer.app;
+	}
 	if (!known)
 		a = (struct attempt){ .kind = ATT_CONSUMER, .name = id };
 	else if (code != NULL)
@@ -338,25 +378,30 @@ m_consumer_token(struct app *app, const struct request *req,
 		a = (struct attempt){ .kind = ATT_IDENT,
 		    .org = l.consumer.org, .name = ident };
 	a.addr = req->remote_addr;
-	if (throttle_begin(app, &a, res) == -1)
+	if (begin(app, &a, res, &ev) == -1)
 		return;
 	if (pass == NULL)
 		ok = known && l.access_found;
-	else if (known && l.access_found && l.access.passhash[0] != '\0')
+	else if (known && l.access_found && l.access.passhash[0] != '\0') {
 		ok = sec_pwverify(l.access.passhash, pass, strlen(pass)) == 0;
-	else {
+		why = "bad_pass_code";
+	} else {
 		/* The verify a real pass code costs. */
 		sec_pwverify(app->dummy_hash, pass, strlen(pass));
 		ok = 0;
 	}
+	if (!known)
+		why = l.consumer_found ? "revoked_key" : "unknown_key";
+	else if (why == NULL)
+		why = "unknown_access_token";
 	if (ok && pass != NULL)
 		rehash(app, l.consumer.org, NULL, ident, l.access.passhash,
 		    pass);
 	s = (struct tok_subject){ .usr = l.consumer.app,
 	    .org = l.consumer.org, .cii = l.access.contact,
 	    .ari = l.access.ari };
-	conclude(app, res, &a, STORE_OK, ok, 1, &l, l.consumer.units,
-	    l.consumer.nunits, unit, &s, l.app_cutoff);
+	conclude(app, res, &a, STORE_OK, ok, why, 1, &l, l.consumer.units,
+	    l.consumer.nunits, unit, &s, l.app_cutoff, &ev);
 	explicit_bzero(&l, sizeof(l));
 	explicit_bzero(key, sizeof(key));
 }

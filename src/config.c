@@ -23,6 +23,7 @@ config_defaults(struct config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->store, sizeof(c->store), "lmdb");
 	snprintf(c->db_path, sizeof(c->db_path), "%s", CRM_DEFAULT_DB);
+	snprintf(c->audit_log, sizeof(c->audit_log), "syslog");
 	c->db_map_size_mb = 256;
 	c->db_map_max_mb = 4096;
 	c->token_ttl = 7200;
@@ -105,6 +106,7 @@ static const struct ckey ckeys[] = {
 	{ "store", C_STR, 1, 0, F(store) },
 	{ "pg_conninfo", C_STR, 1, 0, F(pg_conninfo) },
 	{ "db_path", C_STR, 1, 0, F(db_path) },
+	{ "audit_log", C_STR, 1, 0, F(audit_log) },
 	{ "db_map_size_mb", C_INT, 1, 1 << 20, F(db_map_size_mb) },
 	{ "db_map_max_mb", C_INT, 1, 1 << 20, F(db_map_max_mb) },
 	{ "token_ttl", C_INT, 1, 30 * 86400, F(token_ttl) },
@@ -205,6 +207,7 @@ config_load(struct config *cfg, const char *file, int explicit, char *err,
 {
 	struct cstate	 st;
 	struct stat	 sb;
+	enum audit_sink	 sink;
 	FILE		*f;
 	int		 rc;
 
@@ -249,6 +252,12 @@ config_load(struct config *cfg, const char *file, int explicit, char *err,
 	    strcmp(cfg->store, "postgresql") != 0) {
 		snprintf(err, errlen, "%s: store = \"%.32s\" is not lmdb or "
 		    "postgresql", file, cfg->store);
+		return -1;
+	}
+	if (audit_sink_parse(cfg->audit_log, &sink) == -1) {
+		snprintf(err, errlen, "%s: audit_log = \"%.64s\" is not "
+		    "syslog, stderr, off or an absolute path", file,
+		    cfg->audit_log);
 		return -1;
 	}
 	if (strcmp(cfg->store, "postgresql") == 0 &&

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +27,21 @@
 struct ctx {
 	struct config	 cfg;
 	struct store	*store;
+	/* The admin event, written when a change succeeded: the command
+	 * fills in its subjects (a key by its public id, never a secret). */
+	struct audit_event ev;
+	char		 key_id[17], kid[CRM_KID_HEX + 1];
 };
+
+/* What a command's event says (struct cmd ev). */
+#define EV_CHANGE	0x1	/* an admin event when it succeeds */
+#define EV_ORG_USR	0x2	/* its arguments are ORG USER */
+#define EV_FILE		0x4	/* its argument is a FILE */
 
 struct cmd {
 	const char	*w1, *w2;	/* command words; w2 may be NULL */
 	int		 (*fn)(struct ctx *, int, char **);
+	unsigned	 ev;		/* EV_* */
 	int		 min, max;	/* positional arguments */
 	const char	*args;		/* for usage */
 	const char	*help;
@@ -238,6 +249,53 @@ parse_units(int argc, char **argv, char **pos, int npos,
 	return 0;
 }
 
+/* The first --unit of a command line (the default unit), or NULL. */
+static const char *
+argv_unit(int argc, char **argv)
+{
+	for (int i = 0; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--unit") == 0)
+			return argv[i + 1];
+	return NULL;
+}
+
+/*
+ * The admin event of a change that succeeded: the command, its
+ * subjects, and the Unix user who ran it (and, under sudo, who that
+ * was: SUDO_USER, as sudo sets it).
+ */
+static void
+admin_event(struct ctx *c, const struct cmd *cmd, int argc, char **argv)
+{
+	struct audit	 a;
+	struct passwd	*pw;
+	char		 words[64], uid[32];
+
+	if (!(cmd->ev & EV_CHANGE))
+		return;
+	snprintf(words, sizeof(words), "%s%s%s", cmd->w1,
+	    cmd->w2 ? " " : "", cmd->w2 ? cmd->w2 : "");
+	c->ev.event = "admin";
+	c->ev.command = words;
+	if (cmd->ev & EV_ORG_USR) {
+		c->ev.org = argv[0];
+		c->ev.usr = argv[1];
+	}
+	if (cmd->ev & EV_FILE)
+		c->ev.file = argv[0];
+	if ((pw = getpwuid(getuid())) != NULL)
+		c->ev.unix_user = pw->pw_name;
+	else {
+		snprintf(uid, sizeof(uid), "%lu", (unsigned long)getuid());
+		c->ev.unix_user = uid;
+	}
+	if (getuid() == 0)
+		c->ev.sudo_user = getenv("SUDO_USER");
+	audit_init(&a, c->cfg.audit_log);
+	audit_emit(&a, &c->ev);
+	audit_close(&a);
+}
+
 /* ---- commands ---------------------------------------------------------- */
 
 static int
@@ -283,6 +341,9 @@ c_user_add(struct ctx *c, int argc, char **argv)
 		return fail("user %s of %s already exists", pos[1], pos[0]);
 	if (e != STORE_OK)
 		return store_fail(c, e);
+	c->ev.org = pos[0];
+	c->ev.usr = pos[1];
+	c->ev.unit = argv_unit(argc, argv);
 	return 0;
 }
 
@@ -498,6 +559,9 @@ c_apikey_add(struct ctx *c, int argc, char **argv)
 	if ((e = store_apikey_put(c->store, digest, &ak, 1)) != STORE_OK)
 		return store_fail(c, e);
 	printf("%s\n", key);
+	explicit_bzero(key, sizeof(key));
+	sec_key_id(c->key_id, digest);
+	c->ev.key_id = c->key_id;
 	return 0;
 }
 
@@ -592,6 +656,8 @@ key_revoke(struct ctx *c, int argc, char **argv, int consumer)
 		    "consumer application key" : "Web API key");
 	if (e != STORE_OK)
 		return store_fail(c, e);
+	sec_key_id(c->key_id, digest);
+	c->ev.key_id = c->key_id;
 	return 0;
 }
 
@@ -660,6 +726,12 @@ c_consumer_add(struct ctx *c, int argc, char **argv)
 	if ((e = store_consumer_put(c->store, digest, &ck, 1)) != STORE_OK)
 		return store_fail(c, e);
 	printf("%s\n", key);
+	explicit_bzero(key, sizeof(key));
+	sec_key_id(c->key_id, digest);
+	c->ev.key_id = c->key_id;
+	c->ev.org = pos[0];
+	c->ev.usr = pos[1];
+	c->ev.unit = argv_unit(argc, argv);
 	return 0;
 }
 
@@ -772,10 +844,13 @@ c_access_add(struct ctx *c, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	e = store_access_add(c->store, org, code ? digest : NULL, ident, &at);
+	explicit_bzero(digest, sizeof(digest));
 	if (e == STORE_EXISTS)
 		return fail("that access token already exists in %s", org);
 	if (e != STORE_OK)
 		return store_fail(c, e);
+	c->ev.org = org;
+	c->ev.identifier = ident;
 	return 0;
 }
 
@@ -824,6 +899,8 @@ c_key_rotate(struct ctx *c, int argc, char **argv)
 	fmt_time(until, sizeof(until), old.expires);
 	printf("%s is the current key; %s verifies until %s\n", new.kid,
 	    old.kid, until);
+	snprintf(c->kid, sizeof(c->kid), "%s", new.kid);
+	c->ev.kid = c->kid;
 	explicit_bzero(&old, sizeof(old));
 	explicit_bzero(&new, sizeof(new));
 	return 0;
@@ -850,6 +927,8 @@ c_key_retire(struct ctx *c, int argc, char **argv)
 	if (made)
 		printf("%s is the current key; ", new.kid);
 	printf("%s is retired: it verifies nothing any more\n", kid);
+	snprintf(c->kid, sizeof(c->kid), "%s", kid);
+	c->ev.kid = c->kid;
 	explicit_bzero(&new, sizeof(new));
 	return 0;
 }
@@ -865,6 +944,8 @@ c_key_export(struct ctx *c, int argc, char **argv)
 		return store_fail(c, e);
 	b64url_encode(b64, k.secret, sizeof(k.secret));
 	printf("%s %s\n", k.kid, b64);
+	snprintf(c->kid, sizeof(c->kid), "%s", k.kid);
+	c->ev.kid = c->kid;
 	explicit_bzero(&k, sizeof(k));
 	explicit_bzero(b64, sizeof(b64));
 	return 0;
@@ -1051,6 +1132,7 @@ c_lock_clear(struct ctx *c, int argc, char **argv)
 	if (strcmp(kind, "address") == 0) {
 		if (argc != 2)
 			return usage_error("lock clear address ADDRESS");
+		c->ev.address = argv[1];
 		len = throttle_key(k, 'N', ATT_USER, NULL, NULL, argv[1]);
 		if ((e = store_lock_clear(c->store, k, len, 0, &n)) !=
 		    STORE_OK)
@@ -1067,7 +1149,14 @@ c_lock_clear(struct ctx *c, int argc, char **argv)
 	if (argc != 1 + names && argc != 2 + names)
 		return usage_error("wrong number of arguments");
 	if (argc == 2 + names)
-		addr = argv[1 + names];
+		c->ev.address = addr = argv[1 + names];
+	if (names == 2) {
+		c->ev.org = argv[1];
+		if (kind[0] == 'u')
+			c->ev.usr = argv[2];
+		else
+			c->ev.identifier = argv[2];
+	}
 	if (names == 2)
 		rc = clear_account(c, kind[0] == 'u' ? ATT_USER : ATT_IDENT,
 		    argv[1], argv[2], addr, &n);
@@ -1077,6 +1166,8 @@ c_lock_clear(struct ctx *c, int argc, char **argv)
 			    "lock list prints it");
 		for (size_t i = 0; i <= 16; i++)
 			id[i] = (char)toupper((unsigned char)argv[1][i]);
+		snprintf(c->key_id, sizeof(c->key_id), "%s", id);
+		c->ev.key_id = c->key_id;
 		if (kind[0] == 'a')
 			rc = clear_account(c, ATT_APIKEY, NULL, id, addr, &n);
 		else if ((rc = clear_account(c, ATT_CONSUMER, NULL, id, addr,
@@ -1089,76 +1180,76 @@ c_lock_clear(struct ctx *c, int argc, char **argv)
 }
 
 static const struct cmd cmds[] = {
-	{ "init", NULL, c_init, 0, 2, "[--group GROUP]",
+	{ "init", NULL, c_init, EV_CHANGE, 0, 2, "[--group GROUP]",
 	    "create the store and a first signing key (idempotent); with "
 	    "--group, shared with that group (02770, files 0660)" },
-	{ "user", "add", c_user_add, 2, 2 + 2 * CRM_UNITS_MAX,
+	{ "user", "add", c_user_add, EV_CHANGE, 2, 2 + 2 * CRM_UNITS_MAX,
 	    "ORG USER --unit U [--unit U2 ...]",
 	    "add a user; first --unit is the default; password from stdin" },
-	{ "user", "passwd", c_user_passwd, 2, 2, "ORG USER",
+	{ "user", "passwd", c_user_passwd, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "set a new password, read from stdin" },
-	{ "user", "disable", c_user_disable, 2, 2, "ORG USER",
+	{ "user", "disable", c_user_disable, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "refuse the user's logins, Web API keys and tokens issued so far" },
-	{ "user", "enable", c_user_enable, 2, 2, "ORG USER",
+	{ "user", "enable", c_user_enable, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "undo disable" },
-	{ "user", "del", c_user_del, 2, 2, "ORG USER",
+	{ "user", "del", c_user_del, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "delete the user and the user's Web API keys" },
-	{ "user", "unlock", c_user_unlock, 2, 2, "ORG USER",
+	{ "user", "unlock", c_user_unlock, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "clear the user's failed-attempt counters (every address)" },
-	{ "user", "logout", c_user_logout, 2, 2, "ORG USER",
+	{ "user", "logout", c_user_logout, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "refuse every token issued to the user so far" },
-	{ "user", "list", c_user_list, 0, 1, "[ORG]",
+	{ "user", "list", c_user_list, 0, 0, 1, "[ORG]",
 	    "org, user, units, state, created" },
-	{ "apikey", "add", c_apikey_add, 2, 2, "ORG USER",
+	{ "apikey", "add", c_apikey_add, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "print a new Web API key for the user" },
-	{ "apikey", "revoke", c_apikey_revoke, 0, 1, "[ID]",
+	{ "apikey", "revoke", c_apikey_revoke, EV_CHANGE, 0, 1, "[ID]",
 	    "revoke a Web API key (by id, or the key from stdin) and refuse "
 	    "the tokens its user was issued so far" },
-	{ "apikey", "list", c_apikey_list, 0, 1, "[ORG]",
+	{ "apikey", "list", c_apikey_list, 0, 0, 1, "[ORG]",
 	    "org, user, id, state, created (never whole keys)" },
-	{ "consumer-key", "add", c_consumer_add, 2, 2 + 2 * CRM_UNITS_MAX,
+	{ "consumer-key", "add", c_consumer_add, EV_CHANGE, 2, 2 + 2 * CRM_UNITS_MAX,
 	    "ORG APP --unit U [--unit U2 ...]",
 	    "print a new consumer application key" },
-	{ "consumer-key", "revoke", c_consumer_revoke, 0, 1, "[ID]",
+	{ "consumer-key", "revoke", c_consumer_revoke, EV_CHANGE, 0, 1, "[ID]",
 	    "revoke a consumer application key (by id, or the key from stdin) "
 	    "and refuse the tokens its application was issued so far" },
-	{ "consumer-key", "list", c_consumer_list, 0, 1, "[ORG]",
+	{ "consumer-key", "list", c_consumer_list, 0, 0, 1, "[ORG]",
 	    "org, app, id, units, state, created" },
-	{ "access-token", "add", c_access_add, 4, 7,
+	{ "access-token", "add", c_access_add, EV_CHANGE, 4, 7,
 	    "ORG --contact CII [--accounts-receivable ARI] "
 	    "(--authentication-code | --identifier ID)",
 	    "add an access token; the authentication code, or the pass code "
 	    "of the identifier, is read from stdin" },
-	{ "key", "rotate", c_key_rotate, 0, 0, "",
+	{ "key", "rotate", c_key_rotate, EV_CHANGE, 0, 0, "",
 	    "new current signing key; the old one verifies until its tokens "
 	    "expire" },
-	{ "key", "retire", c_key_retire, 1, 1, "KID",
+	{ "key", "retire", c_key_retire, EV_CHANGE, 1, 1, "KID",
 	    "the key verifies nothing from now on (after a leak); a new "
 	    "current key is made first if it was the current one" },
-	{ "key", "list", c_key_list, 0, 0, "",
+	{ "key", "list", c_key_list, 0, 0, 0, "",
 	    "kid, created, state, verifies until" },
-	{ "key", "export", c_key_export, 0, 0, "",
+	{ "key", "export", c_key_export, EV_CHANGE, 0, 0, "",
 	    "print \"KID SECRET\" of the current signing key" },
-	{ "released", "count", c_released_count, 0, 0, "",
+	{ "released", "count", c_released_count, 0, 0, 0, "",
 	    "number of released token ids kept" },
-	{ "released", "prune", c_released_prune, 0, 0, "",
+	{ "released", "prune", c_released_prune, EV_CHANGE, 0, 0, "",
 	    "delete released ids past their exp" },
-	{ "backup", NULL, c_backup, 1, 1, "FILE",
+	{ "backup", NULL, c_backup, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "a consistent, compacted copy of the store, taken while it serves" },
-	{ "restore", NULL, c_restore, 1, 1, "FILE",
+	{ "restore", NULL, c_restore, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "replace the store with a backup (stop the service first)" },
-	{ "export", NULL, c_export, 1, 1, "FILE",
+	{ "export", NULL, c_export, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "every record as JSON lines (0600; it holds the signing keys), "
 	    "for import into a store of either backend" },
-	{ "import", NULL, c_import, 1, 1, "FILE",
+	{ "import", NULL, c_import, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "load an export into an empty store (after crmauthctl init), "
 	    "all of it or nothing" },
-	{ "token", "verify", c_token_verify, 0, 0, "",
+	{ "token", "verify", c_token_verify, 0, 0, 0, "",
 	    "token from stdin: exit 0 and print the claims if it is usable" },
-	{ "lock", "list", c_lock_list, 0, 0, "",
+	{ "lock", "list", c_lock_list, 0, 0, 0, "",
 	    "every lock in force: kind, org, name, address (* all), "
 	    "failures, until" },
-	{ "lock", "clear", c_lock_clear, 2, 4,
+	{ "lock", "clear", c_lock_clear, EV_CHANGE, 2, 4,
 	    "user ORG USER | apikey ID | consumer-key ID | access-token ORG "
 	    "IDENTIFIER [ADDRESS] | address ADDRESS",
 	    "clear a lock (without ADDRESS: the account's and every "
@@ -1255,13 +1346,18 @@ main(int argc, char *argv[])
 			return fail("no group %s", argv[skip + 1]);
 		c.cfg.db_group = (long)gr->gr_gid;
 	}
+	memset(&c.ev, 0, sizeof(c.ev));
 	if (cur->fn == c_restore)
-		return c_restore(&c, nargs, argv + skip);
-	e = store_open(&c.store, &c.cfg, cur->fn == c_init ? STORE_CREATE : 0,
-	    err, sizeof(err));
-	if (e != STORE_OK)
-		return fail("%s", err);
-	rc = cur->fn(&c, nargs, argv + skip);
-	store_close(c.store);
+		rc = c_restore(&c, nargs, argv + skip);
+	else {
+		e = store_open(&c.store, &c.cfg, cur->fn == c_init ?
+		    STORE_CREATE : 0, err, sizeof(err));
+		if (e != STORE_OK)
+			return fail("%s", err);
+		rc = cur->fn(&c, nargs, argv + skip);
+		store_close(c.store);
+	}
+	if (rc == 0)
+		admin_event(&c, cur, nargs, argv + skip);
 	return rc;
 }

@@ -54,6 +54,17 @@ hexval(char c)
 	return -1;
 }
 
+void
+sec_key_id(char id[CRM_KEY_ID_HEX + 1],
+    const unsigned char digest[CRM_DIGEST_BYTES])
+{
+	char hex[2 * CRM_DIGEST_BYTES + 1];
+
+	sec_hex(hex, digest, CRM_DIGEST_BYTES);
+	memcpy(id, hex, CRM_KEY_ID_HEX);
+	id[CRM_KEY_ID_HEX] = '\0';
+}
+
 int
 sec_unhex(unsigned char *out, size_t n, const char *hex, size_t hexlen)
 {

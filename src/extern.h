@@ -41,12 +41,65 @@ struct json_object;
 void	 log_init(const char *progname);
 void	 log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- audit.c: authentication events (API.md §8) ------------------------ */
+
+enum audit_sink { AUDIT_OFF, AUDIT_SYSLOG, AUDIT_STDERR, AUDIT_FILE };
+
+/* A process's sink.  The file is opened at the first event (after any
+ * fork) and again whenever its path names another file (rotated). */
+struct audit {
+	enum audit_sink	 sink;
+	char		 path[1024];	/* AUDIT_FILE */
+	int		 fd;		/* -1 until opened */
+	dev_t		 dev;
+	ino_t		 ino;
+	int		 syslog_open;
+	int		 failing;	/* a failure was logged; not again */
+};
+
+/*
+ * One event.  Members left NULL are left out; the others are written
+ * in this order, each cut to CRM_NAME_MAX bytes and JSON-escaped.
+ * Never put a secret here: a password, pass code, key, authentication
+ * code, signing secret or whole token (a key by its public id only).
+ */
+struct audit_event {
+	const char	*event;		/* token_issued, auth_failed, ... */
+	const char	*method;	/* the PATH_INFO of an API method */
+	const char	*command;	/* admin: the crmauthctl command */
+	const char	*org, *usr, *unit, *identifier;
+	const char	*jti, *kid, *key_id;
+	const char	*client;	/* REMOTE_ADDR */
+	const char	*address;	/* admin: an address a lock is for */
+	const char	*file;		/* admin: backup, restore, export... */
+	const char	*reason;	/* auth_failed: for the operator */
+	const char	*unix_user, *sudo_user;	/* admin: who ran it */
+};
+
+/* The longest line: 16 members of CRM_NAME_MAX bytes, each byte
+ * escaped to at most six. */
+#define AUDIT_LINE_MAX	 (16 * (6 * CRM_NAME_MAX + 32) + 64)
+
+/* "syslog", "stderr", "off" or an absolute path: 0, else -1. */
+int	 audit_sink_parse(const char *, enum audit_sink *);
+/* From the audit_log setting; no I/O until the first event. */
+void	 audit_init(struct audit *, const char *setting);
+void	 audit_close(struct audit *);
+/* Write one event; never fails the caller (a sink that cannot be
+ * written costs one line on stderr until it works again).  a may be
+ * NULL (no events). */
+void	 audit_emit(struct audit *a, const struct audit_event *);
+/* The line for ev at ts, "\n" and NUL included in size; its length. */
+size_t	 audit_format(char *buf, size_t size, const struct audit_event *,
+	    const struct timespec *);
+
 /* ---- config.c ---------------------------------------------------------- */
 
 struct config {
 	char		 path[1024];	/* the file read, or "" for defaults */
 	char		 store[16];	/* "lmdb" or "postgresql" */
 	char		 pg_conninfo[1024];	/* libpq's, when postgresql */
+	char		 audit_log[1024];	/* syslog, stderr, off or a path */
 	char		 db_path[1024];
 	uint64_t	 db_map_size_mb;
 	uint64_t	 db_map_max_mb;
@@ -122,6 +175,11 @@ void	 sec_tagged_hash(unsigned char out[CRM_DIGEST_BYTES], char tag,
 	    const char *a, const void *b, size_t blen);
 /* Upper-case hex of a byte string; hex must hold 2n+1 bytes. */
 void	 sec_hex(char *hex, const unsigned char *in, size_t n);
+/* A key's public id: the first CRM_KEY_ID_HEX hex digits of its
+ * SHA-256 digest, as the list commands and events show it. */
+#define CRM_KEY_ID_HEX	 16
+void	 sec_key_id(char id[CRM_KEY_ID_HEX + 1],
+	    const unsigned char digest[CRM_DIGEST_BYTES]);
 /* Strict hex decoding of exactly 2n characters (either case). */
 int	 sec_unhex(unsigned char *out, size_t n, const char *hex,
 	    size_t hexlen);
@@ -322,6 +380,7 @@ struct result {
 	const char	*www_authenticate;
 	const char	*allow;
 	unsigned	 retry_after;	/* seconds, 0 = none */
+	int		 audited;	/* the method wrote its event */
 };
 
 void	 result_init(struct result *);
@@ -388,6 +447,7 @@ struct app {
 	int64_t		 store_logged;	/* when a failed open was last logged */
 	char		 dummy_hash[CRM_PWHASH_MAX];
 	int64_t		 (*now)(void);	/* time source */
+	struct audit	 audit;		/* where events go */
 };
 
 /* Open the store if it is not open yet.  On failure: NULL, res set to
@@ -405,6 +465,9 @@ struct route {
 	const char	*allow;		/* Allow: header for 405 */
 	enum body_rule	 body;
 	method_fn	 fn;
+	/* An authentication method: a request refused before its secret
+	 * is looked at is still an auth_failed event. */
+	int		 auth;
 };
 
 /* NULL when nothing is mounted at path. */
@@ -435,6 +498,10 @@ int	 token_check(struct app *, const char *authz, const char *body_token,
 /* Answer one FastCGI AUTHORIZER request: 200 with the claims as
  * Variable-CRMAUTH_* headers, or the refusal with its envelope. */
 void	 http_authorize(struct app *, const struct http_io *);
+
+/* Write ev for the request being answered (event, reason), once. */
+void	 app_event(struct app *, struct result *, struct audit_event *ev,
+	    const char *event, const char *reason);
 
 /* ---- throttle.c ------------------------------------------------------------ */
 

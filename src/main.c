@@ -138,6 +138,7 @@ app_init(struct app *app, const char *conf_arg)
 		return;
 	}
 	sec_dummy_hash(app->dummy_hash, &app->cfg);
+	audit_init(&app->audit, app->cfg.audit_log);
 	app->conf_ok = 1;
 }
 

@@ -8,6 +8,7 @@ m_release(struct app *app, const struct request *req, struct result *res)
 {
 	const char	*token;
 	struct claims	 c;
+	struct audit_event ev;
 	enum tok_err	 te;
 	enum store_err	 e;
 
@@ -35,10 +36,14 @@ m_release(struct app *app, const struct request *req, struct result *res)
 	}
 	/* Already released or already expired: success all the same. */
 	e = store_release(app->store, c.jti_bin, c.exp, app->now());
-	tok_claims_free(&c);
-	if (e != STORE_OK) {
+	if (e != STORE_OK)
 		result_store_error(res, app, e);
-		return;
+	else {
+		res->status = API_OK;	/* data: null */
+		ev = (struct audit_event){ .method = req->path, .org = c.org,
+		    .usr = c.usr, .unit = c.oun, .jti = c.jti,
+		    .client = req->remote_addr };
+		app_event(app, res, &ev, "token_released", NULL);
 	}
-	res->status = API_OK;	/* data: null */
+	tok_claims_free(&c);
 }

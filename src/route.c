@@ -11,16 +11,16 @@
 
 static const struct route routes[] = {
 	{ "authentication/token", HTTP_POST, "POST", BODY_REQUIRED,
-	    m_token },
+	    m_token, 1 },
 	{ "authentication/web_api_key/token", HTTP_POST, "POST",
-	    BODY_OPTIONAL, m_web_api_key_token },
+	    BODY_OPTIONAL, m_web_api_key_token, 1 },
 	{ "authentication/consumer_application_key/token", HTTP_POST, "POST",
-	    BODY_REQUIRED, m_consumer_token },
+	    BODY_REQUIRED, m_consumer_token, 1 },
 	{ "authentication/token/release", HTTP_POST, "POST", BODY_REQUIRED,
-	    m_release },
+	    m_release, 0 },
 	{ "authentication/token/check", HTTP_GET | HTTP_POST, "GET, POST",
-	    BODY_OPTIONAL, m_check },
-	{ "health", HTTP_GET, "GET", BODY_NONE, m_health },
+	    BODY_OPTIONAL, m_check, 0 },
+	{ "health", HTTP_GET, "GET", BODY_NONE, m_health, 0 },
 };
 
 const struct route *
@@ -83,6 +83,61 @@ result_store_error(struct result *res, struct app *app, enum store_err e)
 	}
 }
 
+void
+app_event(struct app *app, struct result *res, struct audit_event *ev,
+    const char *event, const char *reason)
+{
+	ev->event = event;
+	ev->reason = reason;
+	audit_emit(&app->audit, ev);
+	res->audited = 1;
+}
+
+/* A string member of a body, as the client sent it, or NULL. */
+static const char *
+body_string(struct json_object *o, const char *name)
+{
+	json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, name, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/*
+ * An authentication request refused before any secret was looked at
+ * (a malformed body, a missing key): auth_failed all the same, naming
+ * what the client claimed to be, cut and escaped by audit_format.
+ */
+static void
+refused_event(struct app *app, const struct route *r,
+    const struct request *req, struct result *res)
+{
+	struct audit_event	 ev = { .method = r->path,
+				    .client = req->remote_addr };
+	json_object		*ati;
+
+	switch (res->status) {
+	case API_INVALID_REQUEST:
+	case API_PAYLOAD_TOO_LARGE:
+	case API_UNSUPPORTED_MEDIA_TYPE:
+	case API_INVALID_CREDENTIALS:
+		break;
+	default:
+		return;		/* not the client's doing, or not refused */
+	}
+	ev.org = body_string(req->body, "organisation");
+	ev.usr = body_string(req->body, "username");
+	ev.unit = body_string(req->body, "unit");
+	if (req->body != NULL && json_object_object_get_ex(req->body,
+	    "access_token_identifier", &ati))
+		ev.identifier = body_string(ati, "identifier");
+	app_event(app, res, &ev, "auth_failed",
+	    res->status == API_INVALID_CREDENTIALS ? "no_key" :
+	    "invalid_request");
+}
+
 static const char *
 param(const struct http_io *io, const char *name)
 {
@@ -106,7 +161,7 @@ drain(const struct http_io *io, size_t left)
 void
 http_serve(struct app *app, const struct http_io *io)
 {
-	const struct route	*r;
+	const struct route	*r = NULL;
 	struct request		 req;
 	struct result		 res;
 	enum http_method	 m;
@@ -120,6 +175,9 @@ http_serve(struct app *app, const struct http_io *io)
 
 	memset(&req, 0, sizeof(req));
 	result_init(&res);
+	req.remote_addr = param(io, "REMOTE_ADDR");
+	if (req.remote_addr == NULL)
+		req.remote_addr = "";
 
 	/* Whatever happens, this much body may be left to discard. */
 	cl = param(io, "CONTENT_LENGTH");
@@ -186,11 +244,10 @@ http_serve(struct app *app, const struct http_io *io)
 		}
 	}
 	req.authorization = param(io, "HTTP_AUTHORIZATION");
-	req.remote_addr = param(io, "REMOTE_ADDR");
-	if (req.remote_addr == NULL)
-		req.remote_addr = "";
 	r->fn(app, &req, &res);
 send:
+	if (r != NULL && r->auth && !res.audited && req.method != 0)
+		refused_event(app, r, &req, &res);
 	if (io->drain && unread > 0)
 		drain(io, unread > CRM_DRAIN_MAX ? CRM_DRAIN_MAX : (size_t)unread);
 	http_respond(io, &res);

@@ -383,12 +383,18 @@ class Server:
         os.makedirs(self.logdir)
         os.makedirs(os.path.join(self.dir, "www"))
         self._install_programs()
+        # Events go to a file of the test's own (not the machine's syslog),
+        # unless the test names a sink.
+        self.audit_path = os.path.join(self.logdir, "audit.log")
+        if "audit_log" not in conf_extra:
+            conf_extra += f"audit_log = {self.audit_path}\n"
         with open(self.conf, "w") as f:
             if conf_text is not None:
                 f.write(conf_text)
             else:
                 f.write(f"# test {name}\ndb_path = {self.db}\n" + self.store_conf() +
-                        argon2 + "max_body = 4096\n" + lockout + conf_extra)
+                        argon2 + ("" if "max_body" in conf_extra else "max_body = 4096\n") +
+                        lockout + conf_extra)
         if user is not None:
             # The web server's user must reach its store, socket, programs.
             os.chmod(self.dir, 0o755)
@@ -396,6 +402,10 @@ class Server:
             # lighttpd opens its logs after dropping to server.username.
             for d in (self.db, self.run, self.logdir):
                 shutil.chown(d, user, user)
+            # As the README has operators make it: crmauthctl, run as
+            # root, appends to it too.
+            open(self.audit_path, "a").close()
+            shutil.chown(self.audit_path, user, user)
         if init:
             self.ctl("init")
         self.procs_started = []         # (Popen, what) started by start()
@@ -567,6 +577,27 @@ class Server:
 
     def logs(self):
         return ["error.log", "breakage.log", "crmauth-stderr.log"]
+
+    def audit_text(self):
+        """The audit log file as text ("" when there is none)."""
+        try:
+            with open(self.audit_path, encoding="utf-8") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def events(self):
+        """The audit log's events in order; a line that is not one JSON
+        object fails."""
+        out = []
+        for n, line in enumerate(self.audit_text().split("\n")[:-1], 1):
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"audit.log:{n} is not JSON: {line[:300]!r}") from None
+            check(isinstance(ev, dict), f"audit.log:{n} is not an object")
+            out.append(ev)
+        return out
 
     def error_log(self):
         """The web server's error log and wherever the responders' stderr

@@ -7,6 +7,7 @@ server's 4xx), the service keeps answering, and the store's data is the
 same afterwards."""
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -259,6 +260,21 @@ def main():
             check("AddressSanitizer" not in log and "runtime error" not in log,
                   f"sanitizer reports in the log: {log[-2000:]}")
         run.run("afterwards: answering, logging in, data unchanged", afterwards)
+
+        def events():
+            # Every line is one JSON object (S.events() fails otherwise);
+            # the real login's token_issued is among them.
+            evs = S.events()
+            check(len(evs) >= 100, f"the hostile requests left events ({len(evs)})")
+            check(any(e["event"] == "token_issued" and e.get("usr") == "alice" for e in evs),
+                  "the real login's event")
+            text = S.audit_text() + S.error_log()
+            # The password and the key these requests sent.
+            for secret in ("alice-pw", "F" * 32):
+                check(secret not in text, f"{secret!r} is in the audit or error log")
+            check(not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", text), "a token is in a log")
+        run.run("security: events of the hostile requests, one JSON line each, no secret",
+                events)
     finally:
         S.cleanup()
     return run.finish()

@@ -37,6 +37,7 @@ t_defaults(void)
 	CU_ASSERT_EQUAL(c.argon2_memory_kib, 19456);
 	CU_ASSERT_EQUAL(c.argon2_iterations, 2);
 	CU_ASSERT_EQUAL(c.argon2_parallelism, 1);
+	CU_ASSERT_STRING_EQUAL(c.audit_log, "syslog");
 }
 
 static void
@@ -51,7 +52,9 @@ t_every_key(void)
 	    "token_ttl = 60\nmax_body = 1024\nlockout_threshold = 3\n"
 	    "lockout_account_threshold = 9\nlockout_window = 30\n"
 	    "argon2_memory_kib = 65536\nargon2_iterations = 3\n"
-	    "argon2_parallelism = 1\n", &c, err, sizeof(err)), 0);
+	    "argon2_parallelism = 1\naudit_log = /var/log/crm auth.log\n",
+	    &c, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.audit_log, "/var/log/crm auth.log");
 	CU_ASSERT_STRING_EQUAL(c.db_path, "/srv/crm auth;x#y");
 	CU_ASSERT_EQUAL(c.db_map_size_mb, 16);
 	CU_ASSERT_EQUAL(c.db_map_max_mb, 32);
@@ -195,6 +198,30 @@ t_parse_int(void)
 	CU_ASSERT_STRING_EQUAL(why, "is out of range");
 }
 
+/* audit_log: the three words or an absolute path, nothing else. */
+static void
+t_audit_log(void)
+{
+	static const char *good[] = { "syslog", "stderr", "off", "/a" };
+	static const char *bad[] = { "Syslog", "audit.log", "./audit.log",
+	    "file", "none" };
+	struct config	 c;
+	char		 err[CRM_ERR_MAX], text[64];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "audit_log = %s\n", good[i]);
+		CU_ASSERT_EQUAL(load(text, &c, err, sizeof(err)), 0);
+		CU_ASSERT_STRING_EQUAL(c.audit_log, good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "audit_log = %s\n", bad[i]);
+		CU_ASSERT_EQUAL(load(text, &c, err, sizeof(err)), -1);
+		CU_ASSERT(strstr(err, "is not syslog, stderr, off or an "
+		    "absolute path") != NULL);
+		CU_ASSERT(strstr(err, bad[i]) != NULL);
+	}
+}
+
 static CU_TestInfo tests[] = {
 	{ "defaults match API.md §6", t_defaults },
 	{ "every key is read", t_every_key },
@@ -204,6 +231,7 @@ static CU_TestInfo tests[] = {
 	{ "missing files: explicit fails, default falls back", t_missing_file },
 	{ "-c, then $CRMAUTH_CONF, then the default", t_choose },
 	{ "parse_int is strict and bounded", t_parse_int },
+	{ "audit_log: syslog, stderr, off or an absolute path", t_audit_log },
 	CU_TEST_INFO_NULL,
 };
 
