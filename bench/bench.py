@@ -4,8 +4,9 @@ configuration; bare argon2id verifies for the password login, bare
 durable LMDB commits beside the release; CGI wall times; responder
 memory; and, in the same rounds, every method on a PostgreSQL store (a
 throwaway server on this machine, sharing its cores with lighttpd and the
-responders).  Prints one table, with each target (issues 7 and 13) said
-met or NOT met beside its figure.  A benchmark, not a test: it exits 0
+responders); and Web API key tokens with authentication events written
+to a file against the same with audit_log = off.  Prints one table, with
+each target (issues 7, 13 and 14) said met or NOT met beside its figure.  A benchmark, not a test: it exits 0
 whatever the figures.
 
     BENCH_TIME=4 (seconds per run)  BENCH_ROUNDS=4  BENCH_CONNS=32  BENCH_PROCS=2
@@ -46,6 +47,9 @@ DEFAULT_ARGON2 = (19456, 2)     # the configured default cost
 FLOOD = int(os.environ.get("BENCH_FLOOD", "100000"))
 PG = os.environ.get("BENCH_PG", "1") != "0"
 PG_PROCS = int(os.environ.get("BENCH_PG_PROCS", str(PROCS)))
+# The figures above the events line are without events (their cost is
+# measured on its own); audit_log's default, syslog, has no daemon here.
+NO_EVENTS = "audit_log = off\n"
 # Issue 13's targets: PostgreSQL against LMDB, same method, same run.
 PG_TARGETS = {"Web API key token": 0.5, "token check": 0.5, "release": 1.0}
 FLOOD_ADDRESSES = 1000
@@ -164,7 +168,7 @@ def flood_bench():
     with SIGSTOP between its turns); then the flood runs to its end, and
     the counters file is measured against the README's bound."""
     s = Lighttpd("flood", procs=PROCS, lockout="",     # the shipped thresholds
-                 argon2="argon2_memory_kib = 8\nargon2_iterations = 1\n")
+                 argon2="argon2_memory_kib = 8\nargon2_iterations = 1\n", conf_extra=NO_EVENTS)
     s.front_extra = ('server.modules += ("mod_extforward")\n'
                      'extforward.forwarder = ("127.0.0.1" => "trust")\n')
     s.start()
@@ -240,14 +244,18 @@ def prepare(s):
 def main():
     argon2 = f"argon2_memory_kib = {DEFAULT_ARGON2[0]}\nargon2_iterations = {DEFAULT_ARGON2[1]}\n"
     conf = "lockout_threshold = 1000000\nlockout_account_threshold = 1000000\n"
-    crm = Lighttpd("bench", procs=PROCS, argon2=argon2, lockout=conf).start()
+    crm = Lighttpd("bench", procs=PROCS, argon2=argon2, lockout=conf,
+                   conf_extra=NO_EVENTS).start()
     base = Lighttpd("baseline", procs=PROCS, program=BASELINE).start()
     pgs = Lighttpd("bench-pg", procs=PG_PROCS, argon2=argon2, lockout=conf,
-                   store="postgresql").start() if PG else None
+                   store="postgresql", conf_extra=NO_EVENTS).start() if PG else None
+    # Issue 14: the same store and configuration, events to a file.
+    evs = Lighttpd("bench-events", procs=PROCS, argon2=argon2, lockout=conf).start()
     rows, mem, pgmem = [], {}, {}
     try:
         margs, key = prepare(crm)
         pargs = prepare(pgs)[0] if pgs else None
+        eargs = prepare(evs)[0]
         pids = sorted(crm.responder_pids())
         pgpids = sorted(pgs.responder_pids()) if pgs else []
         mem["before"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
@@ -269,6 +277,10 @@ def main():
         mem["after"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pids}
         pgmem["after"] = {p: (kib(p, "VmRSS"), kib(p, "RssAnon")) for p in pgpids}
         total = sum(row[2]["requests"] for row in rows)
+        lines0 = len(evs.audit_text().split("\n")) - 1
+        ev_off, ev_on = rounds(lambda: wrk(crm, "apikey", margs["apikey"]),
+                               lambda: wrk(evs, "apikey", eargs["apikey"]))
+        ev_lines = len(evs.audit_text().split("\n")) - 1 - lines0
         # CGI: one Web API key token request, crmauth and the baseline.
         env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST",
                "PATH_INFO": "/authentication/web_api_key/token", "CONTENT_LENGTH": "0",
@@ -279,6 +291,7 @@ def main():
     finally:
         crm.cleanup()
         base.cleanup()
+        evs.cleanup()
         if pgs:
             pgs.cleanup()
     alone, under, flooded, used, bound = flood_bench()
@@ -309,6 +322,12 @@ def main():
     met.append(cgi <= 2)
     print(f"\nCGI, one Web API key token, median of 200: crmauth {cgi_crm:.2f} ms, baseline "
           f"{cgi_base:.2f} ms: {cgi:.2f} × (≤ 2: {'met' if met[-1] else 'NOT met'})")
+    ratio = ev_on["rps"] / ev_off["rps"]
+    met.append(ratio >= 0.9)
+    print(f"\nevents: Web API key token with audit_log = FILE {ev_on['rps']:.0f}/s "
+          f"(p50 {ev_on['p50']:.2f} ms), off {ev_off['rps']:.0f}/s (p50 {ev_off['p50']:.2f} ms): "
+          f"{ratio:.2f} (≥ 0.90: {'met' if met[-1] else 'NOT met'}); {ev_lines} lines written "
+          f"for {ev_on['requests']} tokens")
     if PG:
         print(f"\nPostgreSQL store ({PG_PROCS} responders; the server on this machine, "
               f"fsync on), the same methods in the same rounds:\n")
