@@ -13,15 +13,23 @@
  * written between the rename and that check lands in the renamed file:
  * nothing is lost.
  *
+ * syslog is written to /dev/log directly, on a non-blocking socket:
+ * glibc's syslog(3) blocks the request while the daemon does not read
+ * (restarting, stalled), where an event had better be lost.
+ *
  * Nothing here can fail a request: a sink that cannot be written costs
- * the event and one line on stderr, once until it works again.
+ * the event and one line on stderr, once until it works again (and, with
+ * a marker file, once a minute across processes: CGI).
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <paths.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,10 +57,17 @@ audit_init(struct audit *a, const char *setting)
 {
 	memset(a, 0, sizeof(*a));
 	a->fd = -1;
+	snprintf(a->syslog_path, sizeof(a->syslog_path), "%s", _PATH_LOG);
 	if (audit_sink_parse(setting, &a->sink) == -1)
 		a->sink = AUDIT_OFF;	/* config_load refused it already */
 	if (a->sink == AUDIT_FILE)
 		snprintf(a->path, sizeof(a->path), "%s", setting);
+}
+
+void
+audit_marker(struct audit *a, const char *marker)
+{
+	snprintf(a->marker, sizeof(a->marker), "%s", marker);
 }
 
 void
@@ -61,19 +76,47 @@ audit_close(struct audit *a)
 	if (a->fd != -1)
 		close(a->fd);
 	a->fd = -1;
-	if (a->sink == AUDIT_SYSLOG && a->syslog_open)
-		closelog();
-	a->syslog_open = 0;
 }
 
 /* ---- the line -------------------------------------------------------- */
 
 /*
+ * Characters that are escaped although JSON allows them: C1 controls,
+ * which terminals act on, and the invisible ones that reorder or hide
+ * text on screen (bidirectional controls, line and paragraph
+ * separators, zero-width characters, the byte order mark).
+ */
+static int
+hidden(unsigned cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c ||
+	    (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+	    (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff;
+}
+
+/* The code point of a well-formed sequence of n bytes. */
+static unsigned
+code_point(const unsigned char *p, size_t n)
+{
+	switch (n) {
+	case 2:
+		return (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu);
+	case 3:
+		return (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 |
+		    (p[2] & 0x3fu);
+	case 4:
+		return (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 |
+		    (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu);
+	}
+	return p[0];
+}
+
+/*
  * Append s as a JSON string, its first CRM_NAME_MAX bytes at most (cut
- * at a character boundary).  Quotes, backslashes, C0 and C1 controls
- * and DEL are escaped, so that nothing a client sent can end the line,
- * add a member, or reach a terminal as a control sequence; a byte that
- * is not part of well-formed UTF-8 becomes U+FFFD.
+ * at a character boundary).  Quotes, backslashes, C0 controls, DEL and
+ * the hidden() characters are escaped, so that nothing a client sent
+ * can end the line, add a member, or act on a terminal; a byte that is
+ * not part of well-formed UTF-8 becomes U+FFFD.
  */
 static void
 add_string(struct fbuf *b, const char *s)
@@ -114,9 +157,9 @@ add_string(struct fbuf *b, const char *s)
 			p++, left--;
 			continue;
 		}
-		if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
-			/* U+0080..U+009F: C1 controls. */
-			snprintf(esc, sizeof(esc), "\\u%04x", p[1]);
+		if (hidden(code_point(p, n))) {
+			snprintf(esc, sizeof(esc), "\\u%04x",
+			    code_point(p, n));
 			fbuf_add(b, esc, 6);
 		} else
 			fbuf_add(b, p, n);
@@ -167,6 +210,7 @@ audit_format(char *buf, size_t size, const struct audit_event *ev,
 	add_member(&b, "file", ev->file);
 	add_member(&b, "reason", ev->reason);
 	add_member(&b, "unix_user", ev->unix_user);
+	add_member(&b, "login_user", ev->login_user);
 	add_member(&b, "sudo_user", ev->sudo_user);
 	/* Every member is bounded and AUDIT_LINE_MAX holds them all
 	 * escaped; were it ever short, the line would still be JSON. */
@@ -181,14 +225,35 @@ audit_format(char *buf, size_t size, const struct audit_event *ev,
 
 /* ---- the sinks ------------------------------------------------------- */
 
+/*
+ * Say once that events are being lost (why: strerror's text or our
+ * own).  With a marker file, processes that have not said it yet stay
+ * silent while the marker is younger than a minute: under CGI each
+ * request is a process of its own.
+ */
 static void
-failed(struct audit *a, const char *what, int err)
+failed(struct audit *a, const char *what, const char *why)
 {
+	struct stat	 sb;
+	struct timespec	 now;
+	int		 fd;
+
 	if (a->failing)
 		return;
 	a->failing = 1;
+	if (a->marker[0] != '\0') {
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (stat(a->marker, &sb) == 0 &&
+		    now.tv_sec - sb.st_mtime < 60 && now.tv_sec >= sb.st_mtime)
+			return;
+		if ((fd = open(a->marker, O_WRONLY | O_CREAT | O_CLOEXEC |
+		    O_NOFOLLOW | O_NONBLOCK, 0600)) != -1) {
+			futimens(fd, NULL);
+			close(fd);
+		}
+	}
 	log_err("audit_log: %s: %s; events are lost until it can be "
-	    "written again", what, strerror(err));
+	    "written again", what, why);
 }
 
 static void
@@ -197,6 +262,8 @@ recovered(struct audit *a, const char *what)
 	if (!a->failing)
 		return;
 	a->failing = 0;
+	if (a->marker[0] != '\0')
+		unlink(a->marker);
 	log_err("audit_log: %s: written again", what);
 }
 
@@ -207,14 +274,12 @@ recovered(struct audit *a, const char *what)
  * whose directory it is, can still append to it.
  */
 static int
-file_open(const char *path)
+file_open(const char *path, const struct stat *dir)
 {
 	/* O_NONBLOCK: a FIFO put there does not hang the request (it is
 	 * refused by the caller); a regular file ignores it. */
 	const int	 flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY |
 			    O_NOFOLLOW | O_NONBLOCK;
-	struct stat	 sb;
-	char		 dir[sizeof(((struct audit *)0)->path)], *slash;
 	int		 fd;
 
 	for (int tries = 0; tries < 3; tries++) {
@@ -225,25 +290,23 @@ file_open(const char *path)
 		if ((fd = open(path, flags)) != -1 || errno != ENOENT)
 			return fd;	/* else renamed just now: again */
 	}
-	if (fd == -1 || geteuid() != 0)
-		return fd;
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')) != NULL)
-		slash[slash == dir ? 1 : 0] = '\0';
-	if (stat(dir, &sb) == 0 && (sb.st_uid != 0 || sb.st_gid != 0) &&
-	    fchown(fd, sb.st_uid, sb.st_gid) == -1)
+	if (fd != -1 && geteuid() == 0 && dir != NULL &&
+	    (dir->st_uid != 0 || dir->st_gid != 0) &&
+	    fchown(fd, dir->st_uid, dir->st_gid) == -1)
 		log_err("audit_log: %s: giving it to its directory's owner: %s",
 		    path, strerror(errno));
 	return fd;
 }
 
-/* The file open, and still the one its path names. */
+/* The file open, and still the one its path names; else -1 and why. */
 static int
-file_ready(struct audit *a)
+file_ready(struct audit *a, const char **why)
 {
-	struct stat	 sb;
+	struct stat	 sb, dsb, *dir = NULL;
+	char		 d[sizeof(a->path)], *slash;
 	int		 fd;
 
+	*why = NULL;
 	if (a->fd != -1) {
 		if (stat(a->path, &sb) == 0 && sb.st_dev == a->dev &&
 		    sb.st_ino == a->ino)
@@ -251,11 +314,29 @@ file_ready(struct audit *a)
 		close(a->fd);	/* rotated or removed: open the new one */
 		a->fd = -1;
 	}
-	if ((fd = file_open(a->path)) == -1)
+	if (geteuid() == 0) {
+		snprintf(d, sizeof(d), "%s", a->path);
+		if ((slash = strrchr(d, '/')) != NULL)
+			slash[slash == d ? 1 : 0] = '\0';
+		if (stat(d, &dsb) == 0)
+			dir = &dsb;
+	}
+	if ((fd = file_open(a->path, dir)) == -1) {
+		if (errno == ENXIO)	/* O_NONBLOCK on a FIFO */
+			*why = "not a regular file";
 		return -1;
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode))
+		*why = "not a regular file";
+	else if (dir != NULL && (sb.st_nlink != 1 ||
+	    (sb.st_uid != 0 && sb.st_uid != dir->st_uid)))
+		/* Root appends only to a file of root's or of the
+		 * directory's owner, linked once: not to a hard link to
+		 * another file that the directory's owner put there. */
+		*why = "not a file root may append to (another owner, or "
+		    "hard-linked)";
+	if (*why != NULL) {
 		close(fd);
-		errno = EINVAL;	/* not a regular file */
 		return -1;
 	}
 	a->fd = fd;
@@ -264,53 +345,123 @@ file_ready(struct audit *a)
 	return 0;
 }
 
+/* One write: O_APPEND keeps it whole.  0, or -1 with errno. */
 static int
-write_all(int fd, const char *p, size_t n)
+write_once(int fd, const char *p, size_t n)
 {
 	ssize_t w;
 
-	/* One write: O_APPEND keeps it whole.  A short write (a full disk)
-	 * is not continued, which would put the rest after another
-	 * process's line. */
 	do
 		w = write(fd, p, n);
 	while (w == -1 && errno == EINTR);
 	if (w == -1)
 		return -1;
 	if ((size_t)w != n) {
+		/* A full disk.  Not continued, which would put the rest
+		 * after another process's line; the next line starts on
+		 * a line of its own (AUDIT_FILE's partial). */
 		errno = ENOSPC;
-		return -1;
+		return w > 0 ? 1 : -1;
 	}
 	return 0;
+}
+
+/*
+ * syslog (RFC 3164, as glibc writes it: "<PRI>Mmm dd hh:mm:ss
+ * ident[pid]: msg") as one datagram, not waited for.
+ */
+static int
+syslog_send(struct audit *a, const char *line, size_t n, const char **why)
+{
+	struct sockaddr_un	 sun;
+	char			 dgram[AUDIT_LINE_MAX + 64];
+	struct tm		 tm;
+	time_t			 t = time(NULL);
+	int			 h, e;
+	ssize_t			 w;
+
+	*why = NULL;
+	localtime_r(&t, &tm);
+	h = snprintf(dgram, sizeof(dgram), "<%d>", LOG_AUTHPRIV | LOG_INFO);
+	h += (int)strftime(dgram + h, sizeof(dgram) - (size_t)h,
+	    "%b %e %H:%M:%S", &tm);
+	h += snprintf(dgram + h, sizeof(dgram) - (size_t)h, " crmauth[%ld]: ",
+	    (long)getpid());
+	if (n > sizeof(dgram) - (size_t)h)
+		n = sizeof(dgram) - (size_t)h;
+	memcpy(dgram + h, line, n);
+	for (int tries = 0; tries < 2; tries++) {
+		if (a->fd == -1) {
+			memset(&sun, 0, sizeof(sun));
+			sun.sun_family = AF_UNIX;
+			snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
+			    a->syslog_path);
+			if ((a->fd = socket(AF_UNIX, SOCK_DGRAM |
+			    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+				return -1;
+			if (connect(a->fd, (struct sockaddr *)&sun,
+			    sizeof(sun)) == -1) {
+				e = errno;
+				close(a->fd);
+				a->fd = -1;
+				errno = e;
+				return -1;
+			}
+		}
+		w = send(a->fd, dgram, (size_t)h + n, MSG_DONTWAIT |
+		    MSG_NOSIGNAL);
+		if (w >= 0)
+			return 0;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			*why = "the syslog daemon is not reading; events are "
+			    "dropped rather than waited for";
+			return -1;
+		}
+		/* The daemon restarted (a new socket): connect again. */
+		e = errno;
+		close(a->fd);
+		a->fd = -1;
+		errno = e;
+	}
+	return -1;
 }
 
 void
 audit_emit(struct audit *a, const struct audit_event *ev)
 {
-	char		 line[AUDIT_LINE_MAX];
+	char		 line[AUDIT_LINE_MAX + 1];
 	struct timespec	 ts;
+	const char	*why = NULL;
 	size_t		 n;
+	int		 rc;
 
 	if (a == NULL || a->sink == AUDIT_OFF)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	n = audit_format(line, sizeof(line), ev, &ts);
+	/* line[0]: a newline after a line a full disk cut short. */
+	line[0] = '\n';
+	n = audit_format(line + 1, sizeof(line) - 1, ev, &ts);
 	switch (a->sink) {
 	case AUDIT_SYSLOG:
-		if (!a->syslog_open) {
-			openlog("crmauth", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
-			a->syslog_open = 1;
-		}
-		line[n - 1] = '\0';	/* syslog ends the record */
-		syslog(LOG_AUTHPRIV | LOG_INFO, "%s", line);
+		/* One record per datagram: no newline. */
+		if (syslog_send(a, line + 1, n - 1, &why) == -1)
+			failed(a, a->syslog_path, why ? why : strerror(errno));
+		else
+			recovered(a, a->syslog_path);
 		break;
 	case AUDIT_STDERR:
-		if (write_all(STDERR_FILENO, line, n) == -1)
-			failed(a, "stderr", errno);
+		if (write_once(STDERR_FILENO, line + 1, n) != 0)
+			failed(a, "stderr", strerror(errno));
 		break;
 	case AUDIT_FILE:
-		if (file_ready(a) == -1 || write_all(a->fd, line, n) == -1)
-			failed(a, a->path, errno);
+		if (file_ready(a, &why) == -1) {
+			failed(a, a->path, why ? why : strerror(errno));
+			break;
+		}
+		rc = write_once(a->fd, line + !a->partial, n + a->partial);
+		a->partial = rc == 1;
+		if (rc != 0)
+			failed(a, a->path, strerror(errno));
 		else
 			recovered(a, a->path);
 		break;

@@ -81,6 +81,7 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 		ev->jti = jti;
 		ev->kid = key->kid;
 		app_event(app, res, ev, "token_issued", NULL);
+		ev->jti = NULL;		/* this function's */
 	}
 	free(tok);
 }

@@ -260,16 +260,48 @@ argv_unit(int argc, char **argv)
 }
 
 /*
+ * Who logged in to run this: the audit login uid (Linux, set by
+ * pam_loginuid at login and kept by su and sudo), by name.  NULL when
+ * there is none (a daemon, a container without it).
+ */
+static const char *
+login_user(char buf[32])
+{
+	struct passwd	*pw;
+	FILE		*f;
+	long long	 v;
+	const char	*why;
+	char		 line[32];
+	int		 ok;
+
+	if ((f = fopen("/proc/self/loginuid", "re")) == NULL)
+		return NULL;
+	ok = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	if (!ok)
+		return NULL;
+	line[strcspn(line, "\n")] = '\0';
+	/* 4294967295: unset. */
+	if (parse_int(line, 0, 4294967294LL, &v, &why) == -1)
+		return NULL;
+	if ((pw = getpwuid((uid_t)v)) != NULL)
+		snprintf(buf, 32, "%s", pw->pw_name);
+	else
+		snprintf(buf, 32, "%lld", v);
+	return buf;
+}
+
+/*
  * The admin event of a change that succeeded: the command, its
- * subjects, and the Unix user who ran it (and, under sudo, who that
- * was: SUDO_USER, as sudo sets it).
+ * subjects, and who ran it: the Unix user, the user who logged in,
+ * and sudo's SUDO_USER.
  */
 static void
 admin_event(struct ctx *c, const struct cmd *cmd, int argc, char **argv)
 {
 	struct audit	 a;
 	struct passwd	*pw;
-	char		 words[64], uid[32];
+	char		 words[64], uid[32], login[32];
 
 	if (!(cmd->ev & EV_CHANGE))
 		return;
@@ -289,8 +321,10 @@ admin_event(struct ctx *c, const struct cmd *cmd, int argc, char **argv)
 		snprintf(uid, sizeof(uid), "%lu", (unsigned long)getuid());
 		c->ev.unix_user = uid;
 	}
-	if (getuid() == 0)
-		c->ev.sudo_user = getenv("SUDO_USER");
+	c->ev.login_user = login_user(login);
+	/* As sudo set it: the user could have set it too, login_user
+	 * not. */
+	c->ev.sudo_user = getenv("SUDO_USER");
 	audit_init(&a, c->cfg.audit_log);
 	audit_emit(&a, &c->ev);
 	audit_close(&a);

@@ -50,11 +50,15 @@ enum audit_sink { AUDIT_OFF, AUDIT_SYSLOG, AUDIT_STDERR, AUDIT_FILE };
 struct audit {
 	enum audit_sink	 sink;
 	char		 path[1024];	/* AUDIT_FILE */
-	int		 fd;		/* -1 until opened */
+	char		 syslog_path[108]; /* AUDIT_SYSLOG: _PATH_LOG */
+	int		 fd;		/* the file or socket; -1 until open */
 	dev_t		 dev;
 	ino_t		 ino;
-	int		 syslog_open;
+	int		 partial;	/* the last line was cut short */
 	int		 failing;	/* a failure was logged; not again */
+	/* "" or a file whose age says a failure was logged by another
+	 * process less than a minute ago (CGI: a process per request). */
+	char		 marker[1024];
 };
 
 /*
@@ -73,17 +77,22 @@ struct audit_event {
 	const char	*address;	/* admin: an address a lock is for */
 	const char	*file;		/* admin: backup, restore, export... */
 	const char	*reason;	/* auth_failed: for the operator */
-	const char	*unix_user, *sudo_user;	/* admin: who ran it */
+	/* admin: who ran it: the user, the user logged in as (the audit
+	 * login uid, which sudo and su keep), sudo's SUDO_USER. */
+	const char	*unix_user, *login_user, *sudo_user;
 };
 
-/* The longest line: 16 members of CRM_NAME_MAX bytes, each byte
+/* The longest line: 17 members of CRM_NAME_MAX bytes, each byte
  * escaped to at most six. */
-#define AUDIT_LINE_MAX	 (16 * (6 * CRM_NAME_MAX + 32) + 64)
+#define AUDIT_LINE_MAX	 (17 * (6 * CRM_NAME_MAX + 32) + 64)
 
 /* "syslog", "stderr", "off" or an absolute path: 0, else -1. */
 int	 audit_sink_parse(const char *, enum audit_sink *);
 /* From the audit_log setting; no I/O until the first event. */
 void	 audit_init(struct audit *, const char *setting);
+/* Failures logged at most once a minute across processes, through the
+ * age of the file marker (made 0600; for CGI). */
+void	 audit_marker(struct audit *, const char *marker);
 void	 audit_close(struct audit *);
 /* Write one event; never fails the caller (a sink that cannot be
  * written costs one line on stderr until it works again).  a may be

@@ -281,6 +281,7 @@ main(int argc, char *argv[])
 	long long	 v;
 	const char	*why;
 	struct http_io	 cgi_io = { NULL, cgi_param, cgi_read, cgi_write, 1 };
+	char		 marker[1024 + 32];
 
 	log_init("crmauth.fcgi");
 	if (sec_init() == -1) {
@@ -291,6 +292,11 @@ main(int argc, char *argv[])
 	cgi = FCGX_IsCGI();
 	if (cgi && getenv("GATEWAY_INTERFACE") != NULL) {
 		app_init(&app, NULL);
+		/* A process per request: a sink that cannot be written is
+		 * said once a minute, not once per request. */
+		if (app.conf_ok && snprintf(marker, sizeof(marker),
+		    "%s/audit-warned", app.cfg.db_path) < (int)sizeof(marker))
+			audit_marker(&app.audit, marker);
 		http_serve(&app, &cgi_io);
 		store_close(app.store);
 		return 0;

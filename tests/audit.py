@@ -3,9 +3,11 @@ two responders: the exact line every event kind leaves in a file sink,
 one event per answered request under concurrent load and across a
 rotation, hostile names, a sink that cannot be written, the stderr sink,
 and the syslog sink (a private /dev/log in a mount namespace)."""
+import grp
 import gzip
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -25,7 +27,12 @@ KT = "authentication/web_api_key/token"
 CT = "authentication/consumer_application_key/token"
 RL = "authentication/token/release"
 TIME = re.compile(r'^\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",')
-SECRETS = ["alice-pw", "carol-pw", "bob-pw", "CODE-9f3a", "pc-2718", "wrong-pw", "wrong-pc"]
+SECRETS = ["alice-pw", "carol-pw", "bob-pw", "CODE-9f3a", "pc-2718", "wrong-pw", "wrong-pc",
+           "hunter2-password"]
+# The responders (and crmauthctl) as www-data when we are root, as the
+# README deploys them: the file sink in a directory of theirs.
+USER = crmtest.RUN_USER or pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(pwd.getpwnam(USER).pw_gid).gr_name
 
 
 def line(**members):
@@ -71,7 +78,7 @@ def jti_of(r):
 def setup():
     global S
     # A body of 16 KiB: room for a 10 KiB name.
-    S = Lighttpd("audit", procs=2, conf_extra="max_body = 16384\n",
+    S = Lighttpd("audit", procs=2, conf_extra="max_body = 16384\n", user=crmtest.RUN_USER,
                  lockout="lockout_threshold = 3\nlockout_account_threshold = 1000\n"
                  "lockout_window = 600\n").start()
     S.ctl("user", "add", "ACME", "alice", "--unit", "HQ", "--unit", "Branch", input="alice-pw\n")
@@ -204,8 +211,7 @@ def t_token_released_and_checks():
 
 
 def t_admin_events():
-    who = "root" if os.geteuid() == 0 else None
-    u = {"unix_user": who} if who else {}
+    u = {"unix_user": USER}
 
     def ctl(*args, input=None):
         r, lines = new_lines(lambda: S.ctl(*args, input=input))
@@ -213,7 +219,8 @@ def t_admin_events():
         return r, lines[0]
 
     def admin(**m):
-        return line(event="admin", **m, **u)
+        sudo = m.pop("sudo_user", None)     # the last member
+        return line(event="admin", **m, **u, **({"sudo_user": sudo} if sudo else {}))
 
     _, ln = ctl("user", "add", "ACME", "dave", "--unit", "HQ", "--unit", "X", input="dave-pw\n")
     SECRETS.append("dave-pw")
@@ -265,17 +272,42 @@ def t_admin_events():
     eq(ln, admin(command="lock clear", address="127.0.0.5"), "lock address")
     _, ln = ctl("released", "prune")
     eq(ln, admin(command="released prune"), "prune")
-    exp = os.path.join(S.dir, "export.jsonl")
+    exp = os.path.join(S.logdir, "export.jsonl")     # a directory of USER's
     _, ln = ctl("export", exp)
     eq(ln, admin(command="export", file=exp), "export")
     if not S.pg:
-        bak = os.path.join(S.dir, "backup.mdb")
+        bak = os.path.join(S.logdir, "backup.mdb")
         _, ln = ctl("backup", bak)
         eq(ln, admin(command="backup", file=bak), "backup")
+    _, ln = ctl("lock", "clear", "consumer-key", K["ck_id"], "127.0.0.6")
+    eq(ln, admin(command="lock clear", key_id=K["ck_id"], address="127.0.0.6"),
+       "lock consumer-key")
     _, ln = ctl("user", "del", "ACME", "dave")
     eq(ln, admin(command="user del", org="ACME", usr="dave"), "user del")
     _, ln = ctl("init")
     eq(ln, admin(command="init"), "init")
+    # A second store beside it (its own db_path, the same sink): init
+    # --group, import, and (LMDB) restore, which need a store no
+    # responder has open.
+    other = os.path.join(S.dir, "other.conf")
+    with open(S.conf) as f:
+        text = f.read().replace(f"db_path = {S.db}", f"db_path = {S.logdir}/other-db")
+    with open(other, "w") as f:
+        f.write(text)
+    r, lines = new_lines(lambda: S.ctl("init", "--group", GROUP, conf=other))
+    eq(lines, [admin(command="init")], "init --group")
+    r, lines = new_lines(lambda: S.ctl("import", exp, conf=other))
+    eq(lines, [admin(command="import", file=exp)], "import")
+    if not S.pg:
+        r, lines = new_lines(lambda: S.ctl("restore", bak, conf=other))
+        eq(lines, [admin(command="restore", file=bak)], "restore")
+    # Who ran it: sudo's SUDO_USER as it was set.
+    r, lines = new_lines(lambda: subprocess.run(
+        [os.path.join(S.sbindir, "crmauthctl"), "-c", S.conf, "user", "unlock", "ACME", "alice"],
+        env=dict(os.environ, SUDO_USER="ann"), check=True, capture_output=True,
+        **crmtest.user_kw(S.user)))
+    eq(lines, [admin(command="user unlock", org="ACME", usr="alice", sudo_user="ann")],
+       "sudo_user")
     # Reading is no event; nor is a change that failed.
     for args in (("user", "list"), ("apikey", "list"), ("consumer-key", "list"),
                  ("key", "list"), ("released", "count"), ("lock", "list")):
@@ -370,7 +402,8 @@ def t_rotation_under_load():
     with open(conf, "w") as f:
         # This server's file, and its user (root here, www-data there).
         f.write(sample.replace(f"{S.dir}/log/crmauth/audit.log", S.audit_path)
-                .replace("su www-data adm", "su root root"))
+                .replace("su www-data adm", f"su {USER} {GROUP}" if USER != "www-data"
+                         else "su www-data adm"))
     state = os.path.join(S.dir, "logrotate.state")
     for old in os.listdir(S.logdir):            # start from one file
         if old.startswith("audit.log."):
@@ -414,6 +447,15 @@ def t_unwritable_sink():
             U.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
         with open(path) as f:
             eq(len(f.read().split("\n")) - 1, 20, "written again once it can be")
+        # As CGI a process serves one request: the line is said once a
+        # minute (a marker in db_path), not once per request.
+        shutil.rmtree(missing)
+        before = U.error_log().count("audit_log:")
+        for i in range(10):
+            r = U.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)},
+                       prefix="/cgi-bin/crmauth.cgi")
+            eq(r.status, 200, "CGI: the answer is the same")
+        eq(U.error_log().count("audit_log:") - before, 1, "CGI: one line for ten requests")
     finally:
         U.cleanup()
         shutil.rmtree(missing, ignore_errors=True)

@@ -402,10 +402,6 @@ class Server:
             # lighttpd opens its logs after dropping to server.username.
             for d in (self.db, self.run, self.logdir):
                 shutil.chown(d, user, user)
-            # As the README has operators make it: crmauthctl, run as
-            # root, appends to it too.
-            open(self.audit_path, "a").close()
-            shutil.chown(self.audit_path, user, user)
         if init:
             self.ctl("init")
         self.procs_started = []         # (Popen, what) started by start()

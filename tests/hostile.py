@@ -55,11 +55,11 @@ def build():
                       ("0xfe", b"\xfe"), ("overlong NUL", b"\xc0\x80"),
                       ("past U+10FFFF", b"\xf4\x90\x80\x80"), ("5-byte form", b"\xf8\x88\x80\x80\x80")):
         case(f"invalid UTF-8: {name}", 400, "INVALID_REQUEST", method="POST", path=T,
-             raw=b'{"username":"a' + seq + b'","password":"x","organisation":"ACME"}')
+             raw=b'{"username":"a' + seq + b'","password":"hostile-pw-1","organisation":"ACME"}')
     # Raw control characters and NUL in strings (strict JSON refuses).
     for c in (b"\x00", b"\x01", b"\x0a", b"\x1f", b"\x7f\x00"):
         case(f"raw control {c!r} in a string", 400, "INVALID_REQUEST", method="POST", path=T,
-             raw=b'{"username":"a' + c + b'b","password":"x","organisation":"A"}')
+             raw=b'{"username":"a' + c + b'b","password":"hostile-pw-1","organisation":"A"}')
     # Deep nesting.
     for depth in (9, 10, 20, 64, 500):
         case(f"{depth} nested objects", 400, "INVALID_REQUEST", method="POST", path=T,
@@ -85,11 +85,11 @@ def build():
     for v in ("[]", '"x"', "1", "true", "null", "[{}]", "", " ", "\n"):
         case(f"body {v!r}", 400, "INVALID_REQUEST", method="POST", path=T, raw=v.encode())
     # Duplicate keys.
-    for text in ('{"username":"a","username":"b","password":"x","organisation":"A"}',
-                 '{"username":"a","password":"x","password":"y","organisation":"A"}',
-                 '{"username":"a","\\u0075sername":"b","password":"x","organisation":"A"}',
+    for text in ('{"username":"a","username":"b","password":"hostile-pw-1","organisation":"A"}',
+                 '{"username":"a","password":"hostile-pw-1","password":"hostile-pw-2","organisation":"A"}',
+                 '{"username":"a","\\u0075sername":"b","password":"hostile-pw-1","organisation":"A"}',
                  '{"token":"a.b.c","token":"d.e.f"}',
-                 '{"access_token_identifier":{"identifier":"x","identifier":"y","pass_code":"1"}}'):
+                 '{"access_token_identifier":{"identifier":"x","identifier":"y","pass_code":"hostile-pc-1"}}'):
         path = R if "token" in text[:9] else C if "access" in text else T
         case(f"duplicate key: {text[:40]}", 400, "INVALID_REQUEST", method="POST", path=path,
              raw=text.encode(), headers={"Authorization": basic("F" * 32)} if path == C else None)
@@ -132,7 +132,7 @@ def build():
              raw=json.dumps(b2).encode(), no_header=("set-cookie", "location"))
     # Authorization games on the key methods.
     for h in ("Basic", "Basic ===", "Basic " + "A" * 5000, "Digest x", "Bearer x.y.z",
-              basic("key", "pw"), basic(""), "Basic " + "QQ==" * 3, "Basic\tQUFBOg==",
+              basic("hostile-key-1", "hostile-pw-3"), basic(""), "Basic " + "QQ==" * 3, "Basic\tQUFBOg==",
               "Basic QUFB\x7fOg=="):
         case(f"Authorization {h[:30]!r}", 401, "INVALID_CREDENTIALS", method="POST", path=K,
              headers={"Authorization": h}, raw=b"", server_ok="\x7f" in h)
@@ -269,8 +269,9 @@ def main():
             check(any(e["event"] == "token_issued" and e.get("usr") == "alice" for e in evs),
                   "the real login's event")
             text = S.audit_text() + S.error_log()
-            # The password and the key these requests sent.
-            for secret in ("alice-pw", "F" * 32):
+            # Every password, pass code and key these requests sent.
+            for secret in ("alice-pw", "hostile-pw-1", "hostile-pw-2", "hostile-pw-3",
+                           "hostile-pc-1", "hostile-key-1", "F" * 32):
                 check(secret not in text, f"{secret!r} is in the audit or error log")
             check(not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", text), "a token is in a log")
         run.run("security: events of the hostile requests, one JSON line each, no secret",

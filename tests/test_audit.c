@@ -3,11 +3,15 @@
  * and the file sink (appends from several processes, rotation, a sink
  * that cannot be written).
  */
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +109,11 @@ t_escaping(void)
 		/* C1 controls (U+0085 NEL, U+009B CSI) escaped too. */
 		{ "a\xc2\x85" "b\xc2\x9b", "a\\u0085b\\u009b",
 		    "a\xc2\x85" "b\xc2\x9b" },
+		/* Invisible reordering: RLO, LRI, U+2028, ZWSP, BOM. */
+		{ "x\xe2\x80\xae" "y\xe2\x81\xa6\xe2\x80\xa8\xe2\x80\x8b"
+		    "\xef\xbb\xbf", "x\\u202ey\\u2066\\u2028\\u200b\\ufeff",
+		    "x\xe2\x80\xae" "y\xe2\x81\xa6\xe2\x80\xa8\xe2\x80\x8b"
+		    "\xef\xbb\xbf" },
 		/* Well-formed UTF-8 stays as it is. */
 		{ "J\xc3\xbcrgen \xe2\x82\xac \xf0\x9f\x94\x91",
 		    "J\xc3\xbcrgen \xe2\x82\xac \xf0\x9f\x94\x91",
@@ -375,6 +384,172 @@ t_unwritable(void)
 	audit_init(&u.a, u.path);
 	text = capture_stderr(emit_100, &u);
 	CU_ASSERT_EQUAL(lines_in(text), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "not a regular file"));
+	free(text);
+	audit_close(&u.a);
+	CU_ASSERT_EQUAL(unlink(u.path), 0);
+}
+
+/* CGI: a process per request.  With a marker, the second process to
+ * find the sink broken within a minute says nothing. */
+static void
+t_marker_across_processes(void)
+{
+	struct unwritable	 u;
+	char			 marker[1100], *text;
+
+	snprintf(u.path, sizeof(u.path), "%s/nowhere/audit.log", dir);
+	snprintf(marker, sizeof(marker), "%s/audit-warned", dir);
+	for (int proc = 0; proc < 3; proc++) {
+		audit_init(&u.a, u.path);
+		audit_marker(&u.a, marker);
+		text = capture_stderr(emit_100, &u);
+		CU_ASSERT_EQUAL(lines_in(text), proc == 0 ? 1 : 0);
+		free(text);
+		audit_close(&u.a);
+	}
+	CU_ASSERT_EQUAL(access(marker, F_OK), 0);
+}
+
+/* A full disk (here RLIMIT_FSIZE) cuts a line short: the next line
+ * starts on a line of its own, so only the cut one is lost. */
+static void
+t_cut_line(void)
+{
+	char		 path[1024];
+	pid_t		 pid;
+	int		 st;
+
+	snprintf(path, sizeof(path), "%s/cut.log", dir);
+	if ((pid = fork()) == 0) {
+		struct audit		 a;
+		struct audit_event	 ev = { .event = "token_issued" };
+		struct rlimit		 rl;
+
+		signal(SIGXFSZ, SIG_IGN);
+		freopen("/dev/null", "w", stderr);	/* it says so */
+		getrlimit(RLIMIT_FSIZE, &rl);
+		audit_init(&a, path);
+		audit_emit(&a, &ev);		/* whole */
+		rl.rlim_cur = 100;		/* the next one is cut */
+		setrlimit(RLIMIT_FSIZE, &rl);
+		audit_emit(&a, &ev);
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_FSIZE, &rl);
+		audit_emit(&a, &ev);
+		audit_emit(&a, &ev);
+		audit_close(&a);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	/* The cut line is on its own; the three whole ones parse. */
+	{
+		FILE	*f = fopen(path, "r");
+		char	*line = NULL;
+		size_t	 cap = 0;
+		int	 good = 0, bad = 0;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		while (getline(&line, &cap, f) != -1) {
+			json_object *o = parse_line(line);
+
+			if (o != NULL)
+				good++;
+			else
+				bad++;
+			json_object_put(o);
+		}
+		free(line);
+		fclose(f);
+		CU_ASSERT_EQUAL(good, 3);
+		CU_ASSERT_EQUAL(bad, 1);
+	}
+}
+
+/* syslog: one datagram per event, <86> (authpriv.info), ident and pid;
+ * a daemon that does not read costs the events, never a wait. */
+static void
+t_syslog(void)
+{
+	struct sockaddr_un	 sun;
+	struct unwritable	 u;
+	char			 buf[AUDIT_LINE_MAX + 128], want[64], *text;
+	int			 s;
+	ssize_t			 n;
+	json_object		*o;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/log", dir);
+	CU_ASSERT_FATAL((s = socket(AF_UNIX, SOCK_DGRAM, 0)) != -1);
+	CU_ASSERT_EQUAL_FATAL(bind(s, (struct sockaddr *)&sun, sizeof(sun)),
+	    0);
+	audit_init(&u.a, "syslog");
+	snprintf(u.a.syslog_path, sizeof(u.a.syslog_path), "%s", sun.sun_path);
+	{
+		struct audit_event ev = { .event = "token_released",
+		    .jti = "00112233445566778899AABBCCDDEEFF" };
+
+		audit_emit(&u.a, &ev);
+	}
+	n = recv(s, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	CU_ASSERT_FATAL(n > 0);
+	buf[n] = '\0';
+	CU_ASSERT_EQUAL(strncmp(buf, "<86>", 4), 0);
+	snprintf(want, sizeof(want), " crmauth[%ld]: {", (long)getpid());
+	CU_ASSERT_PTR_NOT_NULL_FATAL(strstr(buf, want));
+	CU_ASSERT_PTR_NULL(strchr(buf, '\n'));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o = parse_line(strchr(buf, '{')));
+	CU_ASSERT_STRING_EQUAL(member(o, "event"), "token_released");
+	json_object_put(o);
+	/* Nobody reads: thousands of events return at once, and one
+	 * line says they are dropped. */
+	text = capture_stderr(emit_100, &u);
+	for (int i = 0; i < 30; i++)
+		free(capture_stderr(emit_100, &u));
+	CU_ASSERT_EQUAL(lines_in(text), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "not reading"));
+	free(text);
+	audit_close(&u.a);
+	close(s);
+}
+
+/* Root appends only to a file of root's or of its directory's owner,
+ * linked once: not to a hard link the directory's owner put there. */
+static void
+t_root_refuses_planted_file(void)
+{
+	struct unwritable	 u;
+	char			 sub[1024], other[1100], *text;
+
+	if (geteuid() != 0)
+		return;
+	snprintf(sub, sizeof(sub), "%s/planted", dir);
+	snprintf(u.path, sizeof(u.path), "%s/audit.log", sub);
+	snprintf(other, sizeof(other), "%s/crontab", dir);
+	CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0750), 0);
+	CU_ASSERT_EQUAL_FATAL(chown(sub, 65534, 65534), 0);
+	free(unit_write(dir, "crontab", "root's\n"));
+	CU_ASSERT_EQUAL_FATAL(link(other, u.path), 0);
+	audit_init(&u.a, u.path);
+	text = capture_stderr(emit_100, &u);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "not a file root may append to"));
+	free(text);
+	audit_close(&u.a);
+	CU_ASSERT_EQUAL(count_lines(other), -1);	/* "root's" only */
+	{
+		struct stat sb;
+
+		CU_ASSERT_EQUAL(stat(other, &sb), 0);
+		CU_ASSERT_EQUAL(sb.st_size, 7);
+	}
+	/* Another user's file there: refused too. */
+	CU_ASSERT_EQUAL(unlink(u.path), 0);
+	free(unit_write(sub, "audit.log", ""));
+	CU_ASSERT_EQUAL(chown(u.path, 65533, 65533), 0);
+	audit_init(&u.a, u.path);
+	text = capture_stderr(emit_100, &u);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "not a file root may append to"));
 	free(text);
 	audit_close(&u.a);
 }
@@ -393,6 +568,11 @@ static CU_TestInfo tests[] = {
 	{ "a sink that cannot be written: one line on stderr", t_unwritable },
 	{ "a file root makes belongs to its directory's owner",
 	    t_root_gives_file_away },
+	{ "security: root does not append to a file planted by a link",
+	    t_root_refuses_planted_file },
+	{ "CGI: one line a minute across processes", t_marker_across_processes },
+	{ "a line cut by a full disk costs that line only", t_cut_line },
+	{ "syslog: authpriv.info datagrams, never waited for", t_syslog },
 	CU_TEST_INFO_NULL,
 };
 
