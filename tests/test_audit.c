@@ -188,6 +188,7 @@ t_sink_parse(void)
 	CU_ASSERT_EQUAL(audit_sink_parse("", &s), -1);
 }
 
+
 /* Lines of a file, each checked to be one JSON object; -1 if not. */
 static int
 count_lines(const char *path)
@@ -390,6 +391,22 @@ t_unwritable(void)
 	CU_ASSERT_EQUAL(unlink(u.path), 0);
 }
 
+/* off: nothing anywhere (stderr, the syslog socket, a file). */
+static void
+t_off(void)
+{
+	struct unwritable	 u;
+	char			*text;
+
+	audit_init(&u.a, "off");
+	snprintf(u.a.syslog_path, sizeof(u.a.syslog_path), "%s/off.sock", dir);
+	text = capture_stderr(emit_100, &u);
+	CU_ASSERT_STRING_EQUAL(text, "");
+	free(text);
+	CU_ASSERT_EQUAL(u.a.fd, -1);
+	audit_close(&u.a);
+}
+
 /* CGI: a process per request.  With a marker, the second process to
  * find the sink broken within a minute says nothing. */
 static void
@@ -561,6 +578,7 @@ static CU_TestInfo tests[] = {
 	    t_escaping },
 	{ "names cut to the limit, never inside a character", t_name_limit },
 	{ "audit_log values", t_sink_parse },
+	{ "audit_log = off writes nothing", t_off },
 	{ "four processes appending: whole lines, none lost",
 	    t_appends_whole },
 	{ "a renamed or removed file is followed without a restart",
