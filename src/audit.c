@@ -7,11 +7,12 @@
  * A file is appended to with one write(2) per line on a descriptor
  * opened O_APPEND, which POSIX makes atomic with respect to other
  * appends: the lines of several responder processes never interleave.
- * Before each line the path is stat(2)ed; when it names another file
- * than the one open (logrotate renamed it, or it was removed), the new
- * one is opened, so a rotation needs no signal and no restart.  A line
- * written between the rename and that check lands in the renamed file:
- * nothing is lost.
+ * Once a second at most, before a line, the path is looked up; when
+ * it names another file than the one open (logrotate renamed it, or it
+ * was removed), the new one is opened, so a rotation needs no signal and
+ * no restart.  A line written between the rename and that check lands
+ * at the end of the renamed file: nothing is lost (logrotate's
+ * delaycompress leaves that file as it is until the next rotation).
  *
  * syslog is written to /dev/log directly, on a non-blocking socket:
  * glibc's syslog(3) blocks the request while the daemon does not read
@@ -23,6 +24,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 
 #include <errno.h>
@@ -129,6 +131,15 @@ add_string(struct fbuf *b, const char *s)
 	left = full > CRM_NAME_MAX ? CRM_NAME_MAX : full;
 	fbuf_add(b, "\"", 1);
 	while (left > 0) {
+		/* A run of printable ASCII, copied at once. */
+		for (n = 0; n < left && p[n] >= 0x20 && p[n] < 0x7f &&
+		    p[n] != '"' && p[n] != '\\'; n++)
+			;
+		if (n > 0) {
+			fbuf_add(b, p, n);
+			p += n, left -= n;
+			continue;
+		}
 		if (*p == '"' || *p == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)*p;
@@ -139,11 +150,6 @@ add_string(struct fbuf *b, const char *s)
 		if (*p < 0x20 || *p == 0x7f) {
 			snprintf(esc, sizeof(esc), "\\u%04x", *p);
 			fbuf_add(b, esc, 6);
-			p++, left--;
-			continue;
-		}
-		if (*p < 0x80) {
-			fbuf_add(b, p, 1);
 			p++, left--;
 			continue;
 		}
@@ -183,13 +189,19 @@ size_t
 audit_format(char *buf, size_t size, const struct audit_event *ev,
     const struct timespec *ts)
 {
+	/* The second as text, made again only when it changes (the
+	 * programs that write events have one thread). */
+	static time_t	 sec = -1;
+	static char	 t[64];
+	static int	 n;
 	struct fbuf	 b = { buf, 0, size - 1, 0 };
 	struct tm	 tm;
-	char		 t[64];
-	int		 n;
 
-	gmtime_r(&ts->tv_sec, &tm);
-	n = (int)strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (ts->tv_sec != sec) {
+		gmtime_r(&ts->tv_sec, &tm);
+		n = (int)strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+		sec = ts->tv_sec;
+	}
 	snprintf(t + n, sizeof(t) - (size_t)n, ".%03ldZ",
 	    ts->tv_nsec / 1000000);
 	fbuf_add(&b, "{\"time\":\"", 9);
@@ -302,14 +314,27 @@ file_open(const char *path, const struct stat *dir)
 static int
 file_ready(struct audit *a, const char **why)
 {
+	struct statx	 stx;
+	struct timespec	 now;
 	struct stat	 sb, dsb, *dir = NULL;
 	char		 d[sizeof(a->path)], *slash;
 	int		 fd;
 
 	*why = NULL;
 	if (a->fd != -1) {
-		if (stat(a->path, &sb) == 0 && sb.st_dev == a->dev &&
-		    sb.st_ino == a->ino)
+		/* At most once a second: a line written in between lands at
+		 * the end of the renamed file, which logrotate compresses at
+		 * the next rotation only (delaycompress). */
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+		if (now.tv_sec == a->checked)
+			return 0;
+		a->checked = now.tv_sec;
+		/* statx for the inode only: a stat(2) asking for times
+		 * would make the next write take a fine-grained time and
+		 * dirty the inode (multigrain timestamps). */
+		if (statx(AT_FDCWD, a->path, 0, STATX_INO, &stx) == 0 &&
+		    makedev(stx.stx_dev_major, stx.stx_dev_minor) == a->dev &&
+		    stx.stx_ino == a->ino)
 			return 0;
 		close(a->fd);	/* rotated or removed: open the new one */
 		a->fd = -1;
@@ -342,6 +367,8 @@ file_ready(struct audit *a, const char **why)
 	a->fd = fd;
 	a->dev = sb.st_dev;
 	a->ino = sb.st_ino;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	a->checked = now.tv_sec;
 	return 0;
 }
 
@@ -426,31 +453,24 @@ syslog_send(struct audit *a, const char *line, size_t n, const char **why)
 	return -1;
 }
 
-void
-audit_emit(struct audit *a, const struct audit_event *ev)
+/* Write one line (n bytes, ending in a newline) to the sink.  line[-1]
+ * must be writable: a newline goes there after a line cut short. */
+static void
+sink_write(struct audit *a, char *line, size_t n)
 {
-	char		 line[AUDIT_LINE_MAX + 1];
-	struct timespec	 ts;
 	const char	*why = NULL;
-	size_t		 n;
 	int		 rc;
 
-	if (a == NULL || a->sink == AUDIT_OFF)
-		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	/* line[0]: a newline after a line a full disk cut short. */
-	line[0] = '\n';
-	n = audit_format(line + 1, sizeof(line) - 1, ev, &ts);
 	switch (a->sink) {
 	case AUDIT_SYSLOG:
 		/* One record per datagram: no newline. */
-		if (syslog_send(a, line + 1, n - 1, &why) == -1)
+		if (syslog_send(a, line, n - 1, &why) == -1)
 			failed(a, a->syslog_path, why ? why : strerror(errno));
 		else
 			recovered(a, a->syslog_path);
 		break;
 	case AUDIT_STDERR:
-		if (write_once(STDERR_FILENO, line + 1, n) != 0)
+		if (write_once(STDERR_FILENO, line, n) != 0)
 			failed(a, "stderr", strerror(errno));
 		break;
 	case AUDIT_FILE:
@@ -458,7 +478,9 @@ audit_emit(struct audit *a, const struct audit_event *ev)
 			failed(a, a->path, why ? why : strerror(errno));
 			break;
 		}
-		rc = write_once(a->fd, line + !a->partial, n + a->partial);
+		if (a->partial)
+			line[-1] = '\n';
+		rc = write_once(a->fd, line - a->partial, n + a->partial);
 		a->partial = rc == 1;
 		if (rc != 0)
 			failed(a, a->path, strerror(errno));
@@ -468,4 +490,44 @@ audit_emit(struct audit *a, const struct audit_event *ev)
 	case AUDIT_OFF:
 		break;
 	}
+}
+
+void
+audit_emit(struct audit *a, const struct audit_event *ev)
+{
+	char		 line[AUDIT_LINE_MAX + 1];
+	struct timespec	 ts;
+	size_t		 n;
+
+	if (a == NULL || a->sink == AUDIT_OFF)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (a->defer) {
+		/* One event per request; were there more, the earlier
+		 * ones are written first. */
+		if (a->pending_len > 0)
+			audit_flush(a);
+		a->pending_len = audit_format(a->pending + 1,
+		    sizeof(a->pending) - 1, ev, &ts);
+		return;
+	}
+	n = audit_format(line + 1, sizeof(line) - 1, ev, &ts);
+	sink_write(a, line + 1, n);
+}
+
+void
+audit_defer(struct audit *a)
+{
+	a->defer = 1;
+}
+
+void
+audit_flush(struct audit *a)
+{
+	size_t n = a->pending_len;
+
+	if (n == 0)
+		return;
+	a->pending_len = 0;
+	sink_write(a, a->pending + 1, n);
 }

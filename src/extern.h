@@ -45,6 +45,10 @@ void	 log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 enum audit_sink { AUDIT_OFF, AUDIT_SYSLOG, AUDIT_STDERR, AUDIT_FILE };
 
+/* The longest line: 17 members of CRM_NAME_MAX bytes, each byte
+ * escaped to at most six. */
+#define AUDIT_LINE_MAX	 (17 * (6 * CRM_NAME_MAX + 32) + 64)
+
 /* A process's sink.  The file is opened at the first event (after any
  * fork) and again whenever its path names another file (rotated). */
 struct audit {
@@ -54,11 +58,17 @@ struct audit {
 	int		 fd;		/* the file or socket; -1 until open */
 	dev_t		 dev;
 	ino_t		 ino;
+	time_t		 checked;	/* when the path was last looked up */
 	int		 partial;	/* the last line was cut short */
 	int		 failing;	/* a failure was logged; not again */
 	/* "" or a file whose age says a failure was logged by another
 	 * process less than a minute ago (CGI: a process per request). */
 	char		 marker[1024];
+	/* audit_defer: lines made, written by audit_flush (after the
+	 * answer has gone out: the client does not wait for them). */
+	int		 defer;
+	size_t		 pending_len;
+	char		 pending[AUDIT_LINE_MAX + 2];
 };
 
 /*
@@ -82,9 +92,6 @@ struct audit_event {
 	const char	*unix_user, *login_user, *sudo_user;
 };
 
-/* The longest line: 17 members of CRM_NAME_MAX bytes, each byte
- * escaped to at most six. */
-#define AUDIT_LINE_MAX	 (17 * (6 * CRM_NAME_MAX + 32) + 64)
 
 /* "syslog", "stderr", "off" or an absolute path: 0, else -1. */
 int	 audit_sink_parse(const char *, enum audit_sink *);
@@ -98,6 +105,10 @@ void	 audit_close(struct audit *);
  * written costs one line on stderr until it works again).  a may be
  * NULL (no events). */
 void	 audit_emit(struct audit *a, const struct audit_event *);
+/* From now on, audit_emit only makes the line (its time is the
+ * event's); audit_flush writes what was made since. */
+void	 audit_defer(struct audit *);
+void	 audit_flush(struct audit *);
 /* The line for ev at ts, "\n" and NUL included in size; its length. */
 size_t	 audit_format(char *buf, size_t size, const struct audit_event *,
 	    const struct timespec *);

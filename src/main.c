@@ -189,12 +189,16 @@ serve_fcgi(struct app *app)
 		log_err("FCGX_InitRequest failed");
 		return 1;
 	}
+	/* The event of a request is written once its answer is on its
+	 * way (FCGX_Finish_r sends it). */
+	audit_defer(&app->audit);
 	while (!stop && FCGX_Accept_r(&req) >= 0) {
 		if (req.role == FCGI_AUTHORIZER)
 			http_authorize(app, &io);
 		else
 			http_serve(app, &io);
 		FCGX_Finish_r(&req);
+		audit_flush(&app->audit);
 	}
 	FCGX_Free(&req, 1);
 	return 0;

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crmtest  # noqa: E402
@@ -41,10 +42,26 @@ def line(**members):
     return json.dumps(members, separators=(",", ":"))[1:]
 
 
-def new_lines(fn):
-    """Run fn(); the audit lines it added, without their time."""
-    before = len(S.audit_text().split("\n")) - 1
+def count_lines(server):
+    return server.audit_text().count("\n")
+
+
+def settle(server):
+    """A responder writes a request's event just after its answer has
+    gone out: once the responders are idle, every event is written."""
+    crmtest.wait_idle(server.responder_pids())
+
+
+def new_lines(fn, want=1):
+    """Run fn(); the audit lines it added, without their time: wait for
+    want of them (want=0: until the responders are idle, when any event
+    of the request would have been written)."""
+    before = count_lines(S)
     result = fn()
+    if want:
+        wait_for(lambda: count_lines(S) >= before + want, 20, f"{want} new audit line(s)")
+    else:
+        settle(S)
     lines = S.audit_text().split("\n")[before:-1]
     for ln in lines:
         check(TIME.match(ln), f"no RFC 3339 UTC time in milliseconds first: {ln[:80]!r}")
@@ -206,7 +223,7 @@ def t_token_released_and_checks():
                              headers={"Authorization": "Bearer " + tok}),
                lambda: S.post("/" + RL, {"token": "x.y.z"}),
                lambda: S.get("/health")):
-        r, lines = new_lines(fn)
+        r, lines = new_lines(fn, 0)
         eq(lines, [], f"no event for {r!r}")
 
 
@@ -311,11 +328,11 @@ def t_admin_events():
     # Reading is no event; nor is a change that failed.
     for args in (("user", "list"), ("apikey", "list"), ("consumer-key", "list"),
                  ("key", "list"), ("released", "count"), ("lock", "list")):
-        _, lines = new_lines(lambda: S.ctl(*args))
+        _, lines = new_lines(lambda: S.ctl(*args), 0)
         eq(lines, [], f"{args}: no event")
-    _, lines = new_lines(lambda: S.ctl("user", "disable", "ACME", "nobody", check=False))
+    _, lines = new_lines(lambda: S.ctl("user", "disable", "ACME", "nobody", check=False), 0)
     eq(lines, [], "a failed change: no event")
-    _, lines = new_lines(lambda: S.ctl("apikey", "revoke", "F" * 32, check=False))
+    _, lines = new_lines(lambda: S.ctl("apikey", "revoke", "F" * 32, check=False), 0)
     eq(lines, [], "a key on the command line is refused, and is no event")
 
 
@@ -347,10 +364,9 @@ def t_hostile_names():
     S.ctl("lock", "clear", "address", "127.0.0.7")
 
 
-def load(n_threads, per_thread, during=None):
+def load(n_threads, per_thread):
     """Requests from n_threads at once: Web API key tokens, wrong
-    passwords and malformed bodies; every answered request is counted.
-    during(i) runs after the i-th request of thread 0."""
+    passwords and malformed bodies; every answered request is counted."""
     answered = [0] * n_threads
     errors = []
 
@@ -369,8 +385,6 @@ def load(n_threads, per_thread, during=None):
                 answered[t] += 1
             except Exception as e:              # noqa: BLE001
                 errors.append(e)
-            if t == 0 and during is not None:
-                during(i)
     threads = [threading.Thread(target=run, args=(t,)) for t in range(n_threads)]
     for th in threads:
         th.start()
@@ -383,6 +397,7 @@ def load(n_threads, per_thread, during=None):
 def t_concurrent_lines():
     before = len(S.events())
     n = load(8, 60)
+    settle(S)
     events = S.events()     # fails on any line that is not one object
     eq(len(events) - before, n, "one line per answered request, none torn")
     kinds = {}
@@ -394,13 +409,16 @@ def t_concurrent_lines():
 def t_rotation_under_load():
     """logrotate with the shipped sample (etc/crmauth.logrotate), forced
     twice while two responders answer: every line is in audit.log,
-    audit.log.1 or the compressed audit.log.2.gz."""
+    audit.log.1 or the compressed audit.log.2.gz.  The responders look
+    the path up at most once a second, so the second rotation (which
+    compresses the first's file) comes more than a second later, as
+    rotations (hours apart) do."""
     logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
     sample = open(S.sample("crmauth.logrotate")).read()
     check(f"{S.dir}/log/crmauth/audit.log {{" in sample, "the sample names the audit log")
     conf = os.path.join(S.dir, "logrotate.conf")
     with open(conf, "w") as f:
-        # This server's file, and its user (root here, www-data there).
+        # This server's file, and its user (www-data when we are root).
         f.write(sample.replace(f"{S.dir}/log/crmauth/audit.log", S.audit_path)
                 .replace("su www-data adm", f"su {USER} {GROUP}" if USER != "www-data"
                          else "su www-data adm"))
@@ -409,15 +427,39 @@ def t_rotation_under_load():
         if old.startswith("audit.log."):
             os.unlink(os.path.join(S.logdir, old))
     before = len(S.events())
-    rotated = []
+    answered, errors, stop = [0] * 6, [], threading.Event()
 
-    def rotate(i):
-        if i in (20, 40):
+    def run(t):
+        while not stop.is_set():
+            r = post(KT, key=K["apikey"])() if t % 2 else \
+                login(f"rot{t}-{answered[t]}", "wrong-pw", src=f"127.0.2.{t + 1}")()
+            if r.status not in (200, 401):
+                errors.append(r)
+            answered[t] += 1
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    rotated = []
+    try:
+        for _ in range(2):
+            n0, t0 = sum(answered), time.monotonic()
+            # Under load, and past the responders' once-a-second look.
+            wait_for(lambda: sum(answered) >= n0 + 100 and time.monotonic() >= t0 + 1.2,
+                     60, "100 more answers and 1.2 s")
             r = subprocess.run([logrotate, "-f", "-s", state, conf], capture_output=True,
                                text=True, timeout=60)
             rotated.append((r.returncode, r.stderr))
-    n = load(6, 60, rotate)
+        n0, t0 = sum(answered), time.monotonic()
+        wait_for(lambda: sum(answered) >= n0 + 100 and time.monotonic() >= t0 + 1.2,
+                 60, "100 more answers and 1.2 s")
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(60)
+    eq(errors[:3], [], "every request answered")
     eq(rotated, [(0, ""), (0, "")], "logrotate ran twice, without a complaint")
+    settle(S)
+    n = sum(answered)
     total = len(S.events())
     with open(S.audit_path + ".1", encoding="utf-8") as f:
         one = f.read().split("\n")[:-1]
@@ -439,12 +481,14 @@ def t_unwritable_sink():
         for i in range(40):
             r = U.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
             eq(r.status, 200, "the answer is the same")
+        settle(U)
         lines = [ln for ln in U.error_log().splitlines() if "audit_log:" in ln]
         check(1 <= len(lines) <= 2, f"one line per responder, not one per request: {lines}")
         check("No such file or directory" in lines[0] and path in lines[0], lines[0])
         os.makedirs(missing)
         for i in range(20):
             U.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
+        settle(U)
         with open(path) as f:
             eq(len(f.read().split("\n")) - 1, 20, "written again once it can be")
         # As CGI a process serves one request: the line is said once a
@@ -467,6 +511,7 @@ def t_stderr_sink():
         E.ctl("user", "add", "ACME", "e", "--unit", "HQ", input="e-pw\n")
         tok = E.login_token("e", "e-pw")
         jti = jwt_parts(tok)[1]["jti"]
+        wait_for(lambda: jti in E.error_log(), 20, "the event in the error log")
         found = [ln for ln in E.error_log().splitlines() if jti in ln]
         eq(len(found), 1, "the event in the web server's error log")
         ev = json.loads(found[0][found[0].index("{"):])
