@@ -308,8 +308,8 @@ def print_events(on, off, lines, pairs):
     """The events line; whether issue 14's target is met."""
     ratio = on["rps"] / off["rps"]
     where = EVENTS_DIR or os.path.dirname(tempfile.gettempdir() + "/")
-    fs = subprocess.run(["stat", "-f", "-c", "%T", where], capture_output=True,
-                        text=True).stdout.strip()
+    fs = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", where],
+                        capture_output=True, text=True).stdout.strip()
     print(f"\nevents: Web API key token with audit_log = a file in {where} ({fs}) "
           f"{on['rps']:.0f}/s (p50 {on['p50']:.2f} ms), off {off['rps']:.0f}/s (p50 "
           f"{off['p50']:.2f} ms): {ratio:.2f} (≥ 0.90: {'met' if ratio >= 0.9 else 'NOT met'}); "
