@@ -131,6 +131,7 @@ app_init(struct app *app, const char *conf_arg)
 
 	memset(app, 0, sizeof(*app));
 	app->now = now_real;
+	audit_init(&app->audit, "off");	/* until the file says */
 	config_defaults(&app->cfg);
 	file = config_choose(conf_arg, &explicit);
 	if (config_load(&app->cfg, file, explicit, err, sizeof(err)) == -1) {
