@@ -13,6 +13,7 @@
  * no restart.  A line written between the rename and that check lands
  * at the end of the renamed file: nothing is lost (logrotate's
  * delaycompress leaves that file as it is until the next rotation).
+ * A file removed instead takes the lines of that second with it.
  *
  * syslog is written to /dev/log directly, on a non-blocking socket:
  * glibc's syslog(3) blocks the request while the daemon does not read
@@ -75,6 +76,7 @@ audit_marker(struct audit *a, const char *marker)
 void
 audit_close(struct audit *a)
 {
+	audit_flush(a);
 	if (a->fd != -1)
 		close(a->fd);
 	a->fd = -1;
@@ -189,18 +191,20 @@ size_t
 audit_format(char *buf, size_t size, const struct audit_event *ev,
     const struct timespec *ts)
 {
-	/* The second as text, made again only when it changes (the
-	 * programs that write events have one thread). */
-	static time_t	 sec = -1;
+	/* The second as text, made again only when it changes.  The
+	 * programs that write events have one thread each; libcrmauth,
+	 * which may be used from several, never calls this. */
+	static time_t	 sec;
+	static int	 valid, n;
 	static char	 t[64];
-	static int	 n;
 	struct fbuf	 b = { buf, 0, size - 1, 0 };
 	struct tm	 tm;
 
-	if (ts->tv_sec != sec) {
+	if (!valid || ts->tv_sec != sec) {
 		gmtime_r(&ts->tv_sec, &tm);
 		n = (int)strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
 		sec = ts->tv_sec;
+		valid = 1;
 	}
 	snprintf(t + n, sizeof(t) - (size_t)n, ".%03ldZ",
 	    ts->tv_nsec / 1000000);
@@ -333,6 +337,7 @@ file_ready(struct audit *a, const char **why)
 		 * would make the next write take a fine-grained time and
 		 * dirty the inode (multigrain timestamps). */
 		if (statx(AT_FDCWD, a->path, 0, STATX_INO, &stx) == 0 &&
+		    (stx.stx_mask & STATX_INO) &&
 		    makedev(stx.stx_dev_major, stx.stx_dev_minor) == a->dev &&
 		    stx.stx_ino == a->ino)
 			return 0;
@@ -481,7 +486,8 @@ sink_write(struct audit *a, char *line, size_t n)
 		if (a->partial)
 			line[-1] = '\n';
 		rc = write_once(a->fd, line - a->partial, n + a->partial);
-		a->partial = rc == 1;
+		if (rc != -1)		/* nothing written: as it was */
+			a->partial = rc == 1;
 		if (rc != 0)
 			failed(a, a->path, strerror(errno));
 		else

@@ -201,6 +201,7 @@ serve_fcgi(struct app *app)
 		FCGX_Finish_r(&req);
 		audit_flush(&app->audit);
 	}
+	audit_flush(&app->audit);	/* whatever way the loop ended */
 	FCGX_Free(&req, 1);
 	return 0;
 }
