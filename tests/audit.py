@@ -212,7 +212,8 @@ def t_auth_throttled():
 
 
 def t_token_released_and_checks():
-    tok = S.login_token("alice", "alice-pw")
+    # Its token_issued is written just after the answer: wait for it.
+    tok, _ = new_lines(lambda: S.login_token("alice", "alice-pw"))
     jti = jwt_parts(tok)[1]["jti"]
     r, ln = one_line(post(RL, {"token": tok}, src="127.0.0.3"), 200)
     eq(ln, line(event="token_released", method=RL, org="ACME", usr="alice", unit="HQ",
