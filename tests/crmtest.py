@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -252,6 +253,30 @@ def wait_for(cond, timeout=20, what="the condition", interval=0.05):
         if time.monotonic() >= deadline:
             raise AssertionError(f"waited {timeout} s for {what}; last: {v!r}")
         time.sleep(interval)
+
+
+def parallel(n, fn):
+    """fn(i) for i in range(n), all released at once; their results."""
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def run(i):
+        barrier.wait()
+        out[i] = fn(i)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+def statuses(responses):
+    """How many responses had each status."""
+    counts = {}
+    for r in responses:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
 
 
 def children(pid):

@@ -20,7 +20,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crmtest  # noqa: E402
 from crmtest import (Runner, Lighttpd, Postgres, RUN_USER, NGINX, basic, b64url_decode,  # noqa: E402
-                     check, eq, free_port, stop_process, wait_for, wait_port)
+                     check, eq, free_port, parallel, statuses, stop_process, wait_for,
+                     wait_port)
 
 LOCKOUT = ("lockout_threshold = 5\nlockout_account_threshold = 50\n"
            "lockout_window = 60\n")
@@ -120,33 +121,6 @@ def check_status(s, tok):
 def login(s, pw, user="alice", src="127.0.0.1"):
     return s.post("/authentication/token",
                   {"username": user, "password": pw, "organisation": "ACME"}, source=src)
-
-
-def parallel(n, fn):
-    barrier = threading.Barrier(n)
-    out = [None] * n
-
-    def run(i):
-        barrier.wait()
-        out[i] = fn(i)
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    return out
-
-
-def counts(rs):
-    c = {}
-    for r in rs:
-        c[r.status] = c.get(r.status, 0) + 1
-    return c
-
-
-# ---- two nodes, one database ----------------------------------------------
-
-A = B = LB = None
 
 
 def setup_nodes():
@@ -268,7 +242,7 @@ def t_parallel_guesses_across_nodes():
     still counted before they are checked, so at most 5 are checked."""
     A.ctl("user", "add", "ACME", "gus", "--unit", "HQ", input="gus-pw\n")
     rs = parallel(40, lambda i: login((A, B)[i % 2], f"guess-{i}", "gus", "127.0.0.7"))
-    c = counts(rs)
+    c = statuses(rs)
     print(f"  40 parallel wrong passwords over two nodes: {c}")
     check(set(c) <= {401, 429} and 1 <= c.get(401, 0) <= 5, f"at most 5 checked: {c}")
 

@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crmtest  # noqa: E402
 from crmtest import (Runner, Lighttpd, RUN_USER, VERIFY, basic, b64url_decode, check,  # noqa: E402
-                     eq, jwt_parts, sign, wait_for)
+                     eq, jwt_parts, parallel, sign, statuses, wait_for)
 
 # Throttling as shipped (5 per address, 50 per account), a short window.
 LOCKOUT = ("lockout_threshold = 5\nlockout_account_threshold = 50\n"
@@ -29,29 +29,6 @@ LOCKOUT = ("lockout_threshold = 5\nlockout_account_threshold = 50\n"
 # Each check of a password costs a little, so that parallel guesses are
 # really in flight together.
 ARGON2 = "argon2_memory_kib = 4096\nargon2_iterations = 1\n"
-
-
-def parallel(n, fn):
-    """fn(i) for i in range(n), all released at once; their results."""
-    barrier = threading.Barrier(n)
-    out = [None] * n
-
-    def run(i):
-        barrier.wait()
-        out[i] = fn(i)
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return out
-
-
-def statuses(responses):
-    counts = {}
-    for r in responses:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    return counts
 
 
 def login(s, pw, src="127.0.0.1", user="alice", org="ACME", prefix=None):
