@@ -269,32 +269,8 @@ rec_put(struct attdb *a, MDB_txn *txn, const unsigned char *k, size_t klen,
 static int
 prune(struct attdb *a, MDB_txn *txn, int64_t now, size_t limit, size_t *n)
 {
-	MDB_cursor	*c;
-	MDB_val		 key, val, rk;
-	int		 rc;
-
-	*n = 0;
-	if ((rc = mdb_cursor_open(txn, a->expiry, &c)) != 0)
-		return rc;
-	while ((limit == 0 || *n < limit) &&
-	    (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST)) == 0) {
-		if (key.mv_size <= 8 || key.mv_size > 8 + ATT_KEY_MAX) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		if ((int64_t)get_be64(key.mv_data) > now)
-			break;
-		rk.mv_size = key.mv_size - 8;
-		rk.mv_data = (unsigned char *)key.mv_data + 8;
-		rc = mdb_del(txn, a->counters, &rk, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			break;
-		if ((rc = mdb_cursor_del(c, 0)) != 0)
-			break;
-		(*n)++;
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	return lmdb_prune_index(txn, a->expiry, a->counters, now, 1,
+	    ATT_KEY_MAX, limit, n);
 }
 
 /* Room for n more records under the cap: drop those that end first. */

@@ -257,6 +257,38 @@ lmdb_dbis(struct lmdb *db, const char *const names[], MDB_dbi dbis[],
 	return rc;
 }
 
+int
+lmdb_prune_index(MDB_txn *txn, MDB_dbi index, MDB_dbi db, int64_t now,
+    size_t minkey, size_t maxkey, size_t limit, size_t *n)
+{
+	MDB_cursor	*c;
+	MDB_val		 key, val, rk;
+	int		 rc;
+
+	*n = 0;
+	if ((rc = mdb_cursor_open(txn, index, &c)) != 0)
+		return rc;
+	while ((limit == 0 || *n < limit) &&
+	    (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST)) == 0) {
+		if (key.mv_size < 8 + minkey || key.mv_size > 8 + maxkey) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if ((int64_t)get_be64(key.mv_data) > now)
+			break;
+		rk.mv_size = key.mv_size - 8;
+		rk.mv_data = (unsigned char *)key.mv_data + 8;
+		rc = mdb_del(txn, db, &rk, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
 size_t
 lmdb_mapsize(struct lmdb *db)
 {

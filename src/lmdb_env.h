@@ -61,6 +61,18 @@ int		 lmdb_run(struct lmdb *, int write, lmdb_fn, void *,
 size_t		 lmdb_mapsize(struct lmdb *);
 
 /*
+ * Expiry through a time index: delete, oldest first, the entries of
+ * index (keys: 8-byte big-endian time, then the key of a record of db)
+ * whose time is <= now, and the records of db they name; at most limit
+ * (0: no limit), counted in *n.  The walk stops at the first live
+ * entry.  MDB_CORRUPTED for an index key whose record key is not minkey
+ * to maxkey bytes long.
+ */
+int		 lmdb_prune_index(MDB_txn *, MDB_dbi index, MDB_dbi db,
+		    int64_t now, size_t minkey, size_t maxkey, size_t limit,
+		    size_t *n);
+
+/*
  * The failed-attempt counters of an LMDB store (attempts.c): an
  * environment of their own, unsynced, one per boot.  Each function
  * returns 0 or an LMDB/errno code; the store maps them.

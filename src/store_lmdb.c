@@ -882,32 +882,10 @@ l_release(struct store *s, const unsigned char jti[CRM_JTI_BYTES],
 static int
 prune(struct lstore *st, MDB_txn *txn, int64_t now, size_t limit, size_t *n)
 {
-	MDB_cursor	*c;
-	MDB_val		 key, val, jk;
-	int		 rc;
+	int rc = lmdb_prune_index(txn, st->released_exp, st->released, now,
+	    CRM_JTI_BYTES, CRM_JTI_BYTES, limit, n);
 
-	*n = 0;
-	if ((rc = mdb_cursor_open(txn, st->released_exp, &c)) != 0)
-		return rc;
-	while ((rc = mdb_cursor_get(c, &key, &val, MDB_FIRST)) == 0) {
-		if (key.mv_size != 8 + CRM_JTI_BYTES) {
-			rc = RC_CORRUPT;
-			break;
-		}
-		if ((int64_t)get_be64(key.mv_data) > now ||
-		    (limit != 0 && *n >= limit))
-			break;
-		jk.mv_size = CRM_JTI_BYTES;
-		jk.mv_data = (unsigned char *)key.mv_data + 8;
-		rc = mdb_del(txn, st->released, &jk, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			break;
-		if ((rc = mdb_cursor_del(c, 0)) != 0)
-			break;
-		(*n)++;
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+	return rc == MDB_CORRUPTED ? RC_CORRUPT : rc;
 }
 
 static int
