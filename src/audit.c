@@ -477,6 +477,8 @@ sink_write(struct audit *a, char *line, size_t n)
 	case AUDIT_STDERR:
 		if (write_once(STDERR_FILENO, line, n) != 0)
 			failed(a, "stderr", strerror(errno));
+		else
+			recovered(a, "stderr");
 		break;
 	case AUDIT_FILE:
 		if (file_ready(a, &why) == -1) {

@@ -61,8 +61,7 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 		res->retry_after = 2;
 		return;
 	}
-	sec_random_hex(jti, CRM_JTI_BYTES);
-	te = tok_encode(key, s, jti, app->now(), app->cfg.token_ttl, &tok);
+	te = tok_issue(key, s, app->now(), app->cfg.token_ttl, &tok, jti);
 	if (te != TOK_OK) {
 		log_err("token: %s", tok_strerror(te));
 		result_error(res, API_INTERNAL_ERROR, NULL);
@@ -241,7 +240,7 @@ void
 m_web_api_key_token(struct app *app, const struct request *req,
     struct result *res)
 {
-	char			 key[CRM_NAME_MAX + 1], id[17];
+	char			 key[CRM_NAME_MAX + 1], id[CRM_KEY_ID_HEX + 1];
 	unsigned char		 digest[CRM_DIGEST_BYTES];
 	const char		*unit, *why = NULL;
 	struct lookup		 l;
@@ -336,7 +335,7 @@ void
 m_consumer_token(struct app *app, const struct request *req,
     struct result *res)
 {
-	char			 key[CRM_NAME_MAX + 1], id[17];
+	char			 key[CRM_NAME_MAX + 1], id[CRM_KEY_ID_HEX + 1];
 	unsigned char		 digest[CRM_DIGEST_BYTES], cd[CRM_DIGEST_BYTES];
 	const char		*code, *ident, *pass, *unit, *why = NULL;
 	struct lookup		 l;

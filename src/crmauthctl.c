@@ -30,7 +30,8 @@ struct ctx {
 	/* The admin event, written when a change succeeded: the command
 	 * fills in its subjects (a key by its public id, never a secret). */
 	struct audit_event ev;
-	char		 key_id[17], kid[CRM_KID_HEX + 1];
+	char		 key_id[CRM_KEY_ID_HEX + 1], kid[CRM_KID_HEX + 1];
+	char		 unit[CRM_NAME_MAX + 1];
 };
 
 /* What a command's event says (struct cmd ev). */
@@ -249,16 +250,6 @@ parse_units(int argc, char **argv, char **pos, int npos,
 	return 0;
 }
 
-/* The first --unit of a command line (the default unit), or NULL. */
-static const char *
-argv_unit(int argc, char **argv)
-{
-	for (int i = 0; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--unit") == 0)
-			return argv[i + 1];
-	return NULL;
-}
-
 /*
  * Who logged in to run this: the audit login uid (Linux, set by
  * pam_loginuid at login and kept by su and sudo), by name.  NULL when
@@ -377,7 +368,8 @@ c_user_add(struct ctx *c, int argc, char **argv)
 		return store_fail(c, e);
 	c->ev.org = pos[0];
 	c->ev.usr = pos[1];
-	c->ev.unit = argv_unit(argc, argv);
+	snprintf(c->unit, sizeof(c->unit), "%s", u.units[0]);
+	c->ev.unit = c->unit;
 	return 0;
 }
 
@@ -614,10 +606,10 @@ find_apikey(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
     const struct apikey_rec *r)
 {
 	struct find_arg	*f = arg;
-	char		 hex[2 * CRM_DIGEST_BYTES + 1];
+	char		 id[CRM_KEY_ID_HEX + 1];
 
-	sec_hex(hex, d, CRM_DIGEST_BYTES);
-	if (strncasecmp(hex, f->id, 16) == 0) {
+	sec_key_id(id, d);
+	if (strcasecmp(id, f->id) == 0) {
 		memcpy(f->digest, d, CRM_DIGEST_BYTES);
 		f->found++;
 	}
@@ -660,7 +652,7 @@ key_digest(struct ctx *c, int argc, char **argv, int consumer,
 		explicit_bzero(key, sizeof(key));
 		return 0;
 	}
-	if (!is_hex(f.id, 16))
+	if (!is_hex(f.id, CRM_KEY_ID_HEX))
 		return usage_error("give the key's id (16 hex digits, from "
 		    "%s list), or the key itself on standard input; never "
 		    "the key on the command line",
@@ -711,15 +703,15 @@ apikey_line(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
     const struct apikey_rec *r)
 {
 	struct klist	*k = arg;
-	char		 hex[2 * CRM_DIGEST_BYTES + 1], t[32], *line;
+	char		 id[CRM_KEY_ID_HEX + 1], t[32], *line;
 	int		 rc;
 
 	if (k->org != NULL && strcmp(k->org, r->org) != 0)
 		return 0;
-	sec_hex(hex, d, CRM_DIGEST_BYTES);
+	sec_key_id(id, d);
 	fmt_time(t, sizeof(t), r->created);
 	/* Columns: org, user, id, state, created. */
-	if (asprintf(&line, "%s\t%s\t%.16s\t%s\t%s", r->org, r->user, hex,
+	if (asprintf(&line, "%s\t%s\t%s\t%s\t%s", r->org, r->user, id,
 	    r->revoked ? "revoked" : "active", t) == -1)
 		return -1;
 	rc = lines_add(&k->l, line);
@@ -765,7 +757,8 @@ c_consumer_add(struct ctx *c, int argc, char **argv)
 	c->ev.key_id = c->key_id;
 	c->ev.org = pos[0];
 	c->ev.usr = pos[1];
-	c->ev.unit = argv_unit(argc, argv);
+	snprintf(c->unit, sizeof(c->unit), "%s", ck.units[0]);
+	c->ev.unit = c->unit;
 	return 0;
 }
 
@@ -780,17 +773,17 @@ consumer_line(void *arg, const unsigned char d[CRM_DIGEST_BYTES],
     const struct consumer_rec *r)
 {
 	struct klist	*k = arg;
-	char		 hex[2 * CRM_DIGEST_BYTES + 1], t[32], *line;
+	char		 id[CRM_KEY_ID_HEX + 1], t[32], *line;
 	char		 units[CRM_UNITS_MAX * (CRM_NAME_MAX + 1)];
 	int		 rc;
 
 	if (k->org != NULL && strcmp(k->org, r->org) != 0)
 		return 0;
-	sec_hex(hex, d, CRM_DIGEST_BYTES);
+	sec_key_id(id, d);
 	fmt_time(t, sizeof(t), r->created);
 	join_units(units, sizeof(units),
 	    (char (*)[CRM_NAME_MAX + 1])r->units, r->nunits);
-	if (asprintf(&line, "%s\t%s\t%.16s\t%s\t%s\t%s", r->org, r->app, hex,
+	if (asprintf(&line, "%s\t%s\t%s\t%s\t%s\t%s", r->org, r->app, id,
 	    units, r->revoked ? "revoked" : "active", t) == -1)
 		return -1;
 	rc = lines_add(&k->l, line);
@@ -1157,7 +1150,7 @@ static int
 c_lock_clear(struct ctx *c, int argc, char **argv)
 {
 	unsigned char	 k[ATT_KEY_MAX];
-	char		 id[17];
+	char		 id[CRM_KEY_ID_HEX + 1];
 	const char	*kind = argv[0], *addr = NULL;
 	size_t		 n = 0, len;
 	enum store_err	 e;
@@ -1195,10 +1188,10 @@ c_lock_clear(struct ctx *c, int argc, char **argv)
 		rc = clear_account(c, kind[0] == 'u' ? ATT_USER : ATT_IDENT,
 		    argv[1], argv[2], addr, &n);
 	else {
-		if (!is_hex(argv[1], 16))
+		if (!is_hex(argv[1], CRM_KEY_ID_HEX))
 			return usage_error("ID is the key's 16 hex digits, as "
 			    "lock list prints it");
-		for (size_t i = 0; i <= 16; i++)
+		for (size_t i = 0; i <= CRM_KEY_ID_HEX; i++)
 			id[i] = (char)toupper((unsigned char)argv[1][i]);
 		snprintf(c->key_id, sizeof(c->key_id), "%s", id);
 		c->ev.key_id = c->key_id;

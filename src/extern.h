@@ -298,11 +298,12 @@ struct tok_subject {
 	const char	*usr, *org, *oun, *cii, *ari;
 };
 
-/* Sign a new token with key and a fresh jti; *out is malloc'd (free
- * it).  TOK_INTERNAL for a subject that is not UTF-8 or a token that
- * would not fit CRM_TOKEN_MAX. */
+/* Sign a new token with key and a fresh jti (written to jti, for the
+ * event); *out is malloc'd (free it).  TOK_INTERNAL for a subject that
+ * is not UTF-8 or a token that would not fit CRM_TOKEN_MAX. */
 enum tok_err tok_issue(const struct sigkey *key,
-	    const struct tok_subject *, int64_t now, int64_t ttl, char **out);
+	    const struct tok_subject *, int64_t now, int64_t ttl, char **out,
+	    char jti[CRM_JTI_HEX + 1]);
 /* The same with a given jti (CRM_JTI_HEX characters): for the tests. */
 enum tok_err tok_encode(const struct sigkey *key,
 	    const struct tok_subject *, const char *jti, int64_t now,

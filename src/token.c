@@ -214,10 +214,8 @@ tok_encode(const struct sigkey *key, const struct tok_subject *s,
 
 enum tok_err
 tok_issue(const struct sigkey *key, const struct tok_subject *s,
-    int64_t now, int64_t ttl, char **out)
+    int64_t now, int64_t ttl, char **out, char jti[CRM_JTI_HEX + 1])
 {
-	char jti[CRM_JTI_HEX + 1];
-
 	sec_random_hex(jti, CRM_JTI_BYTES);
 	return tok_encode(key, s, jti, now, ttl, out);
 }
