@@ -108,16 +108,19 @@ pg_connect(struct pstore *st)
 	PQconninfoOption	*opts, *o;
 	PGresult		*res;
 	int64_t			 deadline;
+	long long		 v;
+	const char		*why;
 	int			 secs = 5, i;
 
 	pg_drop(st);
-	/* The deadline follows the user's connect_timeout, if any. */
+	/* The deadline follows the user's connect_timeout, if any (libpq
+	 * takes less than 2 s as 2; we stop at an hour). */
 	if ((opts = PQconninfoParse(st->base.cfg.pg_conninfo, NULL)) != NULL) {
 		for (o = opts; o->keyword != NULL; o++)
 			if (strcmp(o->keyword, "connect_timeout") == 0 &&
-			    o->val != NULL && atoi(o->val) > 0)
-				secs = atoi(o->val) < 2 ? 2 :
-				    atoi(o->val) > 3600 ? 3600 : atoi(o->val);
+			    o->val != NULL &&
+			    parse_int(o->val, 1, 1LL << 31, &v, &why) == 0)
+				secs = v < 2 ? 2 : v > 3600 ? 3600 : (int)v;
 		PQconninfoFree(opts);
 	} else
 		return pg_unavailable(st, "pg_conninfo", "cannot be parsed");
