@@ -22,7 +22,7 @@
 #include "unit.h"
 
 /* The jti tok_issue wrote last. */
-static char	 jti[CRM_JTI_HEX + 1];
+static char	 issued_jti[CRM_JTI_HEX + 1];
 
 static char		*dir, *conf;
 static struct config	 cfg;
@@ -58,7 +58,7 @@ make_store(void)
 		if (store_user_add(st, "ACME", "alice", &u) != STORE_OK)
 			_exit(2);
 		for (int i = 0; i < 2; i++) {
-			if (tok_issue(&k, &s, now, 7200, &t, jti) != TOK_OK)
+			if (tok_issue(&k, &s, now, 7200, &t, issued_jti) != TOK_OK)
 				_exit(3);
 			dprintf(fds[1], "%s\n", t);
 			if (i == 1 && (tok_verify(t, strlen(t), tok_store_key,

@@ -10,7 +10,7 @@
 #include "unit.h"
 
 /* The jti tok_issue wrote last. */
-static char	 jti[CRM_JTI_HEX + 1];
+static char	 issued_jti[CRM_JTI_HEX + 1];
 
 static struct sigkey	 key;
 static char		 payload[512];
@@ -56,7 +56,7 @@ issue(const struct tok_subject *s, int64_t now, int64_t ttl)
 {
 	char *t = NULL;
 
-	if (tok_issue(&key, s, now, ttl, &t, jti) != TOK_OK || t == NULL)
+	if (tok_issue(&key, s, now, ttl, &t, issued_jti) != TOK_OK || t == NULL)
 		abort();
 	return t;
 }
@@ -88,7 +88,7 @@ t_roundtrip(void)
 	CU_ASSERT_EQUAL(c.exp, 1700007200);
 	CU_ASSERT_EQUAL(strlen(c.jti), 32);
 	CU_ASSERT_EQUAL(strspn(c.jti, "0123456789ABCDEF"), 32);
-	CU_ASSERT_STRING_EQUAL(c.jti, jti);	/* as tok_issue said */
+	CU_ASSERT_STRING_EQUAL(c.jti, issued_jti);	/* as tok_issue said */
 	CU_ASSERT_PTR_NULL(c.cii);
 	CU_ASSERT_PTR_NULL(c.ari);
 	/* iat and exp are JSON numbers (RFC 7519 NumericDate). */
@@ -319,7 +319,7 @@ t_refused_subjects(void)
 	memset(big, '\x01', CRM_NAME_MAX);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		t = (char *)"unset";
-		CU_ASSERT_EQUAL(tok_issue(&key, &bad[i], 1700000000, 7200, &t, jti),
+		CU_ASSERT_EQUAL(tok_issue(&key, &bad[i], 1700000000, 7200, &t, issued_jti),
 		    TOK_INTERNAL);
 		CU_ASSERT_PTR_NULL(t);
 	}
@@ -552,7 +552,7 @@ t_check(void)
 	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, STORE_CREATE, err, sizeof(err)),
 	    STORE_OK);
 	CU_ASSERT_EQUAL_FATAL(store_sigkey_current(st, &k), STORE_OK);
-	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t, issued_jti), TOK_OK);
 	/* No such user (deleted, or never there): refused. */
 	CU_ASSERT_EQUAL(tok_check(st, t, strlen(t), now, 7200, &c),
 	    TOK_REVOKED);
@@ -578,13 +578,13 @@ t_check(void)
 	    TOK_RELEASED);
 	tok_claims_free(&c);
 	/* Longer-lived than token_ttl: forged with a leaked key. */
-	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7201, &t2, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7201, &t2, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), now, 7200, &c),
 	    TOK_BADCLAIMS);
 	free(t2);
 	/* Logged out: what was issued up to then is refused, what comes
 	 * after is not; a user made again after deletion is another user. */
-	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t2, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &t2, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(store_user_change(st, "ACME", "alice", logout, &now,
 	    NULL), STORE_OK);
 	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), now, 7200, &c),
@@ -592,7 +592,7 @@ t_check(void)
 	tok_claims_free(&c);
 	free(t2);
 	later = now + 1;
-	CU_ASSERT_EQUAL(tok_issue(&k, &s, later, 7200, &t2, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, later, 7200, &t2, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(tok_check(st, t2, strlen(t2), later, 7200, &c),
 	    TOK_OK);
 	tok_claims_free(&c);
@@ -617,7 +617,7 @@ t_check(void)
 	ck.nunits = 1;
 	sec_sha256(d, "CK", 2);
 	CU_ASSERT_EQUAL(store_consumer_put(st, d, &ck, 1), STORE_OK);
-	CU_ASSERT_EQUAL(tok_issue(&k, &cs, now, 7200, &ct, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &cs, now, 7200, &ct, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now, 7200, &c), TOK_OK);
 	tok_claims_free(&c);
 	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d, now), STORE_OK);
@@ -626,13 +626,13 @@ t_check(void)
 	tok_claims_free(&c);
 	free(ct);
 	/* Our own test key is unknown to this store. */
-	CU_ASSERT_EQUAL(tok_issue(&key, &s, now, 7200, &old, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&key, &s, now, 7200, &old, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now, 7200, &c),
 	    TOK_UNKNOWN_KID);
 	free(old);
 	/* A key past its "verifies until" verifies nothing, at once (no
 	 * write needed), and a retired one neither. */
-	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &old, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&k, &s, now, 7200, &old, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(store_sigkey_rotate(st, now, 60, &old_k, &new_k),
 	    STORE_OK);
 	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now + 59, 7200, &c),
@@ -640,7 +640,7 @@ t_check(void)
 	tok_claims_free(&c);
 	CU_ASSERT_EQUAL(tok_check(st, old, strlen(old), now + 60, 7200, &c),
 	    TOK_UNKNOWN_KID);
-	CU_ASSERT_EQUAL(tok_issue(&new_k, &cs, now, 7200, &ct, jti), TOK_OK);
+	CU_ASSERT_EQUAL(tok_issue(&new_k, &cs, now, 7200, &ct, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now + 1, 7200, &c),
 	    TOK_REVOKED);	/* the application is cut off up to now */
 	tok_claims_free(&c);
