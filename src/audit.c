@@ -73,6 +73,45 @@ audit_marker(struct audit *a, const char *marker)
 	snprintf(a->marker, sizeof(a->marker), "%s", marker);
 }
 
+int
+audit_rotate(const char *path, int keep, char *err, size_t errlen)
+{
+	char		 from[1100], to[1100];
+	struct stat	 sb;
+	int		 i;
+
+	if (lstat(path, &sb) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return -1;
+	}
+	for (i = keep; i >= 1; i--) {
+		snprintf(from, sizeof(from), "%s.%d", path, i);
+		snprintf(to, sizeof(to), "%s.%d", path, i + 1);
+		if (i == keep) {
+			if (unlink(from) == -1 && errno != ENOENT)
+				goto fail;
+		} else if (rename(from, to) == -1 && errno != ENOENT) {
+			snprintf(err, errlen, "%s: %s", from, strerror(errno));
+			return -1;
+		}
+	}
+	snprintf(to, sizeof(to), "%s.1", path);
+	if (rename(path, to) == -1) {
+		snprintf(from, sizeof(from), "%s", path);
+		goto fail;
+	}
+	return 1;
+fail:
+	snprintf(err, errlen, "%s: %s", from, strerror(errno));
+	return -1;
+}
+
 void
 audit_close(struct audit *a)
 {
@@ -198,11 +237,9 @@ audit_format(char *buf, size_t size, const struct audit_event *ev,
 	static int	 valid, n;
 	static char	 t[64];
 	struct fbuf	 b = { buf, 0, size - 1, 0 };
-	struct tm	 tm;
 
 	if (!valid || ts->tv_sec != sec) {
-		gmtime_r(&ts->tv_sec, &tm);
-		n = (int)strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+		n = fmt_utc(t, sizeof(t) - 8, ts->tv_sec);
 		sec = ts->tv_sec;
 		valid = 1;
 	}

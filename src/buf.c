@@ -1,4 +1,6 @@
-/* Output into a fixed buffer: records (store.c) and tokens (token.c). */
+/* Output into a fixed buffer: records (store.c), tokens (token.c), and
+ * UTC times (events, listings, exports). */
+#include <stdio.h>
 #include <string.h>
 
 #include "extern.h"
@@ -12,4 +14,34 @@ fbuf_add(struct fbuf *b, const void *p, size_t n)
 	}
 	memcpy(b->p + b->len, p, n);
 	b->len += n;
+}
+
+int
+fmt_utc(char *buf, size_t size, int64_t t)
+{
+	int64_t		 days, secs, z, era, doe, yoe, doy, mp, y;
+	int		 n;
+
+	/* Not gmtime(3): glibc's reads the time zone (/etc/localtime) the
+	 * first time, which a UTC time does not need.  The civil date of a
+	 * day count (H. Hinnant, "chrono-Compatible Low-Level Date
+	 * Algorithms", days_from_civil's inverse). */
+	days = t / 86400;
+	secs = t % 86400;
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	n = snprintf(buf, size, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld",
+	    (long long)(y + (mp >= 10)), (long long)(mp < 10 ? mp + 3 : mp - 9),
+	    (long long)(doy - (153 * mp + 2) / 5 + 1), (long long)(secs / 3600),
+	    (long long)(secs / 60 % 60), (long long)(secs % 60));
+	return n < 0 ? 0 : n;
 }

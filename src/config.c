@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -23,7 +24,7 @@ config_defaults(struct config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->store, sizeof(c->store), "lmdb");
 	snprintf(c->db_path, sizeof(c->db_path), "%s", CRM_DEFAULT_DB);
-	snprintf(c->audit_log, sizeof(c->audit_log), "syslog");
+	snprintf(c->audit_log, sizeof(c->audit_log), "%s", CRM_DEFAULT_AUDIT);
 	c->db_map_size_mb = 256;
 	c->db_map_max_mb = 4096;
 	c->token_ttl = 7200;
@@ -39,17 +40,94 @@ config_defaults(struct config *c)
 }
 
 const char *
-config_choose(const char *arg, int *explicit)
+config_place(void)
 {
-	const char *env;
-
-	*explicit = 1;
-	if (arg != NULL)
-		return arg;
-	if ((env = getenv("CRMAUTH_CONF")) != NULL && *env != '\0')
-		return env;
-	*explicit = 0;
+#ifdef CRMAUTH_SHARED_HOSTING
+	return "~/" CRM_HOME_CONF;
+#else
 	return CRM_DEFAULT_CONF;
+#endif
+}
+
+int
+config_find(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+	const char	*env;
+	char		 file[1024];
+	struct stat	 sb;
+#ifdef CRMAUTH_SHARED_HOSTING
+	char		 home[1024], why[CRM_ERR_MAX];
+#endif
+
+	if (arg != NULL)
+		return config_load(cfg, arg, err, errlen);
+	if ((env = getenv("CRMAUTH_CONF")) != NULL && *env != '\0') {
+		if (stat(env, &sb) == -1 && errno == ENOENT) {
+			snprintf(err, errlen, "no configuration: CRMAUTH_CONF "
+			    "names %s: %s", env, strerror(errno));
+			return -1;
+		}
+		return config_load(cfg, env, err, errlen);
+	}
+#ifdef CRMAUTH_SHARED_HOSTING
+	if (pw_home(getuid(), home, sizeof(home), why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "no configuration: CRMAUTH_CONF is not "
+		    "set, and ~/%s: %s", CRM_HOME_CONF, why);
+		return -1;
+	}
+	if ((size_t)snprintf(file, sizeof(file), "%s%s%s", home,
+	    home[strlen(home) - 1] == '/' ? "" : "/", CRM_HOME_CONF) >=
+	    sizeof(file)) {
+		snprintf(err, errlen, "no configuration: the home directory "
+		    "%.64s... is too long", home);
+		return -1;
+	}
+#else
+	snprintf(file, sizeof(file), "%s", CRM_DEFAULT_CONF);
+#endif
+	if (stat(file, &sb) == -1 && errno == ENOENT) {
+		snprintf(err, errlen, "no configuration: CRMAUTH_CONF is not "
+		    "set, and %s: %s", file, strerror(errno));
+		return -1;
+	}
+	return config_load(cfg, file, err, errlen);
+}
+
+/*
+ * A relative path in the file is relative to the file's directory, as
+ * the file was named (made absolute, links not followed): "./db" next
+ * to ~/crmauth/crmauth.conf is ~/crmauth/db.  -1 if it does not fit.
+ */
+static int
+resolve(char *path, size_t size, const char *file)
+{
+	char		 dir[1024], out[1024];
+	const char	*slash, *rel = path;
+	size_t		 dlen;
+
+	if (path[0] == '/')
+		return 0;
+	dir[0] = '\0';
+	if (file[0] != '/' && getcwd(dir, sizeof(dir) - 1) == NULL)
+		return -1;
+	dlen = strlen(dir);
+	if ((slash = strrchr(file, '/')) != NULL) {
+		if (dlen > 0)
+			dir[dlen++] = '/';
+		if (dlen + (size_t)(slash - file) >= sizeof(dir))
+			return -1;
+		memcpy(dir + dlen, file, (size_t)(slash - file));
+		dlen += (size_t)(slash - file);
+		dir[dlen] = '\0';
+	}
+	while (rel[0] == '.' && rel[1] == '/')
+		for (rel += 2; *rel == '/'; rel++)
+			;
+	if ((size_t)snprintf(out, sizeof(out), "%s/%s", dir, rel) >=
+	    sizeof(out) || strlen(out) >= size)
+		return -1;
+	memcpy(path, out, strlen(out) + 1);
+	return 0;
 }
 
 int
@@ -202,8 +280,7 @@ handler(void *user, const char *section, const char *name,
 }
 
 int
-config_load(struct config *cfg, const char *file, int explicit, char *err,
-    size_t errlen)
+config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 {
 	struct cstate	 st;
 	struct stat	 sb;
@@ -215,8 +292,6 @@ config_load(struct config *cfg, const char *file, int explicit, char *err,
 	st.cfg = cfg;
 
 	if ((f = fopen(file, "r")) == NULL) {
-		if (errno == ENOENT && !explicit)
-			return 0;
 		snprintf(err, errlen, "%s: %s", file, strerror(errno));
 		return -1;
 	}
@@ -248,16 +323,36 @@ config_load(struct config *cfg, const char *file, int explicit, char *err,
 		    "syntax error: expected key = value");
 		return -1;
 	}
+#ifdef CRMAUTH_SHARED_HOSTING
+	if (strcmp(cfg->store, "postgresql") == 0) {
+		snprintf(err, errlen, "%s: store = postgresql: this is the "
+		    "shared-hosting build, which keeps its store in LMDB "
+		    "(shared hosting is one machine)", file);
+		return -1;
+	}
+#endif
 	if (strcmp(cfg->store, "lmdb") != 0 &&
 	    strcmp(cfg->store, "postgresql") != 0) {
 		snprintf(err, errlen, "%s: store = \"%.32s\" is not lmdb or "
 		    "postgresql", file, cfg->store);
 		return -1;
 	}
+	/* A file's relative path starts with ./ or ../: a misspelt
+	 * keyword is an error, not a file of that name. */
+	if ((strncmp(cfg->audit_log, "./", 2) == 0 ||
+	    strncmp(cfg->audit_log, "../", 3) == 0) &&
+	    resolve(cfg->audit_log, sizeof(cfg->audit_log), file) == -1) {
+		snprintf(err, errlen, "%s: audit_log is too long", file);
+		return -1;
+	}
 	if (audit_sink_parse(cfg->audit_log, &sink) == -1) {
 		snprintf(err, errlen, "%s: audit_log = \"%.64s\" is not "
-		    "syslog, stderr, off or an absolute path", file,
-		    cfg->audit_log);
+		    "syslog, stderr, off or a file (an absolute path, or "
+		    "./FILE next to this one)", file, cfg->audit_log);
+		return -1;
+	}
+	if (resolve(cfg->db_path, sizeof(cfg->db_path), file) == -1) {
+		snprintf(err, errlen, "%s: db_path is too long", file);
 		return -1;
 	}
 	if (strcmp(cfg->store, "postgresql") == 0 &&

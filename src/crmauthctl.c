@@ -6,8 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +36,7 @@ struct ctx {
 #define EV_CHANGE	0x1	/* an admin event when it succeeds */
 #define EV_ORG_USR	0x2	/* its arguments are ORG USER */
 #define EV_FILE		0x4	/* its argument is a FILE */
+#define NO_STORE	0x8	/* runs without the store open */
 
 struct cmd {
 	const char	*w1, *w2;	/* command words; w2 may be NULL */
@@ -107,12 +106,10 @@ check_name(const char *what, const char *s)
 static void
 fmt_time(char *buf, size_t size, int64_t t)
 {
-	time_t		 tt = (time_t)t;
-	struct tm	 tm;
+	int n = fmt_utc(buf, size, t);
 
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, size, "%lld", (long long)t);
+	if (n > 0 && (size_t)n + 1 < size)
+		snprintf(buf + n, size - (size_t)n, "Z");
 }
 
 /*
@@ -258,7 +255,6 @@ parse_units(int argc, char **argv, char **pos, int npos,
 static const char *
 login_user(char buf[32])
 {
-	struct passwd	*pw;
 	FILE		*f;
 	long long	 v;
 	const char	*why;
@@ -275,11 +271,7 @@ login_user(char buf[32])
 	/* 4294967295: unset. */
 	if (parse_int(line, 0, 4294967294LL, &v, &why) == -1)
 		return NULL;
-	if ((pw = getpwuid((uid_t)v)) != NULL)
-		snprintf(buf, 32, "%s", pw->pw_name);
-	else
-		snprintf(buf, 32, "%lld", v);
-	return buf;
+	return pw_user_name((uid_t)v, buf, 32);
 }
 
 /*
@@ -291,7 +283,6 @@ static void
 admin_event(struct ctx *c, const struct cmd *cmd, int argc, char **argv)
 {
 	struct audit	 a;
-	struct passwd	*pw;
 	char		 words[64], uid[32], login[32];
 
 	if (!(cmd->ev & EV_CHANGE))
@@ -306,12 +297,7 @@ admin_event(struct ctx *c, const struct cmd *cmd, int argc, char **argv)
 	}
 	if (cmd->ev & EV_FILE)
 		c->ev.file = argv[0];
-	if ((pw = getpwuid(getuid())) != NULL)
-		c->ev.unix_user = pw->pw_name;
-	else {
-		snprintf(uid, sizeof(uid), "%lu", (unsigned long)getuid());
-		c->ev.unix_user = uid;
-	}
+	c->ev.unix_user = pw_user_name(getuid(), uid, sizeof(uid));
 	c->ev.login_user = login_user(login);
 	/* As sudo set it: the user could have set it too, login_user
 	 * not. */
@@ -1014,6 +1000,39 @@ c_backup(struct ctx *c, int argc, char **argv)
 	return 0;
 }
 
+/* Called without the store open: the store has no say in it. */
+static int
+c_events_rotate(struct ctx *c, int argc, char **argv)
+{
+	char		 err[CRM_ERR_MAX];
+	long long	 keep = 7;
+	const char	*why;
+	enum audit_sink	 sink;
+
+	if (argc == 2 && strcmp(argv[0], "--keep") == 0) {
+		if (parse_int(argv[1], 1, 1000, &keep, &why) == -1)
+			return usage_error("--keep %s %s (1 to 1000)", argv[1],
+			    why);
+	} else if (argc != 0)
+		return usage_error("events rotate takes only --keep N");
+	if (audit_sink_parse(c->cfg.audit_log, &sink) == -1 ||
+	    sink != AUDIT_FILE)
+		return fail("audit_log = %s in %s: events go to no file here",
+		    c->cfg.audit_log, c->cfg.path);
+	switch (audit_rotate(c->cfg.audit_log, (int)keep, err, sizeof(err))) {
+	case -1:
+		return fail("%s", err);
+	case 0:
+		printf("%s does not exist: nothing to rotate\n",
+		    c->cfg.audit_log);
+		break;
+	default:
+		printf("%s is now %s.1; %lld kept\n", c->cfg.audit_log,
+		    c->cfg.audit_log, keep);
+	}
+	return 0;
+}
+
 /* Called without the store open: it is about to be replaced. */
 static int
 c_restore(struct ctx *c, int argc, char **argv)
@@ -1263,7 +1282,11 @@ static const struct cmd cmds[] = {
 	    "delete released ids past their exp" },
 	{ "backup", NULL, c_backup, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "a consistent, compacted copy of the store, taken while it serves" },
-	{ "restore", NULL, c_restore, EV_CHANGE | EV_FILE, 1, 1, "FILE",
+	{ "events", "rotate", c_events_rotate, EV_CHANGE | NO_STORE, 0, 2,
+	    "[--keep N]",
+	    "rename the events file (audit_log) to FILE.1, FILE.1 to FILE.2 "
+	    "..., keeping N (7); the programs write to a new FILE at once" },
+	{ "restore", NULL, c_restore, EV_CHANGE | EV_FILE | NO_STORE, 1, 1, "FILE",
 	    "replace the store with a backup (stop the service first)" },
 	{ "export", NULL, c_export, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "every record as JSON lines (0600; it holds the signing keys), "
@@ -1298,7 +1321,7 @@ usage(FILE *f)
 	}
 	fprintf(f, "\nConfiguration: -c FILE, else $CRMAUTH_CONF, else %s\n"
 	    "Exit status: 0 success, 1 failure, 2 usage error.\n",
-	    CRM_DEFAULT_CONF);
+	    config_place());
 }
 
 int
@@ -1310,10 +1333,10 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctx	 c;
-	const char	*conf = NULL, *file;
+	const char	*conf = NULL;
 	char		 err[CRM_ERR_MAX];
 	enum store_err	 e;
-	int		 ch, explicit, nargs, rc, skip;
+	int		 ch, nargs, rc, skip;
 
 	log_init("crmauthctl");
 	opterr = 0;	/* our own one-line message instead */
@@ -1361,21 +1384,20 @@ main(int argc, char *argv[])
 	if (sec_init() == -1)
 		return fail("libsodium failed to initialise");
 	config_defaults(&c.cfg);
-	file = config_choose(conf, &explicit);
-	if (config_load(&c.cfg, file, explicit, err, sizeof(err)) == -1)
+	if (config_find(&c.cfg, conf, err, sizeof(err)) == -1)
 		return fail("%s", err);
 	if (cur->fn == c_init && nargs > 0) {
-		struct group *gr;
+		gid_t gid;
 
 		if (nargs != 2 || strcmp(argv[skip], "--group") != 0)
 			return usage_error("init takes only --group GROUP");
-		if ((gr = getgrnam(argv[skip + 1])) == NULL)
+		if (pw_group_id(argv[skip + 1], &gid) == -1)
 			return fail("no group %s", argv[skip + 1]);
-		c.cfg.db_group = (long)gr->gr_gid;
+		c.cfg.db_group = (long)gid;
 	}
 	memset(&c.ev, 0, sizeof(c.ev));
-	if (cur->fn == c_restore)
-		rc = c_restore(&c, nargs, argv + skip);
+	if (cur->ev & NO_STORE)
+		rc = cur->fn(&c, nargs, argv + skip);
 	else {
 		e = store_open(&c.store, &c.cfg, cur->fn == c_init ?
 		    STORE_CREATE : 0, err, sizeof(err));

@@ -226,7 +226,7 @@ store_export(struct store *st, const char *file, struct xcount *n,
 	char		 tmp[PATH_MAX], made[32];
 	json_object	*o;
 	time_t		 now = time(NULL);
-	struct tm	 tm;
+	int		 mlen;
 	enum store_err	 e;
 	int		 fd;
 
@@ -246,8 +246,8 @@ store_export(struct store *st, const char *file, struct xcount *n,
 		}
 		return -1;
 	}
-	gmtime_r(&now, &tm);
-	strftime(made, sizeof(made), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	mlen = fmt_utc(made, sizeof(made) - 1, now);
+	snprintf(made + mlen, sizeof(made) - (size_t)mlen, "Z");
 	o = json_object_new_object();
 	add_str(o, "format", EXPORT_FORMAT);
 	add_int(o, "version", EXPORT_VERSION);

@@ -101,6 +101,14 @@ void	 audit_init(struct audit *, const char *setting);
  * age of the file marker (made 0600; for CGI). */
 void	 audit_marker(struct audit *, const char *marker);
 void	 audit_close(struct audit *);
+/*
+ * Rotate the events file path as logrotate would, without root: path.N
+ * goes to path.N+1, path.KEEP is removed, path becomes path.1.  Writers
+ * follow: a FastCGI responder opens the new path within a second, a CGI
+ * process at its request.  1 rotated, 0 nothing to rotate (no file), -1
+ * with err.
+ */
+int	 audit_rotate(const char *path, int keep, char *err, size_t errlen);
 /* Write one event; never fails the caller (a sink that cannot be
  * written costs one line on stderr until it works again).  a may be
  * NULL (no events). */
@@ -140,24 +148,40 @@ struct config {
 };
 
 #define CRM_DEFAULT_CONF CRMAUTH_SYSCONFDIR "/crmauth.conf"
+#ifdef CRMAUTH_SHARED_HOSTING
+/* Everything beside the configuration, in the customer's home. */
+#define CRM_HOME_CONF	 "crmauth/crmauth.conf"
+#define CRM_DEFAULT_DB	 "./db"
+#define CRM_DEFAULT_AUDIT "./events.log"
+#else
 #define CRM_DEFAULT_DB	 CRMAUTH_LOCALSTATEDIR "/lib/crmauth"
+#define CRM_DEFAULT_AUDIT "syslog"
+#endif
 
 void	 config_defaults(struct config *);
 
 /*
- * Which file to read: the -c argument if not NULL, else $CRMAUTH_CONF if
- * set and not empty, else the compiled-in default.  *explicit is set when
- * the file was named by the user (then it must exist).
+ * Find and read the configuration over the defaults in *cfg: the file
+ * arg if not NULL (-c), else $CRMAUTH_CONF if set and not empty, else
+ * config_place(): $(sysconfdir)/crmauth.conf, or in the shared-hosting
+ * build ~/crmauth/crmauth.conf, ~ being the home directory of the user
+ * the program runs as (its real uid, passwd.c), not $HOME, which suEXEC
+ * does not pass.  A missing file is an error wherever it was looked
+ * for: err says "no configuration: " and the places tried.  0 or -1.
  */
-const char *config_choose(const char *arg, int *explicit);
+int	 config_find(struct config *cfg, const char *arg, char *err,
+	    size_t errlen);
+/* Where this build looks when neither -c nor $CRMAUTH_CONF says. */
+const char *config_place(void);
 
 /*
- * Read FILE over the defaults already in *cfg.  A missing file that was
- * not named explicitly leaves the defaults.  Otherwise any problem fills
- * err with "FILE:LINE: problem" (or "FILE: problem") and returns -1.
+ * Read FILE over the defaults already in *cfg.  Any problem, a missing
+ * file too, fills err with "FILE:LINE: problem" (or "FILE: problem") and
+ * returns -1.  Relative paths in it (db_path; audit_log as ./FILE) are
+ * made relative to FILE's directory.
  */
-int	 config_load(struct config *cfg, const char *file, int explicit,
-	    char *err, size_t errlen);
+int	 config_load(struct config *cfg, const char *file, char *err,
+	    size_t errlen);
 
 /*
  * Bounded integer parsing in the manner of strtonum(3): the whole string
@@ -166,6 +190,16 @@ int	 config_load(struct config *cfg, const char *file, int explicit,
  */
 int	 parse_int(const char *s, long long min, long long max,
 	    long long *out, const char **why);
+
+/* ---- passwd.c ---------------------------------------------------------- */
+
+/* The name of uid, or its number when it has none; buf (len) holds it. */
+const char *pw_user_name(uid_t uid, char *buf, size_t len);
+/* uid's home directory into buf (len); -1 with one line in err. */
+int	 pw_home(uid_t uid, char *buf, size_t len, char *err,
+	    size_t errlen);
+/* The id of the group called name; -1 when there is none. */
+int	 pw_group_id(const char *name, gid_t *out);
 
 /* ---- buf.c ------------------------------------------------------------- */
 
@@ -178,6 +212,9 @@ struct fbuf {
 	int	 full;
 };
 void	 fbuf_add(struct fbuf *, const void *, size_t);
+/* t as "YYYY-MM-DDTHH:MM:SS" (UTC, RFC 3339 without the zone) in buf;
+ * snprintf's result. */
+int	 fmt_utc(char *buf, size_t size, int64_t t);
 
 /* ---- crypto.c ---------------------------------------------------------- */
 

@@ -16,8 +16,6 @@ struct crmauth *
 crmauth_open(const char *conf, char *err, size_t errlen)
 {
 	struct crmauth	*ca;
-	const char	*file;
-	int		 explicit;
 
 	if (sec_init() == -1) {
 		snprintf(err, errlen, "libsodium failed to initialise");
@@ -28,8 +26,7 @@ crmauth_open(const char *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	config_defaults(&ca->cfg);
-	file = config_choose(conf, &explicit);
-	if (config_load(&ca->cfg, file, explicit, err, errlen) == -1 ||
+	if (config_find(&ca->cfg, conf, err, errlen) == -1 ||
 	    store_open(&ca->store, &ca->cfg, STORE_RDONLY, err, errlen) !=
 	    STORE_OK) {
 		free(ca);

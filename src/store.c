@@ -47,7 +47,9 @@ static const struct {
 			    char *, size_t);
 } backends[] = {
 	{ "lmdb", lmdb_store_open, lmdb_store_restore },
+#ifndef CRMAUTH_SHARED_HOSTING
 	{ "postgresql", pgsql_store_open, NULL },
+#endif
 };
 
 static int

@@ -235,6 +235,36 @@ def check(cond, what):
         raise AssertionError(what)
 
 
+def expect(r, status, code, what=""):
+    """Status line, envelope code, the fixed headers, data null on errors."""
+    eq(r.status, status, f"{what} status ({r!r})")
+    eq(r.code, code, f"{what} status.code ({r!r})")
+    eq(r.headers.get("content-type"), "application/json; charset=utf-8",
+       f"{what} Content-Type")
+    eq(r.headers.get("cache-control"), "no-store", f"{what} Cache-Control")
+    check(r.json is not None and set(r.json) == {"data", "status"},
+          f"{what}: not the envelope: {r!r}")
+    check(set(r.json["status"]) == {"code", "description", "message"},
+          f"{what}: status members: {r!r}")
+    if status != 200:
+        eq(r.data, None, f"{what} data on error")
+        check(r.message, f"{what}: empty message")
+    return r
+
+
+def cgi_response(out):
+    """A CGI program's output (bytes) as a Response: the Status header is
+    the status line (RFC 3875 §6.3.3)."""
+    head, sep, body = out.partition(b"\r\n\r\n")
+    check(sep, f"no end of the CGI header: {out[:300]!r}")
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    status = int(headers.pop("status", "200").split()[0])
+    return Response(status, headers, body)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -370,7 +400,60 @@ def user_kw(user):
     return {} if user is None else {"user": user, "group": user, "extra_groups": []}
 
 
-class Server:
+class Endpoint:
+    """Where requests go: a loopback port and the prefix the API is
+    mounted at."""
+
+    def __init__(self, port, prefix=PREFIX):
+        self.port = port
+        self.prefix = prefix
+
+    def request(self, method, path, body=None, headers=None, raw=None,
+                content_type="application/json", prefix=None, source="127.0.0.1"):
+        """One request on a fresh connection.  body: dict/list/str sent as
+        JSON text; raw: bytes sent as they are; source: the client address
+        (any of 127.0.0.0/8), which the server sees as REMOTE_ADDR."""
+        hdrs = dict(headers or {})
+        data = None
+        if raw is not None:
+            data = raw
+        elif body is not None:
+            data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        if data is not None and content_type is not None:
+            hdrs.setdefault("Content-Type", content_type)
+        if method == "POST" and data is None:
+            data = b""          # Content-Length: 0, as curl -d '' sends
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60,
+                                          source_address=(source, 0))
+        try:
+            conn.request(method, (self.prefix if prefix is None else prefix) + path,
+                         body=data, headers=hdrs)
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def key_token(self, key):
+        """A new token for a Web API key; anything but 200 fails."""
+        r = self.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
+        eq(r.status, 200, f"token {r!r}")
+        return r.data["token"]
+
+    def login_token(self, user, password, org="ACME"):
+        """A new token for a password login; anything but 200 fails."""
+        r = self.post("/authentication/token",
+                      {"username": user, "password": password, "organisation": org})
+        eq(r.status, 200, f"login {r!r}")
+        return r.data["token"]
+
+
+class Server(Endpoint):
     """A store, its configuration and a web server in front of crmauth.
 
     Subclasses write the web server's configuration (from the sample in
@@ -659,51 +742,6 @@ class Server:
                 self.pg.dropdb(self.pg_db)
 
     # -- HTTP ----------------------------------------------------------------
-    def request(self, method, path, body=None, headers=None, raw=None,
-                content_type="application/json", prefix=None, source="127.0.0.1"):
-        """One request on a fresh connection.  body: dict/list/str sent as
-        JSON text; raw: bytes sent as they are; source: the client address
-        (any of 127.0.0.0/8), which the server sees as REMOTE_ADDR."""
-        hdrs = dict(headers or {})
-        data = None
-        if raw is not None:
-            data = raw
-        elif body is not None:
-            data = (body if isinstance(body, str) else json.dumps(body)).encode()
-        if data is not None and content_type is not None:
-            hdrs.setdefault("Content-Type", content_type)
-        if method == "POST" and data is None:
-            data = b""          # Content-Length: 0, as curl -d '' sends
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60,
-                                          source_address=(source, 0))
-        try:
-            conn.request(method, (self.prefix if prefix is None else prefix) + path,
-                         body=data, headers=hdrs)
-            r = conn.getresponse()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-        finally:
-            conn.close()
-
-    def post(self, path, body=None, **kw):
-        return self.request("POST", path, body, **kw)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def key_token(self, key):
-        """A new token for a Web API key; anything but 200 fails."""
-        r = self.post("/authentication/web_api_key/token", headers={"Authorization": basic(key)})
-        eq(r.status, 200, f"token {r!r}")
-        return r.data["token"]
-
-    def login_token(self, user, password, org="ACME"):
-        """A new token for a password login; anything but 200 fails."""
-        r = self.post("/authentication/token",
-                      {"username": user, "password": password, "organisation": org})
-        eq(r.status, 200, f"login {r!r}")
-        return r.data["token"]
-
-
 class Lighttpd(Server):
     """lighttpd starting the responders itself (etc/lighttpd-fastcgi.conf),
     plus mod_cgi serving share/cgi-bin/crmauth.cgi at /cgi-bin/."""
@@ -924,8 +962,10 @@ class Apache(Server):
             cgibin = os.path.join(self.dir, "htdocs-cgi-bin")
             os.makedirs(cgibin, exist_ok=True)
             shutil.copy2(os.path.join(self.pkgdatadir, "cgi-bin", "crmauth.cgi"), cgibin)
+            # Without suEXEC, SetEnv reaches the program: the
+            # configuration of this test, not the bundle's ~/crmauth/.
             with open(os.path.join(TOP_SRCDIR, "cgi-bin", ".htaccess")) as f:
-                ht = f.read().replace("/home/example/crmauth/crmauth.conf", self.conf)
+                ht = f.read() + f"\nSetEnv CRMAUTH_CONF {self.conf}\n"
             with open(os.path.join(cgibin, ".htaccess"), "w") as f:
                 f.write(ht)
             # A stray file next to the program, which must not be served.

@@ -14,27 +14,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crmtest  # noqa: E402
 from crmtest import (Runner, Lighttpd, basic, jwt_parts, sign, b64url,  # noqa: E402
-                     b64url_decode, VALGRIND, PREFIX, VERIFY, eq, check)
+                     b64url_decode, VALGRIND, PREFIX, VERIFY, eq, check, expect)
 
 S = None        # the main server
 K = {}          # keys and tokens made by setup()
-
-
-def expect(r, status, code, what=""):
-    """Status line, envelope code, the fixed headers, data null on errors."""
-    eq(r.status, status, f"{what} status ({r!r})")
-    eq(r.code, code, f"{what} status.code ({r!r})")
-    eq(r.headers.get("content-type"), "application/json; charset=utf-8",
-       f"{what} Content-Type")
-    eq(r.headers.get("cache-control"), "no-store", f"{what} Cache-Control")
-    check(r.json is not None and set(r.json) == {"data", "status"},
-          f"{what}: not the envelope: {r!r}")
-    check(set(r.json["status"]) == {"code", "description", "message"},
-          f"{what}: status members: {r!r}")
-    if status != 200:
-        eq(r.data, None, f"{what} data on error")
-        check(r.message, f"{what}: empty message")
-    return r
 
 
 def login(user="alice", password="alice-pw", org="ACME", **extra):

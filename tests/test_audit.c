@@ -632,7 +632,38 @@ t_root_refuses_planted_file(void)
 	audit_close(&u.a);
 }
 
+/* fmt_utc, which reads no time zone, gives what gmtime(3) gives, from
+ * 1900 to 2200 and on the edges of days, leap days and centuries. */
+static void
+t_fmt_utc(void)
+{
+	static const int64_t edges[] = { 0, -1, 86399, 86400, 951782399,
+	    951782400, 951868800, 4107542399LL, 4107542400LL, 253402300799LL };
+	char		 a[64], b[64];
+	struct tm	 tm;
+	time_t		 tt;
+	int64_t		 t;
+	size_t		 i, bad = 0;
+
+	for (t = -2208988800LL; t < 7258118400LL; t += 86399 * 7 + 13) {
+		tt = (time_t)t;
+		gmtime_r(&tt, &tm);
+		strftime(a, sizeof(a), "%Y-%m-%dT%H:%M:%S", &tm);
+		fmt_utc(b, sizeof(b), t);
+		bad += strcmp(a, b) != 0;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	for (i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+		tt = (time_t)edges[i];
+		gmtime_r(&tt, &tm);
+		strftime(a, sizeof(a), "%Y-%m-%dT%H:%M:%S", &tm);
+		CU_ASSERT_EQUAL(fmt_utc(b, sizeof(b), edges[i]), 19);
+		CU_ASSERT_STRING_EQUAL(b, a);
+	}
+}
+
 static CU_TestInfo tests[] = {
+	{ "UTC times without the time zone file", t_fmt_utc },
 	{ "one line: members in order, UTC time in milliseconds",
 	    t_exact_line },
 	{ "security: hostile names cannot break a line or forge a member",

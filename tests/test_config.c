@@ -1,6 +1,7 @@
 /* config.c: defaults, the file format, every kind of error. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "unit.h"
 
@@ -15,7 +16,7 @@ load(const char *text, struct config *cfg, char *err, size_t errlen)
 
 	config_defaults(cfg);
 	err[0] = '\0';
-	rc = config_load(cfg, p, 1, err, errlen);
+	rc = config_load(cfg, p, err, errlen);
 	free(p);
 	return rc;
 }
@@ -135,44 +136,97 @@ t_missing_file(void)
 	struct config	 c;
 	char		 err[CRM_ERR_MAX], *p;
 
-	/* Named by the user: must exist. */
 	config_defaults(&c);
-	CU_ASSERT_EQUAL(config_load(&c, "/nonexistent/crmauth.conf", 1, err,
+	CU_ASSERT_EQUAL(config_load(&c, "/nonexistent/crmauth.conf", err,
 	    sizeof(err)), -1);
 	CU_ASSERT_STRING_EQUAL(err,
 	    "/nonexistent/crmauth.conf: No such file or directory");
-	/* The compiled-in default may be absent: defaults apply. */
-	CU_ASSERT_EQUAL(config_load(&c, "/nonexistent/crmauth.conf", 0, err,
-	    sizeof(err)), 0);
-	CU_ASSERT_EQUAL(c.token_ttl, 7200);
-	/* A directory opens with fopen(3) but is no config: an error even
-	 * where the default path is used. */
-	CU_ASSERT_EQUAL(config_load(&c, dir, 0, err, sizeof(err)), -1);
+	/* A directory opens with fopen(3) but is no config. */
+	CU_ASSERT_EQUAL(config_load(&c, dir, err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, ": not a regular file"));
 	p = unit_write(dir, "empty.conf", "");
-	CU_ASSERT_EQUAL(config_load(&c, p, 1, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(config_load(&c, p, err, sizeof(err)), 0);
 	free(p);
 }
 
+/* -c, then $CRMAUTH_CONF, then the build's place; a missing file is an
+ * error wherever it was looked for, naming the places tried. */
 static void
-t_choose(void)
+t_find(void)
 {
-	int explicit;
+	struct config	 c;
+	char		 err[CRM_ERR_MAX], *a, *b;
 
+	a = unit_write(dir, "a.conf", "token_ttl = 100\n");
+	b = unit_write(dir, "b.conf", "token_ttl = 200\n");
 	unsetenv("CRMAUTH_CONF");
-	CU_ASSERT_STRING_EQUAL(config_choose("/a.conf", &explicit), "/a.conf");
-	CU_ASSERT_EQUAL(explicit, 1);
-	CU_ASSERT_STRING_EQUAL(config_choose(NULL, &explicit),
-	    CRM_DEFAULT_CONF);
-	CU_ASSERT_EQUAL(explicit, 0);
-	setenv("CRMAUTH_CONF", "/env.conf", 1);
-	CU_ASSERT_STRING_EQUAL(config_choose(NULL, &explicit), "/env.conf");
-	CU_ASSERT_EQUAL(explicit, 1);
-	CU_ASSERT_STRING_EQUAL(config_choose("/a.conf", &explicit), "/a.conf");
+	config_defaults(&c);
+	CU_ASSERT_EQUAL(config_find(&c, a, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.token_ttl, 100);
+	CU_ASSERT_STRING_EQUAL(c.path, a);
+	setenv("CRMAUTH_CONF", b, 1);
+	config_defaults(&c);
+	CU_ASSERT_EQUAL(config_find(&c, NULL, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.token_ttl, 200);
+	config_defaults(&c);
+	CU_ASSERT_EQUAL(config_find(&c, a, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.token_ttl, 100);
+	setenv("CRMAUTH_CONF", "/nonexistent/x.conf", 1);
+	CU_ASSERT_EQUAL(config_find(&c, NULL, err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "no configuration: CRMAUTH_CONF names "
+	    "/nonexistent/x.conf: No such file or directory");
+	/* Named with -c: as named. */
+	CU_ASSERT_EQUAL(config_find(&c, "/nonexistent/y.conf", err,
+	    sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err,
+	    "/nonexistent/y.conf: No such file or directory");
+	/* Empty is unset; then the build's place, which this build's
+	 * prefix does not hold. */
 	setenv("CRMAUTH_CONF", "", 1);
-	CU_ASSERT_STRING_EQUAL(config_choose(NULL, &explicit),
-	    CRM_DEFAULT_CONF);
+	if (access(CRM_DEFAULT_CONF, F_OK) == -1) {
+		CU_ASSERT_EQUAL(config_find(&c, NULL, err, sizeof(err)), -1);
+		CU_ASSERT_STRING_EQUAL(err, "no configuration: CRMAUTH_CONF "
+		    "is not set, and " CRM_DEFAULT_CONF ": No such file or "
+		    "directory");
+	}
+	CU_ASSERT_STRING_EQUAL(config_place(), CRM_DEFAULT_CONF);
 	unsetenv("CRMAUTH_CONF");
+	free(a);
+	free(b);
+}
+
+/* Relative paths are relative to the file's directory, as named. */
+static void
+t_relative(void)
+{
+	struct config	 c;
+	char		 err[CRM_ERR_MAX], want[2048], cwd[1024], *p;
+
+	p = unit_write(dir, "rel.conf",
+	    "db_path = ./store\naudit_log = ./logs/events.log\n");
+	config_defaults(&c);
+	CU_ASSERT_EQUAL_FATAL(config_load(&c, p, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/store", dir);
+	CU_ASSERT_STRING_EQUAL(c.db_path, want);
+	snprintf(want, sizeof(want), "%s/logs/events.log", dir);
+	CU_ASSERT_STRING_EQUAL(c.audit_log, want);
+	free(p);
+	p = unit_write(dir, "rel2.conf", "db_path = db\n");
+	config_defaults(&c);
+	CU_ASSERT_EQUAL(config_load(&c, p, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/db", dir);
+	CU_ASSERT_STRING_EQUAL(c.db_path, want);
+	/* A file named relative to the working directory. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof(cwd)));
+	CU_ASSERT_EQUAL_FATAL(chdir(dir), 0);
+	config_defaults(&c);
+	CU_ASSERT_EQUAL(config_load(&c, "rel2.conf", err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.db_path, want);
+	CU_ASSERT_EQUAL_FATAL(chdir(cwd), 0);
+	free(p);
+	/* Absolute paths stay as they are. */
+	CU_ASSERT_EQUAL(load("db_path = /srv/db\n", &c, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.db_path, "/srv/db");
 }
 
 static void
@@ -198,13 +252,14 @@ t_parse_int(void)
 	CU_ASSERT_STRING_EQUAL(why, "is out of range");
 }
 
-/* audit_log: the three words or an absolute path, nothing else. */
+/* audit_log: the three words or a path (absolute, or ./ or ../ next to
+ * the file), nothing else. */
 static void
 t_audit_log(void)
 {
 	static const char *good[] = { "syslog", "stderr", "off", "/a" };
-	static const char *bad[] = { "Syslog", "audit.log", "./audit.log",
-	    "file", "none" };
+	static const char *bad[] = { "Syslog", "audit.log", ".audit.log",
+	    "file", "none", "~/audit.log" };
 	struct config	 c;
 	char		 err[CRM_ERR_MAX], text[64];
 
@@ -216,8 +271,8 @@ t_audit_log(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(text, sizeof(text), "audit_log = %s\n", bad[i]);
 		CU_ASSERT_EQUAL(load(text, &c, err, sizeof(err)), -1);
-		CU_ASSERT(strstr(err, "is not syslog, stderr, off or an "
-		    "absolute path") != NULL);
+		CU_ASSERT(strstr(err, "is not syslog, stderr, off or a file "
+		    "(an absolute path, or ./FILE next to this one)") != NULL);
 		CU_ASSERT(strstr(err, bad[i]) != NULL);
 	}
 }
@@ -228,10 +283,11 @@ static CU_TestInfo tests[] = {
 	{ "errors name file, line and problem", t_errors },
 	{ "lines longer than 200 bytes are read whole", t_long_line },
 	{ "db_map_size_mb must not exceed db_map_max_mb", t_map_sizes },
-	{ "missing files: explicit fails, default falls back", t_missing_file },
-	{ "-c, then $CRMAUTH_CONF, then the default", t_choose },
+	{ "a missing file is an error", t_missing_file },
+	{ "-c, then $CRMAUTH_CONF, then the default; places named", t_find },
+	{ "relative paths are next to the file", t_relative },
 	{ "parse_int is strict and bounded", t_parse_int },
-	{ "audit_log: syslog, stderr, off or an absolute path", t_audit_log },
+	{ "audit_log: syslog, stderr, off or a file", t_audit_log },
 	CU_TEST_INFO_NULL,
 };
 

@@ -1,0 +1,389 @@
+"""The shared-hosting bundle behind a real suEXEC (Debian's
+apache2-suexec-pristine), as a host runs it: a real unprivileged user
+who follows the bundle's README word for word over "SSH" (a shell as
+that user), then Apache runs crmauth.cgi as that user under mod_cgid
+with mod_userdir (/~user/cgi-bin/crmauth.cgi) and under mod_fcgid with
+SuexecUserGroup (a virtual host whose DocumentRoot is ~/public_html).
+Nothing in the environment tells crmauth where its configuration is:
+suEXEC passes no SetEnv variable and no HOME.
+
+The user, its home under /var/www (suEXEC's document root) and the lines
+added to suEXEC's log are removed at the end."""
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crmtest import (Runner, Endpoint, APACHE, APACHE_MODULES, free_port,  # noqa: E402
+                     wait_for, eq, check, expect)
+import hosting  # noqa: E402
+
+TARBALL = os.environ["SH_TARBALL"]
+SUEXEC = "/usr/lib/apache2/suexec"
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
+SUEXEC_LOG = "/var/log/apache2/suexec.log"
+README_PASSWORD = "a password"          # what the README's curl sends
+
+USER = f"crmsx{os.getpid() % 100000}"
+HOME = f"/var/www/{USER}"
+WORK = None
+APACHE_PROC = None
+CONF = None
+PORT_A = PORT_B = None
+K = {}
+LOG_SIZE = None             # suexec.log as found (None: absent)
+
+
+def as_user(script, input=None, check_rc=True):
+    """A shell as the customer, as SSH gives one: HOME, a plain PATH,
+    umask 022, in the home directory."""
+    env = {"HOME": HOME, "USER": USER, "LOGNAME": USER, "SHELL": "/bin/sh",
+           "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    r = subprocess.run([RUNUSER, "-u", USER, "--", "/bin/sh", "-ec", "umask 022; cd ~; " + script],
+                       env=env, input=input, capture_output=True, text=True, timeout=120)
+    if check_rc and r.returncode != 0:
+        raise AssertionError(f"as {USER}: {script!r}: {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def ctl(*args, input=None):
+    return as_user("~/crmauth/crmauthctl " + " ".join(shlex.quote(a) for a in args),
+                   input=input).stdout
+
+
+def readme_steps():
+    """The shell lines of the bundle README's "Installing" section, in
+    order: every line indented four spaces."""
+    with tarfile.open(TARBALL) as t:
+        top = t.getnames()[0].split("/")[0]
+        text = t.extractfile(f"{top}/README").read().decode()
+    section = text.split("\nInstalling\n", 1)[1].split("\n\n\n", 1)[0]
+    return [line[4:] for line in section.splitlines() if line.startswith("    ")]
+
+
+# ---- the host ----------------------------------------------------------------
+
+def make_user():
+    """A customer account as a host makes one: a home the user owns with
+    a web root in it.  Its home is under /var/www, suEXEC's document root,
+    so that both userdir and SuexecUserGroup requests may run there."""
+    subprocess.run(["useradd", "-M", "-d", HOME, "-U", "-s", "/usr/sbin/nologin", USER],
+                   check=True)
+    os.makedirs(HOME + "/public_html", mode=0o755)
+    shutil.copy(TARBALL, HOME)          # uploaded
+    pw = pwd.getpwnam(USER)
+    for p in (HOME, HOME + "/public_html", os.path.join(HOME, os.path.basename(TARBALL))):
+        os.chown(p, pw.pw_uid, pw.pw_gid)
+    os.chmod(HOME, 0o755)
+
+
+def apache_conf():
+    loads = "\n".join(f"LoadModule {n}_module {APACHE_MODULES}/mod_{n}.so" for n in
+                      ("mpm_event", "authz_core", "mime", "alias", "env", "userdir", "cgid",
+                       "suexec", "fcgid"))
+    return f"""
+ServerRoot {WORK}
+ServerName 127.0.0.1
+PidFile {WORK}/run/httpd.pid
+DefaultRuntimeDir {WORK}/run
+ErrorLog {WORK}/logs/error.log
+LogLevel warn
+{loads}
+User www-data
+Group www-data
+TypesConfig /etc/mime.types
+LogFormat "%h %u \\"%r\\" %>s" short
+CustomLog {WORK}/logs/access.log short
+ScriptSock {WORK}/run/cgid.sock
+FcgidIPCDir {WORK}/run/fcgid
+FcgidProcessTableFile {WORK}/run/fcgid_shm
+Listen 127.0.0.1:{PORT_A}
+Listen 127.0.0.1:{PORT_B}
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+# What a host allows a customer's .htaccess.
+<Directory {HOME}/public_html>
+    AllowOverride Options=ExecCGI,Indexes FileInfo AuthConfig
+    Require all granted
+</Directory>
+# A: mod_cgid, the customer's directory by mod_userdir.
+<VirtualHost 127.0.0.1:{PORT_A}>
+    DocumentRoot {WORK}/htdocs
+    <Directory {WORK}/htdocs>
+        Require all granted
+    </Directory>
+    UserDir public_html
+    UserDir disabled
+    UserDir enabled {USER}
+</VirtualHost>
+# B: the customer's own site, FastCGI by mod_fcgid, as the customer.
+<VirtualHost 127.0.0.1:{PORT_B}>
+    SuexecUserGroup {USER} {USER}
+    DocumentRoot {HOME}/public_html
+    <Directory {HOME}/public_html/cgi-bin>
+        SetHandler fcgid-script
+        Options +ExecCGI
+    </Directory>
+</VirtualHost>
+"""
+
+
+def start_apache():
+    global APACHE_PROC, CONF
+    CONF = os.path.join(WORK, "httpd.conf")
+    with open(CONF, "w") as f:
+        f.write(apache_conf())
+    APACHE_PROC = subprocess.Popen([APACHE, "-f", CONF, "-DFOREGROUND"],
+                                   env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def up():
+        for port in (PORT_A, PORT_B):
+            try:
+                Endpoint(port, "").request("GET", "/")
+            except OSError:
+                return False
+        return True
+    try:
+        wait_for(up, what="apache on both ports")
+    except AssertionError:
+        APACHE_PROC.kill()
+        raise AssertionError(f"apache: {APACHE_PROC.communicate()[1]!r} {error_log()}")
+    err = error_log()
+    check("suEXEC mechanism enabled" in err, f"suEXEC not enabled:\n{err}")
+
+
+def stop_apache():
+    if APACHE_PROC is None:
+        return
+    APACHE_PROC.send_signal(signal.SIGTERM)
+    try:
+        APACHE_PROC.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        APACHE_PROC.kill()
+        APACHE_PROC.wait()
+
+
+def error_log():
+    try:
+        with open(os.path.join(WORK, "logs", "error.log"), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def user_pids():
+    r = subprocess.run(["pgrep", "-u", USER], capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]
+
+
+def suexec_lines():
+    try:
+        with open(SUEXEC_LOG, errors="replace") as f:
+            f.seek(LOG_SIZE or 0)
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def site_a():
+    return Endpoint(PORT_A, f"/~{USER}/cgi-bin/crmauth.cgi")
+
+
+def site_b():
+    return Endpoint(PORT_B, "/cgi-bin/crmauth.cgi")
+
+
+def requester(site):
+    def req(method, path, body=None, headers=None):
+        if isinstance(body, bytes):
+            return site.request(method, path, raw=body, headers=headers)
+        return site.request(method, path, body, headers=headers)
+    return req
+
+
+# ---- tests ----------------------------------------------------------------------
+
+def t_readme():
+    """The bundle README's steps, word for word, as the customer, with the
+    host's address in the curl lines: health answers ok, the login a
+    token."""
+    steps = readme_steps()
+    check(any(s.startswith("tar xzf ") for s in steps) and
+          any("crmauthctl init" in s for s in steps), f"the README's steps: {steps}")
+    url = f"http://127.0.0.1:{PORT_A}/~{USER}/cgi-bin"
+    # One shell, as one SSH session: each step after a marker line.
+    script = "".join(f"printf '\\n#### {i}\\n'\n"
+                     f"{step.replace('https://example.org/cgi-bin', url)}\n"
+                     for i, step in enumerate(steps))
+    r = as_user(script, input=README_PASSWORD + "\n")
+    outs = [o.strip() for o in re.split(r"\n#### \d+\n", r.stdout)[1:]]
+    eq(len(outs), len(steps), f"every step ran: {r.stdout}")
+    curls = [(s, out) for s, out in zip(steps, outs) if s.startswith("curl ")]
+    eq(len(curls), 2, "two curl lines")
+    eq(json.loads(curls[0][1])["data"], {"status": "ok"}, "health, as the README says")
+    tok = json.loads(curls[1][1])["data"]["token"]
+    check(tok.startswith("eyJ"), f"a token, as the README says: {curls[1][1]}")
+
+
+def t_runs_as_the_user():
+    """The programs run as the customer: suEXEC says so, the store and
+    the events file are the customer's, crmauthctl's events name the
+    customer, and nothing of crmauth's reached it through the
+    environment."""
+    uid = pwd.getpwnam(USER).pw_uid
+    for f in ("crmauth/db/data.mdb", "crmauth/db/lock.mdb", "crmauth/events.log"):
+        eq(os.stat(os.path.join(HOME, f)).st_uid, uid, f"{f} belongs to {USER}")
+    lines = suexec_lines()
+    check(any(f"uid: ({uid}/{USER})" in line and "cmd: crmauth.cgi" in line for line in lines),
+          f"suexec.log: {lines[-5:]}")
+    with open(os.path.join(HOME, "crmauth", "events.log")) as f:
+        events = [json.loads(line) for line in f]
+    admin = [e for e in events if e["event"] == "admin"]
+    check(admin and all(e["unix_user"] == USER for e in admin),
+          f"admin events name {USER}: {admin}")
+    issued = [e for e in events if e["event"] == "token_issued"]
+    eq([(e["org"], e["usr"]) for e in issued], [("ACME", "alice")],
+       "the README's login is an event")
+
+
+def t_methods_cgi():
+    """Every method under mod_cgid + mod_userdir, through suEXEC."""
+    hosting.make_records(lambda *a, input=None: ctl(*a, input=input), K, org="SHOP")
+    K["login"] = hosting.every_method(requester(site_a()), K, "A (mod_cgid)")
+
+
+def t_methods_fcgid():
+    """Every method under mod_fcgid + SuexecUserGroup: crmauth.cgi as a
+    FastCGI process of the customer's that outlives its requests."""
+    hosting.every_method(requester(site_b()), K, "B (mod_fcgid)")
+    uid = pwd.getpwnam(USER).pw_uid
+    pids = wait_for(lambda: [p for p in user_pids() if open(f"/proc/{p}/comm").read().strip()
+                             == "crmauth.cgi"], what="a FastCGI process of the customer's")
+    for p in pids:
+        with open(f"/proc/{p}/status") as f:
+            ids = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        eq(ids["Uid"].split()[:2], [str(uid)] * 2, "the FastCGI process runs as the customer")
+    before = set(pids)
+    expect(requester(site_b())("GET", "/health"), 200, "OK")
+    check(before & set(user_pids()), "the same process answered again (FastCGI)")
+
+
+def t_only_the_program():
+    """The .htaccess serves crmauth.cgi and nothing else from its
+    directory, in A and B: not itself, not a file put there by mistake,
+    not a listing."""
+    cgibin = os.path.join(HOME, "public_html", "cgi-bin")
+    for name, text in (("crmauth.conf", "db_path = /secret\n"), ("backup.mdb", "secret")):
+        with open(os.path.join(cgibin, name), "w") as f:
+            f.write(text)
+        os.chown(os.path.join(cgibin, name), *pwd.getpwnam(USER)[2:4])
+    for port, base in ((PORT_A, f"/~{USER}/cgi-bin/"), (PORT_B, "/cgi-bin/")):
+        for path in (".htaccess", "crmauth.conf", "backup.mdb", ""):
+            r = Endpoint(port, base).request("GET", path)
+            eq(r.status, 403, f"{base}{path} on {port}")
+            check(b"secret" not in r.body and b"Options" not in r.body, f"{base}{path} body")
+
+
+def t_nothing_fetchable():
+    """Nothing of the store or the configuration can be fetched: every
+    way to name ~/crmauth/ over HTTP fails, and no answer holds a byte of
+    it."""
+    with open(os.path.join(HOME, "crmauth", "crmauth.conf"), "rb") as f:
+        conf = f.read()
+    secret_bits = [b"db_path", b"audit_log", conf[:40]]
+    with open(os.path.join(HOME, "crmauth", "db", "data.mdb"), "rb") as f:
+        secret_bits.append(f.read()[4096:4160])
+    paths = {PORT_A: [f"/~{USER}/crmauth/crmauth.conf", f"/~{USER}/../crmauth/crmauth.conf",
+                      f"/~{USER}/%2e%2e/crmauth/crmauth.conf", f"/~{USER}/crmauth/db/data.mdb",
+                      f"/~{USER}/crmauth/events.log", f"/~{USER}/cgi-bin/../../crmauth/crmauth.conf",
+                      f"/~{USER}/cgi-bin/crmauth.cgi/../../../crmauth/crmauth.conf",
+                      f"/~{USER}/cgi-bin/crmauth.cgi/%2e%2e/%2e%2e/crmauth/crmauth.conf",
+                      f"/~{USER}/{os.path.basename(TARBALL)}"],
+             PORT_B: ["/crmauth/crmauth.conf", "/../crmauth/crmauth.conf",
+                      "/%2e%2e/crmauth/crmauth.conf", "/cgi-bin/%2e%2e/%2e%2e/crmauth/db/data.mdb",
+                      "/cgi-bin/crmauth.cgi/../../crmauth/crmauth.conf", "/crmauth/events.log"]}
+    for port, ps in paths.items():
+        for p in ps:
+            r = Endpoint(port, "").request("GET", p)
+            check(r.status != 200 or r.json is not None, f"{p} on {port}: {r.status}")
+            for bit in secret_bits:
+                check(bit not in r.body, f"{p} on {port} gave the store or configuration away")
+
+
+def t_no_env_needed():
+    """Neither program was told where to look: the customer's .htaccess
+    has no SetEnv, suEXEC gave no HOME, and the configuration was found by
+    the account's home directory.  A CRMAUTH_CONF set with SetEnv (the old
+    way) never reaches the program, in A or B: it changes nothing."""
+    ht = os.path.join(HOME, "public_html", "cgi-bin", ".htaccess")
+    with open(ht) as f:
+        text = f.read()
+    check("SetEnv" not in re.sub(r"#.*", "", text), "the .htaccess sets nothing")
+    with open(ht, "a") as f:
+        f.write("\nSetEnv CRMAUTH_CONF /nonexistent/crmauth.conf\n")
+    try:
+        for site in (site_a(), site_b()):
+            expect(requester(site)("GET", "/health"), 200, "OK", f"SetEnv on {site.port}")
+    finally:
+        with open(ht, "w") as f:
+            f.write(text)
+
+
+def main():
+    global WORK, PORT_A, PORT_B, LOG_SIZE
+    runner = Runner("suexec")
+    if os.geteuid() != 0:
+        print("suexec: needs root (a user, Apache with suEXEC)")
+        return 77
+    LOG_SIZE = os.path.getsize(SUEXEC_LOG) if os.path.exists(SUEXEC_LOG) else None
+    WORK = tempfile.mkdtemp(prefix="crmauth-suexec.")
+    os.chmod(WORK, 0o755)           # www-data reaches cgid's and fcgid's sockets
+    for d in ("run", "logs", "htdocs"):
+        os.makedirs(os.path.join(WORK, d))
+    PORT_A, PORT_B = free_port(), free_port()
+    try:
+        make_user()
+        start_apache()
+        runner.run("the bundle's README, word for word, as the customer", t_readme)
+        runner.run("runs as the customer: suEXEC, files, events", t_runs_as_the_user)
+        runner.run("every method: mod_cgid + mod_userdir", t_methods_cgi)
+        runner.run("every method: mod_fcgid + SuexecUserGroup", t_methods_fcgid)
+        runner.run("the .htaccess serves crmauth.cgi and nothing else", t_only_the_program)
+        runner.run("nothing of the store or configuration over HTTP", t_nothing_fetchable)
+        runner.run("no variable needed, and SetEnv never arrives", t_no_env_needed)
+    finally:
+        stop_apache()
+        try:
+            wait_for(lambda: not user_pids(), timeout=30, what=f"{USER}'s processes to end")
+        except AssertionError as e:
+            print(e)
+            for p in user_pids():
+                os.kill(p, signal.SIGKILL)
+        if runner.failed:
+            print(error_log()[-3000:])
+            print("\n".join(suexec_lines()[-20:]))
+        subprocess.run(["userdel", "-r", USER], capture_output=True)
+        shutil.rmtree(HOME, ignore_errors=True)
+        if LOG_SIZE is None:
+            if os.path.exists(SUEXEC_LOG):
+                os.unlink(SUEXEC_LOG)
+        else:
+            os.truncate(SUEXEC_LOG, LOG_SIZE)
+        shutil.rmtree(WORK, ignore_errors=True)
+    return runner.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
