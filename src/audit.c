@@ -90,6 +90,12 @@ audit_rotate(const char *path, int keep, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: not a regular file", path);
 		return -1;
 	}
+	/* Beyond keep: left by an earlier, larger keep. */
+	for (i = keep + 1; i <= 1000; i++) {
+		snprintf(from, sizeof(from), "%s.%d", path, i);
+		if (unlink(from) == -1)
+			break;
+	}
 	for (i = keep; i >= 1; i--) {
 		snprintf(from, sizeof(from), "%s.%d", path, i);
 		snprintf(to, sizeof(to), "%s.%d", path, i + 1);

@@ -103,7 +103,8 @@ void	 audit_marker(struct audit *, const char *marker);
 void	 audit_close(struct audit *);
 /*
  * Rotate the events file path as logrotate would, without root: path.N
- * goes to path.N+1, path.KEEP is removed, path becomes path.1.  Writers
+ * goes to path.N+1, path.KEEP (and any older one) is removed, path
+ * becomes path.1.  Writers
  * follow: a FastCGI responder opens the new path within a second, a CGI
  * process at its request.  1 rotated, 0 nothing to rotate (no file), -1
  * with err.

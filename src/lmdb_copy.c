@@ -306,13 +306,17 @@ copy_file(const char *src, const char *dst)
  * for a shared one.  So holding the exclusive lock ourselves proves that
  * no process has the store open (dead ones hold no lock), and makes
  * every process that opens it meanwhile wait until we let go.
+ * A process finishing its request, or ending after a signal, lets go
+ * within moments: we try for RESTORE_WAIT_MS.
  * The descriptor, or -1 with errno (EAGAIN: in use).
  */
+#define RESTORE_WAIT_MS	2000
 static int
 lock_exclusive(const char *lock, mode_t mode)
 {
 	struct flock	 fl;
-	int		 fd, saved;
+	struct timespec	 pause = { 0, 50 * 1000 * 1000 };
+	int		 fd, saved, waited, rc;
 
 	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, mode)) == -1)
 		return -1;
@@ -321,7 +325,11 @@ lock_exclusive(const char *lock, mode_t mode)
 	fl.l_whence = SEEK_SET;
 	fl.l_start = 0;
 	fl.l_len = 1;
-	if (fcntl(fd, F_SETLK, &fl) == -1) {
+	for (waited = 0; (rc = fcntl(fd, F_SETLK, &fl)) == -1 &&
+	    (errno == EACCES || errno == EAGAIN) && waited < RESTORE_WAIT_MS;
+	    waited += 50)
+		nanosleep(&pause, NULL);
+	if (rc == -1) {
 		saved = errno == EACCES ? EAGAIN : errno;
 		close(fd);
 		errno = saved;
@@ -416,9 +424,9 @@ lmdb_store_restore(const struct config *cfg, const char *file, char *err,
 	 * whoever tries waits. */
 	if ((lfd = lock_exclusive(lock, mode)) == -1) {
 		if (errno == EAGAIN)
-			snprintf(err, errlen, "%s is in use: stop the service "
-			    "(and every program using it) first",
-			    cfg->db_path);
+			snprintf(err, errlen, "%s is in use (still after %d "
+			    "s): stop the service (and every program using "
+			    "it) first", cfg->db_path, RESTORE_WAIT_MS / 1000);
 		else
 			snprintf(err, errlen, "%s: %s", lock, strerror(errno));
 		goto out;

@@ -25,7 +25,8 @@ store_strerror(enum store_err e)
 	case STORE_NOTINIT:
 		return "store not initialised (run crmauthctl init)";
 	case STORE_VERSION:
-		return "store was made by a newer crmauth (schema version)";
+		return "store was made by a newer crmauth (schema version): "
+		    "run that version, or restore the backup taken before it";
 	case STORE_FULL:
 		return "store is full";
 	case STORE_CORRUPT:

@@ -345,6 +345,16 @@ def t_events():
     ctl("events", "rotate")
     check(os.path.exists(log + ".2"), "events.log.1 became events.log.2")
     eq([e["command"] for e in events()], ["events rotate"], "a new events.log again")
+    for _ in range(3):
+        ctl("events", "rotate")
+    eq(sorted(n for n in os.listdir(host(HOME + "/crmauth")) if n.startswith("events.log.")),
+       ["events.log.1", "events.log.2", "events.log.3", "events.log.4", "events.log.5"],
+       "five generations")
+    ctl("events", "rotate", "--keep", "2")
+    eq(sorted(n for n in os.listdir(host(HOME + "/crmauth")) if n.startswith("events.log.")),
+       ["events.log.1", "events.log.2"], "--keep 2 keeps two, older ones gone")
+    r = ctl("events", "rotate", "--keep", "0", check_rc=False)
+    eq(r.returncode, 2, "--keep 0 is a usage error")
 
 
 def main():

@@ -951,7 +951,7 @@ def t_backup_restore():
         eq(B.post("/authentication/token/release", {"token": after}).status, 200, "later release")
         r = B.ctl("restore", backup, check=False)
         eq(r.returncode, 1, "restore while serving is refused")
-        check("is in use: stop the service" in r.stderr, r.stderr)
+        check("is in use (still after 2 s): stop the service" in r.stderr, r.stderr)
         B.stop()
         r = B.ctl("restore", backup)
         check("restored from" in r.stdout, r.stdout)
@@ -1124,7 +1124,8 @@ def t_bad_starts():
         check("made by a newer crmauth" in W.error_log(), W.error_log()[-500:])
         v = W.ctl("user", "list", check=False)
         eq((v.returncode, v.stderr.strip()),
-           (1, f"crmauthctl: {W.where()}: store was made by a newer crmauth (schema version)"),
+           (1, f"crmauthctl: {W.where()}: store was made by a newer crmauth (schema version): "
+                  "run that version, or restore the backup taken before it"),
            "crmauthctl says the same")
     finally:
         if os.path.exists(W.db):

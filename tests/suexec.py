@@ -60,14 +60,34 @@ def ctl(*args, input=None):
                    input=input).stdout
 
 
-def readme_steps():
-    """The shell lines of the bundle README's "Installing" section, in
-    order: every line indented four spaces."""
+def readme_blocks(title):
+    """The shell blocks of a section of the bundle's README, in order:
+    each a list of its lines (indented four spaces in the text)."""
     with tarfile.open(TARBALL) as t:
         top = t.getnames()[0].split("/")[0]
         text = t.extractfile(f"{top}/README").read().decode()
-    section = text.split("\nInstalling\n", 1)[1].split("\n\n\n", 1)[0]
-    return [line[4:] for line in section.splitlines() if line.startswith("    ")]
+    section = text.split(f"\n{title}\n", 1)[1].split("\n\n\n", 1)[0]
+    blocks, cur = [], []
+    for line in section.splitlines():
+        if line.startswith("    "):
+            cur.append(line[4:])
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    return blocks + ([cur] if cur else [])
+
+
+def run_steps(steps, first="", input=None):
+    """Steps in one shell, as one SSH session (after first); the output
+    of each."""
+    url = f"http://127.0.0.1:{PORT_A}/~{USER}/crmauth"
+    script = first + "".join(f"printf '\\n#### {i}\\n'\n"
+                             f"{step.replace('https://example.org/crmauth', url)}\n"
+                             for i, step in enumerate(steps))
+    r = as_user(script, input=input)
+    outs = [o.strip() for o in re.split(r"\n#### \d+\n", r.stdout)[1:]]
+    eq(len(outs), len(steps), f"every step ran: {r.stdout}")
+    return outs
 
 
 # ---- the host ----------------------------------------------------------------
@@ -131,7 +151,7 @@ Listen 127.0.0.1:{PORT_B}
 <VirtualHost 127.0.0.1:{PORT_B}>
     SuexecUserGroup {USER} {USER}
     DocumentRoot {HOME}/public_html
-    <Directory {HOME}/public_html/cgi-bin>
+    <Directory {HOME}/public_html/crmauth>
         SetHandler fcgid-script
         Options +ExecCGI
     </Directory>
@@ -198,11 +218,11 @@ def suexec_lines():
 
 
 def site_a():
-    return Endpoint(PORT_A, f"/~{USER}/cgi-bin/crmauth.cgi")
+    return Endpoint(PORT_A, f"/~{USER}/crmauth/crmauth.cgi")
 
 
 def site_b():
-    return Endpoint(PORT_B, "/cgi-bin/crmauth.cgi")
+    return Endpoint(PORT_B, "/crmauth/crmauth.cgi")
 
 
 def requester(site):
@@ -217,24 +237,17 @@ def requester(site):
 
 def t_readme():
     """The bundle README's steps, word for word, as the customer, with the
-    host's address in the curl lines: health answers ok, the login a
-    token."""
-    steps = readme_steps()
+    host's address in the curl lines: health answers ok, the login and
+    the Web API key give tokens."""
+    steps = [line for block in readme_blocks("Installing") for line in block]
     check(any(s.startswith("tar xzf ") for s in steps) and
           any("crmauthctl init" in s for s in steps), f"the README's steps: {steps}")
-    url = f"http://127.0.0.1:{PORT_A}/~{USER}/cgi-bin"
-    # One shell, as one SSH session: each step after a marker line.
-    script = "".join(f"printf '\\n#### {i}\\n'\n"
-                     f"{step.replace('https://example.org/cgi-bin', url)}\n"
-                     for i, step in enumerate(steps))
-    r = as_user(script, input=README_PASSWORD + "\n")
-    outs = [o.strip() for o in re.split(r"\n#### \d+\n", r.stdout)[1:]]
-    eq(len(outs), len(steps), f"every step ran: {r.stdout}")
-    curls = [(s, out) for s, out in zip(steps, outs) if s.startswith("curl ")]
-    eq(len(curls), 2, "two curl lines")
-    eq(json.loads(curls[0][1])["data"], {"status": "ok"}, "health, as the README says")
-    tok = json.loads(curls[1][1])["data"]["token"]
-    check(tok.startswith("eyJ"), f"a token, as the README says: {curls[1][1]}")
+    outs = run_steps(steps, input=README_PASSWORD + "\n")
+    curls = [out for step, out in zip(steps, outs) if step.startswith("curl ")]
+    eq(len(curls), 3, "three curl lines")
+    eq(json.loads(curls[0])["data"], {"status": "ok"}, "health, as the README says")
+    for out in curls[1:]:
+        check(json.loads(out)["data"]["token"].startswith("eyJ"), f"a token: {out}")
 
 
 def t_runs_as_the_user():
@@ -254,8 +267,10 @@ def t_runs_as_the_user():
     check(admin and all(e["unix_user"] == USER for e in admin),
           f"admin events name {USER}: {admin}")
     issued = [e for e in events if e["event"] == "token_issued"]
-    eq([(e["org"], e["usr"]) for e in issued], [("ACME", "alice")],
-       "the README's login is an event")
+    eq([(e["org"], e["usr"], e["method"]) for e in issued],
+       [("ACME", "alice", "authentication/token"),
+        ("ACME", "alice", "authentication/web_api_key/token")],
+       "the README's tokens are events")
 
 
 def t_methods_cgi():
@@ -284,12 +299,12 @@ def t_only_the_program():
     """The .htaccess serves crmauth.cgi and nothing else from its
     directory, in A and B: not itself, not a file put there by mistake,
     not a listing."""
-    cgibin = os.path.join(HOME, "public_html", "cgi-bin")
+    cgibin = os.path.join(HOME, "public_html", "crmauth")
     for name, text in (("crmauth.conf", "db_path = /secret\n"), ("backup.mdb", "secret")):
         with open(os.path.join(cgibin, name), "w") as f:
             f.write(text)
         os.chown(os.path.join(cgibin, name), *pwd.getpwnam(USER)[2:4])
-    for port, base in ((PORT_A, f"/~{USER}/cgi-bin/"), (PORT_B, "/cgi-bin/")):
+    for port, base in ((PORT_A, f"/~{USER}/crmauth/"), (PORT_B, "/crmauth/")):
         for path in (".htaccess", "crmauth.conf", "backup.mdb", ""):
             r = Endpoint(port, base).request("GET", path)
             eq(r.status, 403, f"{base}{path} on {port}")
@@ -305,15 +320,17 @@ def t_nothing_fetchable():
     secret_bits = [b"db_path", b"audit_log", conf[:40]]
     with open(os.path.join(HOME, "crmauth", "db", "data.mdb"), "rb") as f:
         secret_bits.append(f.read()[4096:4160])
-    paths = {PORT_A: [f"/~{USER}/crmauth/crmauth.conf", f"/~{USER}/../crmauth/crmauth.conf",
-                      f"/~{USER}/%2e%2e/crmauth/crmauth.conf", f"/~{USER}/crmauth/db/data.mdb",
-                      f"/~{USER}/crmauth/events.log", f"/~{USER}/cgi-bin/../../crmauth/crmauth.conf",
-                      f"/~{USER}/cgi-bin/crmauth.cgi/../../../crmauth/crmauth.conf",
-                      f"/~{USER}/cgi-bin/crmauth.cgi/%2e%2e/%2e%2e/crmauth/crmauth.conf",
-                      f"/~{USER}/{os.path.basename(TARBALL)}"],
-             PORT_B: ["/crmauth/crmauth.conf", "/../crmauth/crmauth.conf",
-                      "/%2e%2e/crmauth/crmauth.conf", "/cgi-bin/%2e%2e/%2e%2e/crmauth/db/data.mdb",
-                      "/cgi-bin/crmauth.cgi/../../crmauth/crmauth.conf", "/crmauth/events.log"]}
+    paths = {PORT_A: [f"/~{USER}/../crmauth/crmauth.conf", f"/~{USER}/%2e%2e/crmauth/crmauth.conf",
+                      f"/~{USER}/crmauth/../../crmauth/crmauth.conf",
+                      f"/~{USER}/crmauth/%2e%2e/%2e%2e/crmauth/db/data.mdb",
+                      f"/~{USER}/crmauth/crmauth.cgi/../../../crmauth/crmauth.conf",
+                      f"/~{USER}/crmauth/crmauth.cgi/%2e%2e/%2e%2e/crmauth/crmauth.conf",
+                      f"/~{USER}/crmauth/crmauth.conf", f"/~{USER}/crmauth/db/data.mdb",
+                      f"/~{USER}/crmauth/events.log", f"/~{USER}/{os.path.basename(TARBALL)}"],
+             PORT_B: ["/../crmauth/crmauth.conf", "/%2e%2e/crmauth/crmauth.conf",
+                      "/crmauth/%2e%2e/%2e%2e/crmauth/db/data.mdb",
+                      "/crmauth/crmauth.cgi/../../crmauth/crmauth.conf", "/crmauth/events.log",
+                      "/crmauth/crmauth.conf", "/crmauth/db/data.mdb"]}
     for port, ps in paths.items():
         for p in ps:
             r = Endpoint(port, "").request("GET", p)
@@ -327,7 +344,7 @@ def t_no_env_needed():
     has no SetEnv, suEXEC gave no HOME, and the configuration was found by
     the account's home directory.  A CRMAUTH_CONF set with SetEnv (the old
     way) never reaches the program, in A or B: it changes nothing."""
-    ht = os.path.join(HOME, "public_html", "cgi-bin", ".htaccess")
+    ht = os.path.join(HOME, "public_html", "crmauth", ".htaccess")
     with open(ht) as f:
         text = f.read()
     check("SetEnv" not in re.sub(r"#.*", "", text), "the .htaccess sets nothing")
@@ -339,6 +356,29 @@ def t_no_env_needed():
     finally:
         with open(ht, "w") as f:
             f.write(text)
+
+
+def t_upgrade():
+    """The README's Upgrading steps, word for word, while mod_fcgid keeps
+    a FastCGI process of the program running (cp over it would fail:
+    "Text file busy"); then its Going back steps: the store as it was at
+    the backup, the programs answering."""
+    upgrade, back = readme_blocks("Upgrading")
+    before = [p for p in user_pids() if open(f"/proc/{p}/comm").read().strip() == "crmauth.cgi"]
+    check(before, "a FastCGI process of the program runs")
+    name = os.path.basename(TARBALL).replace("-x86_64-linux.tar.gz", "")
+    run_steps(upgrade, first=f"cd ~/{name}\n")
+    hosting.every_method(requester(site_b()), K, "B after the upgrade")
+    expect(requester(site_a())("GET", "/health"), 200, "OK", "A after the upgrade")
+    # A change after the backup, which going back undoes.
+    ctl("user", "add", "SHOP", "late", "--unit", "HQ", input="late-pw-1\n")
+    check("\tlate\t" in ctl("user", "list", "SHOP"), "the late user")
+    run_steps(back)
+    check("\tlate\t" not in ctl("user", "list", "SHOP"), "the store is the backup's")
+    for site, what in ((site_a(), "A"), (site_b(), "B")):
+        expect(requester(site)("GET", "/health"), 200, "OK", f"{what} after going back")
+    for f in ("crmauthctl.before-upgrade", "crmauth.cgi.before-upgrade", "before-upgrade.mdb"):
+        check(os.path.exists(os.path.join(HOME, "crmauth", f)), f)
 
 
 def main():
@@ -363,6 +403,7 @@ def main():
         runner.run("the .htaccess serves crmauth.cgi and nothing else", t_only_the_program)
         runner.run("nothing of the store or configuration over HTTP", t_nothing_fetchable)
         runner.run("no variable needed, and SetEnv never arrives", t_no_env_needed)
+        runner.run("the README's upgrade and going back, under mod_fcgid", t_upgrade)
     finally:
         stop_apache()
         try:
