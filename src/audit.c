@@ -39,6 +39,15 @@
 
 #include "extern.h"
 
+/* A new events file: readable by the group that logrotate and the
+ * administrators share; on shared hosting, where a group may be many
+ * customers', by its owner alone. */
+#ifdef CRMAUTH_SHARED_HOSTING
+#define AUDIT_FILE_MODE	0600
+#else
+#define AUDIT_FILE_MODE	0640
+#endif
+
 int
 audit_sink_parse(const char *s, enum audit_sink *out)
 {
@@ -107,11 +116,20 @@ audit_rotate(const char *path, int keep, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	/* link, not rename: a rotation running beside us that made a new
+	 * .1 meanwhile is not overwritten (EEXIST). */
 	snprintf(to, sizeof(to), "%s.1", path);
-	if (rename(path, to) == -1) {
-		snprintf(from, sizeof(from), "%s", path);
+	snprintf(from, sizeof(from), "%s", path);
+	if (link(path, to) == -1) {
+		if (errno == EEXIST) {
+			snprintf(err, errlen, "%s appeared meanwhile: is another "
+			    "rotation running?", to);
+			return -1;
+		}
+		if (rename(path, to) == -1)	/* no hard links here */
+			goto fail;
+	} else if (unlink(path) == -1)
 		goto fail;
-	}
 	return 1;
 fail:
 	snprintf(err, errlen, "%s: %s", from, strerror(errno));
@@ -327,7 +345,7 @@ recovered(struct audit *a, const char *what)
 }
 
 /*
- * Open the file, making it (0640) if it is not there.  When root makes
+ * Open the file, making it (AUDIT_FILE_MODE) if it is not there.  When root makes
  * it (crmauthctl run by root, the first to write after a rotation), it
  * gets the owner and group of its directory, so that the responders,
  * whose directory it is, can still append to it.
@@ -342,7 +360,8 @@ file_open(const char *path, const struct stat *dir)
 	int		 fd;
 
 	for (int tries = 0; tries < 3; tries++) {
-		if ((fd = open(path, flags | O_CREAT | O_EXCL, 0640)) != -1)
+		if ((fd = open(path, flags | O_CREAT | O_EXCL,
+		    AUDIT_FILE_MODE)) != -1)
 			break;
 		if (errno != EEXIST)
 			return -1;

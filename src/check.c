@@ -121,12 +121,9 @@ http_authorize(struct app *app, const struct http_io *io)
 	size_t		 off;
 
 	result_init(&res);
-	if (!app->conf_ok) {
-		result_error(&res, API_SERVICE_UNAVAILABLE,
-		    "The service is not configured; see the error log.");
-		res.retry_after = 60;
-	} else if (token_check(app, io->param(io->ctx, "HTTP_AUTHORIZATION"),
-	    NULL, &res, &c) == 0) {
+	/* Not ready: res is the 503. */
+	if (app_ready(app, io, &res) == 0 && token_check(app,
+	    io->param(io->ctx, "HTTP_AUTHORIZATION"), NULL, &res, &c) == 0) {
 		/* FastCGI §6.3: 200 authorizes; Variable-NAME headers are
 		 * passed on to whatever serves the request. */
 		off = (size_t)snprintf(out, sizeof(out), "Status: 200 OK\r\n");

@@ -507,7 +507,22 @@ struct app {
 	char		 dummy_hash[CRM_PWHASH_MAX];
 	int64_t		 (*now)(void);	/* time source */
 	struct audit	 audit;		/* where events go */
+	/* The request roots last found clear of our files (webroot.c). */
+	char		 webroot_ok[2][512];
 };
+
+/*
+ * 0 when neither the configuration, the store nor the events file lies
+ * under docroot or ctxroot (a request's DOCUMENT_ROOT and
+ * CONTEXT_DOCUMENT_ROOT; NULL or relative: not set); else -1, and the
+ * one that does is logged.
+ */
+int	 webroot_check(struct app *, const char *docroot, const char *ctxroot);
+
+/* 0 when the configuration was read and none of our files is under
+ * the request's web root; else -1 with res set to 503. */
+struct http_io;
+int	 app_ready(struct app *, const struct http_io *, struct result *);
 
 /* Open the store if it is not open yet.  On failure: NULL, res set to
  * 503 with Retry-After, and the cause logged (at most once a minute). */

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,68 +138,6 @@ app_init(struct app *app, const char *conf_arg)
 	sec_dummy_hash(app->dummy_hash, &app->cfg);
 	audit_init(&app->audit, app->cfg.audit_log);
 	app->conf_ok = 1;
-}
-
-/*
- * Whether path (or, when it does not exist yet, its directory) lies in
- * the directory root or below it, both with links resolved.
- */
-static int
-inside(const char *path, const char *root)
-{
-	char	 p[PATH_MAX], r[PATH_MAX], dir[PATH_MAX], *slash;
-	size_t	 rlen;
-
-	if (realpath(root, r) == NULL)
-		return 0;
-	if (realpath(path, p) == NULL) {
-		if (snprintf(dir, sizeof(dir), "%s", path) >=
-		    (int)sizeof(dir) || (slash = strrchr(dir, '/')) == NULL)
-			return 0;
-		*slash = '\0';
-		if (realpath(dir[0] != '\0' ? dir : "/", p) == NULL)
-			return 0;
-	}
-	rlen = strlen(r);
-	if (rlen == 1)
-		return 1;	/* the web root is / */
-	return strncmp(p, r, rlen) == 0 && (p[rlen] == '\0' ||
-	    p[rlen] == '/');
-}
-
-/*
- * As CGI: the configuration, the store and the events file must not be
- * where the web server could serve them (under DOCUMENT_ROOT, or
- * CONTEXT_DOCUMENT_ROOT, which mod_userdir sets to ~USER/public_html).
- * If one is, log which and answer 503 to everything.
- */
-static void
-cgi_outside_web_root(struct app *app)
-{
-	static const char *roots[] = { "DOCUMENT_ROOT",
-	    "CONTEXT_DOCUMENT_ROOT" };
-	const char	*what[3][2] = {
-		{ "the configuration", app->cfg.path },
-		{ "db_path", app->cfg.db_path },
-		{ "audit_log", app->cfg.audit_log[0] == '/' ?
-		    app->cfg.audit_log : NULL },
-	};
-	const char	*root;
-	size_t		 i, j;
-
-	for (i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
-		if ((root = getenv(roots[i])) == NULL || root[0] != '/')
-			continue;
-		for (j = 0; j < 3; j++) {
-			if (what[j][1] == NULL || !inside(what[j][1], root))
-				continue;
-			log_err("%s %s is inside the web root %s (%s): the web "
-			    "server could serve it; move it out", what[j][0],
-			    what[j][1], root, roots[i]);
-			app->conf_ok = 0;
-			return;
-		}
-	}
 }
 
 static int
@@ -358,8 +295,6 @@ main(int argc, char *argv[])
 	cgi = FCGX_IsCGI();
 	if (cgi && getenv("GATEWAY_INTERFACE") != NULL) {
 		app_init(&app, NULL);
-		if (app.conf_ok)
-			cgi_outside_web_root(&app);
 		/* A process per request: a sink that cannot be written is
 		 * said once a minute, not once per request. */
 		if (app.conf_ok && snprintf(marker, sizeof(marker),

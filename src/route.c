@@ -32,6 +32,23 @@ route_find(const char *path)
 	return NULL;
 }
 
+int
+app_ready(struct app *app, const struct http_io *io, struct result *res)
+{
+	/* A file the web server could serve: refused from now on, as a
+	 * configuration that cannot be read is. */
+	if (app->conf_ok && webroot_check(app,
+	    io->param(io->ctx, "DOCUMENT_ROOT"),
+	    io->param(io->ctx, "CONTEXT_DOCUMENT_ROOT")) == -1)
+		app->conf_ok = 0;
+	if (app->conf_ok)
+		return 0;
+	result_error(res, API_SERVICE_UNAVAILABLE,
+	    "The service is not configured; see the error log.");
+	res->retry_after = 60;
+	return -1;
+}
+
 struct store *
 app_store(struct app *app, struct result *res)
 {
@@ -183,12 +200,8 @@ http_serve(struct app *app, const struct http_io *io)
 	cl = param(io, "CONTENT_LENGTH");
 	if (cl != NULL && parse_int(cl, 0, 0x7fffffffffffffffLL, &v, &why) == 0)
 		unread = (unsigned long long)v;
-	if (!app->conf_ok) {
-		result_error(&res, API_SERVICE_UNAVAILABLE,
-		    "The service is not configured; see the error log.");
-		res.retry_after = 60;
+	if (app_ready(app, io, &res) == -1)
 		goto send;
-	}
 	if (http_path_parse(req.path, sizeof(req.path),
 	    param(io, "PATH_INFO")) == -1 ||
 	    (r = route_find(req.path)) == NULL) {

@@ -182,10 +182,11 @@ def traced_opens(trace, prog):
     start = next(i for i, line in enumerate(lines) if f'execve("{prog}"' in line)
     opened, bad = [], []
     for line in lines[start + 1:]:
-        m = re.search(r'(?:open|openat|stat|newfstatat|access|readlink)\((?:AT_FDCWD, )?"([^"]*)"',
-                      line)
-        if m and m.group(1):
-            opened.append(m.group(1))
+        m = re.search(r'\b(?:open|openat|openat2|creat|stat|lstat|newfstatat|statx|access|'
+                      r'faccessat2?|readlink|readlinkat|execve)\((?:AT_FDCWD|-?\d+), "([^"]*)"'
+                      r'|\b(?:open|creat|stat|lstat|access|readlink)\("([^"]*)"', line)
+        if m and (m.group(1) or m.group(2)):
+            opened.append(m.group(1) or m.group(2))
         if re.search(r"\b(execve|socket|connect)\(", line):
             bad.append(line)
     return opened, bad
@@ -194,18 +195,21 @@ def traced_opens(trace, prog):
 def t_nothing_loaded():
     """Traced, chrooted: a login as CGI and a crmauthctl command open
     nothing but the configuration, the store, the events file and
-    /dev/urandom; they load nothing, run nothing and open no socket."""
+    /dev/urandom; they load nothing, run nothing and open no socket, even
+    with a locale, a time zone and gconv asked for."""
     trace = os.path.join(ROOT, "..", f"crmauth-trace.{os.getpid()}")
+    lure = {"LANG": "de_DE.UTF-8", "LC_ALL": "de_DE.UTF-8", "LANGUAGE": "de",
+            "TZ": "Europe/Berlin", "GCONV_PATH": "/gconv", "LOCPATH": "/locale"}
     try:
         for what, fn, prog in (
                 ("crmauth.cgi", lambda: expect(cgi(
                     "POST", "/authentication/token", {"username": "alice", "password":
                                                       hosting.PASSWORD, "organisation": "ACME"},
-                    trace=trace), 200, "OK"), BUNDLE + "/cgi-bin/crmauth.cgi"),
+                    env_extra=lure, trace=trace), 200, "OK"), BUNDLE + "/cgi-bin/crmauth.cgi"),
                 ("crmauthctl", lambda: ctl("user", "disable", "ACME", "nobody-here",
-                                           check_rc=False, trace=trace),
+                                           check_rc=False, trace=trace, env=lure),
                  BUNDLE + "/bin/crmauthctl"),
-                ("crmauthctl", lambda: ctl("apikey", "list", trace=trace),
+                ("crmauthctl", lambda: ctl("apikey", "list", trace=trace, env=lure),
                  BUNDLE + "/bin/crmauthctl")):
             fn()
             opened, bad = traced_opens(trace, prog)

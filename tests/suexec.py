@@ -41,6 +41,7 @@ CONF = None
 PORT_A = PORT_B = None
 K = {}
 LOG_SIZE = None             # suexec.log as found (None: absent)
+MADE_USER = False           # whether this run made USER (and may delete it)
 
 
 def as_user(script, input=None, check_rc=True):
@@ -96,8 +97,10 @@ def make_user():
     """A customer account as a host makes one: a home the user owns with
     a web root in it.  Its home is under /var/www, suEXEC's document root,
     so that both userdir and SuexecUserGroup requests may run there."""
+    global MADE_USER
     subprocess.run(["useradd", "-M", "-d", HOME, "-U", "-s", "/usr/sbin/nologin", USER],
                    check=True)
+    MADE_USER = True
     os.makedirs(HOME + "/public_html", mode=0o755)
     shutil.copy(TARBALL, HOME)          # uploaded
     pw = pwd.getpwnam(USER)
@@ -208,6 +211,22 @@ def user_pids():
     return [int(p) for p in r.stdout.split()]
 
 
+def fcgi_pids(wait=True):
+    """The customer's running crmauth.cgi processes (FastCGI: they stay);
+    waited for unless wait is False."""
+    def find():
+        found = []
+        for p in user_pids():
+            try:
+                with open(f"/proc/{p}/comm") as f:
+                    if f.read().strip() == "crmauth.cgi":
+                        found.append(p)
+            except OSError:
+                pass
+        return found
+    return wait_for(find, what="a FastCGI process of the customer's") if wait else find()
+
+
 def suexec_lines():
     try:
         with open(SUEXEC_LOG, errors="replace") as f:
@@ -271,6 +290,15 @@ def t_runs_as_the_user():
        [("ACME", "alice", "authentication/token"),
         ("ACME", "alice", "authentication/web_api_key/token")],
        "the README's tokens are events")
+    # A file the CGI program makes itself is the customer's.
+    log = os.path.join(HOME, "crmauth", "events.log")
+    os.rename(log, log + ".old")
+    expect(requester(site_a())("POST", "/authentication/token",
+                               {"username": "alice", "password": "no", "organisation": "ACME"}),
+           401, "INVALID_CREDENTIALS")
+    st = os.stat(log)
+    eq((st.st_uid, st.st_mode & 0o777), (uid, 0o600),
+       "events.log made by crmauth.cgi: the customer's, 0600")
 
 
 def t_methods_cgi():
@@ -284,8 +312,7 @@ def t_methods_fcgid():
     FastCGI process of the customer's that outlives its requests."""
     hosting.every_method(requester(site_b()), K, "B (mod_fcgid)")
     uid = pwd.getpwnam(USER).pw_uid
-    pids = wait_for(lambda: [p for p in user_pids() if open(f"/proc/{p}/comm").read().strip()
-                             == "crmauth.cgi"], what="a FastCGI process of the customer's")
+    pids = fcgi_pids()
     for p in pids:
         with open(f"/proc/{p}/status") as f:
             ids = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
@@ -343,7 +370,9 @@ def t_no_env_needed():
     """Neither program was told where to look: the customer's .htaccess
     has no SetEnv, suEXEC gave no HOME, and the configuration was found by
     the account's home directory.  A CRMAUTH_CONF set with SetEnv (the old
-    way) never reaches the program, in A or B: it changes nothing."""
+    way) never reaches the CGI program: suEXEC strips it.  (mod_fcgid
+    would pass it as a request parameter, which crmauth never reads for
+    its configuration: it is read once, at start.)"""
     ht = os.path.join(HOME, "public_html", "crmauth", ".htaccess")
     with open(ht) as f:
         text = f.read()
@@ -351,11 +380,42 @@ def t_no_env_needed():
     with open(ht, "a") as f:
         f.write("\nSetEnv CRMAUTH_CONF /nonexistent/crmauth.conf\n")
     try:
-        for site in (site_a(), site_b()):
-            expect(requester(site)("GET", "/health"), 200, "OK", f"SetEnv on {site.port}")
+        expect(requester(site_a())("GET", "/health"), 200, "OK", "with SetEnv CRMAUTH_CONF")
     finally:
         with open(ht, "w") as f:
             f.write(text)
+
+
+def t_web_root_refused():
+    """Security: an events file (or store, or configuration) the web
+    server could serve is refused, as CGI (A: the customer's directory is
+    CONTEXT_DOCUMENT_ROOT) and as FastCGI (B: DOCUMENT_ROOT, per request):
+    503, and one line naming it."""
+    conf = os.path.join(HOME, "crmauth", "crmauth.conf")
+    with open(conf) as f:
+        text = f.read()
+    try:
+        with open(conf, "w") as f:
+            f.write(text.replace("audit_log = ./events.log", "audit_log = ../public_html/ev.log"))
+        as_user(f"pkill -u {USER} -x crmauth.cgi || true")
+        wait_for(lambda: not fcgi_pids(wait=False), what="the FastCGI processes to end")
+        for site, name in ((site_a(), "CONTEXT_DOCUMENT_ROOT"), (site_b(), "DOCUMENT_ROOT")):
+            before = error_log()
+            r = expect(requester(site)("GET", "/health"), 503, "SERVICE_UNAVAILABLE",
+                       f"events under {name}")
+            check(r.headers.get("retry-after"), "Retry-After")
+            new = error_log()[len(before):]
+            check(f"audit_log {HOME}/crmauth/../public_html/ev.log is inside the web root "
+                  f"{HOME}/public_html ({name}): the web server could serve it; move it out"
+                  in new, new)
+        check(not os.path.exists(os.path.join(HOME, "public_html", "ev.log")), "nothing written")
+    finally:
+        with open(conf, "w") as f:
+            f.write(text)
+        as_user(f"pkill -u {USER} -x crmauth.cgi || true")
+    for site in (site_a(), site_b()):
+        wait_for(lambda: requester(site)("GET", "/health").status == 200,
+                 what="health again with the events file back in ~/crmauth")
 
 
 def t_upgrade():
@@ -364,8 +424,8 @@ def t_upgrade():
     "Text file busy"); then its Going back steps: the store as it was at
     the backup, the programs answering."""
     upgrade, back = readme_blocks("Upgrading")
-    before = [p for p in user_pids() if open(f"/proc/{p}/comm").read().strip() == "crmauth.cgi"]
-    check(before, "a FastCGI process of the program runs")
+    expect(requester(site_b())("GET", "/health"), 200, "OK")
+    fcgi_pids()
     name = os.path.basename(TARBALL).replace("-x86_64-linux.tar.gz", "")
     run_steps(upgrade, first=f"cd ~/{name}\n")
     hosting.every_method(requester(site_b()), K, "B after the upgrade")
@@ -403,6 +463,8 @@ def main():
         runner.run("the .htaccess serves crmauth.cgi and nothing else", t_only_the_program)
         runner.run("nothing of the store or configuration over HTTP", t_nothing_fetchable)
         runner.run("no variable needed, and SetEnv never arrives", t_no_env_needed)
+        runner.run("security: a file under the web root refused, CGI and FastCGI",
+                   t_web_root_refused)
         runner.run("the README's upgrade and going back, under mod_fcgid", t_upgrade)
     finally:
         stop_apache()
@@ -415,13 +477,17 @@ def main():
         if runner.failed:
             print(error_log()[-3000:])
             print("\n".join(suexec_lines()[-20:]))
-        subprocess.run(["userdel", "-r", USER], capture_output=True)
-        shutil.rmtree(HOME, ignore_errors=True)
-        if LOG_SIZE is None:
-            if os.path.exists(SUEXEC_LOG):
-                os.unlink(SUEXEC_LOG)
-        else:
-            os.truncate(SUEXEC_LOG, LOG_SIZE)
+        if MADE_USER:
+            subprocess.run(["userdel", "-r", USER], capture_output=True)
+            shutil.rmtree(HOME, ignore_errors=True)
+        # suEXEC's log as it was, unless someone else wrote to it meanwhile.
+        ours = suexec_lines()
+        if all(USER in line or HOME in line for line in ours):
+            if LOG_SIZE is None:
+                if os.path.exists(SUEXEC_LOG):
+                    os.unlink(SUEXEC_LOG)
+            else:
+                os.truncate(SUEXEC_LOG, LOG_SIZE)
         shutil.rmtree(WORK, ignore_errors=True)
     return runner.finish()
 
