@@ -499,6 +499,11 @@ int	 http_bearer(const char *authz, const char **tok, size_t *len);
 /* ---- route.c, methods ---------------------------------------------------- */
 
 /* Everything a method may use. */
+/* A request's DOCUMENT_ROOT and CONTEXT_DOCUMENT_ROOT ("" when unset). */
+struct webroots {
+	char		 root[2][512];
+};
+
 struct app {
 	struct config	 cfg;
 	struct store	*store;		/* NULL until opened */
@@ -507,20 +512,23 @@ struct app {
 	char		 dummy_hash[CRM_PWHASH_MAX];
 	int64_t		 (*now)(void);	/* time source */
 	struct audit	 audit;		/* where events go */
-	/* The request roots last found clear of our files (webroot.c). */
-	char		 webroot_ok[2][512];
+	/* The request roots last found clear of our files, and last found
+	 * holding one, and when that was last logged (webroot.c). */
+	struct webroots	 webroot_ok, webroot_bad;
+	int64_t		 webroot_logged;
 };
 
 /*
  * 0 when neither the configuration, the store nor the events file lies
  * under docroot or ctxroot (a request's DOCUMENT_ROOT and
  * CONTEXT_DOCUMENT_ROOT; NULL or relative: not set); else -1, and the
- * one that does is logged.
+ * one that does is logged (at most once a minute).
  */
 int	 webroot_check(struct app *, const char *docroot, const char *ctxroot);
 
 /* 0 when the configuration was read and none of our files is under
- * the request's web root; else -1 with res set to 503. */
+ * the request's web root; else -1 with res set to 503 (for this request
+ * only, when it is the web root). */
 struct http_io;
 int	 app_ready(struct app *, const struct http_io *, struct result *);
 

@@ -35,13 +35,11 @@ route_find(const char *path)
 int
 app_ready(struct app *app, const struct http_io *io, struct result *res)
 {
-	/* A file the web server could serve: refused from now on, as a
-	 * configuration that cannot be read is. */
+	/* A file the web server could serve under this request's root:
+	 * refused, like a configuration that cannot be read. */
 	if (app->conf_ok && webroot_check(app,
 	    io->param(io->ctx, "DOCUMENT_ROOT"),
-	    io->param(io->ctx, "CONTEXT_DOCUMENT_ROOT")) == -1)
-		app->conf_ok = 0;
-	if (app->conf_ok)
+	    io->param(io->ctx, "CONTEXT_DOCUMENT_ROOT")) == 0)
 		return 0;
 	result_error(res, API_SERVICE_UNAVAILABLE,
 	    "The service is not configured; see the error log.");

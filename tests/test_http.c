@@ -1,4 +1,5 @@
 /* http.c and route.c: request checks, envelope, dispatch. */
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -390,7 +391,61 @@ t_serve_errors(void)
 	CU_ASSERT_PTR_NULL(strstr(f->out, "nonexistent"));
 }
 
+/*
+ * Security: a store, configuration or events file under a request's web
+ * root is refused for that root (503), said once, while other roots are
+ * served: a Host header that picks a root (mass virtual hosting) cannot
+ * switch the service off for everyone.
+ */
+static void
+t_web_root(void)
+{
+	static struct app	 app;
+	char			*dir = unit_tmpdir(), sub[1024];
+	const char		*params[] = { "REQUEST_METHOD", "GET",
+	    "PATH_INFO", "/nothing", "DOCUMENT_ROOT", dir, NULL };
+	struct memio		 f;
+	struct http_io		 io = memio_io(&f, drain);
+
+	memset(&app, 0, sizeof(app));
+	config_defaults(&app.cfg);
+	app.now = fixed_now;
+	app.conf_ok = 1;
+	snprintf(app.cfg.db_path, sizeof(app.cfg.db_path), "%s/store/db", dir);
+	snprintf(app.cfg.path, sizeof(app.cfg.path), "/nonexistent/c.conf");
+	snprintf(sub, sizeof(sub), "%s/store", dir);
+	CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0700), 0);	/* db is not made yet */
+	CU_ASSERT_EQUAL(webroot_check(&app, NULL, NULL), 0);
+	CU_ASSERT_EQUAL(webroot_check(&app, "relative/www", NULL), 0);
+	CU_ASSERT_EQUAL(webroot_check(&app, "/nonexistent/www", NULL), 0);
+	CU_ASSERT_EQUAL(webroot_check(&app, dir, NULL), -1);
+	CU_ASSERT_EQUAL(webroot_check(&app, NULL, sub), -1);
+	CU_ASSERT_EQUAL(webroot_check(&app, "/", NULL), -1);
+	/* Another root is served still, and the bad one is refused again
+	 * from what was remembered. */
+	CU_ASSERT_EQUAL(webroot_check(&app, "/nonexistent/www", NULL), 0);
+	CU_ASSERT_EQUAL(webroot_check(&app, "/", NULL), -1);
+	CU_ASSERT_EQUAL(app.conf_ok, 1);
+	/* Through the dispatcher: 503 for that root, 404 (served) for
+	 * another. */
+	memset(&f, 0, sizeof(f));
+	f.params = params;
+	f.body = "";
+	http_serve(&app, &io);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "Status: 503 "));
+	params[5] = "/nonexistent/www";
+	memset(&f, 0, sizeof(f));
+	f.params = params;
+	f.body = "";
+	http_serve(&app, &io);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.out, "Status: 404 "));
+	unit_rmtree(dir);
+	free(dir);
+}
+
 static CU_TestInfo tests[] = {
+	{ "security: our files under a request's web root: 503 for it only",
+	    t_web_root },
 	{ "status table matches API.md §2", t_status_table },
 	{ "envelope: data or null, escaped message", t_envelope },
 	{ "response headers", t_respond_headers },
