@@ -499,9 +499,13 @@ int	 http_bearer(const char *authz, const char **tok, size_t *len);
 /* ---- route.c, methods ---------------------------------------------------- */
 
 /* Everything a method may use. */
-/* A request's DOCUMENT_ROOT and CONTEXT_DOCUMENT_ROOT ("" when unset). */
-struct webroots {
+/* A verdict on a request's DOCUMENT_ROOT and CONTEXT_DOCUMENT_ROOT ("" when
+ * unset): whether they hold one of our files, found at when (webroot.c). */
+#define WEBROOT_SLOTS	8
+struct webroot_slot {
 	char		 root[2][512];
+	int		 bad;
+	int64_t		 when;		/* 0: empty */
 };
 
 struct app {
@@ -512,9 +516,9 @@ struct app {
 	char		 dummy_hash[CRM_PWHASH_MAX];
 	int64_t		 (*now)(void);	/* time source */
 	struct audit	 audit;		/* where events go */
-	/* The request roots last found clear of our files, and last found
-	 * holding one, and when that was last logged (webroot.c). */
-	struct webroots	 webroot_ok, webroot_bad;
+	/* Verdicts on request roots, and when one holding our files was
+	 * last logged (webroot.c). */
+	struct webroot_slot webroots[WEBROOT_SLOTS];
 	int64_t		 webroot_logged;
 };
 

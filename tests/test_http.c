@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -391,6 +392,14 @@ t_serve_errors(void)
 	CU_ASSERT_PTR_NULL(strstr(f->out, "nonexistent"));
 }
 
+static int64_t	 now_at;
+
+static int64_t
+moving_now(void)
+{
+	return now_at;
+}
+
 /*
  * Security: a store, configuration or events file under a request's web
  * root is refused for that root (503), said once, while other roots are
@@ -401,7 +410,7 @@ static void
 t_web_root(void)
 {
 	static struct app	 app;
-	char			*dir = unit_tmpdir(), sub[1024];
+	char			*dir = unit_tmpdir(), sub[1024], link[1100];
 	const char		*params[] = { "REQUEST_METHOD", "GET",
 	    "PATH_INFO", "/nothing", "DOCUMENT_ROOT", dir, NULL };
 	struct memio		 f;
@@ -426,6 +435,26 @@ t_web_root(void)
 	CU_ASSERT_EQUAL(webroot_check(&app, "/nonexistent/www", NULL), 0);
 	CU_ASSERT_EQUAL(webroot_check(&app, "/", NULL), -1);
 	CU_ASSERT_EQUAL(app.conf_ok, 1);
+	/* Verdicts are kept a minute: a root that comes to hold the store
+	 * (a link pointed elsewhere) is refused once the minute is over. */
+	snprintf(link, sizeof(link), "%s/www", dir);
+	CU_ASSERT_EQUAL_FATAL(symlink("/nonexistent", link), 0);
+	app.now = moving_now;
+	now_at = 1000;
+	CU_ASSERT_EQUAL(webroot_check(&app, link, NULL), 0);
+	CU_ASSERT_EQUAL(unlink(link), 0);
+	CU_ASSERT_EQUAL_FATAL(symlink(sub, link), 0);
+	now_at += 59;
+	CU_ASSERT_EQUAL(webroot_check(&app, link, NULL), 0);
+	now_at += 1;
+	CU_ASSERT_EQUAL(webroot_check(&app, link, NULL), -1);
+	/* Several roots in turn are each remembered. */
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(webroot_check(&app, "/nonexistent/a", NULL), 0);
+		CU_ASSERT_EQUAL(webroot_check(&app, "/nonexistent/b", NULL), 0);
+		CU_ASSERT_EQUAL(webroot_check(&app, link, NULL), -1);
+	}
+	app.now = fixed_now;
 	/* Through the dispatcher: 503 for that root, 404 (served) for
 	 * another. */
 	memset(&f, 0, sizeof(f));
