@@ -283,21 +283,18 @@ int
 config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 {
 	struct cstate	 st;
-	struct stat	 sb;
 	enum audit_sink	 sink;
 	FILE		*f;
-	int		 rc;
+	int		 fd, rc;
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
 
-	if ((f = fopen(file, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+	if ((fd = open_regular(file, 0, err, errlen)) == -1)
 		return -1;
-	}
-	if (fstat(fileno(f), &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", file);
-		fclose(f);
+	if ((f = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		close(fd);
 		return -1;
 	}
 	/* Strict reading: no continuation lines, no inline comments (a ';'

@@ -826,21 +826,22 @@ store_import(struct store *st, const char *file, struct xcount *n,
 			    .n = n, .err = err, .errlen = errlen,
 			    .now = (int64_t)time(NULL) };
 	struct xrec	*x;
-	struct stat	 sb;
 	enum store_err	 e;
-	int		 rc;
+	int		 fd, rc;
 
 	err[0] = '\0';
 	memset(n, 0, sizeof(*n));
-	if ((r.f = fopen(file, "re")) == NULL) {
-		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+	/* Read twice (checked whole, then loaded): a file, not a pipe, and
+	 * a FIFO is refused without waiting for its writer. */
+	if ((fd = open_regular(file, 0, err, errlen)) == -1) {
+		if (strstr(err, ": not a regular file") != NULL)
+			snprintf(err, errlen, "%s: not a regular file (import "
+			    "reads it twice: save it to a file first)", file);
 		return -1;
 	}
-	/* Read twice (checked whole, then loaded): a file, not a pipe. */
-	if (fstat(fileno(r.f), &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		fclose(r.f);
-		snprintf(err, errlen, "%s: not a regular file (import reads it "
-		    "twice: save it to a file first)", file);
+	if ((r.f = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		close(fd);
 		return -1;
 	}
 	if ((x = malloc(sizeof(*x))) == NULL ||

@@ -192,6 +192,16 @@ int	 config_load(struct config *cfg, const char *file, char *err,
 int	 parse_int(const char *s, long long min, long long max,
 	    long long *out, const char **why);
 
+/* ---- file.c ------------------------------------------------------------ */
+
+/*
+ * Open path for reading (flags: more O_ flags, e.g. O_NOFOLLOW) without
+ * waiting, and keep it only if it is a regular file: a FIFO or a device
+ * is refused at once rather than waited on.  The descriptor (blocking
+ * reads), or -1 with "PATH: problem" in err.
+ */
+int	 open_regular(const char *path, int flags, char *err, size_t errlen);
+
 /* ---- passwd.c ---------------------------------------------------------- */
 
 /* The name of uid, or its number when it has none; buf (len) holds it. */

@@ -268,21 +268,22 @@ lmdb_backup(struct store *s, const char *file)
 	return STORE_OK;
 }
 
-/* Copy src to dst (created 0600), synced.  0 or an errno. */
+/* Copy src to dst (created 0600), synced.  0, or -1 with err. */
 static int
-copy_file(const char *src, const char *dst)
+copy_file(const char *src, const char *dst, char *err, size_t errlen)
 {
 	char	 buf[65536];
 	ssize_t	 n;
 	int	 in, out, rc = 0;
 
-	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1)
-		return errno;
+	/* A FIFO or device named as the backup: refused, not waited on. */
+	if ((in = open_regular(src, 0, err, errlen)) == -1)
+		return -1;
 	if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) == -1) {
-		rc = errno;
+		snprintf(err, errlen, "%s: %s", dst, strerror(errno));
 		close(in);
-		return rc;
+		return -1;
 	}
 	while ((n = read(in, buf, sizeof(buf))) > 0)
 		if (write(out, buf, (size_t)n) != n) {
@@ -296,7 +297,11 @@ copy_file(const char *src, const char *dst)
 	if (close(out) == -1 && rc == 0)
 		rc = errno;
 	close(in);
-	return rc;
+	if (rc != 0) {
+		snprintf(err, errlen, "copying %s: %s", src, strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -406,10 +411,8 @@ lmdb_store_restore(const struct config *cfg, const char *file, char *err,
 		return STORE_ERROR;
 	}
 	unlink(tmp);	/* left by an interrupted restore */
-	if ((rc = copy_file(file, tmp)) != 0) {
-		snprintf(err, errlen, "%s: %s", file, strerror(rc));
+	if (copy_file(file, tmp, err, errlen) == -1)
 		goto out;
-	}
 	memcpy(bcfg.db_path, dir, strlen(dir) + 1);
 	if ((e = lm_open(&st, &bcfg, 0, err, errlen)) != STORE_OK) {
 		snprintf(err, errlen, "%s is not a crmauth store backup (%s)",

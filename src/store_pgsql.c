@@ -1456,7 +1456,9 @@ load_wrap(struct pstore *st, int create)
 	int		 fd;
 
 	snprintf(path, sizeof(path), "%s/" WRAP_FILE, st->base.cfg.db_path);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) != -1) {
+	/* A FIFO or device planted there is refused, not waited on. */
+	if ((fd = open_regular(path, O_NOFOLLOW, st->base.detail,
+	    sizeof(st->base.detail))) != -1) {
 		n = read(fd, st->wrap, sizeof(st->wrap));
 		close(fd);
 		if (n != (ssize_t)sizeof(st->wrap)) {
@@ -1468,11 +1470,8 @@ load_wrap(struct pstore *st, int create)
 		st->have_wrap = 1;
 		return 0;
 	}
-	if (errno != ENOENT) {
-		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
-		    path, strerror(errno));
-		return -1;
-	}
+	if (errno != ENOENT || access(path, F_OK) == 0)
+		return -1;	/* detail says why */
 	/* Serving without it: reads of keys say what is missing. */
 	if (!create)
 		return 0;

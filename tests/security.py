@@ -722,6 +722,45 @@ def sec_rehash_on_login():
         s.cleanup()
 
 
+def sec_special_files_refused():
+    """Security: a FIFO (which opens only when a writer comes) or a device
+    named as a file to read is refused at once, never waited on:
+    crmauthctl import, -c, restore (LMDB), and a wrap.key replaced by one
+    (PostgreSQL); crmauthctl may be run as root."""
+    s = server("special")
+    fifo = os.path.join(s.run, "fifo")
+    os.mkfifo(fifo, 0o666)
+    try:
+        cases = [(("import", fifo), fifo), (("import", "/dev/zero"), "/dev/zero")]
+        if crmtest.STORE == "lmdb":
+            cases.append((("restore", fifo), fifo))
+        for args, path in cases:
+            t0 = time.monotonic()
+            r = s.ctl(*args, check=False)
+            eq(r.returncode, 1, f"crmauthctl {' '.join(args)}: {r.stderr}")
+            check(f"{path}: not a regular file" in r.stderr, r.stderr)
+            check(time.monotonic() - t0 < 30, f"{args} answered at once")
+        r = s.ctl("user", "list", conf=fifo, check=False)
+        eq((r.returncode, r.stderr.strip()), (1, f"crmauthctl: {fifo}: not a regular file"),
+           "-c FIFO")
+        if crmtest.STORE == "postgresql":
+            wrap = os.path.join(s.db, "wrap.key")
+            owner = os.stat(wrap)
+            os.rename(wrap, wrap + ".real")
+            os.mkfifo(wrap, 0o600)
+            os.chown(wrap, owner.st_uid, owner.st_gid)
+            try:
+                r = s.ctl("key", "list", check=False)
+                eq(r.returncode, 1, f"key list over a FIFO wrap.key: {r.stderr}")
+                check(f"{wrap}: not a regular file" in r.stderr, r.stderr)
+            finally:
+                os.unlink(wrap)
+                os.rename(wrap + ".real", wrap)
+        eq(s.get("/health").status, 200, "serving all along")
+    finally:
+        s.cleanup()
+
+
 TESTS = [
     ("sec: 40 parallel wrong passwords, 8 FastCGI workers: at most 5 checked",
      sec_parallel_passwords_fastcgi),
@@ -763,6 +802,7 @@ TESTS = [
      sec_restore_keeps_revocations),
     ("sec: backup is 0600 over a planted temp file or a symlink", sec_backup_over_planted_files),
     ("sec: no secret is accepted on the command line", sec_no_secret_on_command_line),
+    ("sec: a FIFO or device to read is refused, never waited on", sec_special_files_refused),
     ("sec: a login at another argon2 cost is rehashed at the configured one",
      sec_rehash_on_login),
 ]
