@@ -196,9 +196,12 @@ static const struct ckey ckeys[] = {
 	/* 0: no address is ever trusted. */
 	{ "lockout_trust_days", C_INT, 0, 3650, F(lockout_trust_days) },
 	/* libsodium's argon2id: at least 8 KiB, at most 4 TiB; we stop at
-	 * 4 GiB, far past anything sensible per login. */
-	{ "argon2_memory_kib", C_INT, 8, 4194304, F(argon2_memory_kib) },
-	{ "argon2_iterations", C_INT, 1, 1000, F(argon2_iterations) },
+	 * 1 GiB and 64 passes, far past anything sensible per login (the
+	 * same bounds hold for imported and stored hashes). */
+	{ "argon2_memory_kib", C_INT, CRM_ARGON2_MEM_MIN_KIB,
+	    CRM_ARGON2_MEM_MAX_KIB, F(argon2_memory_kib) },
+	{ "argon2_iterations", C_INT, 1, CRM_ARGON2_T_MAX,
+	    F(argon2_iterations) },
 	/* libsodium implements argon2id with one lane only. */
 	{ "argon2_parallelism", C_INT, 1, 1, F(argon2_parallelism) },
 };

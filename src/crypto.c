@@ -124,8 +124,53 @@ sec_pwhash(char out[CRM_PWHASH_MAX], const char *pw, size_t len,
 }
 
 int
+sec_pwcost(const char *phc, uint32_t *m, uint32_t *t, uint32_t *p)
+{
+	static const char	 prefix[] = "$argon2id$v=19$m=";
+	const char		*s = phc;
+	long long		 v[3];
+	const char		*why;
+	char			 num[16];
+	size_t			 i, n;
+
+	if (strncmp(s, prefix, sizeof(prefix) - 1) != 0)
+		return -1;
+	s += sizeof(prefix) - 1;
+	for (i = 0; i < 3; i++) {
+		if (i > 0) {
+			if (strncmp(s, i == 1 ? ",t=" : ",p=", 3) != 0)
+				return -1;
+			s += 3;
+		}
+		n = strspn(s, "0123456789");
+		if (n == 0 || n >= sizeof(num))
+			return -1;
+		memcpy(num, s, n);
+		num[n] = '\0';
+		if (parse_int(num, 0, 0xffffffffLL, &v[i], &why) == -1)
+			return -1;
+		s += n;
+	}
+	if (*s != '$')
+		return -1;
+	*m = (uint32_t)v[0];
+	*t = (uint32_t)v[1];
+	*p = (uint32_t)v[2];
+	if (*m < CRM_ARGON2_MEM_MIN_KIB || *m > CRM_ARGON2_MEM_MAX_KIB ||
+	    *t < 1 || *t > CRM_ARGON2_T_MAX || *p != 1)
+		return 1;
+	return 0;
+}
+
+int
 sec_pwverify(const char *phc, const char *pw, size_t len)
 {
+	uint32_t m, t, p;
+
+	/* A cost past the bounds is no hash of ours: refused before it
+	 * could hold a responder (a store written by other hands). */
+	if (sec_pwcost(phc, &m, &t, &p) != 0)
+		return -1;
 	return crypto_pwhash_str_verify(phc, pw, len) == 0 ? 0 : -1;
 }
 

@@ -378,6 +378,22 @@ get_int(struct in *r, json_object *o, const char *k, int64_t *out)
 	return 0;
 }
 
+/*
+ * A moment that has happened: no later than now and a clock's error
+ * (SKEW).  A creation time, a user's not_before or an application's
+ * cutoff from the future would refuse every login or token until then.
+ */
+#define SKEW	60
+static int
+get_past(struct in *r, json_object *o, const char *k, int64_t *out)
+{
+	if (get_int(r, o, k, out) == -1)
+		return -1;
+	if (*out > r->now + SKEW)
+		return bad(r, "\"%s\" is in the future", k);
+	return 0;
+}
+
 static int
 get_bool(struct in *r, json_object *o, const char *k, int *out)
 {
@@ -411,6 +427,8 @@ get_hash(struct in *r, json_object *o, const char *k, char *buf,
 {
 	json_object	*v = member(r, o, k, json_type_string);
 	const char	*s;
+	uint32_t	 m, t, p;
+	int		 cost;
 
 	if (v == NULL)
 		return -1;
@@ -421,8 +439,15 @@ get_hash(struct in *r, json_object *o, const char *k, char *buf,
 	}
 	if (strncmp(s, "$argon2id$v=19$m=", 17) != 0 || strlen(s) >= size ||
 	    strspn(s, "$=,+/0123456789abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(s))
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(s) ||
+	    (cost = sec_pwcost(s, &m, &t, &p)) == -1)
 		return bad(r, "\"%s\" is not an argon2id hash", k);
+	if (cost != 0)
+		return bad(r, "\"%s\": argon2id cost m=%lu,t=%lu,p=%lu is past "
+		    "the bounds (m %d to %d KiB, t 1 to %d, p 1)", k,
+		    (unsigned long)m, (unsigned long)t, (unsigned long)p,
+		    CRM_ARGON2_MEM_MIN_KIB, CRM_ARGON2_MEM_MAX_KIB,
+		    CRM_ARGON2_T_MAX);
 	memcpy(buf, s, strlen(s) + 1);
 	return 0;
 }
@@ -487,8 +512,8 @@ read_user(struct in *r, json_object *o, struct xrec *x)
 	    get_hash(r, o, "pwhash", u->pwhash, sizeof(u->pwhash), 0) == -1 ||
 	    get_units(r, o, u->units, &u->nunits) == -1 ||
 	    get_bool(r, o, "disabled", &u->disabled) == -1 ||
-	    get_int(r, o, "created", &u->created) == -1 ||
-	    get_int(r, o, "not_before", &u->not_before) == -1 ? -1 : 0;
+	    get_past(r, o, "created", &u->created) == -1 ||
+	    get_past(r, o, "not_before", &u->not_before) == -1 ? -1 : 0;
 }
 
 static int
@@ -504,7 +529,7 @@ read_apikey(struct in *r, json_object *o, struct xrec *x)
 	    get_name(r, o, "org", a->org, 0) == -1 ||
 	    get_name(r, o, "user", a->user, 0) == -1 ||
 	    get_bool(r, o, "revoked", &a->revoked) == -1 ||
-	    get_int(r, o, "created", &a->created) == -1 ? -1 : 0;
+	    get_past(r, o, "created", &a->created) == -1 ? -1 : 0;
 }
 
 static int
@@ -521,7 +546,7 @@ read_consumer(struct in *r, json_object *o, struct xrec *x)
 	    get_name(r, o, "app", c->app, 0) == -1 ||
 	    get_units(r, o, c->units, &c->nunits) == -1 ||
 	    get_bool(r, o, "revoked", &c->revoked) == -1 ||
-	    get_int(r, o, "created", &c->created) == -1 ? -1 : 0;
+	    get_past(r, o, "created", &c->created) == -1 ? -1 : 0;
 }
 
 /*
@@ -547,7 +572,7 @@ read_access(struct in *r, json_object *o, struct xrec *x)
 	    get_name(r, o, "ari", a->ari, 1) == -1 ||
 	    get_hash(r, o, "passhash", a->passhash, sizeof(a->passhash),
 	    1) == -1 ||
-	    get_int(r, o, "created", &a->created) == -1)
+	    get_past(r, o, "created", &a->created) == -1)
 		return -1;
 	if (code && ident)
 		return bad(r, "both \"code_sha256\" and \"identifier\"");
@@ -599,7 +624,7 @@ read_sigkey(struct in *r, json_object *o, struct xrec *x)
 	    strlen(s)) != 0 || len != CRM_SIGKEY_BYTES)
 		return bad(r, "\"secret\" is not %d bytes in base64url",
 		    CRM_SIGKEY_BYTES);
-	if (get_int(r, o, "created", &k->created) == -1 ||
+	if (get_past(r, o, "created", &k->created) == -1 ||
 	    get_int(r, o, "expires", &k->expires) == -1 ||
 	    get_bool(r, o, "current", &k->current) == -1)
 		return -1;
@@ -635,7 +660,7 @@ read_cutoff(struct in *r, json_object *o, struct xrec *x)
 	return members_are(r, o, m) == -1 ||
 	    get_name(r, o, "org", x->org, 0) == -1 ||
 	    get_name(r, o, "app", x->name, 0) == -1 ||
-	    get_int(r, o, "cutoff", &x->u.cutoff) == -1 ? -1 : 0;
+	    get_past(r, o, "cutoff", &x->u.cutoff) == -1 ? -1 : 0;
 }
 
 static const struct {

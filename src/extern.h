@@ -254,7 +254,20 @@ int	 sec_unhex(unsigned char *out, size_t n, const char *hex,
 /* argon2id PHC string of pw at the configured cost. */
 int	 sec_pwhash(char out[CRM_PWHASH_MAX], const char *pw, size_t len,
 	    const struct config *);
-/* 0 when pw matches the PHC string, -1 otherwise (also on bad strings). */
+/*
+ * The bounds of an argon2id cost, for the configuration, imports and
+ * every verify: memory 8 KiB to 1 GiB, 1 to 64 passes, one lane
+ * (libsodium's).  At the top, a verify takes minutes: enough for any
+ * real set-up, not a responder held for days.
+ */
+#define CRM_ARGON2_MEM_MIN_KIB	8
+#define CRM_ARGON2_MEM_MAX_KIB	1048576
+#define CRM_ARGON2_T_MAX	64
+/* The cost of an argon2id PHC string: 0 within the bounds, 1 past them,
+ * -1 when it is no argon2id string. */
+int	 sec_pwcost(const char *phc, uint32_t *m, uint32_t *t, uint32_t *p);
+/* 0 when pw matches the PHC string, -1 otherwise (also on bad strings,
+ * and on costs past the bounds, which are not computed). */
 int	 sec_pwverify(const char *phc, const char *pw, size_t len);
 /* 1 when a PHC string is not argon2id at the configured cost. */
 int	 sec_pwstale(const char *phc, const struct config *);

@@ -101,6 +101,8 @@ t_errors(void)
 	expect_error("db_path =\n", "1", "db_path is empty");
 	expect_error("argon2_parallelism = 2\n", "1", "is too large");
 	expect_error("argon2_memory_kib = 4\n", "1", "is too small");
+	expect_error("argon2_memory_kib = 1048577\n", "1", "is too large");
+	expect_error("argon2_iterations = 65\n", "1", "is too large");
 }
 
 static void

@@ -105,6 +105,26 @@ t_pwhash(void)
 	CU_ASSERT_EQUAL(sec_pwhash(h2, "correct horse", 13, &c), 0);
 	CU_ASSERT_STRING_NOT_EQUAL(h, h2);
 	CU_ASSERT_EQUAL(sec_pwverify("garbage", "x", 1), -1);
+	/* Security: a stored hash whose cost is past the bounds is never
+	 * computed (t = 4e9 would hold the process for days). */
+	{
+		char		 big[CRM_PWHASH_MAX];
+		uint32_t	 m, t, p;
+
+		CU_ASSERT_EQUAL(sec_pwcost(h, &m, &t, &p), 0);
+		CU_ASSERT_EQUAL((m == 8192 && t == 1 && p == 1), 1);
+		snprintf(big, sizeof(big), "$argon2id$v=19$m=8192,"
+		    "t=4000000000,p=1%s", strchr(h + 29, '$'));
+		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
+		CU_ASSERT_EQUAL(sec_pwverify(big, "correct horse", 13), -1);
+		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048577,t=1,p=1%s",
+		    strchr(h + 29, '$'));
+		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
+		CU_ASSERT_EQUAL(sec_pwcost("$argon2id$v=19$m=8,t=x,p=1$a$b",
+		    &m, &t, &p), -1);
+		CU_ASSERT_EQUAL(sec_pwcost("$argon2i$v=19$m=8,t=1,p=1$a$b",
+		    &m, &t, &p), -1);
+	}
 	/* Stale: made at another cost than the configured one. */
 	CU_ASSERT_FALSE(sec_pwstale(h, &c));
 	c.argon2_iterations = 2;

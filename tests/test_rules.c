@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "unit.h"
 
@@ -359,6 +360,42 @@ t_import_refusals(void)
 	    "\"x?[2Jy\" is not a type of record");
 }
 
+/*
+ * Security: a hostile import cannot pin a responder on one login (an
+ * argon2 cost past the bounds) nor hold a user's logins off (a time in
+ * the future): each is refused with its line.
+ */
+static void
+t_import_hostile_costs_and_times(void)
+{
+	static const char *costs[] = { "m=19456,t=4000000000,p=1",
+	    "m=4194304,t=2,p=1", "m=19456,t=65,p=1", "m=19456,t=2,p=2",
+	    "m=4,t=2,p=1", "m=19456,t=0,p=1" };
+	char	 line[512], why[256];
+	long	 future = (long)time(NULL) + 3600;
+
+	for (size_t i = 0; i < sizeof(costs) / sizeof(costs[0]); i++) {
+		snprintf(line, sizeof(line), "{\"type\":\"user\",\"org\":"
+		    "\"ACME\",\"name\":\"a\",\"pwhash\":\"$argon2id$v=19$%s"
+		    "$c2FsdA$aGFzaA\",\"units\":[\"HQ\"],\"disabled\":false,"
+		    "\"created\":1,\"not_before\":1}", costs[i]);
+		snprintf(why, sizeof(why), "\"pwhash\": argon2id cost %s is "
+		    "past the bounds (m 8 to 1048576 KiB, t 1 to 64, p 1)",
+		    costs[i]);
+		refused(2, line, 2, why);
+	}
+	snprintf(line, sizeof(line), "{\"type\":\"user\",\"org\":\"ACME\","
+	    "\"name\":\"a\",\"pwhash\":\"$argon2id$v=19$m=8,t=1,p=1$c2FsdA"
+	    "$aGFzaA\",\"units\":[\"HQ\"],\"disabled\":false,\"created\":1,"
+	    "\"not_before\":%ld}", future);
+	refused(2, line, 2, "\"not_before\" is in the future");
+	snprintf(line, sizeof(line), "{\"type\":\"user\",\"org\":\"ACME\","
+	    "\"name\":\"a\",\"pwhash\":\"$argon2id$v=19$m=8,t=1,p=1$c2FsdA"
+	    "$aGFzaA\",\"units\":[\"HQ\"],\"disabled\":false,\"created\":%ld,"
+	    "\"not_before\":1}", future);
+	refused(2, line, 2, "\"created\" is in the future");
+}
+
 static void
 t_import_not_a_file(void)
 {
@@ -387,6 +424,8 @@ static CU_TestInfo tests[] = {
 	    t_import_round_trip },
 	{ "import: damaged or foreign lines refused by number, nothing loaded",
 	    t_import_refusals },
+	{ "security: import refuses argon2 costs past the bounds, future times",
+	    t_import_hostile_costs_and_times },
 	{ "import: a pipe or a directory is refused", t_import_not_a_file },
 	CU_TEST_INFO_NULL,
 };
