@@ -40,6 +40,7 @@
 	X(PQresultErrorField) \
 	X(PQresultStatus) \
 	X(PQsendPrepare) \
+	X(PQsendQueryParams) \
 	X(PQsendQueryPrepared) \
 	X(PQsetNoticeProcessor) \
 	X(PQsocket) \
@@ -76,6 +77,7 @@ int		 pg_load(char *err, size_t errlen);
 #define PQresultErrorField	(*pqlib.PQresultErrorField)
 #define PQresultStatus		(*pqlib.PQresultStatus)
 #define PQsendPrepare		(*pqlib.PQsendPrepare)
+#define PQsendQueryParams	(*pqlib.PQsendQueryParams)
 #define PQsendQueryPrepared	(*pqlib.PQsendQueryPrepared)
 #define PQsetNoticeProcessor	(*pqlib.PQsetNoticeProcessor)
 #define PQsocket		(*pqlib.PQsocket)

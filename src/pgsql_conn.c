@@ -100,7 +100,25 @@ static const char *const defkeys[] = {
 	"options", "application_name", "dbname", NULL
 };
 
-/* Open a connection, with a deadline, and prepare every statement. */
+/*
+ * What the code assumes of a session, set on every connection whatever
+ * the role's or the database's defaults say: a release is answered only
+ * once durable (a default of synchronous_commit = off would make an
+ * acknowledged release losable; the counters turn it off for their own
+ * transactions only), bytea read as hex, text in UTF-8, transactions
+ * that may write and see each other's commits.
+ */
+static const char *const pinned[] = {
+	"SET synchronous_commit TO on",
+	"SET bytea_output TO hex",
+	"SET client_encoding TO 'UTF8'",
+	"SET default_transaction_isolation TO 'read committed'",
+	"SET default_transaction_read_only TO off",
+};
+#define NPINNED	(int)(sizeof(pinned) / sizeof(pinned[0]))
+
+/* Open a connection, with a deadline, pin its settings and prepare
+ * every statement. */
 enum store_err
 pg_connect(struct pstore *st)
 {
@@ -147,11 +165,28 @@ pg_connect(struct pstore *st)
 	if (PQstatus(st->conn) != CONNECTION_OK)
 		return pg_unavailable(st, st->label, PQerrorMessage(st->conn));
 	PQsetNoticeProcessor(st->conn, notice, st);
-	if (st->bare)
+	if (st->bare) {
+		/* init and the like: plain statements from here on. */
+		for (i = 0; i < NPINNED; i++) {
+			res = PQexec(st->conn, pinned[i]);
+			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+				PQclear(res);
+				return pg_unavailable(st, st->label,
+				    PQerrorMessage(st->conn));
+			}
+			PQclear(res);
+		}
 		return STORE_OK;
-	/* Every statement prepared, in one round trip. */
+	}
+	/* The session's settings pinned, and every statement prepared, in
+	 * one round trip. */
 	if (PQenterPipelineMode(st->conn) != 1)
 		return pg_unavailable(st, st->label, PQerrorMessage(st->conn));
+	for (i = 0; i < NPINNED; i++)
+		if (PQsendQueryParams(st->conn, pinned[i], 0, NULL, NULL, NULL,
+		    NULL, 0) != 1)
+			return pg_unavailable(st, st->label,
+			    PQerrorMessage(st->conn));
 	for (i = 0; i < Q__MAX; i++) {
 		char name[8];
 
@@ -163,7 +198,7 @@ pg_connect(struct pstore *st)
 	if (PQpipelineSync(st->conn) != 1)
 		return pg_unavailable(st, st->label, PQerrorMessage(st->conn));
 	deadline = now_ms() + st->timeout_ms;
-	for (i = 0; i <= Q__MAX; i++) {
+	for (i = 0; i <= Q__MAX + NPINNED; i++) {
 		for (;;) {
 			while (PQisBusy(st->conn)) {
 				if (wait_fd(PQsocket(st->conn), POLLIN,

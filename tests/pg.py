@@ -131,6 +131,36 @@ def setup_nodes():
     A.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
 
 
+def t_session_settings_pinned():
+    """A database whose defaults are set against us (bytea as escape,
+    read-only transactions, no synchronous commit, serializable): crmauth
+    sets its own on every connection, so that every method and every
+    crmauthctl change works, and a release is acknowledged only once
+    durable."""
+    n = node("pinned")
+    try:
+        pg = n.pg
+        pg.psql("postgres", f"ALTER DATABASE {n.pg_db} SET bytea_output = escape; "
+                f"ALTER DATABASE {n.pg_db} SET default_transaction_read_only = on; "
+                f"ALTER DATABASE {n.pg_db} SET synchronous_commit = off; "
+                f"ALTER DATABASE {n.pg_db} SET default_transaction_isolation = serializable")
+        n.start()
+        n.ctl("user", "add", "ACME", "pia", "--unit", "HQ", input="pia-pw\n")
+        key = n.ctl("apikey", "add", "ACME", "pia").stdout.strip()
+        tok = n.login_token("pia", "pia-pw")
+        eq(check_status(n, tok), (200, "OK"), "check")
+        eq(check_status(n, n.key_token(key)), (200, "OK"), "Web API key token")
+        eq(n.post("/authentication/token/release", {"token": tok}).status, 200, "release")
+        eq(check_status(n, tok), (401, "TOKEN_RELEASED"), "released")
+        eq(n.ctl("key", "list").returncode, 0, "signing keys read (bytea)")
+        # What a session of the responders' role gets by default, for
+        # the record: what crmauth had to undo.
+        shown = pg.psql(n.pg_db, "SHOW synchronous_commit").strip()
+        check("off" in shown, f"the database's default is off: {shown}")
+    finally:
+        n.cleanup()
+
+
 def t_release_on_a_refused_on_b():
     """Release through one node, check through the other: refused at once,
     50 rounds each way."""
@@ -750,6 +780,8 @@ def main():
         tests = [
             ("two nodes: release on one, refused on the other at once", t_release_on_a_refused_on_b),
             ("two nodes: through nginx, whichever node answers", t_through_the_balancer),
+            ("security: session settings pinned against the database's defaults",
+             t_session_settings_pinned),
             ("two nodes: apikey revoke fails the key on both", t_apikey_revoke_on_both),
             ("two nodes: user disable refuses on both", t_user_disable_on_both),
             ("two nodes: key rotate, old and new tokens verify on both", t_key_rotate_on_both),
