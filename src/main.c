@@ -153,6 +153,13 @@ check_only(struct app *app)
 		fprintf(stderr, "crmauth.fcgi: %s\n", err);
 		return 1;
 	}
+	/* What health asks: readable, and able to sign (PostgreSQL: the
+	 * current key unseals with this node's wrap.key). */
+	if ((e = store_ping(app->store)) != STORE_OK) {
+		fprintf(stderr, "crmauth.fcgi: %s: %s\n", store_strerror(e),
+		    store_detail(app->store));
+		return 1;
+	}
 	printf("configuration %s: ok\nstore %s: ok\n",
 	    app->cfg.path[0] ? app->cfg.path : "(defaults)", app->cfg.db_path);
 	return 0;

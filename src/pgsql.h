@@ -97,6 +97,7 @@ struct pstore {
 	int		 bare;		/* connect without preparing (init) */
 	unsigned char	 wrap[CRM_SEAL_KEY];
 	int		 have_wrap;
+	int		 unseal_failed;	/* the last key read did not unseal */
 	char		 label[96];	/* "postgresql database NAME", for logs */
 };
 

@@ -397,6 +397,7 @@ pg_get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
 	int		rc;
 
 	memset(k, 0, sizeof(*k));
+	st->unseal_failed = 0;
 	/* Copied in since the store was opened: taken up now, no restart. */
 	if (!st->have_wrap)
 		(void)load_wrap(st, 0);
@@ -406,23 +407,36 @@ pg_get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
 	    pg_bytes(r, row, col + 1, sealed, sizeof(sealed)) == -1)
 		return -1;
 	rc = sec_unseal(k->secret, sealed, sizeof(sealed), st->wrap, k->kid);
+	/* wrap.key replaced since we read it (a new deployment's after a
+	 * leak, or the right one copied over another's): read it again. */
+	if (rc != 0 && load_wrap(st, 0) == 0 && st->have_wrap)
+		rc = sec_unseal(k->secret, sealed, sizeof(sealed), st->wrap,
+		    k->kid);
+	st->unseal_failed = rc != 0 && st->have_wrap;
 	k->created = pg_i64(r, row, col + 2);
 	k->expires = pg_i64(r, row, col + 3);
 	k->current = pg_bool(r, row, col + 4);
 	return rc;
 }
 
-/* A record we cannot read; or no wrap key here, which is a set-up
- * problem (STORE_ERROR, a 503), not damage. */
+/* A record we cannot read; or no wrap key here, or another
+ * deployment's, which is a set-up problem (STORE_ERROR, a 503 that
+ * takes the node out of a balancer), not damage. */
 enum store_err
 pg_damaged(struct pstore *st, const char *what)
 {
-	snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s", what,
-	    st->have_wrap ? "a record cannot be read (or a signing key "
-	    "cannot be unsealed with this node's " WRAP_FILE ")" :
-	    "no " WRAP_FILE " in db_path: copy it from the node where "
-	    "crmauthctl init first ran");
-	return st->have_wrap ? STORE_CORRUPT : STORE_ERROR;
+	if (!st->have_wrap || st->unseal_failed) {
+		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
+		    what, !st->have_wrap ? "no " WRAP_FILE " in db_path: copy "
+		    "it from the node where crmauthctl init first ran" :
+		    "the signing keys cannot be unsealed with this node's "
+		    WRAP_FILE " (another deployment's?): copy the one from the "
+		    "node where crmauthctl init first ran");
+		return STORE_ERROR;
+	}
+	snprintf(st->base.detail, sizeof(st->base.detail), "%s: a record "
+	    "cannot be read", what);
+	return STORE_CORRUPT;
 }
 
 /* The access token's kind and lookup text (a code's digest in hex). */
@@ -1472,9 +1486,12 @@ load_wrap(struct pstore *st, int create)
 	}
 	if (errno != ENOENT || access(path, F_OK) == 0)
 		return -1;	/* detail says why */
-	/* Serving without it: reads of keys say what is missing. */
-	if (!create)
+	/* Serving without it (or no longer with it: removed since):
+	 * reads of keys say what is missing. */
+	if (!create) {
+		st->have_wrap = 0;
 		return 0;
+	}
 	if (store_make_dir(&st->base.cfg, st->base.detail,
 	    sizeof(st->base.detail)) == -1)
 		return -1;

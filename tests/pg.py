@@ -506,6 +506,71 @@ def t_node_without_wrap_key():
         N.cleanup()
 
 
+def put_wrap(n, data):
+    """Write n's wrap.key (data: bytes), as an operator copies it."""
+    dst = os.path.join(n.db, "wrap.key")
+    tmp = dst + ".new"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o600)
+    if n.user:
+        shutil.chown(tmp, n.user, n.user)
+    os.rename(tmp, dst)
+
+
+def check_config(n):
+    """crmauth.fcgi -t on n's configuration, as its user."""
+    return subprocess.run([crmtest.FCGI, "-t", "-c", n.conf], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60, **crmtest.user_kw(n.user))
+
+
+def t_wrap_key_replaced_while_serving():
+    """Operator: another deployment's wrap.key makes health 503 (with
+    Retry-After, so that a balancer leaves the node out) and -t fail;
+    the right file copied in, or a new one made by the README's
+    "Losing or leaking wrap.key" steps, is taken up by the running
+    responders, no restart."""
+    X = node("wrapx", procs=2)
+    Y = None
+    try:
+        X.start()
+        X.ctl("user", "add", "ACME", "wanda", "--unit", "HQ", input="wanda-pw\n")
+        old = X.login_token("wanda", "wanda-pw")
+        Y = node("wrapy", pg_db=X.pg_db, wrap_from=X, procs=2)
+        put_wrap(Y, os.urandom(32))             # another deployment's
+        Y.start()
+        r = Y.get("/health")
+        eq((r.status, r.code), (503, "SERVICE_UNAVAILABLE"), "health with another's wrap.key")
+        check(r.headers.get("retry-after"), "Retry-After")
+        eq(login(Y, "wanda-pw", user="wanda").status, 503, "login there: 503, not 500")
+        check("cannot be unsealed with this node's wrap.key" in Y.error_log(),
+              Y.error_log()[-600:])
+        t = check_config(Y)
+        eq(t.returncode, 1, f"-t with another's wrap.key: {t.stdout}")
+        check("wrap.key" in t.stderr, t.stderr)
+        put_wrap(Y, open(os.path.join(X.db, "wrap.key"), "rb").read())
+        eq(Y.get("/health").status, 200, "the right wrap.key copied in: no restart")
+        eq(check_status(Y, old), (200, "OK"), "and it verifies")
+        eq(check_config(Y).returncode, 0, "-t then")
+        # The README's steps after a leak, on X, while both serve.
+        X.pg.psql(X.pg_db, "DELETE FROM signing_keys")
+        os.unlink(os.path.join(X.db, "wrap.key"))
+        t = check_config(X)
+        eq(t.returncode, 1, f"-t without wrap.key: {t.stdout}")
+        X.ctl("init")
+        for _ in range(4):      # every responder of X
+            eq(login(X, "wanda-pw", user="wanda").status, 200, "a new wrap.key: no restart")
+        eq(check_status(X, old), (401, "INVALID_TOKEN"), "tokens from before are refused")
+        eq(Y.get("/health").status, 503, "Y has the old wrap.key: 503")
+        put_wrap(Y, open(os.path.join(X.db, "wrap.key"), "rb").read())
+        for _ in range(4):
+            eq(login(Y, "wanda-pw", user="wanda").status, 200, "Y with the new file")
+    finally:
+        X.cleanup()
+        if Y is not None:
+            Y.cleanup()
+
+
 def t_bad_conninfo_logs():
     """A missing database, a wrong password: one clear line in the log,
     never the password; 503 to the client."""
@@ -782,6 +847,8 @@ def main():
             ("two nodes: through nginx, whichever node answers", t_through_the_balancer),
             ("security: session settings pinned against the database's defaults",
              t_session_settings_pinned),
+            ("operator: wrap.key replaced while serving; another's gives 503 and -t fails",
+             t_wrap_key_replaced_while_serving),
             ("two nodes: apikey revoke fails the key on both", t_apikey_revoke_on_both),
             ("two nodes: user disable refuses on both", t_user_disable_on_both),
             ("two nodes: key rotate, old and new tokens verify on both", t_key_rotate_on_both),
