@@ -571,6 +571,36 @@ def t_wrap_key_replaced_while_serving():
             Y.cleanup()
 
 
+def t_backend_killed():
+    """Faults: every backend of the responders SIGKILLed (PostgreSQL then
+    restarts them all): once the server is back, the responders, still
+    holding their dead connections, reconnect and retry the (idempotent)
+    read: every answer a 200, no responder restarted."""
+    n = node("bkill", procs=2)
+    try:
+        n.start()
+        n.ctl("user", "add", "ACME", "kim", "--unit", "HQ", input="kim-pw\n")
+        key = n.ctl("apikey", "add", "ACME", "kim").stdout.strip()
+        tok = n.key_token(key)
+        for _ in range(4):
+            eq(check_status(n, tok), (200, "OK"), "before")
+        pids = [int(p) for p in n.pg.psql(
+            "postgres", "SELECT pid FROM pg_stat_activity WHERE application_name = 'crmauth' "
+            f"AND datname = '{n.pg_db}'").split()]
+        check(pids, "the responders' connections")
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        # The server back (it restarted every backend), the responders
+        # still holding their dead connections: each notices, reconnects
+        # and retries the read, so every answer is a 200.
+        wait_for(lambda: n.pg.psql("postgres", "SELECT 1", check=False).strip() == "1", 60,
+                 "PostgreSQL back after the crash of a backend")
+        seen = [check_status(n, tok)[0] for _ in range(8)]
+        eq(seen, [200] * 8, "a lost connection: reconnected, the read retried")
+    finally:
+        n.cleanup()
+
+
 def t_bad_conninfo_logs():
     """A missing database, a wrong password: one clear line in the log,
     never the password; 503 to the client."""
@@ -849,6 +879,8 @@ def main():
              t_session_settings_pinned),
             ("operator: wrap.key replaced while serving; another's gives 503 and -t fails",
              t_wrap_key_replaced_while_serving),
+            ("faults: the responders' backends killed: reconnected, reads retried",
+             t_backend_killed),
             ("two nodes: apikey revoke fails the key on both", t_apikey_revoke_on_both),
             ("two nodes: user disable refuses on both", t_user_disable_on_both),
             ("two nodes: key rotate, old and new tokens verify on both", t_key_rotate_on_both),
