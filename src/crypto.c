@@ -143,7 +143,8 @@ sec_pwcost(const char *phc, uint32_t *m, uint32_t *t, uint32_t *p)
 			s += 3;
 		}
 		n = strspn(s, "0123456789");
-		if (n == 0 || n >= sizeof(num))
+		/* libsodium refuses leading zeros: so do we. */
+		if (n == 0 || n >= sizeof(num) || (n > 1 && s[0] == '0'))
 			return -1;
 		memcpy(num, s, n);
 		num[n] = '\0';
@@ -157,7 +158,8 @@ sec_pwcost(const char *phc, uint32_t *m, uint32_t *t, uint32_t *p)
 	*t = (uint32_t)v[1];
 	*p = (uint32_t)v[2];
 	if (*m < CRM_ARGON2_MEM_MIN_KIB || *m > CRM_ARGON2_MEM_MAX_KIB ||
-	    *t < 1 || *t > CRM_ARGON2_T_MAX || *p != 1)
+	    *t < 1 || *t > CRM_ARGON2_T_MAX || *p < 1 ||
+	    *p > CRM_ARGON2_P_MAX)
 		return 1;
 	return 0;
 }

@@ -256,13 +256,16 @@ int	 sec_pwhash(char out[CRM_PWHASH_MAX], const char *pw, size_t len,
 	    const struct config *);
 /*
  * The bounds of an argon2id cost, for the configuration, imports and
- * every verify: memory 8 KiB to 1 GiB, 1 to 64 passes, one lane
- * (libsodium's).  At the top, a verify takes minutes: enough for any
- * real set-up, not a responder held for days.
+ * every verify: memory 8 KiB to 1 GiB, 1 to 64 passes, 1 to 16 lanes
+ * (libsodium makes hashes of one lane and verifies others with one
+ * thread: the work is memory times passes).  At the top, a verify takes
+ * about a minute: enough for any real set-up, not a responder held for
+ * days.
  */
 #define CRM_ARGON2_MEM_MIN_KIB	8
 #define CRM_ARGON2_MEM_MAX_KIB	1048576
 #define CRM_ARGON2_T_MAX	64
+#define CRM_ARGON2_P_MAX	16
 /* The cost of an argon2id PHC string: 0 within the bounds, 1 past them,
  * -1 when it is no argon2id string. */
 int	 sec_pwcost(const char *phc, uint32_t *m, uint32_t *t, uint32_t *p);

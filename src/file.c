@@ -21,7 +21,8 @@ open_regular(const char *path, int flags, char *err, size_t errlen)
 	struct stat	 sb;
 	int		 fd, fl;
 
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | flags)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+	    flags)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -97,7 +97,10 @@ struct pstore {
 	int		 bare;		/* connect without preparing (init) */
 	unsigned char	 wrap[CRM_SEAL_KEY];
 	int		 have_wrap;
-	int		 unseal_failed;	/* the last key read did not unseal */
+	/* The last key read did not unseal: 1 with this wrap.key, 2 when
+	 * the file could not be read (detail says why); pg_damaged says so
+	 * and clears it. */
+	int		 unseal_failed;
 	char		 label[96];	/* "postgresql database NAME", for logs */
 };
 

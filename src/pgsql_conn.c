@@ -114,6 +114,9 @@ static const char *const pinned[] = {
 	"SET client_encoding TO 'UTF8'",
 	"SET default_transaction_isolation TO 'read committed'",
 	"SET default_transaction_read_only TO off",
+	/* Waits are bounded by statement_timeout, not cut short. */
+	"SET lock_timeout TO 0",
+	"SET idle_in_transaction_session_timeout TO 0",
 };
 #define NPINNED	(int)(sizeof(pinned) / sizeof(pinned[0]))
 

@@ -393,8 +393,8 @@ int
 pg_get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
     struct sigkey *k)
 {
-	unsigned char	sealed[SEALED_BYTES];
-	int		rc;
+	unsigned char	sealed[SEALED_BYTES], held[CRM_SEAL_KEY];
+	int		rc, lw = 0, have_file = 1;
 
 	memset(k, 0, sizeof(*k));
 	st->unseal_failed = 0;
@@ -408,11 +408,23 @@ pg_get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
 		return -1;
 	rc = sec_unseal(k->secret, sealed, sizeof(sealed), st->wrap, k->kid);
 	/* wrap.key replaced since we read it (a new deployment's after a
-	 * leak, or the right one copied over another's): read it again. */
-	if (rc != 0 && load_wrap(st, 0) == 0 && st->have_wrap)
-		rc = sec_unseal(k->secret, sealed, sizeof(sealed), st->wrap,
-		    k->kid);
-	st->unseal_failed = rc != 0 && st->have_wrap;
+	 * leak, or the right one copied over another's): read it again,
+	 * and keep it only if it opens this key. */
+	if (rc != 0) {
+		memcpy(held, st->wrap, sizeof(held));
+		if ((lw = load_wrap(st, 0)) == 0 && st->have_wrap)
+			rc = sec_unseal(k->secret, sealed, sizeof(sealed),
+			    st->wrap, k->kid);
+		else if (lw == 0)
+			have_file = 0;	/* removed: no key at all now */
+		if (rc != 0 && have_file) {
+			memcpy(st->wrap, held, sizeof(held));
+			st->have_wrap = 1;
+		}
+		explicit_bzero(held, sizeof(held));
+	}
+	/* 2: the file cannot be read, and detail says why. */
+	st->unseal_failed = rc == 0 || !st->have_wrap ? 0 : lw == -1 ? 2 : 1;
 	k->created = pg_i64(r, row, col + 2);
 	k->expires = pg_i64(r, row, col + 3);
 	k->current = pg_bool(r, row, col + 4);
@@ -425,7 +437,19 @@ pg_get_sigkey(struct pstore *st, const PGresult *r, int row, int col,
 enum store_err
 pg_damaged(struct pstore *st, const char *what)
 {
-	if (!st->have_wrap || st->unseal_failed) {
+	int unsealed_not = st->unseal_failed;
+	char why[sizeof(st->base.detail)];
+
+	st->unseal_failed = 0;		/* said once, here */
+	if (unsealed_not == 2) {	/* load_wrap's own reason */
+		memcpy(why, st->base.detail, sizeof(why));
+		why[sizeof(why) - 1] = '\0';
+		if ((size_t)snprintf(st->base.detail, sizeof(st->base.detail),
+		    "%s: %.1000s", what, why) >= sizeof(st->base.detail))
+			st->base.detail[sizeof(st->base.detail) - 1] = '\0';
+		return STORE_ERROR;
+	}
+	if (!st->have_wrap || unsealed_not) {
 		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
 		    what, !st->have_wrap ? "no " WRAP_FILE " in db_path: copy "
 		    "it from the node where crmauthctl init first ran" :
@@ -1464,6 +1488,7 @@ static int
 load_wrap(struct pstore *st, int create)
 {
 	char		 path[1100];
+	unsigned char	 key[CRM_SEAL_KEY];
 	struct stat	 sb;
 	mode_t		 mode = 0600;
 	ssize_t		 n;
@@ -1473,14 +1498,20 @@ load_wrap(struct pstore *st, int create)
 	/* A FIFO or device planted there is refused, not waited on. */
 	if ((fd = open_regular(path, O_NOFOLLOW, st->base.detail,
 	    sizeof(st->base.detail))) != -1) {
-		n = read(fd, st->wrap, sizeof(st->wrap));
+		/* Whole or not at all: the key held so far stays until a
+		 * file of exactly the right size is read. */
+		n = -1;
+		if (fstat(fd, &sb) == 0 && sb.st_size == (off_t)sizeof(key))
+			n = read(fd, key, sizeof(key));
 		close(fd);
-		if (n != (ssize_t)sizeof(st->wrap)) {
+		if (n != (ssize_t)sizeof(key)) {
 			snprintf(st->base.detail, sizeof(st->base.detail),
-			    "%s: not a key of %zu bytes", path,
-			    sizeof(st->wrap));
+			    "%s: not a key of %zu bytes", path, sizeof(key));
+			explicit_bzero(key, sizeof(key));
 			return -1;
 		}
+		memcpy(st->wrap, key, sizeof(key));
+		explicit_bzero(key, sizeof(key));
 		st->have_wrap = 1;
 		return 0;
 	}

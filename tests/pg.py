@@ -140,10 +140,19 @@ def t_session_settings_pinned():
     n = node("pinned")
     try:
         pg = n.pg
-        pg.psql("postgres", f"ALTER DATABASE {n.pg_db} SET bytea_output = escape; "
-                f"ALTER DATABASE {n.pg_db} SET default_transaction_read_only = on; "
-                f"ALTER DATABASE {n.pg_db} SET synchronous_commit = off; "
-                f"ALTER DATABASE {n.pg_db} SET default_transaction_isolation = serializable")
+        # What crmauth's own session has when it releases a token.
+        pg.psql(n.pg_db, "CREATE TABLE seen (sc text, lt text, iso text, enc text, it text); "
+                "CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "INSERT INTO seen VALUES (current_setting('synchronous_commit'), "
+                "current_setting('lock_timeout'), current_setting('transaction_isolation'), "
+                "current_setting('client_encoding'), "
+                "current_setting('idle_in_transaction_session_timeout')); RETURN NEW; END $$; "
+                "CREATE TRIGGER note AFTER INSERT ON released FOR EACH ROW EXECUTE FUNCTION note()")
+        for setting in ("bytea_output = escape", "default_transaction_read_only = on",
+                        "synchronous_commit = off", "default_transaction_isolation = serializable",
+                        "client_encoding = 'LATIN1'", "lock_timeout = '1ms'",
+                        "idle_in_transaction_session_timeout = '1ms'"):
+            pg.psql("postgres", f"ALTER DATABASE {n.pg_db} SET {setting}")
         n.start()
         n.ctl("user", "add", "ACME", "pia", "--unit", "HQ", input="pia-pw\n")
         key = n.ctl("apikey", "add", "ACME", "pia").stdout.strip()
@@ -153,6 +162,9 @@ def t_session_settings_pinned():
         eq(n.post("/authentication/token/release", {"token": tok}).status, 200, "release")
         eq(check_status(n, tok), (401, "TOKEN_RELEASED"), "released")
         eq(n.ctl("key", "list").returncode, 0, "signing keys read (bytea)")
+        eq(pg.psql(n.pg_db, "SELECT * FROM seen").strip().split("|"),
+           ["on", "0", "read committed", "UTF8", "0"],
+           "the releasing session's settings: crmauth's, not the database's")
         # What a session of the responders' role gets by default, for
         # the record: what crmauth had to undo.
         shown = pg.psql(n.pg_db, "SHOW synchronous_commit").strip()

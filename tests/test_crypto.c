@@ -116,7 +116,19 @@ t_pwhash(void)
 		snprintf(big, sizeof(big), "$argon2id$v=19$m=8192,"
 		    "t=4000000000,p=1%s", strchr(h + 29, '$'));
 		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
+		/* A real hash one pass past the bounds (cheap at 8 KiB):
+		 * the right password is refused. */
+		CU_ASSERT_EQUAL_FATAL(crypto_pwhash_str_alg(big,
+		    "correct horse", 13, CRM_ARGON2_T_MAX + 1, 8 * 1024,
+		    crypto_pwhash_ALG_ARGON2ID13), 0);
+		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
 		CU_ASSERT_EQUAL(sec_pwverify(big, "correct horse", 13), -1);
+		CU_ASSERT_EQUAL_FATAL(crypto_pwhash_str_alg(big,
+		    "correct horse", 13, CRM_ARGON2_T_MAX, 8 * 1024,
+		    crypto_pwhash_ALG_ARGON2ID13), 0);
+		CU_ASSERT_EQUAL(sec_pwverify(big, "correct horse", 13), 0);
+		CU_ASSERT_EQUAL(sec_pwcost("$argon2id$v=19$m=08,t=1,p=1$a$b",
+		    &m, &t, &p), -1);
 		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048577,t=1,p=1%s",
 		    strchr(h + 29, '$'));
 		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
