@@ -596,6 +596,7 @@ def t_backend_killed():
         tok = n.key_token(key)
         for _ in range(4):
             eq(check_status(n, tok), (200, "OK"), "before")
+        responders = sorted(n.responder_pids())
         pids = [int(p) for p in n.pg.psql(
             "postgres", "SELECT pid FROM pg_stat_activity WHERE application_name = 'crmauth' "
             f"AND datname = '{n.pg_db}'").split()]
@@ -609,6 +610,7 @@ def t_backend_killed():
                  "PostgreSQL back after the crash of a backend")
         seen = [check_status(n, tok)[0] for _ in range(8)]
         eq(seen, [200] * 8, "a lost connection: reconnected, the read retried")
+        eq(sorted(n.responder_pids()), responders, "the same responders")
     finally:
         n.cleanup()
 
