@@ -462,18 +462,6 @@ c_user_logout(struct ctx *c, int argc, char **argv)
 }
 
 static int
-c_user_del(struct ctx *c, int argc, char **argv)
-{
-	enum store_err e = store_user_del(c->store, argv[0], argv[1]);
-
-	if (e == STORE_NOTFOUND)
-		return fail("no user %s in organisation %s", argv[1], argv[0]);
-	if (e != STORE_OK)
-		return store_fail(c, e);
-	return 0;
-}
-
-static int
 user_line(void *arg, const char *org, const char *user,
     const struct user_rec *u)
 {
@@ -517,6 +505,30 @@ clear_account(struct ctx *c, enum att_kind kind, const char *org,
 	if (e != STORE_OK)
 		return store_fail(c, e);
 	*n += m;
+	return 0;
+}
+
+/*
+ * A deleted user's failed-attempt counters and trusted addresses go with
+ * it: whoever is added later under that name inherits neither a lock nor
+ * the old owner's trust.
+ */
+static int
+c_user_del(struct ctx *c, int argc, char **argv)
+{
+	enum store_err	 e = store_user_del(c->store, argv[0], argv[1]);
+	unsigned char	 k[ATT_KEY_MAX];
+	size_t		 len, n = 0, m;
+
+	if (e == STORE_NOTFOUND)
+		return fail("no user %s in organisation %s", argv[1], argv[0]);
+	if (e != STORE_OK)
+		return store_fail(c, e);
+	if (clear_account(c, ATT_USER, argv[0], argv[1], NULL, &n) != 0)
+		return 1;
+	len = throttle_key(k, 'T', ATT_USER, argv[0], argv[1], NULL);
+	if ((e = store_lock_clear(c->store, k, len, 1, &m)) != STORE_OK)
+		return store_fail(c, e);
 	return 0;
 }
 
@@ -1239,7 +1251,7 @@ static const struct cmd cmds[] = {
 	{ "user", "enable", c_user_enable, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "undo disable" },
 	{ "user", "del", c_user_del, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
-	    "delete the user and the user's Web API keys" },
+	    "delete the user, its Web API keys, counters and trusted addresses" },
 	{ "user", "unlock", c_user_unlock, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "clear the user's failed-attempt counters (every address)" },
 	{ "user", "logout", c_user_logout, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",

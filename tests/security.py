@@ -722,6 +722,34 @@ def sec_rehash_on_login():
         s.cleanup()
 
 
+def sec_user_del_forgets_counters_and_trust():
+    """Security: user del takes the user's failed-attempt counters and
+    trusted addresses with it: a new user added later under the same name
+    inherits neither the old one's near-lock nor the old one's trust."""
+    s = Lighttpd("forget", procs=2, user=RUN_USER, argon2=ARGON2,
+                 lockout="lockout_threshold = 5\nlockout_account_threshold = 8\n"
+                         "lockout_window = 60\n").start()
+    try:
+        s.ctl("user", "add", "ACME", "mo", "--unit", "HQ", input="old-mo-pw\n")
+        eq(login(s, "old-mo-pw", "127.0.0.20", user="mo").status, 200, "old mo, trusted here")
+        for _ in range(4):
+            eq(login(s, "wrong", "127.0.0.30", user="mo").status, 401, "old mo's failures")
+        s.ctl("user", "del", "ACME", "mo")
+        s.ctl("user", "add", "ACME", "mo", "--unit", "HQ", input="new-mo-pw\n")
+        # The new mo has five tries from that address, not one.
+        for i in range(4):
+            eq(login(s, "wrong", "127.0.0.30", user="mo").status, 401,
+               f"the new mo's failure {i + 1}: no inherited counter")
+        for src in ("127.0.0.31", "127.0.0.32", "127.0.0.33", "127.0.0.34"):
+            eq(login(s, "wrong", src, user="mo").status, 401, "strangers")
+        # The account is held now (8); the old mo's address is not
+        # trusted for the new mo.
+        eq(login(s, "new-mo-pw", "127.0.0.20", user="mo").status, 429,
+           "no inherited trust: the account's lock holds there too")
+    finally:
+        s.cleanup()
+
+
 def sec_special_files_refused():
     """Security: a FIFO (which opens only when a writer comes) or a device
     named as a file to read is refused at once, never waited on:
@@ -803,6 +831,8 @@ TESTS = [
     ("sec: backup is 0600 over a planted temp file or a symlink", sec_backup_over_planted_files),
     ("sec: no secret is accepted on the command line", sec_no_secret_on_command_line),
     ("sec: a FIFO or device to read is refused, never waited on", sec_special_files_refused),
+    ("sec: user del forgets the user's counters and trusted addresses",
+     sec_user_del_forgets_counters_and_trust),
     ("sec: a login at another argon2 cost is rehashed at the configured one",
      sec_rehash_on_login),
 ]
