@@ -323,7 +323,7 @@ def print_table(against, rows, targets, met, notes=None):
 
 
 def print_events(on, off, lines, pairs):
-    """The events line; whether issue 14's target is met."""
+    """The events line; whether its target (0.9) is met."""
     ratio = on["rps"] / off["rps"]
     where = EVENTS_DIR or os.path.dirname(tempfile.gettempdir() + "/")
     fs = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", where],
@@ -426,7 +426,7 @@ def main():
             print(f"  pid {p}: before {r0} / {a0}, after {r1} / {a1}")
         if what:
             # Issue 13's target: flat.  Its VmRSS counts libpq's 22
-            # libraries, mapped once (issue 7's 8 MiB was LMDB's).
+            # libraries, mapped once (an earlier 8 MiB was LMDB's).
             met.append(growth <= 256)
             print(f"  largest {worst} KiB (libpq and its libraries mapped), anonymous "
                   f"growth at most {growth} KiB (flat, ≤ 256): "

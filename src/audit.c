@@ -1,5 +1,5 @@
 /*
- * Authentication events (API.md §8): one JSON object per line, for the
+ * Authentication events (README.md, "Authentication events"): one JSON object per line, for the
  * operator who must answer who got a token, when, from where, and who
  * tried and failed.  Sinks (audit_log): syslog (authpriv), stderr (the
  * web server's error log), a file, or off.

@@ -1,5 +1,5 @@
 /*
- * The three ways to get a token (API.md §3): username + password +
+ * The three ways to get a token (README.md, "The methods, by example"): username + password +
  * organisation, a Web API key, a consumer application key with an access
  * token identifier.  Each reads what it needs in one store read, counts
  * the attempt before checking the secret (throttle.c), and signs with

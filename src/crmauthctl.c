@@ -1,5 +1,5 @@
 /*
- * crmauthctl: the admin tool (API.md §7).  Exit 0 on success, 1 on a
+ * crmauthctl: the admin tool (crmauthctl(8)).  Exit 0 on success, 1 on a
  * failure with one line on stderr, 2 on a usage error.  Passwords and
  * pass codes are read from standard input, never from the command line.
  */

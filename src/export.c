@@ -1,5 +1,5 @@
 /*
- * crmauthctl export and import (API.md §7): every record of a store as
+ * crmauthctl export and import (crmauthctl(8)): every record of a store as
  * JSON lines, read back into an empty store of either backend.  The
  * format is the backends' common ground, so it is written once, here:
  *

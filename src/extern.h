@@ -41,7 +41,7 @@ struct json_object;
 void	 log_init(const char *progname);
 void	 log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- audit.c: authentication events (API.md §8) ------------------------ */
+/* ---- audit.c: authentication events (README.md) ------------------------- */
 
 enum audit_sink { AUDIT_OFF, AUDIT_SYSLOG, AUDIT_STDERR, AUDIT_FILE };
 

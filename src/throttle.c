@@ -1,5 +1,5 @@
 /*
- * Throttling guessable secrets (API.md "Throttling failed attempts"):
+ * Throttling guessable secrets (README.md, "Throttling failed attempts"):
  * what is counted, against which limits.  The store only counts, with
  * the same rules on every backend (store_attempt_reserve).
  *

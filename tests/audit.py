@@ -1,4 +1,4 @@
-"""Authentication events (API.md §8, issue 14) through a real lighttpd with
+"""Authentication events (README.md, "Authentication events") through a real lighttpd with
 two responders: the exact line every event kind leaves in a file sink,
 one event per answered request under concurrent load and across a
 rotation, hostile names, a sink that cannot be written, the stderr sink,

@@ -1,4 +1,4 @@
-"""End-to-end: every method and every applicable error of API.md §2,
+"""End-to-end: every method and every applicable error of README.md "Errors",
 through a real lighttpd, in FastCGI and in CGI mode."""
 import base64
 import calendar
@@ -833,7 +833,7 @@ def t_key_rotation():
 
 
 def t_throttle():
-    """API.md "Throttling failed attempts", with lockout_threshold 3,
+    """README.md "Throttling failed attempts", with lockout_threshold 3,
     lockout_account_threshold 8, lockout_window 4 s.  Addresses are
     127.0.0.x: the server sees them as REMOTE_ADDR."""
     T = Lighttpd("throttle", procs=2, lockout="lockout_threshold = 3\n"

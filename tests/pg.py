@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PostgreSQL as the shared store of several web nodes (issue 13).
+"""PostgreSQL as the shared store of several web nodes (README.md, "Running on
+several machines").
 
 Two lighttpd instances on two loopback ports, each with its own
 responders, one database, and an nginx balancing between them; a

@@ -1,7 +1,7 @@
 """Security regressions, one named test each, as an attacker or an operator
 would try them: through a real lighttpd on loopback, crmauthctl, and
 libcrmauth.  Each failed against the code before the fix it guards
-(API.md §3 "Throttling failed attempts", "Revocation of tokens already
+(README.md "Throttling failed attempts", "Revocation of tokens already
 issued", §7).
 
 Client addresses are 127.0.0.0/8: the server sees each as REMOTE_ADDR."""

@@ -280,7 +280,7 @@ t_audit_log(void)
 }
 
 static CU_TestInfo tests[] = {
-	{ "defaults match API.md §6", t_defaults },
+	{ "defaults match the README's Configuration", t_defaults },
 	{ "every key is read", t_every_key },
 	{ "errors name file, line and problem", t_errors },
 	{ "lines longer than 200 bytes are read whole", t_long_line },

@@ -475,7 +475,7 @@ t_web_root(void)
 static CU_TestInfo tests[] = {
 	{ "security: our files under a request's web root: 503 for it only",
 	    t_web_root },
-	{ "status table matches API.md §2", t_status_table },
+	{ "status table matches the README's Errors", t_status_table },
 	{ "envelope: data or null, escaped message", t_envelope },
 	{ "response headers", t_respond_headers },
 	{ "PATH_INFO: one trailing slash, exact routes", t_path },
