@@ -1,6 +1,6 @@
 /*
- * Authentication events (README.md, "Authentication events"): one JSON object per line, for the
- * operator who must answer who got a token, when, from where, and who
+ * Authentication events (README.md, "Authentication events"): one JSON
+ * object per line, for the operator who must answer who got a token, when, from where, and who
  * tried and failed.  Sinks (audit_log): syslog (authpriv), stderr (the
  * web server's error log), a file, or off.
  *
@@ -345,8 +345,8 @@ recovered(struct audit *a, const char *what)
 }
 
 /*
- * Open the file, making it (AUDIT_FILE_MODE) if it is not there.  When root makes
- * it (crmauthctl run by root, the first to write after a rotation), it
+ * Open the file, making it (AUDIT_FILE_MODE) if it is not there.  When
+ * root makes it (crmauthctl run by root, the first to write after a rotation), it
  * gets the owner and group of its directory, so that the responders,
  * whose directory it is, can still append to it.
  */

@@ -1,6 +1,6 @@
 /*
- * The three ways to get a token (README.md, "The methods, by example"): username + password +
- * organisation, a Web API key, a consumer application key with an access
+ * The three ways to get a token (README.md, "The methods, by example"):
+ * username + password + organisation, a Web API key, a consumer application key with an access
  * token identifier.  Each reads what it needs in one store read, counts
  * the attempt before checking the secret (throttle.c), and signs with
  * the current key read with it.  Every failed authentication answers the

@@ -52,7 +52,7 @@ config_place(void)
 int
 config_find(struct config *cfg, const char *arg, char *err, size_t errlen)
 {
-	const char	*env;
+	const char	*env, *how = "CRMAUTH_CONF is not set, and";
 	char		 file[1024];
 	struct stat	 sb;
 #ifdef CRMAUTH_SHARED_HOSTING
@@ -62,12 +62,13 @@ config_find(struct config *cfg, const char *arg, char *err, size_t errlen)
 	if (arg != NULL)
 		return config_load(cfg, arg, err, errlen);
 	if ((env = getenv("CRMAUTH_CONF")) != NULL && *env != '\0') {
-		if (stat(env, &sb) == -1 && errno == ENOENT) {
-			snprintf(err, errlen, "no configuration: CRMAUTH_CONF "
-			    "names %s: %s", env, strerror(errno));
+		how = "CRMAUTH_CONF names";
+		if ((size_t)snprintf(file, sizeof(file), "%s", env) >=
+		    sizeof(file)) {
+			snprintf(err, errlen, "CRMAUTH_CONF is too long");
 			return -1;
 		}
-		return config_load(cfg, env, err, errlen);
+		goto found;
 	}
 #ifdef CRMAUTH_SHARED_HOSTING
 	if (pw_home(getuid(), home, sizeof(home), why, sizeof(why)) == -1) {
@@ -85,9 +86,11 @@ config_find(struct config *cfg, const char *arg, char *err, size_t errlen)
 #else
 	snprintf(file, sizeof(file), "%s", CRM_DEFAULT_CONF);
 #endif
+found:
+	/* Missing where it was looked for: say where that was. */
 	if (stat(file, &sb) == -1 && errno == ENOENT) {
-		snprintf(err, errlen, "no configuration: CRMAUTH_CONF is not "
-		    "set, and %s: %s", file, strerror(errno));
+		snprintf(err, errlen, "no configuration: %s %s: %s", how, file,
+		    strerror(errno));
 		return -1;
 	}
 	return config_load(cfg, file, err, errlen);

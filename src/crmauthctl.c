@@ -1251,7 +1251,8 @@ static const struct cmd cmds[] = {
 	{ "user", "enable", c_user_enable, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "undo disable" },
 	{ "user", "del", c_user_del, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
-	    "delete the user, its Web API keys, counters and trusted addresses" },
+	    "delete the user, its Web API keys, counters and trusted "
+	    "addresses" },
 	{ "user", "unlock", c_user_unlock, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
 	    "clear the user's failed-attempt counters (every address)" },
 	{ "user", "logout", c_user_logout, EV_CHANGE | EV_ORG_USR, 2, 2, "ORG USER",
@@ -1298,7 +1299,8 @@ static const struct cmd cmds[] = {
 	    "[--keep N]",
 	    "rename the events file (audit_log) to FILE.1, FILE.1 to FILE.2 "
 	    "..., keeping N (7); the programs write to a new FILE at once" },
-	{ "restore", NULL, c_restore, EV_CHANGE | EV_FILE | NO_STORE, 1, 1, "FILE",
+	{ "restore", NULL, c_restore, EV_CHANGE | EV_FILE | NO_STORE, 1, 1,
+	    "FILE",
 	    "replace the store with a backup (stop the service first)" },
 	{ "export", NULL, c_export, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "every record as JSON lines (0600; it holds the signing keys), "

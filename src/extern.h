@@ -125,7 +125,7 @@ size_t	 audit_format(char *buf, size_t size, const struct audit_event *,
 /* ---- config.c ---------------------------------------------------------- */
 
 struct config {
-	char		 path[1024];	/* the file read, or "" for defaults */
+	char		 path[1024];	/* the file read */
 	char		 store[16];	/* "lmdb" or "postgresql" */
 	char		 pg_conninfo[1024];	/* libpq's, when postgresql */
 	char		 audit_log[1024];	/* syslog, stderr, off or a path */
@@ -554,7 +554,8 @@ struct app {
  * CONTEXT_DOCUMENT_ROOT; NULL or relative: not set); else -1, and the
  * one that does is logged (at most once a minute).
  */
-int	 webroot_check(struct app *, const char *docroot, const char *ctxroot);
+int	 webroot_check(struct app *, const char *docroot,
+	    const char *ctxroot);
 
 /* 0 when the configuration was read and none of our files is under
  * the request's web root; else -1 with res set to 503 (for this request

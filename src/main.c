@@ -160,8 +160,8 @@ check_only(struct app *app)
 		    store_detail(app->store));
 		return 1;
 	}
-	printf("configuration %s: ok\nstore %s: ok\n",
-	    app->cfg.path[0] ? app->cfg.path : "(defaults)", app->cfg.db_path);
+	printf("configuration %s: ok\nstore %s: ok\n", app->cfg.path,
+	    app->cfg.db_path);
 	return 0;
 }
 
