@@ -39,29 +39,97 @@ deny(struct result *res, int basic)
 }
 
 /*
- * Sign a token for s with key; data = {"token": ...}, and its event.
- * Tokens issued at or before cutoff are refused (the principal was
- * logged out or a key revoked this very second): wait for the next
- * second rather than issue one that is dead on arrival.
+ * What a method read its principal with, to read it again (issue()).
+ * A token's iat is the time taken just before the read that found its
+ * principal valid and cutoff < iat: a revocation that read did not see
+ * commits after it, and crmauthctl sets the cutoff again once its
+ * commit returned, to a time at or after iat; the token is refused.
+ */
+struct principal_read {
+	enum { PR_USER, PR_APIKEY, PR_CONSUMER } kind;
+	const char		*org, *name;	/* PR_USER */
+	int64_t			 created;	/* PR_USER: the same user */
+	const unsigned char	*digest;	/* the key methods */
+	const unsigned char	*code;		/* PR_CONSUMER, or ident */
+	const char		*ident;
+};
+
+/* Read the principal again: *why NULL and its cutoff while it may have
+ * a token, else why not. */
+static enum store_err
+read_again(struct app *app, const struct principal_read *pr,
+    int64_t *cutoff, const char **why)
+{
+	struct lookup	 l;
+	enum store_err	 e;
+
+	switch (pr->kind) {
+	case PR_USER:
+		e = store_lookup_user(app->store, pr->org, pr->name, &l);
+		*why = !l.user_found || l.user.created != pr->created ?
+		    "unknown_user" : l.user.disabled ? "disabled" : NULL;
+		*cutoff = l.user.not_before;
+		break;
+	case PR_APIKEY:
+		e = store_lookup_apikey(app->store, pr->digest, &l);
+		*why = !l.apikey_found ? "unknown_key" : l.apikey.revoked ?
+		    "revoked_key" : !l.user_found ? "unknown_user" :
+		    l.user.disabled ? "disabled" : NULL;
+		*cutoff = l.user.not_before;
+		break;
+	default:
+		e = store_lookup_consumer(app->store, pr->digest, pr->code,
+		    pr->ident, &l);
+		*why = !l.consumer_found ? "unknown_key" :
+		    l.consumer.revoked ? "revoked_key" : !l.access_found ?
+		    "unknown_access_token" : NULL;
+		*cutoff = l.app_cutoff;
+		break;
+	}
+	explicit_bzero(&l, sizeof(l));
+	return e;
+}
+
+/*
+ * Sign a token for s with key, issued at iat (when its principal was
+ * read); data = {"token": ...}, and its event.  Tokens issued at or
+ * before cutoff are refused: when the principal was logged out or a key
+ * revoked in the very second of the read, wait for the next second and
+ * read the principal again rather than issue one dead on arrival.  If
+ * it was cut off again since the first read (the secret was checked
+ * before that), this request gets no token; the next one will.
  */
 static void
 issue(struct app *app, struct result *res, const struct sigkey *key,
-    const struct tok_subject *s, int64_t cutoff, struct audit_event *ev)
+    const struct tok_subject *s, int64_t iat, int64_t cutoff,
+    const struct principal_read *pr, int basic, struct audit_event *ev)
 {
 	struct timespec	 tick = { 0, 100 * 1000 * 1000 };
 	enum tok_err	 te;
+	enum store_err	 e;
+	const char	*why;
 	char		*tok = NULL, jti[CRM_JTI_HEX + 1];
+	int64_t		 again;
 	size_t		 n;
 
-	for (int i = 0; i < 30 && app->now() <= cutoff; i++)
-		nanosleep(&tick, NULL);
-	if (app->now() <= cutoff) {
-		result_error(res, API_SERVICE_UNAVAILABLE, "The account was "
-		    "changed just now; try again in a moment.");
-		res->retry_after = 2;
-		return;
+	if (iat <= cutoff) {
+		for (int i = 0; i < 30 && app->now() <= cutoff; i++)
+			nanosleep(&tick, NULL);
+		if ((iat = app->now()) <= cutoff)
+			goto later;
+		if ((e = read_again(app, pr, &again, &why)) != STORE_OK) {
+			result_store_error(res, app, e);
+			return;
+		}
+		if (why != NULL) {
+			deny(res, basic);
+			app_event(app, res, ev, "auth_failed", why);
+			return;
+		}
+		if (again != cutoff)
+			goto later;
 	}
-	te = tok_issue(key, s, app->now(), app->cfg.token_ttl, &tok, jti);
+	te = tok_issue(key, s, iat, app->cfg.token_ttl, &tok, jti);
 	if (te != TOK_OK) {
 		log_err("token: %s", tok_strerror(te));
 		result_error(res, API_INTERNAL_ERROR, NULL);
@@ -83,6 +151,11 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 		ev->jti = NULL;		/* this function's */
 	}
 	free(tok);
+	return;
+later:
+	result_error(res, API_SERVICE_UNAVAILABLE, "The account was "
+	    "changed just now; try again in a moment.");
+	res->retry_after = 2;
 }
 
 /* throttle_begin, and the event of an attempt held back. */
@@ -106,8 +179,8 @@ static void
 conclude(struct app *app, struct result *res, struct attempt *a,
     enum store_err e, int ok, const char *why, int basic,
     const struct lookup *l, char units[][CRM_NAME_MAX + 1], size_t nunits,
-    const char *unit, struct tok_subject *s, int64_t cutoff,
-    struct audit_event *ev)
+    const char *unit, struct tok_subject *s, int64_t iat, int64_t cutoff,
+    const struct principal_read *pr, struct audit_event *ev)
 {
 	if (e != STORE_OK) {
 		throttle_end(app, a, ATT_UNUSED);
@@ -126,7 +199,7 @@ conclude(struct app *app, struct result *res, struct attempt *a,
 		app_event(app, res, ev, "auth_failed", "unit_not_allowed");
 		return;
 	}
-	issue(app, res, &l->key, s, cutoff, ev);
+	issue(app, res, &l->key, s, iat, cutoff, pr, basic, ev);
 }
 
 /* Optional "unit" of the body, which may itself be absent. */
@@ -189,9 +262,11 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	const char		*user, *pw, *org, *unit, *why = NULL;
 	struct lookup		 l;
 	struct tok_subject	 s;
+	struct principal_read	 pr;
 	struct attempt		 a;
 	struct audit_event	 ev;
 	enum store_err		 e;
+	int64_t			 iat;
 	int			 ok;
 
 	/* An empty password is a failed login like any wrong one: the same
@@ -212,6 +287,7 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	    .addr = req->remote_addr };
 	if (begin(app, &a, res, &ev) == -1)
 		return;
+	iat = app->now();
 	e = store_lookup_user(app->store, org, user, &l);
 	if (e == STORE_OK && !l.user_found) {
 		/* Same cost as a wrong password: no timing oracle. */
@@ -231,8 +307,10 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	if (ok)
 		rehash(app, org, user, NULL, l.user.pwhash, pw);
 	s = (struct tok_subject){ .usr = user, .org = org };
+	pr = (struct principal_read){ .kind = PR_USER, .org = org,
+	    .name = user, .created = l.user.created };
 	conclude(app, res, &a, e, ok, why, 0, &l, l.user.units,
-	    l.user.nunits, unit, &s, l.user.not_before, &ev);
+	    l.user.nunits, unit, &s, iat, l.user.not_before, &pr, &ev);
 	explicit_bzero(&l, sizeof(l));
 }
 
@@ -245,9 +323,11 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	const char		*unit, *why = NULL;
 	struct lookup		 l;
 	struct tok_subject	 s;
+	struct principal_read	 pr;
 	struct attempt		 a;
 	struct audit_event	 ev;
 	enum store_err		 e;
+	int64_t			 iat;
 	int			 ok;
 
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
@@ -266,6 +346,7 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	    .addr = req->remote_addr };
 	if (begin(app, &a, res, &ev) == -1)
 		return;
+	iat = app->now();
 	e = store_lookup_apikey(app->store, digest, &l);
 	ok = e == STORE_OK && l.apikey_found && !l.apikey.revoked &&
 	    l.user_found && !l.user.disabled;
@@ -277,8 +358,9 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	why = !l.apikey_found ? "unknown_key" : l.apikey.revoked ?
 	    "revoked_key" : !l.user_found ? "unknown_user" : "disabled";
 	s = (struct tok_subject){ .usr = l.apikey.user, .org = l.apikey.org };
+	pr = (struct principal_read){ .kind = PR_APIKEY, .digest = digest };
 	conclude(app, res, &a, e, ok, why, 1, &l, l.user.units,
-	    l.user.nunits, unit, &s, l.user.not_before, &ev);
+	    l.user.nunits, unit, &s, iat, l.user.not_before, &pr, &ev);
 	explicit_bzero(&l, sizeof(l));
 	explicit_bzero(key, sizeof(key));
 }
@@ -340,9 +422,11 @@ m_consumer_token(struct app *app, const struct request *req,
 	const char		*code, *ident, *pass, *unit, *why = NULL;
 	struct lookup		 l;
 	struct tok_subject	 s;
+	struct principal_read	 pr;
 	struct attempt		 a;
 	struct audit_event	 ev;
 	enum store_err		 e;
+	int64_t			 iat;
 	int			 ok, known;
 
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
@@ -357,6 +441,7 @@ m_consumer_token(struct app *app, const struct request *req,
 		sec_sha256(cd, code, strlen(code));
 	/* The access token is the key's organisation's: read it all first
 	 * (no secret is checked by reading), to know what is guessed. */
+	iat = app->now();
 	if ((e = store_lookup_consumer(app->store, digest, code ? cd : NULL,
 	    ident, &l)) != STORE_OK) {
 		result_store_error(res, app, e);
@@ -400,8 +485,10 @@ m_consumer_token(struct app *app, const struct request *req,
 	s = (struct tok_subject){ .usr = l.consumer.app,
 	    .org = l.consumer.org, .cii = l.access.contact,
 	    .ari = l.access.ari };
+	pr = (struct principal_read){ .kind = PR_CONSUMER, .digest = digest,
+	    .code = code ? cd : NULL, .ident = ident };
 	conclude(app, res, &a, STORE_OK, ok, why, 1, &l, l.consumer.units,
-	    l.consumer.nunits, unit, &s, l.app_cutoff, &ev);
+	    l.consumer.nunits, unit, &s, iat, l.app_cutoff, &pr, &ev);
 	explicit_bzero(&l, sizeof(l));
 	explicit_bzero(key, sizeof(key));
 }

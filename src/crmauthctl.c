@@ -421,10 +421,19 @@ c_user_passwd(struct ctx *c, int argc, char **argv)
 struct cut {
 	int	 disabled;	/* -1: leave as it is */
 	int64_t	 now;
+	int	 step;		/* cutoff_next() */
 };
 
-/* Disable, enable, log out: disabling and logging out also refuse every
- * token the user was issued so far. */
+/*
+ * Disable, enable, log out: disabling and logging out also refuse every
+ * token the user was issued so far, and every token whose request read
+ * the user before the command's commit.  Such a token's iat is the time
+ * its request took before that read (auth.c), which may be later than
+ * the time taken here: so the cutoff is set again once the commit
+ * returned (cut_again(); key_revoke() does the same).  The first change
+ * moves the cutoff past the one before even within a second, so that a
+ * request reading the user again (auth.c, issue()) sees that it moved.
+ */
 static int
 cut_user(struct user_rec *u, void *arg)
 {
@@ -432,23 +441,38 @@ cut_user(struct user_rec *u, void *arg)
 
 	if (k->disabled != -1)
 		u->disabled = k->disabled;
-	if (k->disabled != 0 && u->not_before < k->now)
-		u->not_before = k->now;
+	if (k->disabled != 0)
+		u->not_before = cutoff_next(u->not_before, k->now, k->step);
 	return 0;
+}
+
+/* The cutoff again, at a time taken after the revocation's commit; a
+ * user deleted meanwhile has no token left to refuse. */
+static int
+cut_again(struct ctx *c, const char *org, const char *user)
+{
+	struct cut	 k = { -1, (int64_t)time(NULL), 0 };
+	enum store_err	 e;
+
+	e = store_user_change(c->store, org, user, cut_user, &k, NULL);
+	return e == STORE_OK || e == STORE_NOTFOUND ? 0 : store_fail(c, e);
 }
 
 static int
 c_user_disable(struct ctx *c, int argc, char **argv)
 {
-	struct cut k = { 1, (int64_t)time(NULL) };
+	struct cut	 k = { 1, (int64_t)time(NULL), 1 };
+	int		 rc;
 
-	return change_user(c, argv[0], argv[1], cut_user, &k);
+	if ((rc = change_user(c, argv[0], argv[1], cut_user, &k)) != 0)
+		return rc;
+	return cut_again(c, argv[0], argv[1]);
 }
 
 static int
 c_user_enable(struct ctx *c, int argc, char **argv)
 {
-	struct cut k = { 0, 0 };
+	struct cut k = { 0, 0, 0 };
 
 	return change_user(c, argv[0], argv[1], cut_user, &k);
 }
@@ -456,9 +480,12 @@ c_user_enable(struct ctx *c, int argc, char **argv)
 static int
 c_user_logout(struct ctx *c, int argc, char **argv)
 {
-	struct cut k = { -1, (int64_t)time(NULL) };
+	struct cut	 k = { -1, (int64_t)time(NULL), 1 };
+	int		 rc;
 
-	return change_user(c, argv[0], argv[1], cut_user, &k);
+	if ((rc = change_user(c, argv[0], argv[1], cut_user, &k)) != 0)
+		return rc;
+	return cut_again(c, argv[0], argv[1]);
 }
 
 static int
@@ -580,8 +607,18 @@ c_apikey_add(struct ctx *c, int argc, char **argv)
 	snprintf(ak.user, sizeof(ak.user), "%s", argv[1]);
 	ak.created = (int64_t)time(NULL);
 	new_key(key, digest);
-	if ((e = store_apikey_put(c->store, digest, &ak, 1)) != STORE_OK)
+	/* The user is checked again as the key is written: a user del
+	 * between the two leaves no key behind. */
+	e = store_apikey_put(c->store, digest, &ak, 1);
+	explicit_bzero(&u, sizeof(u));
+	if (e == STORE_NOTFOUND) {
+		explicit_bzero(key, sizeof(key));
+		return fail("no user %s in organisation %s", argv[1], argv[0]);
+	}
+	if (e != STORE_OK) {
+		explicit_bzero(key, sizeof(key));
 		return store_fail(c, e);
+	}
 	printf("%s\n", key);
 	explicit_bzero(key, sizeof(key));
 	sec_key_id(c->key_id, digest);
@@ -674,7 +711,14 @@ key_revoke(struct ctx *c, int argc, char **argv, int consumer)
 
 	if ((rc = key_digest(c, argc, argv, consumer, digest)) != 0)
 		return rc;
-	e = store_key_revoke(c->store, consumer, digest, (int64_t)time(NULL));
+	/* Twice, as user disable (cut_user()): the second cutoff is taken
+	 * after the first commit, so that a request that read the key before
+	 * it has its token refused.  Revoking again is harmless. */
+	e = store_key_revoke(c->store, consumer, digest, (int64_t)time(NULL),
+	    1);
+	if (e == STORE_OK && (e = store_key_revoke(c->store, consumer, digest,
+	    (int64_t)time(NULL), 0)) == STORE_NOTFOUND)
+		e = STORE_OK;	/* deleted meanwhile: nothing left to cut */
 	if (e == STORE_NOTFOUND)
 		return fail("no such %s", consumer ?
 		    "consumer application key" : "Web API key");

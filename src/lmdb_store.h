@@ -76,6 +76,7 @@ struct key_arg {
 	struct consumer_rec	*ck;
 	int			 must_be_new;
 	int64_t			 now;		/* revoke */
+	int			 step;		/* revoke: cutoff_next() */
 };
 
 struct rel_arg {

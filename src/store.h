@@ -264,7 +264,7 @@ struct store_ops {
 	enum store_err	(*access_rehash)(struct store *, const char *,
 			    const char *, const char *, const char *);
 	enum store_err	(*key_revoke)(struct store *, int,
-			    const unsigned char *, int64_t);
+			    const unsigned char *, int64_t, int);
 	enum store_err	(*sigkey_rotate)(struct store *, int64_t, int64_t,
 			    struct sigkey *, struct sigkey *);
 	enum store_err	(*sigkey_retire)(struct store *, const char *,
@@ -496,14 +496,25 @@ store_access_rehash(struct store *st, const char *org, const char *ident,
 	return st->ops->access_rehash(st, org, ident, old, new);
 }
 
+/*
+ * A principal's new cutoff when it is cut off at now: at least now and,
+ * with step 1, past the cutoff before, so that a request that read the
+ * old cutoff can tell it moved even within the same second (auth.c).
+ */
+static inline int64_t
+cutoff_next(int64_t old, int64_t now, int step)
+{
+	return old + step > now ? old + step : now;
+}
+
 /* Mark a Web API key (consumer 0) or consumer key (1) revoked, and cut
  * off every token issued so far to the key's user, or to the consumer
- * key's application. */
+ * key's application (cutoff_next()). */
 static inline enum store_err
 store_key_revoke(struct store *st, int consumer,
-    const unsigned char digest[CRM_DIGEST_BYTES], int64_t now)
+    const unsigned char digest[CRM_DIGEST_BYTES], int64_t now, int step)
 {
-	return st->ops->key_revoke(st, consumer, digest, now);
+	return st->ops->key_revoke(st, consumer, digest, now, step);
 }
 
 /* A new current signing key; the old one verifies until now + ttl, then

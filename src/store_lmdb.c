@@ -340,11 +340,22 @@ key_get_fn(struct lstore *st, MDB_txn *txn, void *p)
 	return lm_key_decode(&val, a);
 }
 
+/* A Web API key is written only while its user is there, checked in
+ * the same transaction: a user del that ran first leaves nothing to
+ * write it for (MDB_NOTFOUND). */
 static int
 key_put_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
-	struct key_arg *a = p;
+	struct key_arg	*a = p;
+	struct user_rec	 u;
+	int		 rc;
 
+	if (!a->consumer) {
+		rc = lm_user_read(st, txn, a->ak->org, a->ak->user, &u);
+		explicit_bzero(&u, sizeof(u));
+		if (rc != 0)
+			return rc;
+	}
 	return lm_key_put(st, txn, a, a->must_be_new ? MDB_NOOVERWRITE : 0);
 }
 
@@ -358,6 +369,7 @@ revoke_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
 	struct key_arg	*a = p;
 	struct user_rec	 u;
+	int64_t		 cut;
 	int		 rc;
 
 	if ((rc = key_get_fn(st, txn, a)) != 0)
@@ -368,13 +380,19 @@ revoke_fn(struct lstore *st, MDB_txn *txn, void *p)
 		a->ak->revoked = 1;
 	if ((rc = lm_key_put(st, txn, a, 0)) != 0)
 		return rc;
-	if (a->consumer)
-		return lm_app_cutoff_put(st, txn, a->ck->org, a->ck->app, a->now);
+	if (a->consumer) {
+		if ((rc = lm_app_cutoff_get(st, txn, a->ck->org, a->ck->app,
+		    &cut)) != 0)
+			return rc;
+		return lm_app_cutoff_put(st, txn, a->ck->org, a->ck->app,
+		    cutoff_next(cut, a->now, a->step));
+	}
 	rc = lm_user_read(st, txn, a->ak->org, a->ak->user, &u);
 	if (rc == MDB_NOTFOUND)
 		return 0;
-	if (rc == 0 && u.not_before < a->now) {
-		u.not_before = a->now;
+	if (rc == 0 && (cut = cutoff_next(u.not_before, a->now, a->step)) !=
+	    u.not_before) {
+		u.not_before = cut;
 		rc = lm_user_write(st, txn, a->ak->org, a->ak->user, &u, 0);
 	}
 	explicit_bzero(&u, sizeof(u));
@@ -429,13 +447,13 @@ l_consumer_put(struct store *s,
 
 static enum store_err
 l_key_revoke(struct store *s, int consumer,
-    const unsigned char digest[CRM_DIGEST_BYTES], int64_t now)
+    const unsigned char digest[CRM_DIGEST_BYTES], int64_t now, int step)
 {
 	struct lstore *st = (struct lstore *)s;
 	struct apikey_rec	ak;
 	struct consumer_rec	ck;
 	struct key_arg		a = { .digest = digest, .consumer = consumer,
-	    .ak = &ak, .ck = &ck, .now = now };
+	    .ak = &ak, .ck = &ck, .now = now, .step = step };
 
 	return lm_txn_run(st, 1, "key revoke", revoke_fn, &a);
 }

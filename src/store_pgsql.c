@@ -157,16 +157,30 @@ const char *const pg_sql[Q__MAX] = {
 	    " disabled = $5, created = $6, not_before = $7"
 	    " WHERE org = $1 AND name = $2",
 	/* The user, and the user's Web API keys with it. */
-	[Q_USER_DEL] = "WITH d AS (DELETE FROM users WHERE org = $1"
-	    " AND name = $2 RETURNING 1), k AS (DELETE FROM apikeys"
-	    " WHERE org = $1 AND user_name = $2"
-	    " AND EXISTS (SELECT 1 FROM d)) SELECT count(*) FROM d",
-	[Q_APIKEY_ADD] = "INSERT INTO apikeys VALUES ($1, $2, $3, $4, $5)"
-	    " ON CONFLICT DO NOTHING",
-	[Q_APIKEY_PUT] = "INSERT INTO apikeys VALUES ($1, $2, $3, $4, $5)"
-	    " ON CONFLICT (digest) DO UPDATE SET org = EXCLUDED.org,"
+	/*
+	 * A user and its Web API keys go in two statements of one
+	 * transaction: the second, run once the first holds the user's row,
+	 * sees every key committed before (a key added meanwhile waited for
+	 * that row: Q_APIKEY_ADD).  One statement would delete only the keys
+	 * of its snapshot, taken before it waited.
+	 */
+	[Q_USER_DEL] = "DELETE FROM users WHERE org = $1 AND name = $2",
+	[Q_USER_KEYS_DEL] = "DELETE FROM apikeys WHERE org = $1"
+	    " AND user_name = $2",
+	/* A key only while its user is there, whose row it holds (FOR KEY
+	 * SHARE) until it commits: a user del waits for it, or it for the
+	 * del, and then finds no user. */
+	[Q_APIKEY_ADD] = "WITH u AS (SELECT 1 FROM users WHERE org = $2"
+	    " AND name = $3 FOR KEY SHARE) INSERT INTO apikeys"
+	    " SELECT $1::bytea, $2::text, $3::text, $4::boolean, $5::bigint"
+	    " FROM u ON CONFLICT DO NOTHING",
+	[Q_APIKEY_PUT] = "WITH u AS (SELECT 1 FROM users WHERE org = $2"
+	    " AND name = $3 FOR KEY SHARE) INSERT INTO apikeys"
+	    " SELECT $1::bytea, $2::text, $3::text, $4::boolean, $5::bigint"
+	    " FROM u ON CONFLICT (digest) DO UPDATE SET org = EXCLUDED.org,"
 	    " user_name = EXCLUDED.user_name, revoked = EXCLUDED.revoked,"
 	    " created = EXCLUDED.created",
+	[Q_USER_SEEN] = "SELECT 1 FROM users WHERE org = $1 AND name = $2",
 	[Q_CONSUMER_ADD] = "INSERT INTO consumer_keys VALUES ($1, $2, $3, "
 	    UNITS(4) ", $5, $6) ON CONFLICT DO NOTHING",
 	[Q_CONSUMER_PUT] = "INSERT INTO consumer_keys VALUES ($1, $2, $3, "
@@ -182,14 +196,14 @@ const char *const pg_sql[Q__MAX] = {
 	[Q_APIKEY_REVOKE] = "WITH k AS (UPDATE apikeys SET revoked = true"
 	    " WHERE digest = $1 RETURNING org, user_name),"
 	    " u AS (UPDATE users u SET not_before ="
-	    " GREATEST(u.not_before, $2) FROM k"
+	    " GREATEST(u.not_before + $3, $2) FROM k"
 	    " WHERE u.org = k.org AND u.name = k.user_name)"
 	    " SELECT count(*) FROM k",
 	[Q_CONSUMER_REVOKE] = "WITH k AS (UPDATE consumer_keys SET"
 	    " revoked = true WHERE digest = $1 RETURNING org, app),"
 	    " c AS (INSERT INTO cutoffs SELECT org, app, $2 FROM k"
 	    " ON CONFLICT (org, app) DO UPDATE SET"
-	    " cutoff = GREATEST(cutoffs.cutoff, EXCLUDED.cutoff))"
+	    " cutoff = GREATEST(cutoffs.cutoff + $3, EXCLUDED.cutoff))"
 	    " SELECT count(*) FROM k",
 	[Q_SIGKEY_LOCK] = "SELECT " KEY_COLS " FROM signing_keys k"
 	    " WHERE k.current FOR UPDATE",
@@ -845,15 +859,18 @@ static enum store_err
 p_user_del(struct store *s, const char *org, const char *user)
 {
 	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = Q_USER_DEL };
+	struct pq	 q[4] = { { .q = Q_BEGIN }, { .q = Q_USER_DEL },
+			    { .q = Q_USER_KEYS_DEL }, { .q = Q_COMMIT } };
 	enum store_err	 e;
 
-	pg_param(&q, org);
-	pg_param(&q, user);
-	if ((e = pq1(st, "user del", &q, 0)) != STORE_OK)
-		return e;
-	e = pg_i64(q.res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;
-	pq_clear(&q, 1);
+	for (int i = 1; i <= 2; i++) {
+		pg_param(&q[i], org);
+		pg_param(&q[i], user);
+	}
+	if ((e = pq_run(st, "user del", q, 4, CONNECT)) != STORE_OK)
+		return pg_rollback(st, "user del", e);
+	e = pg_changed(q[1].res) == 1 ? STORE_OK : STORE_NOTFOUND;
+	pq_clear(q, 4);
 	return e;
 }
 
@@ -874,6 +891,16 @@ p_apikey_put(struct store *s, const unsigned char *digest,
 	if ((e = pq1(st, "apikey put", &q, !must_be_new)) != STORE_OK)
 		return e;
 	e = pg_changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
+	pq_clear(&q, 1);
+	if (e == STORE_OK)
+		return e;
+	/* Nothing written: no such user, or (a new key) the digest taken. */
+	q = (struct pq){ .q = Q_USER_SEEN };
+	pg_param(&q, a->org);
+	pg_param(&q, a->user);
+	if ((e = pq1(st, "apikey put", &q, 1)) != STORE_OK)
+		return e;
+	e = PQntuples(q.res) == 0 ? STORE_NOTFOUND : STORE_EXISTS;
 	pq_clear(&q, 1);
 	return e;
 }
@@ -952,7 +979,7 @@ p_access_rehash(struct store *s, const char *org, const char *ident,
 
 static enum store_err
 p_key_revoke(struct store *s, int consumer, const unsigned char *digest,
-    int64_t now)
+    int64_t now, int step)
 {
 	struct pstore	*st = (struct pstore *)s;
 	struct pq	 q = { .q = consumer ? Q_CONSUMER_REVOKE : Q_APIKEY_REVOKE };
@@ -961,7 +988,8 @@ p_key_revoke(struct store *s, int consumer, const unsigned char *digest,
 
 	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
 	pg_param(&q, pg_num(&n, now));
-	/* Idempotent: revoked twice is revoked, the later cutoff kept. */
+	pg_param(&q, step ? "1" : "0");
+	/* Revoked twice is revoked; the cutoff as cutoff_next(). */
 	if ((e = pq1(st, "key revoke", &q, 1)) != STORE_OK)
 		return e;
 	e = pg_i64(q.res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;

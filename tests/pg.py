@@ -174,6 +174,94 @@ def t_session_settings_pinned():
         n.cleanup()
 
 
+class HeldRow:
+    """A psql session that holds a user's row (SELECT ... FOR UPDATE in
+    an open transaction) until release(): the slow transaction an
+    administrator's command can run into."""
+
+    def __init__(self, n, org, user):
+        self.n = n
+        self.p = subprocess.Popen(["psql", "-X", "-q", n.pg.conninfo(n.pg_db)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, text=True)
+        self.p.stdin.write(f"BEGIN; SELECT 1 FROM users WHERE org = '{org}' "
+                           f"AND name = '{user}' FOR UPDATE;\n")
+        self.p.stdin.flush()
+        wait_for(lambda: self.count("state = 'idle in transaction'") == 1, 20,
+                 "the row held")
+
+    def count(self, cond):
+        return int(self.n.pg.psql(self.n.pg_db, "SELECT count(*) FROM pg_stat_activity "
+                                  f"WHERE datname = current_database() AND {cond}"))
+
+    def waiting(self):
+        """Sessions waiting for a lock."""
+        return self.count("wait_event_type = 'Lock'")
+
+    def release(self):
+        self.p.stdin.write("ROLLBACK;\n")
+        self.p.stdin.close()
+        self.p.wait(20)
+
+
+def t_apikey_add_racing_user_del():
+    """apikey add run while user del is waiting for the user's row: the
+    del wins, the add says there is no user, and no key is left that
+    would serve the next user of that name."""
+    n = A
+    n.ctl("user", "add", "ACME", "vic", "--unit", "HQ", input="vic-pw\n")
+    ctl = [os.path.join(n.sbindir, "crmauthctl"), "-c", n.conf]
+    held = HeldRow(n, "ACME", "vic")
+    procs = []
+    try:
+        procs.append(subprocess.Popen(ctl + ["user", "del", "ACME", "vic"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, **crmtest.user_kw(n.user)))
+        wait_for(lambda: held.waiting() == 1, 20, "user del waiting for the row")
+        procs.append(subprocess.Popen(ctl + ["apikey", "add", "ACME", "vic"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, **crmtest.user_kw(n.user)))
+        # The add reads the user (there) and then writes its key: today it
+        # waits for the row too; before, it wrote at once.
+        wait_for(lambda: held.waiting() == 2 or procs[1].poll() is not None, 20,
+                 "apikey add waiting, or done")
+    finally:
+        held.release()
+    outs = [p.communicate(timeout=30) for p in procs]
+    eq(procs[0].returncode, 0, f"user del: {outs[0][1]}")
+    eq(procs[1].returncode, 1, f"apikey add refused: {outs[1]}")
+    check("no user vic in organisation ACME" in outs[1][1], f"says why: {outs[1][1]}")
+    eq(outs[1][0], "", "no key printed")
+    listed = n.ctl("apikey", "list", "ACME").stdout
+    check("\tvic\t" not in listed, f"no key of vic listed: {listed}")
+    eq(n.pg.psql(n.pg_db, "SELECT count(*) FROM apikeys WHERE user_name = 'vic'").strip(),
+       "0", "no key of vic in the database")
+    # And the converse: the add first, then the del, removes the key.
+    n.ctl("user", "add", "ACME", "vic", "--unit", "HQ", input="vic-pw\n")
+    held = HeldRow(n, "ACME", "vic")
+    try:
+        procs = [subprocess.Popen(ctl + ["apikey", "add", "ACME", "vic"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, **crmtest.user_kw(n.user))]
+        wait_for(lambda: held.waiting() == 1, 20, "apikey add waiting for the row")
+        procs.append(subprocess.Popen(ctl + ["user", "del", "ACME", "vic"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, **crmtest.user_kw(n.user)))
+        wait_for(lambda: held.waiting() == 2, 20, "user del waiting behind it")
+    finally:
+        held.release()
+    outs = [p.communicate(timeout=30) for p in procs]
+    eq([p.returncode for p in procs], [0, 0], f"both done: {outs}")
+    eq(n.pg.psql(n.pg_db, "SELECT count(*) FROM apikeys WHERE user_name = 'vic'").strip(),
+       "0", "the key added first went with its user")
+    key = outs[0][0].strip()
+    n.ctl("user", "add", "ACME", "vic", "--unit", "HQ", input="other-pw\n")
+    eq(n.post("/authentication/web_api_key/token",
+              headers={"Authorization": basic(key)}).status, 401,
+       "the old key serves no new vic")
+    n.ctl("user", "del", "ACME", "vic")
+
+
 def t_release_on_a_refused_on_b():
     """Release through one node, check through the other: refused at once,
     50 rounds each way."""
@@ -896,6 +984,8 @@ def main():
              t_wrap_key_replaced_while_serving),
             ("faults: the responders' backends killed: reconnected, reads retried",
              t_backend_killed),
+            ("races: apikey add while user del waits: no key left for a deleted user",
+             t_apikey_add_racing_user_del),
             ("two nodes: apikey revoke fails the key on both", t_apikey_revoke_on_both),
             ("two nodes: user disable refuses on both", t_user_disable_on_both),
             ("two nodes: key rotate, old and new tokens verify on both", t_key_rotate_on_both),

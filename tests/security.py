@@ -398,6 +398,121 @@ def sec_consumer_key_revoke_refuses_app_tokens():
         s.cleanup()
 
 
+# A check of a secret that takes seconds (argon2id over 256 MiB, 16
+# passes): a revocation can commit while a request that read the
+# credential before it is still checking the secret.
+SLOW_ARGON2 = "argon2_memory_kib = 262144\nargon2_iterations = 16\n"
+
+
+def slow_conf(s):
+    """The server's configuration at SLOW_ARGON2: crmauthctl -c it makes
+    hashes whose verify takes seconds (the server keeps its own cost)."""
+    path = os.path.join(s.dir, "slow.conf")
+    with open(s.conf) as f:
+        text = f.read()
+    check(ARGON2 in text, "the test's argon2 lines are in the configuration")
+    with open(path, "w") as f:
+        f.write(text.replace(ARGON2, SLOW_ARGON2))
+    os.chmod(path, 0o644)
+    return path
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def revoked_in_flight(s, ask, revoke, then=None):
+    """ask() in a thread; once a responder is checking the secret (its
+    memory past 64 MiB: argon2 after the credential was read), revoke();
+    then then() (e.g. enable again).  The token the request got, if any,
+    must be refused: it was asked for before the revocation."""
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", ask()))
+    t.start()
+    try:
+        wait_for(lambda: any(rss_kib(p) > 65536 for p in s.responder_pids()), 30,
+                 "a responder in the slow secret check")
+        revoke()
+    finally:
+        t.join(60)
+    r = out["r"]
+    print(f"  answered {r.status} {r.code}")
+    if then is not None:
+        then()
+    if r.status == 200:
+        tok = r.data["token"]
+        eq(check_status(s, tok), (401, "TOKEN_RELEASED"),
+           "a token asked for before the revocation is refused after it")
+    else:
+        check(r.status in (401, 503), f"refused or try again: {r.status} {r.body!r}")
+    return r
+
+
+def sec_revoked_during_login():
+    """user logout, user disable (then enable), and a revocation of the
+    user's Web API key, each committed while a login of the user is
+    checking the password: no token from that login works afterwards."""
+    s = server("rev-inflight")
+    try:
+        slow = slow_conf(s)
+        cases = (
+            ("logout", lambda: s.ctl("user", "logout", "ACME", "u1"), None),
+            ("disable", lambda: s.ctl("user", "disable", "ACME", "u2"),
+             lambda: s.ctl("user", "enable", "ACME", "u2")),
+            ("apikey revoke", lambda: s.ctl("apikey", "revoke", input=keys["u3"] + "\n"),
+             None),
+            # In the second the user was added, a login waits for the
+            # next second and reads the user again: the logout between
+            # the two reads still ends it.
+            ("logout, login in the second of user add",
+             lambda: s.ctl("user", "logout", "ACME", "u4"), None))
+        keys = {}
+        for i, (what, revoke, then) in enumerate(cases, 1):
+            u = f"u{i}"
+            s.ctl("user", "add", "ACME", u, "--unit", "HQ", input=f"{u}-pw\n", conf=slow)
+            added = int(time.time())
+            keys[u] = s.ctl("apikey", "add", "ACME", u).stdout.strip()
+            if i < 4:
+                wait_for(lambda: time.time() >= added + 1, 5, "the next second")
+            print(f"  {what}:")
+            revoked_in_flight(s, lambda: login(s, f"{u}-pw", user=u), revoke, then)
+            # And the user's next token, asked for afterwards, works
+            # (the password was hashed again at the server's cost).
+            if what != "disable":
+                eq(check_status(s, s.login_token(u, f"{u}-pw")), (200, "OK"),
+                   f"after {what}, a new login works")
+        s.ctl("user", "enable", "ACME", "u2")
+        eq(check_status(s, s.login_token("u2", "u2-pw")), (200, "OK"), "enabled again: works")
+    finally:
+        s.cleanup()
+
+
+def sec_consumer_revoked_during_pass_code():
+    """consumer-key revoke committed while a pass code is being checked:
+    the application's token from that request is refused."""
+    s = server("rev-inflight-pc")
+    try:
+        slow = slow_conf(s)
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.ctl("access-token", "add", "ACME", "--contact", "C-1", "--identifier", "card",
+              input="4321\n", conf=slow)
+        r = revoked_in_flight(
+            s, lambda: consumer(s, ck, {"identifier": "card", "pass_code": "4321"}),
+            lambda: s.ctl("consumer-key", "revoke", input=ck + "\n"))
+        eq(r.status, 200, "the pass code was right when it was read")
+        eq(consumer(s, ck, {"identifier": "card", "pass_code": "4321"}).status, 401,
+           "the key is dead afterwards")
+    finally:
+        s.cleanup()
+
+
 def sec_key_retire():
     s = server("rev-retire")
     try:
@@ -815,6 +930,10 @@ TESTS = [
     ("sec: apikey revoke refuses the user's tokens", sec_apikey_revoke_refuses_user_tokens),
     ("sec: consumer-key revoke refuses the application's tokens",
      sec_consumer_key_revoke_refuses_app_tokens),
+    ("sec: logout, disable, apikey revoke during a login's password check: its token refused",
+     sec_revoked_during_login),
+    ("sec: consumer-key revoke during a pass-code check: its token refused",
+     sec_consumer_revoked_during_pass_code),
     ("sec: key retire: the key verifies nothing at once", sec_key_retire),
     ("sec: a leaked key cannot mint a ten-year or a future token",
      sec_forged_long_lived_token),

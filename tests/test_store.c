@@ -177,6 +177,11 @@ t_user_list_and_del_keys(void)
 	CU_ASSERT_STRING_EQUAL(g.user, "u1");
 	CU_ASSERT_EQUAL(store_user_del(st, "A", "u1"), STORE_OK);
 	CU_ASSERT_EQUAL(store_apikey_get(st, d, &g), STORE_NOTFOUND);
+	/* A key for a user who is not there (deleted since it was looked
+	 * up) is not written: the user is checked in the key's write. */
+	sec_sha256(d, "KEY2", 4);
+	CU_ASSERT_EQUAL(store_apikey_put(st, d, &ak, 1), STORE_NOTFOUND);
+	CU_ASSERT_EQUAL(store_apikey_get(st, d, &g), STORE_NOTFOUND);
 	store_close(st);
 }
 
@@ -199,13 +204,13 @@ t_consumer_and_access(void)
 	CU_ASSERT_STRING_EQUAL(g.app, "shop");
 	CU_ASSERT_FALSE(g.revoked);
 	/* Revoking keeps the record, marked, and nothing else changes. */
-	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d, 1700000000), STORE_OK);
+	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d, 1700000000, 1), STORE_OK);
 	CU_ASSERT_EQUAL(store_consumer_get(st, d, &g), STORE_OK);
 	CU_ASSERT_TRUE(g.revoked);
 	CU_ASSERT_STRING_EQUAL(g.app, "shop");
 	CU_ASSERT_EQUAL(g.nunits, 1);
 	/* Kinds are separate: this digest is no Web API key. */
-	CU_ASSERT_EQUAL(store_key_revoke(st, 0, d, 1700000000),
+	CU_ASSERT_EQUAL(store_key_revoke(st, 0, d, 1700000000, 1),
 	    STORE_NOTFOUND);
 
 	memset(&at, 0, sizeof(at));
@@ -433,7 +438,7 @@ t_records(void)
 	CU_ASSERT_STRING_EQUAL(x.ari, "AR9");
 	CU_ASSERT_STRING_EQUAL(x.passhash, "");
 	/* A change keeps the rest of the record. */
-	CU_ASSERT_EQUAL(store_key_revoke(st, 0, ak, 1700000002), STORE_OK);
+	CU_ASSERT_EQUAL(store_key_revoke(st, 0, ak, 1700000002, 1), STORE_OK);
 	CU_ASSERT_EQUAL(store_apikey_get(st, ak, &a), STORE_OK);
 	CU_ASSERT_TRUE(a.revoked);
 	CU_ASSERT_STRING_EQUAL(a.org, "ACME");

@@ -620,7 +620,7 @@ t_check(void)
 	CU_ASSERT_EQUAL(tok_issue(&k, &cs, now, 7200, &ct, issued_jti), TOK_OK);
 	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now, 7200, &c), TOK_OK);
 	tok_claims_free(&c);
-	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d, now), STORE_OK);
+	CU_ASSERT_EQUAL(store_key_revoke(st, 1, d, now, 1), STORE_OK);
 	CU_ASSERT_EQUAL(tok_check(st, ct, strlen(ct), now, 7200, &c),
 	    TOK_REVOKED);
 	tok_claims_free(&c);
