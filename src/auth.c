@@ -109,14 +109,18 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 	enum store_err	 e;
 	const char	*why;
 	char		*tok = NULL, jti[CRM_JTI_HEX + 1];
-	int64_t		 again;
+	int64_t		 again, retry = 2;
 	size_t		 n;
 
 	if (iat <= cutoff) {
 		for (int i = 0; i < 30 && app->now() <= cutoff; i++)
 			nanosleep(&tick, NULL);
-		if ((iat = app->now()) <= cutoff)
+		if ((iat = app->now()) <= cutoff) {
+			/* Cut off seconds ahead (several revocations in
+			 * one second): say when to come back. */
+			retry = cutoff - iat + 1;
 			goto later;
+		}
 		if ((e = read_again(app, pr, &again, &why)) != STORE_OK) {
 			result_store_error(res, app, e);
 			return;
@@ -155,7 +159,7 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 later:
 	result_error(res, API_SERVICE_UNAVAILABLE, "The account was "
 	    "changed just now; try again in a moment.");
-	res->retry_after = 2;
+	res->retry_after = retry < 2 ? 2 : retry > 60 ? 60 : (unsigned)retry;
 }
 
 /* throttle_begin, and the event of an attempt held back. */

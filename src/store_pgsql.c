@@ -1023,20 +1023,36 @@ sigkey_make(struct sigkey *k)
 	k->current = 1;
 }
 
-/* Lock the current key for a change of keys (first round trip). */
+/*
+ * Lock the current key for a change of keys (first round trip).  A
+ * change that held it meanwhile (a rotate or retire beside this one)
+ * leaves the row it waited for no longer current, and the statement,
+ * whose snapshot is older, finds none: the statement again, with a new
+ * snapshot, finds the new current key.  None after that many changes in
+ * a row is a store that has no key.
+ */
 static enum store_err
 lock_current(struct pstore *st, const char *what, struct sigkey *cur)
 {
 	struct pq	 b[2] = { { .q = Q_BEGIN }, { .q = Q_SIGKEY_LOCK } };
 	enum store_err	 e;
+	int		 n = 2, tries = 0;
 
-	if ((e = pq_run(st, what, b, 2, CONNECT)) != STORE_OK)
-		return pg_rollback(st, what, e);
+	for (;;) {
+		if ((e = pq_run(st, what, b + 2 - n, n, n == 2 ? CONNECT :
+		    CONTINUE)) != STORE_OK)
+			return pg_rollback(st, what, e);
+		if (PQntuples(b[1].res) == 1 || ++tries == 8)
+			break;
+		pq_clear(b + 2 - n, n);
+		b[1] = (struct pq){ .q = Q_SIGKEY_LOCK };
+		n = 1;
+	}
 	if (PQntuples(b[1].res) != 1)
 		e = STORE_NOTINIT;
 	else if (pg_get_sigkey(st, b[1].res, 0, 0, cur) == -1)
 		e = pg_damaged(st, what);
-	pq_clear(b, 2);
+	pq_clear(b + 2 - n, n);
 	return e == STORE_OK ? e : pg_rollback(st, what, e);
 }
 

@@ -174,18 +174,24 @@ def t_session_settings_pinned():
         n.cleanup()
 
 
-class HeldRow:
-    """A psql session that holds a user's row (SELECT ... FOR UPDATE in
-    an open transaction) until release(): the slow transaction an
-    administrator's command can run into."""
+def ctl_bg(n, *args):
+    """crmauthctl in the background, as the node's user."""
+    return subprocess.Popen([os.path.join(n.sbindir, "crmauthctl"), "-c", n.conf, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **crmtest.user_kw(n.user))
 
-    def __init__(self, n, org, user):
+
+class HeldRow:
+    """A psql session that holds rows (SELECT ... FOR UPDATE in an open
+    transaction) until release(): the slow transaction, or the other
+    administrator, that a command can run into."""
+
+    def __init__(self, n, table, where):
         self.n = n
         self.p = subprocess.Popen(["psql", "-X", "-q", n.pg.conninfo(n.pg_db)],
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, text=True)
-        self.p.stdin.write(f"BEGIN; SELECT 1 FROM users WHERE org = '{org}' "
-                           f"AND name = '{user}' FOR UPDATE;\n")
+        self.p.stdin.write(f"BEGIN; SELECT 1 FROM {table} WHERE {where} FOR UPDATE;\n")
         self.p.stdin.flush()
         wait_for(lambda: self.count("state = 'idle in transaction'") == 1, 20,
                  "the row held")
@@ -210,17 +216,12 @@ def t_apikey_add_racing_user_del():
     would serve the next user of that name."""
     n = A
     n.ctl("user", "add", "ACME", "vic", "--unit", "HQ", input="vic-pw\n")
-    ctl = [os.path.join(n.sbindir, "crmauthctl"), "-c", n.conf]
-    held = HeldRow(n, "ACME", "vic")
+    held = HeldRow(n, "users", "org = 'ACME' AND name = 'vic'")
     procs = []
     try:
-        procs.append(subprocess.Popen(ctl + ["user", "del", "ACME", "vic"],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, **crmtest.user_kw(n.user)))
+        procs.append(ctl_bg(n, "user", "del", "ACME", "vic"))
         wait_for(lambda: held.waiting() == 1, 20, "user del waiting for the row")
-        procs.append(subprocess.Popen(ctl + ["apikey", "add", "ACME", "vic"],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, **crmtest.user_kw(n.user)))
+        procs.append(ctl_bg(n, "apikey", "add", "ACME", "vic"))
         # The add reads the user (there) and then writes its key: today it
         # waits for the row too; before, it wrote at once.
         wait_for(lambda: held.waiting() == 2 or procs[1].poll() is not None, 20,
@@ -238,15 +239,11 @@ def t_apikey_add_racing_user_del():
        "0", "no key of vic in the database")
     # And the converse: the add first, then the del, removes the key.
     n.ctl("user", "add", "ACME", "vic", "--unit", "HQ", input="vic-pw\n")
-    held = HeldRow(n, "ACME", "vic")
+    held = HeldRow(n, "users", "org = 'ACME' AND name = 'vic'")
     try:
-        procs = [subprocess.Popen(ctl + ["apikey", "add", "ACME", "vic"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, **crmtest.user_kw(n.user))]
+        procs = [ctl_bg(n, "apikey", "add", "ACME", "vic")]
         wait_for(lambda: held.waiting() == 1, 20, "apikey add waiting for the row")
-        procs.append(subprocess.Popen(ctl + ["user", "del", "ACME", "vic"],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, **crmtest.user_kw(n.user)))
+        procs.append(ctl_bg(n, "user", "del", "ACME", "vic"))
         wait_for(lambda: held.waiting() == 2, 20, "user del waiting behind it")
     finally:
         held.release()
@@ -260,6 +257,32 @@ def t_apikey_add_racing_user_del():
               headers={"Authorization": basic(key)}).status, 401,
        "the old key serves no new vic")
     n.ctl("user", "del", "ACME", "vic")
+
+
+def t_key_rotate_and_retire_at_once():
+    """key rotate and key retire of the current (leaked) key, both
+    waiting for a transaction that holds the current key: both done,
+    the retired key verifies nothing, whichever ran first."""
+    n = A
+    tok = n.login_token("alice", "alice-pw")
+    kid = crmtest.jwt_parts(tok)[0]["kid"]
+    held = HeldRow(n, "signing_keys", "current")
+    try:
+        procs = [ctl_bg(n, "key", "rotate")]
+        wait_for(lambda: held.waiting() == 1, 20, "key rotate waiting for the current key")
+        procs.append(ctl_bg(n, "key", "retire", kid))
+        wait_for(lambda: held.waiting() == 2, 20, "key retire waiting behind it")
+    finally:
+        held.release()
+    outs = [p.communicate(timeout=30) for p in procs]
+    eq([p.returncode for p in procs], [0, 0], f"both done: {outs}")
+    check(f"{kid} is retired" in outs[1][0], f"retire says so: {outs[1]}")
+    listed = n.ctl("key", "list").stdout
+    check(kid not in listed, f"the retired key is gone: {listed}")
+    for node in (A, B):
+        eq(check_status(node, tok), (401, "INVALID_TOKEN"), f"its token, on {node.name}")
+        eq(check_status(node, node.login_token("alice", "alice-pw")), (200, "OK"),
+           f"a new token on {node.name}")
 
 
 def t_release_on_a_refused_on_b():
@@ -929,7 +952,14 @@ def t_every_ctl_command():
         out["released prune"] = ctl("released", "prune").stdout
         out["lock list"] = ctl("lock", "list").stdout
         ctl("lock", "clear", "user", "ACME", "u1")
-        v = ctl("token", "verify", input=s.start().login_token("u1", "pw2") + "\n")
+        # Three cutoffs of u1 within a second or so (disable, logout,
+        # apikey revoke) put its cutoff seconds ahead: a login waits, or
+        # answers 503 with the Retry-After to wait.
+        s.start()
+        r = {}
+        wait_for(lambda: r.update(x=login(s, "pw2", "u1")) or r["x"].status == 200, 15,
+                 "a login of u1 once its cutoff has passed")
+        v = ctl("token", "verify", input=r["x"].data["token"] + "\n")
         check('"usr":"u1"' in v.stdout.replace(" ", ""), v.stdout)
         ctl("export", os.path.join(files_dir(s), "e.jsonl"))
         b = os.path.join(files_dir(s), "b")
@@ -986,6 +1016,8 @@ def main():
              t_backend_killed),
             ("races: apikey add while user del waits: no key left for a deleted user",
              t_apikey_add_racing_user_del),
+            ("races: key rotate and key retire at once: the key retired",
+             t_key_rotate_and_retire_at_once),
             ("two nodes: apikey revoke fails the key on both", t_apikey_revoke_on_both),
             ("two nodes: user disable refuses on both", t_user_disable_on_both),
             ("two nodes: key rotate, old and new tokens verify on both", t_key_rotate_on_both),

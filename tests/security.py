@@ -530,6 +530,29 @@ def sec_key_retire():
         s.cleanup()
 
 
+def sec_key_rotate_and_retire_at_once():
+    """Two administrators at once, ten rounds: key rotate and key retire
+    of the current key both succeed, and the retired key verifies
+    nothing, whichever ran first."""
+    s = server("rotate-retire")
+    try:
+        ctl = [os.path.join(s.sbindir, "crmauthctl"), "-c", s.conf]
+        for i in range(10):
+            tok = s.login_token("alice", "alice-pw")
+            kid = jwt_parts(tok)[0]["kid"]
+            procs = [subprocess.Popen(ctl + args, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True,
+                                      **crmtest.user_kw(s.user))
+                     for args in (["key", "rotate"], ["key", "retire", kid])]
+            outs = [p.communicate(timeout=60) for p in procs]
+            eq([p.returncode for p in procs], [0, 0], f"round {i}: both done: {outs}")
+            check(kid not in s.ctl("key", "list").stdout, f"round {i}: {kid} gone")
+            eq(check_status(s, tok), (401, "INVALID_TOKEN"), f"round {i}: its token")
+        eq(check_status(s, s.login_token("alice", "alice-pw")), (200, "OK"), "a new token")
+    finally:
+        s.cleanup()
+
+
 def sec_forged_long_lived_token():
     """With a leaked key, a token forged to live ten years is refused."""
     s = server("rev-long")
@@ -935,6 +958,8 @@ TESTS = [
     ("sec: consumer-key revoke during a pass-code check: its token refused",
      sec_consumer_revoked_during_pass_code),
     ("sec: key retire: the key verifies nothing at once", sec_key_retire),
+    ("sec: key rotate and key retire at once: both done, the key retired",
+     sec_key_rotate_and_retire_at_once),
     ("sec: a leaked key cannot mint a ten-year or a future token",
      sec_forged_long_lived_token),
     ("sec: an expired signing key verifies nothing, before any write",
