@@ -486,6 +486,13 @@ m_consumer_token(struct app *app, const struct request *req,
 	if (ok && pass != NULL)
 		rehash(app, l.consumer.org, NULL, ident, l.access.passhash,
 		    pass);
+	/* A code added before codes were keyed: keyed now that it is
+	 * known right (PostgreSQL; README.md, "PostgreSQL"). */
+	if (ok && code != NULL && l.access_legacy &&
+	    (e = store_access_rekey(app->store, l.consumer.org, cd)) !=
+	    STORE_OK)
+		log_err("rekey: %s: %s", store_strerror(e),
+		    store_detail(app->store));
 	s = (struct tok_subject){ .usr = l.consumer.app,
 	    .org = l.consumer.org, .cii = l.access.contact,
 	    .ari = l.access.ari };

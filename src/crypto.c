@@ -88,6 +88,18 @@ sec_sha256(unsigned char out[CRM_DIGEST_BYTES], const void *in,
 }
 
 void
+sec_hmac_sha256(unsigned char out[CRM_DIGEST_BYTES],
+    const unsigned char key[CRM_DIGEST_BYTES], const void *in, size_t len)
+{
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, key, CRM_DIGEST_BYTES);
+	crypto_auth_hmacsha256_update(&st, in, len);
+	crypto_auth_hmacsha256_final(&st, out);
+	sodium_memzero(&st, sizeof(st));
+}
+
+void
 sec_tagged_hash(unsigned char out[CRM_DIGEST_BYTES], char tag, const char *a,
     const void *b, size_t blen)
 {

@@ -12,7 +12,8 @@
  *   {"type":"consumer_key","digest":HEX64,"org":..,"app":..,"units":[..],
  *    "revoked":false,"created":N}
  *   {"type":"access_token","id":HEX64,"org":..,"code_sha256":HEX64 or
- *    "identifier":..,"contact":..,"ari":..,"passhash":..,"created":N}
+ *    "code_keyed":HEX64 or "identifier":..,"contact":..,"ari":..,
+ *    "passhash":..,"created":N}
  *   {"type":"signing_key","kid":HEX16,"secret":B64URL,"created":N,
  *    "expires":N,"current":true}
  *   {"type":"released","jti":HEX32,"exp":N}
@@ -20,7 +21,8 @@
  *   {"end":true,"records":N}
  *
  * Hashes stay hashes (passwords and pass codes as argon2id strings, keys
- * and codes as SHA-256 digests); the signing keys are there in the clear,
+ * and codes as SHA-256 digests, codes kept keyed as their keyed digest);
+ * the signing keys are there in the clear,
  * so the file is made 0600, as a backup is.  The last line makes a cut
  * file plain: import refuses a file without it.  An import reads the
  * whole file and checks every line before the store is touched, then
@@ -176,6 +178,8 @@ put_rec(void *arg, const struct xrec *x)
 			add_str(o, "org", x->org);
 		if (x->access_kind == 'C')
 			add_hex(o, "code_sha256", x->digest, CRM_DIGEST_BYTES);
+		else if (x->access_kind == 'K')
+			add_hex(o, "code_keyed", x->digest, CRM_DIGEST_BYTES);
 		else if (x->access_kind == 'I')
 			add_str(o, "identifier", x->name);
 		add_str(o, "contact", x->u.access.contact);
@@ -558,14 +562,24 @@ static int
 read_access(struct in *r, json_object *o, struct xrec *x)
 {
 	static const char *const m[] = { "type", "id", "org", "code_sha256",
-	    "identifier", "contact", "ari", "passhash", "created", NULL };
+	    "code_keyed", "identifier", "contact", "ari", "passhash",
+	    "created", NULL };
 	struct access_rec	*a = &x->u.access;
 	unsigned char		 id[CRM_DIGEST_BYTES];
-	int			 code, ident;
+	const char		*cf = "code_sha256";
+	int			 code, keyed, ident;
 
 	x->kind = XR_ACCESS;
 	code = json_object_object_get_ex(o, "code_sha256", NULL);
+	keyed = json_object_object_get_ex(o, "code_keyed", NULL);
 	ident = json_object_object_get_ex(o, "identifier", NULL);
+	if (keyed) {
+		if (code)
+			return bad(r, "both \"code_sha256\" and "
+			    "\"code_keyed\"");
+		code = 1;
+		cf = "code_keyed";
+	}
 	if (members_are(r, o, m) == -1 ||
 	    get_hex(r, o, "id", x->id, CRM_DIGEST_BYTES) == -1 ||
 	    get_name(r, o, "contact", a->contact, 0) == -1 ||
@@ -575,7 +589,7 @@ read_access(struct in *r, json_object *o, struct xrec *x)
 	    get_past(r, o, "created", &a->created) == -1)
 		return -1;
 	if (code && ident)
-		return bad(r, "both \"code_sha256\" and \"identifier\"");
+		return bad(r, "both \"%s\" and \"identifier\"", cf);
 	if (!code && !ident) {
 		if (json_object_object_get_ex(o, "org", NULL))
 			return bad(r, "\"org\" without \"code_sha256\" or "
@@ -583,11 +597,10 @@ read_access(struct in *r, json_object *o, struct xrec *x)
 		return 0;		/* an older LMDB store's: the id only */
 	}
 	if (get_name(r, o, "org", x->org, 0) == -1 ||
-	    (code && get_hex(r, o, "code_sha256", x->digest,
-	    CRM_DIGEST_BYTES) == -1) ||
+	    (code && get_hex(r, o, cf, x->digest, CRM_DIGEST_BYTES) == -1) ||
 	    (ident && get_name(r, o, "identifier", x->name, 0) == -1))
 		return -1;
-	x->access_kind = code ? 'C' : 'I';
+	x->access_kind = keyed ? 'K' : code ? 'C' : 'I';
 	if ((a->passhash[0] != '\0') != ident)
 		return bad(r, "\"passhash\" is for an identifier's pass code "
 		    "only");

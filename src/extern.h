@@ -241,6 +241,10 @@ void	 sec_sha256(unsigned char out[CRM_DIGEST_BYTES],
  * most CRM_NAME_MAX): the keys of composite records and of throttling. */
 void	 sec_tagged_hash(unsigned char out[CRM_DIGEST_BYTES], char tag,
 	    const char *a, const void *b, size_t blen);
+/* HMAC-SHA-256 of in under a key of CRM_DIGEST_BYTES bytes. */
+void	 sec_hmac_sha256(unsigned char out[CRM_DIGEST_BYTES],
+	    const unsigned char key[CRM_DIGEST_BYTES], const void *in,
+	    size_t len);
 /* Upper-case hex of a byte string; hex must hold 2n+1 bytes. */
 void	 sec_hex(char *hex, const unsigned char *in, size_t n);
 /* A key's public id: the first CRM_KEY_ID_HEX hex digits of its

@@ -725,10 +725,14 @@ load_one(struct lstore *st, MDB_txn *txn, const struct xrec *x)
 		return lm_put_rec(txn, st->consumers, x->digest,
 		    CRM_DIGEST_BYTES, &w, MDB_NOOVERWRITE);
 	case XR_ACCESS:
+		if (x->access_kind == 'K' && !st->have_wrap)
+			return RC_REFUSED;
 		memset(&o, 0, sizeof(o));
 		if (x->access_kind != 0)
-			lm_access_owner(&o, x->org, x->access_kind == 'C' ?
+			lm_access_owner(&o, x->org, x->access_kind != 'I' ?
 			    x->digest : NULL, x->name);
+		if (x->access_kind == 'K')
+			o.kind = 'K';
 		return lm_access_write(st, txn, x->id, &x->u.access, &o,
 		    MDB_NOOVERWRITE);
 	case XR_SIGKEY:
@@ -779,6 +783,12 @@ load_fn(struct lstore *st, MDB_txn *txn, void *p)
 		snprintf(st->base.detail, sizeof(st->base.detail),
 		    "line %ld: a record that is there already (the same "
 		    "record twice)", x->line);
+	if (rc == RC_REFUSED)
+		snprintf(st->base.detail, sizeof(st->base.detail),
+		    "line %ld: an authentication code kept keyed with a "
+		    "PostgreSQL deployment's wrap.key: copy that wrap.key "
+		    "into %s first (0600, the store's owner)", x->line,
+		    st->base.cfg.db_path);
 	explicit_bzero(x, sizeof(*x));
 	free(x);
 	return rc != 0 ? rc : more == -1 ? RC_STOP : 0;

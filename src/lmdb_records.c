@@ -352,7 +352,7 @@ lm_access_decode(const MDB_val *val, struct access_rec *r,
 		r_str(&in, kind, sizeof(kind));
 		r_str(&in, w->org, sizeof(w->org));
 		r_str(&in, w->lookup, sizeof(w->lookup));
-		if (kind[0] != 'C' && kind[0] != 'I')
+		if (kind[0] != 'C' && kind[0] != 'K' && kind[0] != 'I')
 			in.bad = 1;
 		w->kind = kind[0];
 	}

@@ -17,6 +17,7 @@
 #define RC_NOTEMPTY	(-4)	/* import: the store holds records */
 #define RC_STOP		(-5)	/* import: the source stopped */
 #define RC_SKIP		(-6)	/* export: a record not to give */
+#define RC_REFUSED	(-7)	/* import: a record LMDB cannot hold; detail */
 
 struct lstore {
 	struct store	 base;		/* first: what store.c knows */
@@ -26,6 +27,11 @@ struct lstore {
 	MDB_txn		*rtxn;		/* the last read, reset: renewed next */
 	struct attdb	*att;		/* the counters, once used */
 	int		 att_rdonly;	/* ... opened read-only */
+	/* db_path/wrap.key when there is one (a store moved from
+	 * PostgreSQL): authentication codes kept keyed with it. */
+	unsigned char	 wrap[CRM_SEAL_KEY];
+	int		 have_wrap;
+	time_t		 wrap_looked;	/* without one: looked for then */
 };
 
 typedef int (*txn_fn)(struct lstore *, MDB_txn *, void *);

@@ -112,7 +112,7 @@ enum q {
 	Q_LOOKUP_USER, Q_LOOKUP_APIKEY, Q_LOOKUP_CONSUMER, Q_TOKEN_STATE,
 	Q_RELEASED_GET, Q_RELEASED_COUNT,
 	Q_USER_ADD, Q_USER_LOCK, Q_USER_SET, Q_USER_DEL, Q_USER_KEYS_DEL,
-	Q_USER_SEEN,
+	Q_USER_SEEN, Q_ACCESS_REKEY,
 	Q_APIKEY_ADD, Q_APIKEY_PUT, Q_CONSUMER_ADD, Q_CONSUMER_PUT,
 	Q_ACCESS_ADD, Q_ACCESS_REHASH,
 	Q_APIKEY_REVOKE, Q_CONSUMER_REVOKE,
@@ -215,11 +215,27 @@ int		 pg_get_sigkey(struct pstore *, const PGresult *, int row,
 		    int col, struct sigkey *);
 /* A record we cannot read (STORE_CORRUPT), or no wrap.key here. */
 enum store_err	 pg_damaged(struct pstore *, const char *what);
-/* An access token's kind and lookup text (a code's digest in hex). */
-void		 pg_access_key(char kind[2],
-		    char hex[2 * CRM_DIGEST_BYTES + 1],
-		    const unsigned char *code, const char *ident,
-		    const char **lookup);
+/*
+ * An access token's kind and lookup texts.  An identifier is its own.
+ * An authentication code's is keyed: "k1:" and the hex of an HMAC-SHA-256
+ * of the code's SHA-256 under a key derived from wrap.key, so that a
+ * dump of the database alone cannot be guessed back to short codes; a
+ * code added before codes were keyed is found by its SHA-256 in hex
+ * (legacy) and keyed at its first use (Q_ACCESS_REKEY).
+ */
+#define CODE_KEYED	"k1:"
+struct access_key {
+	char		 kind[2];
+	char		 keyed[sizeof(CODE_KEYED) + 2 * CRM_DIGEST_BYTES];
+	char		 plain[2 * CRM_DIGEST_BYTES + 1];
+	const char	*lookup;	/* NULL: a code, and no wrap.key */
+	const char	*legacy;	/* a code's SHA-256 in hex; else NULL */
+};
+void		 pg_access_key(struct pstore *, struct access_key *,
+		    const unsigned char *code, const char *ident);
+/* The keyed lookup text of an HMAC already made (an export's). */
+void		 pg_code_keyed(char out[sizeof(CODE_KEYED) +
+		    2 * CRM_DIGEST_BYTES], const unsigned char *hmac);
 int		 pg_user_params(struct pq *, const char *org, const char *user,
 		    const struct user_rec *, struct num nums[2], char **units);
 int		 pg_sigkey_params(struct pstore *, struct pq *,

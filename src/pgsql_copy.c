@@ -58,6 +58,12 @@ row_access(struct pstore *st, const PGresult *r, int row, struct xrec *x,
 	    pg_get_access(r, row, 3, &x->u.access) == -1)
 		return -1;
 	x->access_kind = kind[0];
+	if (kind[0] == 'C' && strncmp(lookup, CODE_KEYED,
+	    sizeof(CODE_KEYED) - 1) == 0) {
+		x->access_kind = 'K';
+		memmove(lookup, lookup + sizeof(CODE_KEYED) - 1,
+		    strlen(lookup) - (sizeof(CODE_KEYED) - 1) + 1);
+	}
 	if (kind[0] == 'I') {
 		memcpy(x->name, lookup, sizeof(lookup));
 		store_access_id(x->id, x->org, NULL, x->name);
@@ -160,7 +166,8 @@ struct load_batch {
 	char		*units[LOAD_BATCH];
 	unsigned char	 sealed[LOAD_BATCH][SEALED_BYTES];
 	char		 kind[LOAD_BATCH][2];
-	char		 hex[LOAD_BATCH][2 * CRM_DIGEST_BYTES + 1];
+	char		 hex[LOAD_BATCH][sizeof(CODE_KEYED) +
+			    2 * CRM_DIGEST_BYTES];
 	int		 n;
 };
 
@@ -209,9 +216,16 @@ load_params(struct pstore *st, struct load_batch *b, int i)
 			    "only", x->line);
 			return -1;
 		}
+		/* As exported: a code keyed, or by its SHA-256 (from LMDB, or
+		 * not used since codes were keyed: keyed at its first use). */
 		q->q = Q_ACCESS_ADD;
-		pg_access_key(b->kind[i], b->hex[i], x->access_kind == 'C' ?
-		    x->digest : NULL, x->name, &lookup);
+		b->kind[i][0] = x->access_kind == 'I' ? 'I' : 'C';
+		b->kind[i][1] = '\0';
+		if (x->access_kind == 'K')
+			pg_code_keyed(b->hex[i], x->digest);
+		else if (x->access_kind == 'C')
+			sec_hex(b->hex[i], x->digest, CRM_DIGEST_BYTES);
+		lookup = x->access_kind == 'I' ? x->name : b->hex[i];
 		pg_param(q, x->org);
 		pg_param(q, b->kind[i]);
 		pg_param(q, lookup);
@@ -219,6 +233,7 @@ load_params(struct pstore *st, struct load_batch *b, int i)
 		pg_param(q, x->u.access.ari);
 		pg_param(q, x->u.access.passhash);
 		pg_param(q, pg_num(&b->nums[i][0], x->u.access.created));
+		pg_param(q, NULL);
 		return 0;
 	case XR_SIGKEY:
 		q->q = Q_SIGKEY_LOAD;

@@ -100,6 +100,7 @@ struct lookup {
 	int64_t			 app_cutoff;	/* the consumer's application */
 	int			 user_found, apikey_found, consumer_found;
 	int			 access_found;
+	int			 access_legacy;	/* store_access_rekey() it */
 };
 /* Whom a token was issued to: a user (org, user), or a consumer
  * application (org, application name), whose tokens carry cii. */
@@ -184,8 +185,10 @@ struct xrec {
 	char		 name[CRM_NAME_MAX + 1];
 	unsigned char	 digest[CRM_DIGEST_BYTES];
 	unsigned char	 id[CRM_DIGEST_BYTES];	/* store_access_id() */
-	/* 'C' authentication code, 'I' identifier; 0 when the record does
-	 * not say (LMDB stores made before crmauth 0.2 kept only the id). */
+	/* 'C' authentication code (digest its SHA-256), 'K' one that a
+	 * PostgreSQL store keeps keyed (digest the HMAC, pg_access_key()),
+	 * 'I' identifier; 0 when the record does not say (LMDB stores made
+	 * before crmauth 0.2 kept only the id). */
 	char		 access_kind;
 	union {
 		struct user_rec		 user;
@@ -263,6 +266,8 @@ struct store_ops {
 			    const struct access_rec *);
 	enum store_err	(*access_rehash)(struct store *, const char *,
 			    const char *, const char *, const char *);
+	enum store_err	(*access_rekey)(struct store *, const char *,
+			    const unsigned char *);	/* may be NULL */
 	enum store_err	(*key_revoke)(struct store *, int,
 			    const unsigned char *, int64_t, int);
 	enum store_err	(*sigkey_rotate)(struct store *, int64_t, int64_t,
@@ -507,6 +512,16 @@ cutoff_next(int64_t old, int64_t now, int step)
 	return old + step > now ? old + step : now;
 }
 
+/* An authentication code found under the lookup it had before codes
+ * were keyed (lookup.access_legacy): kept keyed from now on. */
+static inline enum store_err
+store_access_rekey(struct store *st, const char *org,
+    const unsigned char code[CRM_DIGEST_BYTES])
+{
+	return st->ops->access_rekey == NULL ? STORE_OK :
+	    st->ops->access_rekey(st, org, code);
+}
+
 /* Mark a Web API key (consumer 0) or consumer key (1) revoked, and cut
  * off every token issued so far to the key's user, or to the consumer
  * key's application (cutoff_next()). */
@@ -721,6 +736,15 @@ enum store_err store_schema_check(const char *text, size_t len);
 /* crmauthctl init: make db_path, 0700, or 02770 and cfg->db_group's when
  * shared; 0, or -1 with one line in detail. */
 int	 store_make_dir(const struct config *, char *detail, size_t len);
+/* wrap.c: db_path/wrap.key into key (*have 1); a missing file is *have 0,
+ * or with create a new one made; -1 with detail when it cannot be read
+ * or made. */
+int	 store_wrap_load(const struct config *, unsigned char *key,
+	    int *have, int create, char *detail, size_t len);
+/* An authentication code's keyed digest: HMAC-SHA-256 of its SHA-256
+ * under a key derived from wrap.key. */
+void	 store_code_keyed(unsigned char out[CRM_DIGEST_BYTES],
+	    const unsigned char *wrap, const unsigned char *code);
 
 /* Backends: their open functions, for store_open's table. */
 enum store_err lmdb_store_open(struct store **, const struct config *,

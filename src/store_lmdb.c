@@ -7,8 +7,9 @@
  *   users            SHA-256("U" org NUL user) -> record
  *   apikeys          SHA-256(key) -> record
  *   consumer_keys    SHA-256(key) -> record
- *   access_tokens    SHA-256("C" org NUL SHA-256(code)) or
- *                    SHA-256("I" org NUL identifier) -> record
+ *   access_tokens    SHA-256("C" org NUL SHA-256(code)), or with a
+ *                    wrap.key SHA-256("C" org NUL store_code_keyed()),
+ *                    or SHA-256("I" org NUL identifier) -> record
  *                    (store_access_id; the record names its owner too)
  *   signing_keys     kid (16 hex chars) -> created (8, BE) + secret (32)
  *                    + expires (8, BE; 0 while current)
@@ -73,6 +74,7 @@ lm_map_rc(struct lstore *st, const char *what, int rc)
 		    what);
 		return STORE_EXISTS;
 	case RC_STOP:
+	case RC_REFUSED:	/* detail says why */
 		return STORE_ERROR;
 	case MDB_MAP_FULL:
 	case MDB_TXN_FULL:
@@ -535,20 +537,71 @@ struct access_arg {
 	const char		*old, *new;	/* rehash */
 };
 
+/*
+ * The access token's key and owner.  A code is kept keyed when the store
+ * has a wrap.key (keyed 1: store_code_keyed(), its owner kind 'K'), else
+ * by its SHA-256 (keyed 0, and any code added before there was one).
+ */
 static void
-access_arg_init(struct access_arg *a, const char *org,
-    const unsigned char *code, const char *ident)
+access_arg_init(struct lstore *st, struct access_arg *a, const char *org,
+    const unsigned char *code, const char *ident, int keyed)
 {
+	unsigned char kd[CRM_DIGEST_BYTES];
+
+	if (code != NULL && keyed && st->have_wrap) {
+		store_code_keyed(kd, st->wrap, code);
+		store_access_id(a->k, org, kd, NULL);
+		lm_access_owner(&a->owner, org, kd, NULL);
+		a->owner.kind = 'K';
+		return;
+	}
 	store_access_id(a->k, org, code, ident);
 	lm_access_owner(&a->owner, org, code, ident);
 }
 
+/* An access token by code (keyed first) or identifier.  A wrap.key
+ * copied in since the store was opened is taken up (looked for once a
+ * second at most). */
+static int
+access_find(struct lstore *st, MDB_txn *txn, const char *org,
+    const unsigned char *code, const char *ident, struct access_rec *r)
+{
+	struct access_arg	 a;
+	char			 why[256];
+	time_t			 now;
+	int			 rc = MDB_NOTFOUND;
+
+	if (code != NULL && !st->have_wrap &&
+	    (now = time(NULL)) != st->wrap_looked) {
+		st->wrap_looked = now;
+		(void)store_wrap_load(&st->base.cfg, st->wrap, &st->have_wrap,
+		    0, why, sizeof(why));
+	}
+	if (code != NULL && st->have_wrap) {
+		access_arg_init(st, &a, org, code, NULL, 1);
+		rc = lm_access_read(st, txn, a.k, r, NULL);
+	}
+	if (rc == MDB_NOTFOUND) {
+		access_arg_init(st, &a, org, code, ident, 0);
+		rc = lm_access_read(st, txn, a.k, r, NULL);
+	}
+	return rc;
+}
+
+
+struct access_get {
+	const char		*org;
+	const unsigned char	*code;
+	const char		*ident;
+	struct access_rec	*r;
+};
+
 static int
 access_get_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
-	struct access_arg *a = p;
+	struct access_get *a = p;
 
-	return lm_access_read(st, txn, a->k, a->out, NULL);
+	return access_find(st, txn, a->org, a->code, a->ident, a->r);
 }
 
 static int
@@ -563,10 +616,9 @@ static enum store_err
 l_access_get(struct store *s, const char *org,
     const unsigned char *code, const char *ident, struct access_rec *r)
 {
-	struct lstore *st = (struct lstore *)s;
-	struct access_arg a = { .out = r };
+	struct lstore		*st = (struct lstore *)s;
+	struct access_get	 a = { org, code, ident, r };
 
-	access_arg_init(&a, org, code, ident);
 	return lm_txn_run(st, 0, "access token get", access_get_fn, &a);
 }
 
@@ -578,7 +630,7 @@ l_access_add(struct store *s, const char *org,
 	struct lstore *st = (struct lstore *)s;
 	struct access_arg a = { .in = r };
 
-	access_arg_init(&a, org, code, ident);
+	access_arg_init(st, &a, org, code, ident, 1);
 	return lm_txn_run(st, 1, "access token add", access_put_fn, &a);
 }
 
@@ -606,7 +658,7 @@ l_access_rehash(struct store *s, const char *org, const char *ident,
 	struct lstore *st = (struct lstore *)s;
 	struct access_arg a = { .old = old, .new = new };
 
-	access_arg_init(&a, org, NULL, ident);
+	access_arg_init(st, &a, org, NULL, ident, 0);
 	return lm_txn_run(st, 1, "access token rehash", access_rehash_fn, &a);
 }
 
@@ -1135,15 +1187,13 @@ lookup_consumer_fn(struct lstore *st, MDB_txn *txn, void *p)
 	struct lookup		*l = a->out;
 	struct key_arg		 k = { .digest = a->digest, .consumer = 1,
 				    .ck = &l->consumer };
-	unsigned char		 ak[CRM_DIGEST_BYTES];
 	int			 rc;
 
 	if ((rc = found(key_get_fn(st, txn, &k), &l->consumer_found)) != 0)
 		return rc;
 	if (l->consumer_found) {
-		store_access_id(ak, l->consumer.org, a->code, a->ident);
-		if ((rc = found(lm_access_read(st, txn, ak, &l->access, NULL),
-		    &l->access_found)) != 0 ||
+		if ((rc = found(access_find(st, txn, l->consumer.org, a->code,
+		    a->ident, &l->access), &l->access_found)) != 0 ||
 		    (rc = lm_app_cutoff_get(st, txn, l->consumer.org,
 		    l->consumer.app, &l->app_cutoff)) != 0)
 			return rc;
@@ -1355,6 +1405,13 @@ lm_open(struct lstore **out, const struct config *cfg, int flags,
 		if (e == STORE_NOTINIT || e == STORE_VERSION)
 			snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
 			    cfg->db_path, store_strerror(e));
+		goto fail;
+	}
+	/* Optional here (never made for LMDB), but one that is there and
+	 * cannot be read is said, not ignored. */
+	if (store_wrap_load(cfg, st->wrap, &st->have_wrap, 0, st->base.detail,
+	    sizeof(st->base.detail)) == -1) {
+		e = STORE_ERROR;
 		goto fail;
 	}
 	*out = st;

@@ -56,8 +56,9 @@ static const char *const SCHEMA[] = {
 	" digest bytea PRIMARY KEY,"
 	" org text NOT NULL, app text NOT NULL, units text[] NOT NULL,"
 	" revoked boolean NOT NULL, created bigint NOT NULL)",
-	/* kind C: lookup is the code's SHA-256 in hex; kind I: the
-	 * identifier, with its pass code's hash */
+	/* kind C: lookup is the code's keyed digest, or (added before
+	 * codes were keyed) its SHA-256 in hex: pg_access_key(); kind I:
+	 * the identifier, with its pass code's hash */
 	"CREATE TABLE IF NOT EXISTS access_tokens ("
 	" org text NOT NULL,"
 	" kind char(1) NOT NULL CHECK (kind IN ('C', 'I')),"
@@ -114,8 +115,10 @@ const char *const pg_sql[Q__MAX] = {
 	    " WHERE a.digest = $1",
 	[Q_CONSUMER_GET] = "SELECT " CONSUMER_COLS " FROM consumer_keys c"
 	    " WHERE c.digest = $1",
-	[Q_ACCESS_GET] = "SELECT " ACCESS_COLS " FROM access_tokens t"
-	    " WHERE t.org = $1 AND t.kind = $2 AND t.lookup = $3",
+	/* $3 the lookup, $4 a code's legacy one: the keyed row first. */
+	[Q_ACCESS_GET] = "SELECT " ACCESS_COLS ", t.lookup = $4"
+	    " FROM access_tokens t WHERE t.org = $1 AND t.kind = $2"
+	    " AND t.lookup IN ($3, $4) ORDER BY t.lookup = $3 LIMIT 1",
 	[Q_SIGKEY_GET] = "SELECT " KEY_COLS " FROM signing_keys k"
 	    " WHERE k.kid = $1",
 	[Q_SIGKEY_CURRENT] = "SELECT " KEY_COLS " FROM signing_keys k"
@@ -131,9 +134,12 @@ const char *const pg_sql[Q__MAX] = {
 	    " WHERE k.current",
 	[Q_LOOKUP_CONSUMER] = "SELECT " KEY_COLS ", " CONSUMER_COLS ", "
 	    ACCESS_COLS ", co.cutoff"
+	    ", t.legacy"
 	    " FROM signing_keys k LEFT JOIN consumer_keys c ON c.digest = $1"
-	    " LEFT JOIN access_tokens t"
-	    " ON t.org = c.org AND t.kind = $2 AND t.lookup = $3"
+	    " LEFT JOIN LATERAL (SELECT t.*, t.lookup = $4 AS legacy"
+	    " FROM access_tokens t WHERE t.org = c.org AND t.kind = $2"
+	    " AND t.lookup IN ($3, $4) ORDER BY t.lookup = $3 LIMIT 1) t"
+	    " ON true"
 	    " LEFT JOIN cutoffs co ON co.org = c.org AND co.app = c.app"
 	    " WHERE k.current",
 	/* What a check reads: the key, the release, the principal ($3:
@@ -187,8 +193,14 @@ const char *const pg_sql[Q__MAX] = {
 	    UNITS(4) ", $5, $6) ON CONFLICT (digest) DO UPDATE SET"
 	    " org = EXCLUDED.org, app = EXCLUDED.app, units = EXCLUDED.units,"
 	    " revoked = EXCLUDED.revoked, created = EXCLUDED.created",
-	[Q_ACCESS_ADD] = "INSERT INTO access_tokens VALUES"
-	    " ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+	/* Not when the code is there under its legacy lookup ($8). */
+	[Q_ACCESS_ADD] = "INSERT INTO access_tokens SELECT $1::text,"
+	    " $2::char(1), $3::text, $4::text, $5::text, $6::text,"
+	    " $7::bigint WHERE NOT EXISTS (SELECT 1 FROM access_tokens"
+	    " WHERE org = $1 AND kind = $2 AND lookup = $8)"
+	    " ON CONFLICT DO NOTHING",
+	[Q_ACCESS_REKEY] = "UPDATE access_tokens SET lookup = $3"
+	    " WHERE org = $1 AND kind = 'C' AND lookup = $2",
 	[Q_ACCESS_REHASH] = "UPDATE access_tokens SET passhash = $4"
 	    " WHERE org = $1 AND kind = 'I' AND lookup = $2"
 	    " AND passhash = $3",
@@ -477,18 +489,38 @@ pg_damaged(struct pstore *st, const char *what)
 	return STORE_CORRUPT;
 }
 
-/* The access token's kind and lookup text (a code's digest in hex). */
 void
-pg_access_key(char kind[2], char hex[2 * CRM_DIGEST_BYTES + 1],
-    const unsigned char *code, const char *ident, const char **lookup)
+pg_code_keyed(char out[sizeof(CODE_KEYED) + 2 * CRM_DIGEST_BYTES],
+    const unsigned char *hmac)
 {
-	kind[0] = code != NULL ? 'C' : 'I';
-	kind[1] = '\0';
-	if (code != NULL) {
-		sec_hex(hex, code, CRM_DIGEST_BYTES);
-		*lookup = hex;
-	} else
-		*lookup = ident;
+	memcpy(out, CODE_KEYED, sizeof(CODE_KEYED) - 1);
+	sec_hex(out + sizeof(CODE_KEYED) - 1, hmac, CRM_DIGEST_BYTES);
+}
+
+void
+pg_access_key(struct pstore *st, struct access_key *k,
+    const unsigned char *code, const char *ident)
+{
+	unsigned char d[CRM_DIGEST_BYTES];
+
+	k->kind[0] = code != NULL ? 'C' : 'I';
+	k->kind[1] = '\0';
+	k->legacy = NULL;
+	if (code == NULL) {
+		k->lookup = ident;
+		return;
+	}
+	sec_hex(k->plain, code, CRM_DIGEST_BYTES);
+	k->legacy = k->plain;
+	k->lookup = NULL;
+	/* Copied in since the store was opened: taken up now. */
+	if (!st->have_wrap)
+		(void)load_wrap(st, 0);
+	if (!st->have_wrap)
+		return;
+	store_code_keyed(d, st->wrap, code);
+	pg_code_keyed(k->keyed, d);
+	k->lookup = k->keyed;
 }
 
 /* ---- reads ------------------------------------------------------------------------ */
@@ -576,16 +608,16 @@ static enum store_err
 p_access_get(struct store *s, const char *org, const unsigned char *code,
     const char *ident, struct access_rec *a)
 {
-	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = Q_ACCESS_GET };
-	char		 kind[2], hex[2 * CRM_DIGEST_BYTES + 1];
-	const char	*lookup;
-	enum store_err	 e;
+	struct pstore		*st = (struct pstore *)s;
+	struct pq		 q = { .q = Q_ACCESS_GET };
+	struct access_key	 k;
+	enum store_err		 e;
 
-	pg_access_key(kind, hex, code, ident, &lookup);
+	pg_access_key(st, &k, code, ident);
 	pg_param(&q, org);
-	pg_param(&q, kind);
-	pg_param(&q, lookup);
+	pg_param(&q, k.kind);
+	pg_param(&q, k.lookup);
+	pg_param(&q, k.legacy);
 	if ((e = pq1(st, "access token get", &q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q.res) == 0)
@@ -684,16 +716,16 @@ static enum store_err
 p_lookup_consumer(struct store *s, const unsigned char *digest,
     const unsigned char *code, const char *ident, struct lookup *l)
 {
-	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = Q_LOOKUP_CONSUMER };
-	char		 kind[2], hex[2 * CRM_DIGEST_BYTES + 1];
-	const char	*lookup;
-	enum store_err	 e;
+	struct pstore		*st = (struct pstore *)s;
+	struct pq		 q = { .q = Q_LOOKUP_CONSUMER };
+	struct access_key	 k;
+	enum store_err		 e;
 
-	pg_access_key(kind, hex, code, ident, &lookup);
+	pg_access_key(st, &k, code, ident);
 	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	pg_param(&q, kind);
-	pg_param(&q, lookup);
+	pg_param(&q, k.kind);
+	pg_param(&q, k.lookup);
+	pg_param(&q, k.legacy);
 	if ((e = lookup_row(st, "consumer lookup", &q, l)) != STORE_OK)
 		return e;
 	if (((l->consumer_found = !pg_is_null(q.res, 0, 5)) &&
@@ -702,6 +734,7 @@ p_lookup_consumer(struct store *s, const unsigned char *digest,
 	    pg_get_access(q.res, 0, 10, &l->access) == -1))
 		e = pg_damaged(st, "consumer lookup");
 	l->app_cutoff = pg_i64(q.res, 0, 14);
+	l->access_legacy = l->access_found && pg_bool(q.res, 0, 15);
 	pq_clear(&q, 1);
 	return e;
 }
@@ -936,25 +969,46 @@ static enum store_err
 p_access_add(struct store *s, const char *org, const unsigned char *code,
     const char *ident, const struct access_rec *a)
 {
-	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = Q_ACCESS_ADD };
-	char		 kind[2], hex[2 * CRM_DIGEST_BYTES + 1];
-	const char	*lookup;
-	struct num	 n;
-	enum store_err	 e;
+	struct pstore		*st = (struct pstore *)s;
+	struct pq		 q = { .q = Q_ACCESS_ADD };
+	struct access_key	 k;
+	struct num		 n;
+	enum store_err		 e;
 
-	pg_access_key(kind, hex, code, ident, &lookup);
+	pg_access_key(st, &k, code, ident);
+	if (k.lookup == NULL)	/* a code, and no wrap.key to key it */
+		return pg_damaged(st, "access token add");
 	pg_param(&q, org);
-	pg_param(&q, kind);
-	pg_param(&q, lookup);
+	pg_param(&q, k.kind);
+	pg_param(&q, k.lookup);
 	pg_param(&q, a->contact);
 	pg_param(&q, a->ari);
 	pg_param(&q, a->passhash);
 	pg_param(&q, pg_num(&n, a->created));
+	pg_param(&q, k.legacy);
 	if ((e = pq1(st, "access token add", &q, 0)) != STORE_OK)
 		return e;
 	e = pg_changed(q.res) == 1 ? STORE_OK : STORE_EXISTS;
 	pq_clear(&q, 1);
+	return e;
+}
+
+static enum store_err
+p_access_rekey(struct store *s, const char *org, const unsigned char *code)
+{
+	struct pstore		*st = (struct pstore *)s;
+	struct pq		 q = { .q = Q_ACCESS_REKEY };
+	struct access_key	 k;
+	enum store_err		 e;
+
+	pg_access_key(st, &k, code, NULL);
+	if (k.lookup == NULL)
+		return STORE_OK;	/* no wrap.key: later */
+	pg_param(&q, org);
+	pg_param(&q, k.legacy);
+	pg_param(&q, k.lookup);
+	if ((e = pq1(st, "access token rekey", &q, 1)) == STORE_OK)
+		pq_clear(&q, 1);
 	return e;
 }
 
@@ -1524,70 +1578,15 @@ p_backup(struct store *s, const char *file)
 /* ---- opening ------------------------------------------------------------------------ */
 
 /*
- * The key that seals signing keys, from db_path/wrap.key (32 bytes).
+ * The key that seals signing keys, from db_path/wrap.key (wrap.c).
  * create: make it if it is missing (when the database holds no key yet
  * that it would have to open).  0, or -1 with st->base.detail set.
  */
 static int
 load_wrap(struct pstore *st, int create)
 {
-	char		 path[1100];
-	unsigned char	 key[CRM_SEAL_KEY];
-	struct stat	 sb;
-	mode_t		 mode = 0600;
-	ssize_t		 n;
-	int		 fd;
-
-	snprintf(path, sizeof(path), "%s/" WRAP_FILE, st->base.cfg.db_path);
-	/* A FIFO or device planted there is refused, not waited on. */
-	if ((fd = open_regular(path, O_NOFOLLOW, st->base.detail,
-	    sizeof(st->base.detail))) != -1) {
-		/* Whole or not at all: the key held so far stays until a
-		 * file of exactly the right size is read. */
-		n = -1;
-		if (fstat(fd, &sb) == 0 && sb.st_size == (off_t)sizeof(key))
-			n = read(fd, key, sizeof(key));
-		close(fd);
-		if (n != (ssize_t)sizeof(key)) {
-			snprintf(st->base.detail, sizeof(st->base.detail),
-			    "%s: not a key of %zu bytes", path, sizeof(key));
-			explicit_bzero(key, sizeof(key));
-			return -1;
-		}
-		memcpy(st->wrap, key, sizeof(key));
-		explicit_bzero(key, sizeof(key));
-		st->have_wrap = 1;
-		return 0;
-	}
-	if (errno != ENOENT || access(path, F_OK) == 0)
-		return -1;	/* detail says why */
-	/* Serving without it (or no longer with it: removed since):
-	 * reads of keys say what is missing. */
-	if (!create) {
-		st->have_wrap = 0;
-		return 0;
-	}
-	if (store_make_dir(&st->base.cfg, st->base.detail,
-	    sizeof(st->base.detail)) == -1)
-		return -1;
-	if (stat(st->base.cfg.db_path, &sb) == 0 && (sb.st_mode & 070) != 0)
-		mode = 0640;
-	sec_random(st->wrap, sizeof(st->wrap));
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, mode)) == -1 || fchmod(fd, mode) == -1 ||
-	    write(fd, st->wrap, sizeof(st->wrap)) !=
-	    (ssize_t)sizeof(st->wrap) || fsync(fd) == -1) {
-		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
-		    path, strerror(errno));
-		if (fd != -1) {
-			close(fd);
-			unlink(path);
-		}
-		return -1;
-	}
-	close(fd);
-	st->have_wrap = 1;
-	return 0;
+	return store_wrap_load(&st->base.cfg, st->wrap, &st->have_wrap,
+	    create, st->base.detail, sizeof(st->base.detail));
 }
 
 /* crmauthctl init: the tables, the schema version and a first signing
@@ -1750,6 +1749,7 @@ static const struct store_ops pgsql_ops = {
 	.access_add = p_access_add,
 	.access_rehash = p_access_rehash,
 	.key_revoke = p_key_revoke,
+	.access_rekey = p_access_rekey,
 	.sigkey_rotate = p_sigkey_rotate,
 	.sigkey_retire = p_sigkey_retire,
 	.release = p_release,

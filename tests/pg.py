@@ -833,20 +833,39 @@ def files_dir(s):
     return d
 
 
-def move(src, dst_store, name):
-    """export from src, import into a fresh store of dst_store."""
+def copy_wrap(src, dst):
+    """src's wrap.key into dst's db_path, as the README says to."""
+    path = os.path.join(dst.db, "wrap.key")
+    shutil.copy(os.path.join(src.db, "wrap.key"), path)
+    os.chmod(path, 0o600)
+    if dst.user:
+        shutil.chown(path, dst.user, dst.user)
+
+
+def move(src, dst_store, name, access=2, keyed=0):
+    """export from src, import into a fresh store of dst_store.  From
+    PostgreSQL to LMDB with keyed codes: refused until wrap.key is
+    copied over, then imported."""
     out = os.path.join(files_dir(src), "export.jsonl")
     r = src.ctl("export", out)
     check(r.stdout.startswith(f"exported to {out}: 2 users"), r.stdout)
     st = os.stat(out)
     eq(oct(st.st_mode & 0o777), "0o600", "the export is 0600")
+    eq(open(out).read().count('"code_keyed"'), keyed, "codes exported keyed")
     dst = Lighttpd(name, store=dst_store, user=RUN_USER, argon2=ARGON2)
     inp = os.path.join(files_dir(dst), "in.jsonl")
     shutil.copy(out, inp)
     if dst.user:
         shutil.chown(inp, dst.user, dst.user)
+    if keyed and dst_store == "lmdb":
+        r = dst.ctl("import", inp, check=False)
+        eq(r.returncode, 1, "keyed codes need the wrap.key they were keyed with")
+        check("keyed with a PostgreSQL deployment's wrap.key: copy that wrap.key into "
+              f"{dst.db}" in r.stderr, r.stderr)
+        eq(dst.ctl("user", "list").stdout, "", "nothing imported")
+        copy_wrap(src, dst)
     r = dst.ctl("import", inp)
-    check("2 users, 2 Web API keys, 2 consumer keys, 2 access tokens, 2 signing keys, "
+    check(f"2 users, 2 Web API keys, 2 consumer keys, {access} access tokens, 2 signing keys, "
           "1 released tokens, 1 cutoffs" in r.stdout, r.stdout)
     return dst.start()
 
@@ -860,11 +879,18 @@ def t_lmdb_to_pg_and_back():
     try:
         fx = populate(L)
         P = move(L, "postgresql", "to-pg")
+        # LMDB's code came by its SHA-256: found, and keyed at that use.
         check_moved(P, fx)
-        L2 = move(P, "lmdb", "back-to-lmdb")
+        eq(P.pg.psql(P.pg_db, "SELECT count(*) FROM access_tokens WHERE kind = 'C' "
+                     "AND lookup LIKE 'k1:%'").strip(), "1", "the moved code keyed once used")
+        P.add_code("ACME", "C-7", "CODE-7")
+        L2 = move(P, "lmdb", "back-to-lmdb", access=3, keyed=2)
         check_moved(L2, fx)
-        # What PostgreSQL exported is what LMDB did: every record, as it was.
-        body = [open(os.path.join(s.dir, "files", "export.jsonl")).read().splitlines()[1:]
+        consumer_token(L2, fx["ck"], {"authentication_code": "CODE-7"})
+        # What PostgreSQL exported is what LMDB did: every record, as it
+        # was, but the codes (keyed there, and one more).
+        body = [[ln for ln in open(os.path.join(s.dir, "files", "export.jsonl")).read()
+                 .splitlines()[1:] if '"code_' not in ln and '"end"' not in ln]
                 for s in (L, P)]
         eq(sorted(body[0]), sorted(body[1]), "the same records from both stores")
     finally:

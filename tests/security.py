@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import stat
 import string
@@ -553,6 +554,54 @@ def sec_key_rotate_and_retire_at_once():
         s.cleanup()
 
 
+def sec_codes_not_guessable_from_a_dump():
+    """An attacker with a dump of the store (pg_dump, a standby, an LMDB
+    backup) and a list of short codes: a code is kept keyed with
+    wrap.key, which is not in the store, so hashing candidates finds
+    nothing; the code still works, and (PostgreSQL) one kept by its
+    plain SHA-256 before the upgrade works too, and is keyed at that
+    use."""
+    import hashlib
+    s = Lighttpd("codes-at-rest", user=RUN_USER, lockout=LOCKOUT, argon2=ARGON2)
+    try:
+        s.start()
+        if s.pg is None:
+            # LMDB keys codes when its db_path has a wrap.key (a store
+            # moved from PostgreSQL brings one; an operator may make
+            # one): the running responders take it up.
+            path = os.path.join(s.db, "wrap.key")
+            with open(path, "wb") as f:
+                f.write(os.urandom(32))
+            os.chmod(path, 0o600)
+            shutil.chown(path, RUN_USER, RUN_USER)
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.add_code("ACME", "C-1", "1234")
+
+        def guessable(code):
+            """Would hashing the candidate code find it in the dump?"""
+            d = hashlib.sha256(code.encode()).digest()
+            lmdb_id = hashlib.sha256(b"C" + b"ACME\0" + d).hexdigest()
+            dump = s.raw_dump()
+            return any(f.encode() in dump for f in (d.hex(), d.hex().upper(), lmdb_id))
+        check(not guessable("1234"), "a code added now is not in the dump by its SHA-256")
+        eq(consumer(s, ck, {"authentication_code": "1234"}).status, 200, "and it works")
+        eq(consumer(s, ck, {"authentication_code": "1235"}).status, 401, "another does not")
+        if s.pg is not None:
+            # A row as a version before keyed codes wrote it.
+            plain = hashlib.sha256(b"5678").hexdigest().upper()
+            s.pg.psql(s.pg_db, "INSERT INTO access_tokens VALUES "
+                      f"('ACME', 'C', '{plain}', 'C-2', '', '', 1700000000)")
+            check(guessable("5678"), "the old row is there by its SHA-256")
+            r = consumer(s, ck, {"authentication_code": "5678"})
+            eq(r.status, 200, "an old code keeps working")
+            eq(jwt_parts(r.data["token"])[1]["cii"], "C-2", "the old code's contact")
+            check(not guessable("5678"), "keyed once used: no longer in the dump")
+            eq(consumer(s, ck, {"authentication_code": "5678"}).status, 200,
+               "and works keyed")
+    finally:
+        s.cleanup()
+
+
 def sec_forged_long_lived_token():
     """With a leaked key, a token forged to live ten years is refused."""
     s = server("rev-long")
@@ -957,6 +1006,8 @@ TESTS = [
      sec_revoked_during_login),
     ("sec: consumer-key revoke during a pass-code check: its token refused",
      sec_consumer_revoked_during_pass_code),
+    ("sec: authentication codes cannot be guessed from a dump; old ones keep working",
+     sec_codes_not_guessable_from_a_dump),
     ("sec: key retire: the key verifies nothing at once", sec_key_retire),
     ("sec: key rotate and key retire at once: both done, the key retired",
      sec_key_rotate_and_retire_at_once),
