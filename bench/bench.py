@@ -5,15 +5,17 @@ durable LMDB commits beside the release; CGI wall times; responder
 memory; and, in the same rounds, every method on a PostgreSQL store (a
 throwaway server on this machine, sharing its cores with lighttpd and the
 responders); and Web API key tokens with authentication events written
-to a file against the same with audit_log = off (events_bench).  Prints one table, with
-each target (issues 7, 13 and 14) said met or NOT met beside its figure.  A benchmark, not a test: it exits 0
+to a file against the same with audit_log = off (events_bench); and crmauthctl lock
+list and lock clear over a full counters table (locks_bench).  Prints one table, with
+each target said met or NOT met beside its figure.  A benchmark, not a test: it exits 0
 whatever the figures.
 
     BENCH_TIME=4 (seconds per run)  BENCH_ROUNDS=4  BENCH_CONNS=32  BENCH_PROCS=2
     BENCH_FLOOD=100000 (failed logins in the flood)  BENCH_PG=1 (0: no PostgreSQL)
     BENCH_PG_PROCS=BENCH_PROCS (responders of the PostgreSQL node)
     BENCH_EVENTS_DIR=(the server's log directory, under $TMPDIR) where the
-      events file is written;  BENCH_ONLY=events: that measurement alone
+      events file is written;  BENCH_ONLY=events or locks: that measurement alone
+    BENCH_LOCK_ROWS=1000000 (counter rows on PostgreSQL for locks_bench)
 
 The machines this runs on are shared, and their speed drifts from one
 minute to the next: so each method is run in rounds, crmauth then the
@@ -55,7 +57,7 @@ ONLY = os.environ.get("BENCH_ONLY", "")
 # The figures above the events line are without events (their cost is
 # measured on its own); audit_log's default, syslog, has no daemon here.
 NO_EVENTS = "audit_log = off\n"
-# Issue 13's targets: PostgreSQL against LMDB, same method, same run.
+# PostgreSQL against LMDB, same method, same run.
 PG_TARGETS = {"Web API key token": 0.5, "token check": 0.5, "release": 1.0}
 FLOOD_ADDRESSES = 1000
 # The README's bound on the counters: per address and window, at most
@@ -237,7 +239,7 @@ def set_sink(s, path):
 
 
 def events_bench(argon2, conf):
-    """Issue 14: Web API key tokens with events written to a file against
+    """Web API key tokens with events written to a file against
     audit_log = off.  Two servers of the same configuration take turns
     (between two lighttpd instances alone, this machine shows 10 %
     differences): in each pair of rounds one writes events and the
@@ -281,6 +283,140 @@ def events_bench(argon2, conf):
                     "requests": sum(x["requests"] for x in rs),
                     "p50": statistics.median(x["p50"] for x in rs)})
     return tot[0], tot[1], lines, pairs
+
+
+LOCK_ROWS = int(os.environ.get("BENCH_LOCK_ROWS", "1000000"))
+# LMDB's counters file holds at most this many records (lmdb_attempts.c).
+LMDB_ATT_MAX = 1 << 18
+LOCK_TARGET = 0.5       # seconds for one crmauthctl lock command, start included
+
+
+def timed_ctl(s, *args):
+    """One crmauthctl command's wall time, start and store open included."""
+    t0 = time.monotonic()
+    r = s.ctl(*args)
+    return time.monotonic() - t0, r.stdout
+
+
+def lock_commands(s):
+    """Real locks (six wrong passwords of alice from one address), then
+    the three commands an operator runs during a flood, timed."""
+    for _ in range(6):
+        s.post("/authentication/token", {"username": "alice", "password": "wrong",
+                                         "organisation": "ACME"}, source="127.0.0.9")
+    out = {}
+    out["lock list"], text = timed_ctl(s, "lock", "list")
+    locked = text.count("\n")
+    out["lock clear user (a prefix)"], _ = timed_ctl(s, "lock", "clear", "user", "ACME",
+                                                     "alice")
+    out["lock clear address (one key)"], _ = timed_ctl(s, "lock", "clear", "address",
+                                                       "127.0.0.9")
+    return out, locked
+
+
+def fill_lmdb_counters(path, n):
+    """n address counters (never locked) written straight into LMDB's
+    counters file, as a flood from n addresses leaves them."""
+    import ctypes
+    lib = ctypes.CDLL("liblmdb.so.0")
+
+    class Val(ctypes.Structure):
+        _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.c_void_p)]
+    env, txn = ctypes.c_void_p(), ctypes.c_void_p()
+    dbi = [ctypes.c_uint(), ctypes.c_uint()]
+    ok = [lib.mdb_env_create(ctypes.byref(env)) == 0]
+    ok.append(lib.mdb_env_set_maxdbs(env, 4) == 0)
+    ok.append(lib.mdb_env_set_mapsize(env, ctypes.c_size_t(256 << 20)) == 0)
+    ok.append(lib.mdb_env_open(env, path.encode(), 0x4000 | 0x10000, 0o600) == 0)
+    ok.append(lib.mdb_txn_begin(env, None, 0, ctypes.byref(txn)) == 0)
+    for i, name in enumerate((b"counters", b"expiry")):
+        ok.append(lib.mdb_dbi_open(txn, name, 0, ctypes.byref(dbi[i])) == 0)
+    if not all(ok):
+        raise RuntimeError(f"cannot open {path}: {ok}")
+    end = (4102444800).to_bytes(8, "big")
+    val = end + (1).to_bytes(4, "big")
+
+    def put(d, k, v):
+        kb, vb = ctypes.create_string_buffer(k, len(k)), ctypes.create_string_buffer(v, 1 + len(v))
+        kv = Val(len(k), ctypes.cast(kb, ctypes.c_void_p))
+        vv = Val(len(v), ctypes.cast(vb, ctypes.c_void_p))
+        if lib.mdb_put(txn, d, ctypes.byref(kv), ctypes.byref(vv), 0) != 0:
+            raise RuntimeError("mdb_put")
+    for i in range(n):
+        key = b"N" + (0x7f00000000000000 + i).to_bytes(8, "big")
+        put(dbi[0], key, val)
+        put(dbi[1], end + key, b"")
+    if lib.mdb_txn_commit(txn) != 0:
+        raise RuntimeError("mdb_txn_commit")
+    lib.mdb_env_close(env)
+
+
+def locks_bench():
+    """crmauthctl lock list and lock clear with a flood's counters in the
+    table: LOCK_ROWS rows on PostgreSQL (no cap there), LMDB's cap of
+    LMDB_ATT_MAX records; each command timed whole, and on PostgreSQL
+    the plans, with the statements of before (a scan) timed in the same
+    run."""
+    out = []
+    stores = (("lmdb", LMDB_ATT_MAX - 64),) + ((("postgresql", LOCK_ROWS),) if PG else ())
+    for store, rows in stores:
+        s = Lighttpd(f"locks-{store}", store=store, lockout="lockout_threshold = 5\n",
+                     argon2="argon2_memory_kib = 8192\nargon2_iterations = 1\n").start()
+        try:
+            s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="alice-pw\n")
+            s.post("/authentication/token", {"username": "nobody", "password": "x",
+                                             "organisation": "ACME"})
+            if store == "lmdb":
+                fill_lmdb_counters(s.counters_file(), rows)
+                st = subprocess.run(["mdb_stat", "-n", "-s", "counters", s.counters_file()],
+                                    capture_output=True, text=True).stdout
+                rows = int(re.search(r"Entries: (\d+)", st).group(1))
+                plans = None
+            else:
+                s.pg.psql(s.pg_db, "INSERT INTO attempts SELECT 'N'::bytea || "
+                          "decode(lpad(to_hex(i), 16, '0'), 'hex'), 4102444800, 1, NULL "
+                          f"FROM generate_series(1, {rows}) i; ANALYZE attempts")
+                plans = {}
+                for what, sql in (
+                        ("lock list", "SELECT key FROM attempts WHERE subject IS NOT NULL "
+                         "AND window_end > 0 ORDER BY key"),
+                        ("lock clear (prefix)", "SELECT key FROM attempts WHERE "
+                         "key >= '\\x50'::bytea AND key < '\\x51'::bytea"),
+                        ("before: lock list", "SET enable_indexscan = off; "
+                         "SET enable_bitmapscan = off; SELECT key FROM attempts WHERE "
+                         "subject IS NOT NULL AND window_end > 0 ORDER BY key"),
+                        ("before: lock clear (prefix)", "SELECT key FROM attempts WHERE "
+                         "substring(key FROM 1 FOR 1) = '\\x50'::bytea")):
+                    pre, _, sql = sql.rpartition("; ")
+                    plan = s.pg.psql(s.pg_db, (pre + "; " if pre else "") +
+                                     f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+                    plan = plan[plan.index("["):]
+                    top = json.loads(plan)[0]
+                    node = top["Plan"]
+                    while node.get("Plans") and node["Node Type"] in ("Sort", "Limit"):
+                        node = node["Plans"][0]
+                    plans[what] = (node["Node Type"], node.get("Index Name", ""),
+                                   top["Execution Time"])
+            times, locked = lock_commands(s)
+            out.append((store, rows, times, locked, plans))
+        finally:
+            s.cleanup()
+    return out
+
+
+def print_locks(results):
+    met = []
+    for store, rows, times, locked, plans in results:
+        print(f"\ncrmauthctl lock commands, {store}, {rows} counters in the table "
+              f"({locked} locks listed), each whole (start, open, statement):")
+        for what, t in times.items():
+            met.append(t <= LOCK_TARGET)
+            print(f"  {what:30} {t * 1000:7.1f} ms (≤ {LOCK_TARGET * 1000:.0f}: "
+                  f"{'met' if met[-1] else 'NOT met'})")
+        for what, (node, index, ms) in (plans or {}).items():
+            print(f"  plan, {what:27} {node}{' on ' + index if index else ''}: "
+                  f"{ms:.1f} ms in the server")
+    return met
 
 
 def prepare(s):
@@ -342,6 +478,9 @@ def main():
     if ONLY == "events":
         print_events(*events_bench(argon2, conf))
         return
+    if ONLY == "locks":
+        print_locks(locks_bench())
+        return
     crm = Lighttpd("bench", procs=PROCS, argon2=argon2, lockout=conf,
                    conf_extra=NO_EVENTS).start()
     base = Lighttpd("baseline", procs=PROCS, program=BASELINE).start()
@@ -388,6 +527,7 @@ def main():
             pgs.cleanup()
     alone, under, flooded, used, bound = flood_bench()
     ev_on, ev_off, ev_lines, ev_pairs = events_bench(argon2, conf)
+    locks = locks_bench()
 
     print(f"\ncrmauth bench: lighttpd, {PROCS} responders, wrk {CONNS} connections, "
           f"{ROUNDS} rounds of {SECONDS} s, {os.cpu_count()} cores; argon2id "
@@ -425,7 +565,7 @@ def main():
             worst, growth = max(worst, r1), max(growth, a1 - a0)
             print(f"  pid {p}: before {r0} / {a0}, after {r1} / {a1}")
         if what:
-            # Issue 13's target: flat.  Its VmRSS counts libpq's 22
+            # Target: flat.  Its VmRSS counts libpq's 22
             # libraries, mapped once (an earlier 8 MiB was LMDB's).
             met.append(growth <= 256)
             print(f"  largest {worst} KiB (libpq and its libraries mapped), anonymous "
@@ -444,6 +584,7 @@ def main():
     print(f"the flood: {flooded} failed logins; counters file {used} bytes in "
           f"use, README bound {bound} ({FLOOD_ADDRESSES} × 101 × {BYTES_PER_COUNTER}): "
           f"{'met' if met[-1] else 'NOT met'}")
+    met.extend(print_locks(locks))
     print(f"\ntargets met: {sum(met)} of {len(met)}")
 
 

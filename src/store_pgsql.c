@@ -87,6 +87,11 @@ static const char *const SCHEMA[] = {
 	" count integer NOT NULL,"
 	" subject text)",
 	"CREATE INDEX IF NOT EXISTS attempts_end ON attempts (window_end)",
+	/* The few rows that reached a limit, for lock list (Q_ATT_LOCKS)
+	 * however many a flood made; crmauthctl init adds it to a database
+	 * made before it. */
+	"CREATE INDEX IF NOT EXISTS attempts_locked ON attempts (key)"
+	" WHERE subject IS NOT NULL",
 	NULL
 };
 
@@ -318,8 +323,10 @@ const char *const pg_sql[Q__MAX] = {
 	[Q_ATT_LOCKS] = "SELECT key, subject, count, window_end FROM attempts"
 	    " WHERE subject IS NOT NULL AND window_end > $1 ORDER BY key",
 	[Q_ATT_CLEAR] = "DELETE FROM attempts WHERE key = $1",
-	[Q_ATT_CLEAR_PREFIX] = "DELETE FROM attempts WHERE"
-	    " substring(key FROM 1 FOR length($1::bytea)) = $1::bytea",
+	/* Every key that starts with $1: the range up to $2, the first
+	 * key past them (att_prefix_end()), read from the primary key. */
+	[Q_ATT_CLEAR_PREFIX] = "DELETE FROM attempts WHERE key >= $1"
+	    " AND key < $2",
 	[Q_ATT_USAGE] = "SELECT pg_total_relation_size('attempts'),"
 	    " (SELECT count(*) FROM attempts)",
 	[Q_USER_LIST] = "SELECT u.org, u.name, " USER_COLS " FROM users u"
@@ -1424,10 +1431,25 @@ p_lock_clear(struct store *s, const unsigned char *key, size_t keylen,
 {
 	struct pstore	*st = (struct pstore *)s;
 	struct pq	 q = { .q = prefix ? Q_ATT_CLEAR_PREFIX : Q_ATT_CLEAR };
+	unsigned char	 end[ATT_KEY_MAX];
+	size_t		 endlen = keylen;
 	enum store_err	 e;
 
 	*n = 0;
+	if (keylen == 0 || keylen > sizeof(end))
+		return STORE_ERROR;
 	pg_param_bytes(&q, key, keylen);
+	if (prefix) {
+		/* Keys start with a letter: there is always a first key past
+		 * those with the prefix. */
+		memcpy(end, key, keylen);
+		while (endlen > 0 && end[endlen - 1] == 0xff)
+			endlen--;
+		if (endlen == 0)
+			return STORE_ERROR;
+		end[endlen - 1]++;
+		pg_param_bytes(&q, end, endlen);
+	}
 	if ((e = pq1(st, "lock clear", &q, 1)) != STORE_OK)
 		return e;
 	*n = (size_t)pg_changed(q.res);

@@ -285,6 +285,34 @@ def t_key_rotate_and_retire_at_once():
            f"a new token on {node.name}")
 
 
+def t_lock_commands_use_an_index():
+    """lock list and lock clear during a flood (200,000 counter rows):
+    they read the table through its indexes, never a scan of it (make
+    bench times them at 1,000,000 rows)."""
+    n = A
+    for _ in range(6):
+        login(n, "wrong", "alice", "127.0.0.9")
+    pg = n.pg
+    pg.psql(n.pg_db, "INSERT INTO attempts SELECT 'N'::bytea || "
+            "decode(lpad(to_hex(i), 16, '0'), 'hex'), 4102444800, 1, NULL "
+            "FROM generate_series(1, 200000) i; ANALYZE attempts")
+
+    def stat(what):
+        return int(pg.psql(n.pg_db, f"SELECT {what}").strip() or 0)
+    seq = stat("seq_scan FROM pg_stat_user_tables WHERE relname = 'attempts'")
+    idx = stat("idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'attempts_locked'")
+    listed = n.ctl("lock", "list").stdout
+    check("alice" in listed, f"alice's lock listed: {listed}")
+    n.ctl("lock", "clear", "user", "ACME", "alice")
+    check("alice" not in n.ctl("lock", "list").stdout, "and cleared")
+    wait_for(lambda: stat("idx_scan FROM pg_stat_user_indexes WHERE "
+                          "indexrelname = 'attempts_locked'") > idx, 10,
+             "lock list through its index")
+    eq(stat("seq_scan FROM pg_stat_user_tables WHERE relname = 'attempts'"), seq,
+       "no scan of the counters table")
+    pg.psql(n.pg_db, "DELETE FROM attempts WHERE window_end = 4102444800")
+
+
 def t_release_on_a_refused_on_b():
     """Release through one node, check through the other: refused at once,
     50 rounds each way."""
@@ -1055,6 +1083,8 @@ def main():
             ("two nodes: successes at once from one address, all 200, no deadlock",
              t_parallel_successes_across_nodes),
             ("two nodes: lock list shows locks set through either", t_lock_list_both_nodes),
+            ("lock list and lock clear read through indexes during a flood",
+             t_lock_commands_use_an_index),
             ("faults: database stopped: 503, health 503; back: 200", t_database_stopped),
             ("faults: a database that hangs: 503 within the timeouts", t_database_hangs),
             ("faults: SIGKILL during releases, 20 rounds, none lost", t_sigkill_during_releases),
