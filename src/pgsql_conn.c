@@ -265,8 +265,12 @@ pg_failed(struct pstore *st, const char *what, PGresult *res)
 		return STORE_NOTINIT;
 	if (strcmp(state, "53100") == 0)
 		return STORE_FULL;		/* disk full */
-	/* Connection, shutdown, cannot connect now, statement timeout. */
-	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0) {
+	/* Connection, shutdown, cannot connect now, statement timeout; or
+	 * an error libpq made itself (no SQLSTATE) on a connection it now
+	 * holds lost: a lost connection too, not a failed statement. */
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
+	    (state[0] == '\0' && (st->conn == NULL ||
+	    PQstatus(st->conn) != CONNECTION_OK))) {
 		pg_drop(st);
 		return STORE_UNAVAILABLE;
 	}

@@ -186,12 +186,15 @@ class HeldRow:
     transaction) until release(): the slow transaction, or the other
     administrator, that a command can run into."""
 
-    def __init__(self, n, table, where):
+    def __init__(self, n, table, where=None):
+        """where: rows of table FOR UPDATE; None: the whole table."""
         self.n = n
         self.p = subprocess.Popen(["psql", "-X", "-q", n.pg.conninfo(n.pg_db)],
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, text=True)
-        self.p.stdin.write(f"BEGIN; SELECT 1 FROM {table} WHERE {where} FOR UPDATE;\n")
+        lock = f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE" if where is None else \
+            f"SELECT 1 FROM {table} WHERE {where} FOR UPDATE"
+        self.p.stdin.write(f"BEGIN; {lock};\n")
         self.p.stdin.flush()
         wait_for(lambda: self.count("state = 'idle in transaction'") == 1, 20,
                  "the row held")
@@ -205,8 +208,11 @@ class HeldRow:
         return self.count("wait_event_type = 'Lock'")
 
     def release(self):
-        self.p.stdin.write("ROLLBACK;\n")
-        self.p.stdin.close()
+        try:
+            self.p.stdin.write("ROLLBACK;\n")
+            self.p.stdin.close()
+        except BrokenPipeError:
+            pass            # its server went away
         self.p.wait(20)
 
 
@@ -755,6 +761,51 @@ def t_backend_killed():
         n.cleanup()
 
 
+def t_connection_lost_mid_statement():
+    """Faults: a responder's backend SIGKILLed while its read waits for a
+    lock: the connection ends without a word from the server (no
+    SQLSTATE).  That is a lost connection like any other: 503 with
+    Retry-After (or a 200 when the retried read found the server back),
+    never a 500; and then service, from the same responders.  (libpq's
+    own errors without SQLSTATE: tests/test_store.c.)"""
+    n = node("midkill", procs=1)
+    try:
+        n.start()
+        n.ctl("user", "add", "ACME", "kim", "--unit", "HQ", input="kim-pw\n")
+        key = n.ctl("apikey", "add", "ACME", "kim").stdout.strip()
+        n.key_token(key)
+        responders = sorted(n.responder_pids())
+        held = HeldRow(n, "users")
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault(
+            "r", n.post("/authentication/web_api_key/token",
+                        headers={"Authorization": basic(key)})))
+        try:
+            t.start()
+            wait_for(lambda: held.waiting() == 1, 20, "the key token's read waiting")
+            pid = int(n.pg.psql(n.pg_db, "SELECT pid FROM pg_stat_activity WHERE "
+                                "datname = current_database() AND "
+                                "wait_event_type = 'Lock'").split()[0])
+            os.kill(pid, signal.SIGKILL)
+            t.join(60)
+        finally:
+            held.release()
+        r = out["r"]
+        print(f"  answered {r.status} {r.code}")
+        check(r.status in (200, 503), f"a lost connection is no 500: {r.status} {r.body!r}")
+        if r.status == 503:
+            check(r.headers.get("retry-after"), f"with Retry-After: {r.headers}")
+        wait_for(lambda: n.pg.psql("postgres", "SELECT 1", check=False).strip() == "1", 60,
+                 "PostgreSQL back after the crash of a backend")
+        wait_for(lambda: n.post("/authentication/web_api_key/token",
+                                headers={"Authorization": basic(key)}).status == 200, 30,
+                 "service again")
+        eq(sorted(n.responder_pids()), responders, "the same responders")
+        check("INTERNAL_ERROR" not in n.error_log(), "nothing logged as an internal error")
+    finally:
+        n.cleanup()
+
+
 def t_bad_conninfo_logs():
     """A missing database, a wrong password: one clear line in the log,
     never the password; 503 to the client."""
@@ -1093,6 +1144,8 @@ def main():
             ("faults: a responder started while the database is down", t_started_while_down),
             ("faults: a node without wrap.key: 503, and the log says what to copy",
              t_node_without_wrap_key),
+            ("faults: a connection lost mid-statement, no SQLSTATE: 503, not 500",
+             t_connection_lost_mid_statement),
             ("faults: missing database, wrong password: one line, no password",
              t_bad_conninfo_logs),
             ("crmauthctl: every command on PostgreSQL", t_every_ctl_command),

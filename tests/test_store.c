@@ -9,6 +9,11 @@
 #include <lmdb.h>
 
 #include "unit.h"
+#ifdef CRMAUTH_LIBPQ
+#include <dlfcn.h>
+
+#include "pgsql.h"
+#endif
 
 static char		*dir;
 static struct config	 cfg;
@@ -883,6 +888,44 @@ t_kept_reader(void)
 	store_close(st);
 }
 
+#ifdef CRMAUTH_LIBPQ
+/*
+ * PostgreSQL: an error that libpq makes itself carries no SQLSTATE; on a
+ * connection it holds lost, that is a lost connection (dropped, and
+ * STORE_UNAVAILABLE, which reconnects and retries a read), never a
+ * generic store error (a 500).
+ */
+static void
+t_pg_lost_without_sqlstate(void)
+{
+	static const char *const kw[] = { "host", "dbname", "connect_timeout",
+	    NULL };
+	static const char *const val[] = { "/nonexistent-crmauth-test", "x",
+	    "1", NULL };
+	PGresult	*(*make)(const PGconn *, ExecStatusType);
+	struct pstore	 st;
+	char		 err[256];
+	void		*h;
+	PGresult	*res;
+
+	CU_ASSERT_FATAL(pg_load(err, sizeof(err)) == 0);
+	CU_ASSERT_FATAL((h = dlopen(CRMAUTH_LIBPQ, RTLD_NOW)) != NULL);
+	*(void **)&make = dlsym(h, "PQmakeEmptyPGresult");
+	CU_ASSERT_FATAL(make != NULL);
+	memset(&st, 0, sizeof(st));
+	st.pid = getpid();
+	st.conn = PQconnectdbParams(kw, val, 0);
+	CU_ASSERT_FATAL(st.conn != NULL);
+	CU_ASSERT_NOT_EQUAL(PQstatus(st.conn), CONNECTION_OK);
+	res = make(st.conn, PGRES_FATAL_ERROR);
+	CU_ASSERT_PTR_NULL(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+	CU_ASSERT_EQUAL(pg_failed(&st, "test", res), STORE_UNAVAILABLE);
+	CU_ASSERT_PTR_NULL(st.conn);	/* dropped: the next use reconnects */
+	PQclear(res);
+	dlclose(h);
+}
+#endif
+
 static CU_TestInfo tests[] = {
 	{ "serving never creates a store", t_not_initialised },
 	{ "init is idempotent and makes one signing key", t_init_idempotent },
@@ -907,6 +950,10 @@ static CU_TestInfo tests[] = {
 	    t_map_growth },
 	{ "a kept reader sees other processes' commits, map growth too",
 	    t_kept_reader },
+#ifdef CRMAUTH_LIBPQ
+	{ "PostgreSQL: a connection lost without SQLSTATE is unavailable",
+	    t_pg_lost_without_sqlstate },
+#endif
 	CU_TEST_INFO_NULL,
 };
 
