@@ -199,8 +199,9 @@ static const struct ckey ckeys[] = {
 	/* 0: no address is ever trusted. */
 	{ "lockout_trust_days", C_INT, 0, 3650, F(lockout_trust_days) },
 	/* libsodium's argon2id: at least 8 KiB, at most 4 TiB; we stop at
-	 * 1 GiB and 64 passes, far past anything sensible per login (the
-	 * same bounds hold for imported and stored hashes). */
+	 * 1 GiB, 64 passes and 4 GiB of work (CRM_ARGON2_WORK_MAX, checked
+	 * below), far past anything sensible per login (the same bounds hold
+	 * for imported and stored hashes). */
 	{ "argon2_memory_kib", C_INT, CRM_ARGON2_MEM_MIN_KIB,
 	    CRM_ARGON2_MEM_MAX_KIB, F(argon2_memory_kib) },
 	{ "argon2_iterations", C_INT, 1, CRM_ARGON2_T_MAX,
@@ -362,6 +363,14 @@ config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 	    cfg->pg_conninfo[0] == '\0') {
 		snprintf(err, errlen, "%s: store = postgresql needs "
 		    "pg_conninfo", file);
+		return -1;
+	}
+	if ((uint64_t)cfg->argon2_memory_kib * cfg->argon2_iterations >
+	    CRM_ARGON2_WORK_MAX) {
+		snprintf(err, errlen, "%s: argon2_memory_kib (%d) times "
+		    "argon2_iterations (%d) is past %d: a login would take "
+		    "seconds of CPU", file, (int)cfg->argon2_memory_kib,
+		    (int)cfg->argon2_iterations, CRM_ARGON2_WORK_MAX);
 		return -1;
 	}
 	if (cfg->db_map_size_mb > cfg->db_map_max_mb) {

@@ -171,7 +171,8 @@ sec_pwcost(const char *phc, uint32_t *m, uint32_t *t, uint32_t *p)
 	*p = (uint32_t)v[2];
 	if (*m < CRM_ARGON2_MEM_MIN_KIB || *m > CRM_ARGON2_MEM_MAX_KIB ||
 	    *t < 1 || *t > CRM_ARGON2_T_MAX || *p < 1 ||
-	    *p > CRM_ARGON2_P_MAX)
+	    *p > CRM_ARGON2_P_MAX ||
+	    (uint64_t)*m * *t > CRM_ARGON2_WORK_MAX)
 		return 1;
 	return 0;
 }

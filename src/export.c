@@ -448,10 +448,11 @@ get_hash(struct in *r, json_object *o, const char *k, char *buf,
 		return bad(r, "\"%s\" is not an argon2id hash", k);
 	if (cost != 0)
 		return bad(r, "\"%s\": argon2id cost m=%lu,t=%lu,p=%lu is past "
-		    "the bounds (m %d to %d KiB, t 1 to %d, p 1 to %d)", k,
+		    "the bounds (m %d to %d KiB, t 1 to %d, p 1 to %d, m "
+		    "times t at most %d)", k,
 		    (unsigned long)m, (unsigned long)t, (unsigned long)p,
 		    CRM_ARGON2_MEM_MIN_KIB, CRM_ARGON2_MEM_MAX_KIB,
-		    CRM_ARGON2_T_MAX, CRM_ARGON2_P_MAX);
+		    CRM_ARGON2_T_MAX, CRM_ARGON2_P_MAX, CRM_ARGON2_WORK_MAX);
 	memcpy(buf, s, strlen(s) + 1);
 	return 0;
 }

@@ -260,16 +260,19 @@ int	 sec_pwhash(char out[CRM_PWHASH_MAX], const char *pw, size_t len,
 	    const struct config *);
 /*
  * The bounds of an argon2id cost, for the configuration, imports and
- * every verify: memory 8 KiB to 1 GiB, 1 to 64 passes, 1 to 16 lanes
- * (libsodium makes hashes of one lane and verifies others with one
- * thread: the work is memory times passes).  At the top, a verify takes
- * about a minute: enough for any real set-up, not a responder held for
- * days.
+ * every verify: memory 8 KiB to 1 GiB, 1 to 64 passes, 1 to 16 lanes,
+ * and memory times passes (the work: libsodium makes hashes of one lane
+ * and verifies others with one thread) at most 4 GiB: 1 GiB and 4
+ * passes, or 256 MiB and 16.  At the top a verify takes about three
+ * seconds here, a hundred times the default cost: room for any real
+ * set-up, and not a lever that makes each wrong password of an imported
+ * account hold a responder for a minute.
  */
 #define CRM_ARGON2_MEM_MIN_KIB	8
 #define CRM_ARGON2_MEM_MAX_KIB	1048576
 #define CRM_ARGON2_T_MAX	64
 #define CRM_ARGON2_P_MAX	16
+#define CRM_ARGON2_WORK_MAX	4194304	/* KiB times passes */
 /* The cost of an argon2id PHC string: 0 within the bounds, 1 past them,
  * -1 when it is no argon2id string. */
 int	 sec_pwcost(const char *phc, uint32_t *m, uint32_t *t, uint32_t *p);

@@ -77,7 +77,9 @@ expect_error(const char *text, const char *line, const char *problem)
 	char		err[CRM_ERR_MAX], want[64];
 
 	CU_ASSERT_EQUAL(load(text, &c, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want), "t.conf:%s: ", line);
+	/* line NULL: a problem of the whole file, said without one. */
+	snprintf(want, sizeof(want), line != NULL ? "t.conf:%s: " : "t.conf: ",
+	    line);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, problem));
 	if (strstr(err, want) == NULL || strstr(err, problem) == NULL)
@@ -103,6 +105,10 @@ t_errors(void)
 	expect_error("argon2_memory_kib = 4\n", "1", "is too small");
 	expect_error("argon2_memory_kib = 1048577\n", "1", "is too large");
 	expect_error("argon2_iterations = 65\n", "1", "is too large");
+	/* Each within bounds, their work not: seconds a login. */
+	expect_error("argon2_memory_kib = 1048576\nargon2_iterations = 5\n",
+	    NULL, "argon2_memory_kib (1048576) times argon2_iterations (5) "
+	    "is past 4194304");
 }
 
 static void

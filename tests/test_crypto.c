@@ -132,6 +132,17 @@ t_pwhash(void)
 		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048577,t=1,p=1%s",
 		    strchr(h + 29, '$'));
 		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
+		/* Memory and passes each within bounds, their work past
+		 * CRM_ARGON2_WORK_MAX: a minute a verify.  At the bound: ok. */
+		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048576,t=64,p=1%s",
+		    strchr(h + 29, '$'));
+		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
+		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048576,t=4,p=1%s",
+		    strchr(h + 29, '$'));
+		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 0);
+		snprintf(big, sizeof(big), "$argon2id$v=19$m=262144,t=17,p=4%s",
+		    strchr(h + 29, '$'));
+		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
 		CU_ASSERT_EQUAL(sec_pwcost("$argon2id$v=19$m=8,t=x,p=1$a$b",
 		    &m, &t, &p), -1);
 		CU_ASSERT_EQUAL(sec_pwcost("$argon2i$v=19$m=8,t=1,p=1$a$b",

@@ -370,7 +370,10 @@ t_import_hostile_costs_and_times(void)
 {
 	static const char *costs[] = { "m=19456,t=4000000000,p=1",
 	    "m=4194304,t=2,p=1", "m=19456,t=65,p=1", "m=19456,t=2,p=17",
-	    "m=4,t=2,p=1", "m=19456,t=0,p=1" };
+	    "m=4,t=2,p=1", "m=19456,t=0,p=1",
+	    /* each within its own bound, but a minute of work a login */
+	    "m=1048576,t=64,p=1", "m=1048576,t=5,p=16",
+	    "m=262144,t=17,p=1" };
 	char	 line[512], why[256];
 	long	 future = (long)time(NULL) + 3600;
 
@@ -380,8 +383,8 @@ t_import_hostile_costs_and_times(void)
 		    "$c2FsdA$aGFzaA\",\"units\":[\"HQ\"],\"disabled\":false,"
 		    "\"created\":1,\"not_before\":1}", costs[i]);
 		snprintf(why, sizeof(why), "\"pwhash\": argon2id cost %s is "
-		    "past the bounds (m 8 to 1048576 KiB, t 1 to 64, p 1 to 16)",
-		    costs[i]);
+		    "past the bounds (m 8 to 1048576 KiB, t 1 to 64, p 1 to 16, "
+		    "m times t at most 4194304)", costs[i]);
 		refused(2, line, 2, why);
 	}
 	snprintf(line, sizeof(line), "{\"type\":\"user\",\"org\":\"ACME\","
