@@ -48,7 +48,8 @@ deny(struct result *res, int basic)
 struct principal_read {
 	enum { PR_USER, PR_APIKEY, PR_CONSUMER } kind;
 	const char		*org, *name;	/* PR_USER */
-	int64_t			 created;	/* PR_USER: the same user */
+	int64_t			 created;	/* PR_USER: the same user, */
+	const char		*pwhash;	/* with the password checked */
 	const unsigned char	*digest;	/* the key methods */
 	const unsigned char	*code;		/* PR_CONSUMER, or ident */
 	const char		*ident;
@@ -67,7 +68,8 @@ read_again(struct app *app, const struct principal_read *pr,
 	case PR_USER:
 		e = store_lookup_user(app->store, pr->org, pr->name, &l);
 		*why = !l.user_found || l.user.created != pr->created ?
-		    "unknown_user" : l.user.disabled ? "disabled" : NULL;
+		    "unknown_user" : strcmp(l.user.pwhash, pr->pwhash) != 0 ?
+		    "bad_password" : l.user.disabled ? "disabled" : NULL;
 		*cutoff = l.user.not_before;
 		break;
 	case PR_APIKEY:
@@ -113,11 +115,13 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 	size_t		 n;
 
 	if (iat <= cutoff) {
+		/* Cut off seconds ahead (several revocations in one
+		 * second): no wait can end it; say when to come back. */
+		if ((retry = cutoff - app->now() + 1) > 3)
+			goto later;
 		for (int i = 0; i < 30 && app->now() <= cutoff; i++)
 			nanosleep(&tick, NULL);
 		if ((iat = app->now()) <= cutoff) {
-			/* Cut off seconds ahead (several revocations in
-			 * one second): say when to come back. */
 			retry = cutoff - iat + 1;
 			goto later;
 		}
@@ -130,8 +134,10 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 			app_event(app, res, ev, "auth_failed", why);
 			return;
 		}
-		if (again != cutoff)
+		if (again != cutoff) {
+			retry = again - iat + 1;
 			goto later;
+		}
 	}
 	te = tok_issue(key, s, iat, app->cfg.token_ttl, &tok, jti);
 	if (te != TOK_OK) {
@@ -237,23 +243,30 @@ rehash_user(struct user_rec *u, void *arg)
  * A secret that was right, hashed at another cost than the configured
  * one (argon2_* changed since): hash it again at the configured cost, so
  * that its verify costs what an unknown account's does.  ident NULL: a
- * user's password; else the pass code of org's identifier.
+ * user's password, and *now the user's hash afterwards (the new one, or
+ * old when none was written); else the pass code of org's identifier.
  */
 static void
 rehash(struct app *app, const char *org, const char *name,
-    const char *ident, const char *old, const char *secret)
+    const char *ident, const char *old, const char *secret, char *now)
 {
 	char		 new[CRM_PWHASH_MAX];
 	struct rehash	 r = { old, new };
+	struct user_rec	 after;
 	enum store_err	 e;
 
+	if (now != NULL)
+		snprintf(now, CRM_PWHASH_MAX, "%s", old);
 	if (!sec_pwstale(old, &app->cfg) ||
 	    sec_pwhash(new, secret, strlen(secret), &app->cfg) != 0)
 		return;
-	if (ident == NULL)
+	if (ident == NULL) {
 		e = store_user_change(app->store, org, name, rehash_user, &r,
-		    NULL);
-	else
+		    &after);
+		if (e == STORE_OK && now != NULL)
+			snprintf(now, CRM_PWHASH_MAX, "%s", after.pwhash);
+		explicit_bzero(&after, sizeof(after));
+	} else
 		e = store_access_rehash(app->store, org, ident, old, new);
 	if (e != STORE_OK && e != STORE_NOTFOUND)
 		log_err("rehash: %s: %s", store_strerror(e),
@@ -264,6 +277,7 @@ void
 m_token(struct app *app, const struct request *req, struct result *res)
 {
 	const char		*user, *pw, *org, *unit, *why = NULL;
+	char			 hash[CRM_PWHASH_MAX] = "";
 	struct lookup		 l;
 	struct tok_subject	 s;
 	struct principal_read	 pr;
@@ -309,10 +323,10 @@ m_token(struct app *app, const struct request *req, struct result *res)
 		}
 	}
 	if (ok)
-		rehash(app, org, user, NULL, l.user.pwhash, pw);
+		rehash(app, org, user, NULL, l.user.pwhash, pw, hash);
 	s = (struct tok_subject){ .usr = user, .org = org };
 	pr = (struct principal_read){ .kind = PR_USER, .org = org,
-	    .name = user, .created = l.user.created };
+	    .name = user, .created = l.user.created, .pwhash = hash };
 	conclude(app, res, &a, e, ok, why, 0, &l, l.user.units,
 	    l.user.nunits, unit, &s, iat, l.user.not_before, &pr, &ev);
 	explicit_bzero(&l, sizeof(l));
@@ -485,7 +499,7 @@ m_consumer_token(struct app *app, const struct request *req,
 		why = "unknown_access_token";
 	if (ok && pass != NULL)
 		rehash(app, l.consumer.org, NULL, ident, l.access.passhash,
-		    pass);
+		    pass, NULL);
 	/* A code added before codes were keyed: keyed now that it is
 	 * known right (PostgreSQL; README.md, "PostgreSQL"). */
 	if (ok && code != NULL && l.access_legacy &&

@@ -4,7 +4,7 @@
  * format is the backends' common ground, so it is written once, here:
  *
  *   {"format":"crmauth-export","version":1,"schema":1,"store":"lmdb",
- *    "made":"2026-11-29T12:00:00Z"}
+ *    "made":"2026-11-29T12:00:00Z","codes_key":HEX16 (with a wrap.key)}
  *   {"type":"user","org":..,"name":..,"pwhash":"$argon2id$..",
  *    "units":[..],"disabled":false,"created":N,"not_before":N}
  *   {"type":"apikey","digest":HEX64,"org":..,"user":..,"revoked":false,
@@ -227,7 +227,7 @@ store_export(struct store *st, const char *file, struct xcount *n,
     char *err, size_t errlen)
 {
 	struct out	 w = { .n = n };
-	char		 tmp[PATH_MAX], made[32];
+	char		 tmp[PATH_MAX], made[32], key[CODE_KEY_ID_HEX + 1];
 	json_object	*o;
 	time_t		 now = time(NULL);
 	int		 mlen;
@@ -258,6 +258,9 @@ store_export(struct store *st, const char *file, struct xcount *n,
 	add_int(o, "schema", STORE_SCHEMA_VERSION);
 	add_str(o, "store", st->ops->name);
 	add_str(o, "made", made);
+	store_code_key(st, key);
+	if (key[0] != '\0')
+		add_str(o, "codes_key", key);
 	put_line(&w, o);
 	json_object_put(o);
 	e = store_dump(st, put_rec, &w);
@@ -299,6 +302,8 @@ struct in {
 	struct xcount	*n;		/* counted on each pass */
 	int		 ended;
 	int		 currents;	/* signing keys marked current */
+	char		 codes_key[CODE_KEY_ID_HEX + 1];	/* the file's */
+	char		 our_key[CODE_KEY_ID_HEX + 1];	/* the store's */
 	char		*err;
 	size_t		 errlen;
 };
@@ -602,6 +607,14 @@ read_access(struct in *r, json_object *o, struct xrec *x)
 	    (ident && get_name(r, o, "identifier", x->name, 0) == -1))
 		return -1;
 	x->access_kind = keyed ? 'K' : code ? 'C' : 'I';
+	/* Found only under the wrap.key it was keyed with. */
+	if (keyed && (r->codes_key[0] == '\0' ||
+	    strcmp(r->codes_key, r->our_key) != 0))
+		return bad(r, "an authentication code kept keyed with wrap.key "
+		    "%s, and this store has %s%s: copy that wrap.key into its "
+		    "db_path first", r->codes_key[0] ? r->codes_key :
+		    "(unnamed)", r->our_key[0] ? "wrap.key " : "none",
+		    r->our_key);
 	if ((a->passhash[0] != '\0') != ident)
 		return bad(r, "\"passhash\" is for an identifier's pass code "
 		    "only");
@@ -762,8 +775,17 @@ read_header(struct in *r)
 	else if (n > STORE_SCHEMA_VERSION)
 		bad(r, "exported by a newer crmauth (schema %lld)",
 		    (long long)n);
-	else
+	else if (json_object_object_get_ex(o, "codes_key", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) != CODE_KEY_ID_HEX))
+		bad(r, "\"codes_key\" is not a key id");
+	else {
+		r->codes_key[0] = '\0';
+		if (json_object_object_get_ex(o, "codes_key", &v))
+			snprintf(r->codes_key, sizeof(r->codes_key), "%s",
+			    json_object_get_string(v));
 		rc = 0;
+	}
 	json_object_put(o);
 	return rc;
 }
@@ -870,6 +892,7 @@ store_import(struct store *st, const char *file, struct xcount *n,
 
 	err[0] = '\0';
 	memset(n, 0, sizeof(*n));
+	store_code_key(st, r.our_key);
 	/* Read twice (checked whole, then loaded): a file, not a pipe, and
 	 * a FIFO is refused without waiting for its writer. */
 	if ((fd = open_regular(file, 0, err, errlen)) == -1) {

@@ -707,6 +707,8 @@ load_one(struct lstore *st, MDB_txn *txn, const struct xrec *x)
 	struct rec_out		 w;
 	struct access_owner	 o;
 	unsigned char		 v[8], ik[8 + CRM_JTI_BYTES];
+	unsigned char		 kd[CRM_DIGEST_BYTES], id[CRM_DIGEST_BYTES];
+	struct user_rec		 u;
 	MDB_val			 key, val, empty = { 0, "" };
 	MDB_val			 mk = { 11, "current_kid" };
 	int64_t			 t;
@@ -717,6 +719,14 @@ load_one(struct lstore *st, MDB_txn *txn, const struct xrec *x)
 		return lm_user_write(st, txn, x->org, x->name, &x->u.user,
 		    MDB_NOOVERWRITE);
 	case XR_APIKEY:
+		/* Only a key whose user is in the file (above it): another
+		 * would serve whoever is added later under that name. */
+		if ((rc = lm_user_read(st, txn, x->u.apikey.org,
+		    x->u.apikey.user, &u)) != 0) {
+			explicit_bzero(&u, sizeof(u));
+			return rc == MDB_NOTFOUND ? RC_NOUSER : rc;
+		}
+		explicit_bzero(&u, sizeof(u));
 		lm_apikey_encode(&w, &x->u.apikey);
 		return lm_put_rec(txn, st->apikeys, x->digest, CRM_DIGEST_BYTES,
 		    &w, MDB_NOOVERWRITE);
@@ -728,6 +738,15 @@ load_one(struct lstore *st, MDB_txn *txn, const struct xrec *x)
 		if (x->access_kind == 'K' && !st->have_wrap)
 			return RC_REFUSED;
 		memset(&o, 0, sizeof(o));
+		if (x->access_kind == 'C' && st->have_wrap) {
+			/* Keyed from its digest, as crmauthctl init does. */
+			store_code_keyed(kd, st->wrap, x->digest);
+			store_access_id(id, x->org, kd, NULL);
+			lm_access_owner(&o, x->org, kd, NULL);
+			o.kind = 'K';
+			return lm_access_write(st, txn, id, &x->u.access, &o,
+			    MDB_NOOVERWRITE);
+		}
 		if (x->access_kind != 0)
 			lm_access_owner(&o, x->org, x->access_kind != 'I' ?
 			    x->digest : NULL, x->name);
@@ -783,7 +802,13 @@ load_fn(struct lstore *st, MDB_txn *txn, void *p)
 		snprintf(st->base.detail, sizeof(st->base.detail),
 		    "line %ld: a record that is there already (the same "
 		    "record twice)", x->line);
-	if (rc == RC_REFUSED)
+	if (rc == RC_NOUSER) {
+		snprintf(st->base.detail, sizeof(st->base.detail),
+		    "line %ld: a Web API key of user %s in organisation %s, "
+		    "who is not in the file (before it)", x->line,
+		    x->u.apikey.user, x->u.apikey.org);
+		rc = RC_REFUSED;
+	} else if (rc == RC_REFUSED)
 		snprintf(st->base.detail, sizeof(st->base.detail),
 		    "line %ld: an authentication code kept keyed with a "
 		    "PostgreSQL deployment's wrap.key: copy that wrap.key "

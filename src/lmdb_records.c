@@ -385,7 +385,7 @@ lm_access_write(struct lstore *st, MDB_txn *txn, const unsigned char *k,
 	w_str(&w, r->passhash);
 	w_i64(&w, r->created);
 	if (o->kind != 0) {
-		w_str(&w, o->kind == 'C' ? "C" : "I");
+		w_str(&w, o->kind == 'C' ? "C" : o->kind == 'K' ? "K" : "I");
 		w_str(&w, o->org);
 		w_str(&w, o->lookup);
 	}

@@ -18,6 +18,7 @@
 #define RC_STOP		(-5)	/* import: the source stopped */
 #define RC_SKIP		(-6)	/* export: a record not to give */
 #define RC_REFUSED	(-7)	/* import: a record LMDB cannot hold; detail */
+#define RC_NOUSER	(-8)	/* import: a Web API key of no user */
 
 struct lstore {
 	struct store	 base;		/* first: what store.c knows */
@@ -31,7 +32,8 @@ struct lstore {
 	 * PostgreSQL): authentication codes kept keyed with it. */
 	unsigned char	 wrap[CRM_SEAL_KEY];
 	int		 have_wrap;
-	time_t		 wrap_looked;	/* without one: looked for then */
+	time_t		 wrap_looked;	/* lm_wrap(): looked at then */
+	struct stat	 wrap_sb;	/* the file read (or st_ino 0) */
 };
 
 typedef int (*txn_fn)(struct lstore *, MDB_txn *, void *);
@@ -92,6 +94,9 @@ struct rel_arg {
 };
 
 /* ---- store_lmdb.c ---------------------------------------------------------------- */
+
+/* db_path/wrap.key read again if the file there changed (now: at once). */
+void		 lm_wrap(struct lstore *, int now);
 
 /* fn in a transaction: reads renew the handle's kept one; writes prune
  * a few released ids and expired keys, and commit durably.  A full map

@@ -178,6 +178,7 @@ load_params(struct pstore *st, struct load_batch *b, int i)
 {
 	struct xrec	*x = &b->x[i];
 	struct pq	*q = &b->q[i];
+	unsigned char	 d[CRM_DIGEST_BYTES];
 	const char	*lookup;
 
 	*q = (struct pq){ 0 };
@@ -223,7 +224,11 @@ load_params(struct pstore *st, struct load_batch *b, int i)
 		b->kind[i][1] = '\0';
 		if (x->access_kind == 'K')
 			pg_code_keyed(b->hex[i], x->digest);
-		else if (x->access_kind == 'C')
+		else if (x->access_kind == 'C' && st->have_wrap) {
+			/* Keyed from its digest, as init does. */
+			store_code_keyed(d, st->wrap, x->digest);
+			pg_code_keyed(b->hex[i], d);
+		} else if (x->access_kind == 'C')
 			sec_hex(b->hex[i], x->digest, CRM_DIGEST_BYTES);
 		lookup = x->access_kind == 'I' ? x->name : b->hex[i];
 		pg_param(q, x->org);
@@ -266,9 +271,19 @@ load_flush(struct pstore *st, struct load_batch *b)
 	e = pq_run(st, "import", b->q, b->n, CONTINUE);
 	for (i = 0; e == STORE_OK && i < b->n; i++)
 		if (pg_changed(b->q[i].res) != 1) {
-			snprintf(st->base.detail, sizeof(st->base.detail),
-			    "line %ld: a record that is there already (the "
-			    "same record twice)", b->x[i].line);
+			/* Q_APIKEY_ADD writes a key only with its user. */
+			if (b->x[i].kind == XR_APIKEY)
+				snprintf(st->base.detail,
+				    sizeof(st->base.detail), "line %ld: a Web "
+				    "API key of user %s in organisation %s, who "
+				    "is not in the file (before it), or the same "
+				    "key twice", b->x[i].line,
+				    b->x[i].u.apikey.user, b->x[i].u.apikey.org);
+			else
+				snprintf(st->base.detail,
+				    sizeof(st->base.detail), "line %ld: a "
+				    "record that is there already (the same "
+				    "record twice)", b->x[i].line);
 			e = STORE_EXISTS;
 		}
 	pq_clear(b->q, b->n);

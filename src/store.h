@@ -36,6 +36,8 @@ const char *store_strerror(enum store_err);
 #define STORE_SCHEMA_VERSION 1
 
 /* store_open() flags */
+/* The length of a wrap.key's id in an export (store_code_key_id()). */
+#define CODE_KEY_ID_HEX	16
 #define STORE_CREATE	0x1	/* make what is missing (crmauthctl init) */
 #define STORE_RDONLY	0x2	/* never write, not even pruning (library) */
 
@@ -299,6 +301,8 @@ struct store_ops {
 	/* whole store */
 	enum store_err	(*backup)(struct store *, const char *);
 	enum store_err	(*dump)(struct store *, store_xrec_cb, void *);
+	/* store_code_key_id() of its wrap.key, or "" without one. */
+	void		(*code_key)(struct store *, char *);
 	enum store_err	(*load)(struct store *, struct xsource *);
 };
 
@@ -658,6 +662,13 @@ store_backup(struct store *st, const char *file)
 
 /* Every record, in one snapshot, for crmauthctl export (released ids
  * past their exp and signing keys past theirs left out). */
+/* The id of the wrap.key codes are kept keyed with, "" for none. */
+static inline void
+store_code_key(struct store *st, char id[CODE_KEY_ID_HEX + 1])
+{
+	st->ops->code_key(st, id);
+}
+
 static inline enum store_err
 store_dump(struct store *st, store_xrec_cb cb, void *arg)
 {
@@ -745,6 +756,10 @@ int	 store_wrap_load(const struct config *, unsigned char *key,
  * under a key derived from wrap.key. */
 void	 store_code_keyed(unsigned char out[CRM_DIGEST_BYTES],
 	    const unsigned char *wrap, const unsigned char *code);
+/* What names a wrap.key in an export (nothing it could be guessed
+ * from): the first 8 bytes, in hex, of an HMAC of a fixed label. */
+void	 store_code_key_id(char out[CODE_KEY_ID_HEX + 1],
+	    const unsigned char *wrap);
 
 /* Backends: their open functions, for store_open's table. */
 enum store_err lmdb_store_open(struct store **, const struct config *,

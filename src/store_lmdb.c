@@ -531,6 +531,8 @@ l_consumer_list(struct store *s, store_consumer_cb cb, void *arg)
 
 struct access_arg {
 	unsigned char		 k[CRM_DIGEST_BYTES];
+	unsigned char		 plain[CRM_DIGEST_BYTES];	/* keyed: */
+	int			 keyed;		/* the code's plain id */
 	struct access_owner	 owner;
 	struct access_rec	*out;
 	const struct access_rec	*in;
@@ -548,35 +550,148 @@ access_arg_init(struct lstore *st, struct access_arg *a, const char *org,
 {
 	unsigned char kd[CRM_DIGEST_BYTES];
 
+	a->keyed = 0;
 	if (code != NULL && keyed && st->have_wrap) {
 		store_code_keyed(kd, st->wrap, code);
 		store_access_id(a->k, org, kd, NULL);
+		store_access_id(a->plain, org, code, NULL);
 		lm_access_owner(&a->owner, org, kd, NULL);
 		a->owner.kind = 'K';
+		a->keyed = 1;
 		return;
 	}
 	store_access_id(a->k, org, code, ident);
 	lm_access_owner(&a->owner, org, code, ident);
 }
 
-/* An access token by code (keyed first) or identifier.  A wrap.key
- * copied in since the store was opened is taken up (looked for once a
- * second at most). */
+/*
+ * db_path/wrap.key, optional for LMDB: read at open, and again when the
+ * file there is another (copied in, replaced or removed since), looked
+ * at once a second at most, so that every process, long-running or new,
+ * keys codes with the same file.  One that cannot be read is logged and
+ * taken as none: codes kept keyed are not found meanwhile, and
+ * everything else is served.
+ */
+void
+lm_wrap(struct lstore *st, int now)
+{
+	char		 path[sizeof(st->base.cfg.db_path) + 16], why[512];
+	struct stat	 sb;
+	time_t		 t = time(NULL);
+
+	if (!now && t == st->wrap_looked)
+		return;
+	st->wrap_looked = t;
+	snprintf(path, sizeof(path), "%s/wrap.key", st->base.cfg.db_path);
+	if (stat(path, &sb) == -1)
+		memset(&sb, 0, sizeof(sb));
+	if (!now && sb.st_ino == st->wrap_sb.st_ino &&
+	    sb.st_dev == st->wrap_sb.st_dev &&
+	    sb.st_size == st->wrap_sb.st_size &&
+	    sb.st_mtim.tv_sec == st->wrap_sb.st_mtim.tv_sec &&
+	    sb.st_mtim.tv_nsec == st->wrap_sb.st_mtim.tv_nsec)
+		return;
+	st->wrap_sb = sb;
+	if (sb.st_ino == 0) {
+		st->have_wrap = 0;
+		return;
+	}
+	if (store_wrap_load(&st->base.cfg, st->wrap, &st->have_wrap, 0, why,
+	    sizeof(why)) == -1) {
+		st->have_wrap = 0;
+		log_err("store: %s; authentication codes kept keyed with it "
+		    "cannot be found until it can", why);
+	}
+}
+
+/*
+ * crmauthctl init with a wrap.key: codes kept by their plain SHA-256
+ * (added before there was one) keyed from the digest their records hold,
+ * in this transaction; a code there both ways keeps its keyed record.
+ */
+struct plain_code {
+	unsigned char		 k[CRM_DIGEST_BYTES];
+	struct access_rec	 r;
+	struct access_owner	 o;
+};
+
+static int
+key_plain_fn(struct lstore *st, MDB_txn *txn, void *p)
+{
+	struct plain_code	*v = NULL, *nv;
+	struct access_rec	 r;
+	struct access_owner	 o;
+	unsigned char		 code[CRM_DIGEST_BYTES], kd[CRM_DIGEST_BYTES];
+	unsigned char		 id[CRM_DIGEST_BYTES];
+	MDB_cursor		*c;
+	MDB_val			 key, val;
+	size_t			 n = 0, cap = 0;
+	int			 rc;
+
+	if ((rc = mdb_cursor_open(txn, st->access, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != CRM_DIGEST_BYTES ||
+		    lm_access_decode(&val, &r, &o) != 0 || o.kind != 'C')
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				rc = ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		memcpy(v[n].k, key.mv_data, CRM_DIGEST_BYTES);
+		v[n].r = r;
+		v[n++].o = o;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (sec_unhex(code, sizeof(code), v[i].o.lookup,
+		    strlen(v[i].o.lookup)) != 0)
+			continue;
+		store_code_keyed(kd, st->wrap, code);
+		store_access_id(id, v[i].o.org, kd, NULL);
+		lm_access_owner(&o, v[i].o.org, kd, NULL);
+		o.kind = 'K';
+		rc = lm_access_write(st, txn, id, &v[i].r, &o, MDB_NOOVERWRITE);
+		if (rc == 0 || rc == MDB_KEYEXIST) {
+			key = (MDB_val){ CRM_DIGEST_BYTES, v[i].k };
+			rc = mdb_del(txn, st->access, &key, NULL);
+		}
+	}
+	if (v != NULL)
+		explicit_bzero(v, n * sizeof(*v));
+	free(v);
+	return rc;
+}
+
+static void
+l_code_key(struct store *s, char *id)
+{
+	struct lstore *st = (struct lstore *)s;
+
+	lm_wrap(st, 0);
+	if (st->have_wrap)
+		store_code_key_id(id, st->wrap);
+	else
+		id[0] = '\0';
+}
+
+/* An access token by code (keyed first) or identifier. */
 static int
 access_find(struct lstore *st, MDB_txn *txn, const char *org,
     const unsigned char *code, const char *ident, struct access_rec *r)
 {
 	struct access_arg	 a;
-	char			 why[256];
-	time_t			 now;
 	int			 rc = MDB_NOTFOUND;
 
-	if (code != NULL && !st->have_wrap &&
-	    (now = time(NULL)) != st->wrap_looked) {
-		st->wrap_looked = now;
-		(void)store_wrap_load(&st->base.cfg, st->wrap, &st->have_wrap,
-		    0, why, sizeof(why));
-	}
+	if (code != NULL)
+		lm_wrap(st, 0);
 	if (code != NULL && st->have_wrap) {
 		access_arg_init(st, &a, org, code, NULL, 1);
 		rc = lm_access_read(st, txn, a.k, r, NULL);
@@ -607,8 +722,14 @@ access_get_fn(struct lstore *st, MDB_txn *txn, void *p)
 static int
 access_put_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
-	struct access_arg *a = p;
+	struct access_arg	*a = p;
+	struct access_rec	 r;
+	int			 rc;
 
+	/* A code there already by its plain SHA-256 is there. */
+	if (a->keyed && (rc = lm_access_read(st, txn, a->plain, &r, NULL)) !=
+	    MDB_NOTFOUND)
+		return rc == 0 ? MDB_KEYEXIST : rc;
 	return lm_access_write(st, txn, a->k, a->in, &a->owner, MDB_NOOVERWRITE);
 }
 
@@ -1407,13 +1528,11 @@ lm_open(struct lstore **out, const struct config *cfg, int flags,
 			    cfg->db_path, store_strerror(e));
 		goto fail;
 	}
-	/* Optional here (never made for LMDB), but one that is there and
-	 * cannot be read is said, not ignored. */
-	if (store_wrap_load(cfg, st->wrap, &st->have_wrap, 0, st->base.detail,
-	    sizeof(st->base.detail)) == -1) {
-		e = STORE_ERROR;
+	lm_wrap(st, 1);
+	if (create && st->have_wrap &&
+	    (e = lm_txn_run(st, 1, "crmauthctl init", key_plain_fn, NULL)) !=
+	    STORE_OK)
 		goto fail;
-	}
 	*out = st;
 	return STORE_OK;
 fail:
@@ -1486,5 +1605,6 @@ static const struct store_ops lmdb_ops = {
 	.sigkey_list = l_sigkey_list,
 	.backup = lmdb_backup,
 	.dump = lmdb_dump,
+	.code_key = l_code_key,
 	.load = lmdb_load,
 };

@@ -123,7 +123,7 @@ const char *const pg_sql[Q__MAX] = {
 	/* $3 the lookup, $4 a code's legacy one: the keyed row first. */
 	[Q_ACCESS_GET] = "SELECT " ACCESS_COLS ", t.lookup = $4"
 	    " FROM access_tokens t WHERE t.org = $1 AND t.kind = $2"
-	    " AND t.lookup IN ($3, $4) ORDER BY t.lookup = $3 LIMIT 1",
+	    " AND t.lookup IN ($3, $4) ORDER BY t.lookup = $3 DESC LIMIT 1",
 	[Q_SIGKEY_GET] = "SELECT " KEY_COLS " FROM signing_keys k"
 	    " WHERE k.kid = $1",
 	[Q_SIGKEY_CURRENT] = "SELECT " KEY_COLS " FROM signing_keys k"
@@ -143,7 +143,7 @@ const char *const pg_sql[Q__MAX] = {
 	    " FROM signing_keys k LEFT JOIN consumer_keys c ON c.digest = $1"
 	    " LEFT JOIN LATERAL (SELECT t.*, t.lookup = $4 AS legacy"
 	    " FROM access_tokens t WHERE t.org = c.org AND t.kind = $2"
-	    " AND t.lookup IN ($3, $4) ORDER BY t.lookup = $3 LIMIT 1) t"
+	    " AND t.lookup IN ($3, $4) ORDER BY t.lookup = $3 DESC LIMIT 1) t"
 	    " ON true"
 	    " LEFT JOIN cutoffs co ON co.org = c.org AND co.app = c.app"
 	    " WHERE k.current",
@@ -204,11 +204,25 @@ const char *const pg_sql[Q__MAX] = {
 	    " $7::bigint WHERE NOT EXISTS (SELECT 1 FROM access_tokens"
 	    " WHERE org = $1 AND kind = $2 AND lookup = $8)"
 	    " ON CONFLICT DO NOTHING",
-	[Q_ACCESS_REKEY] = "UPDATE access_tokens SET lookup = $3"
-	    " WHERE org = $1 AND kind = 'C' AND lookup = $2",
+	/* A code kept by its plain SHA-256 ($2) keyed ($3); if it is there
+	 * keyed already (added again since), the plain row goes. */
+	[Q_ACCESS_REKEY] = "WITH d AS (DELETE FROM access_tokens WHERE"
+	    " org = $1 AND kind = 'C' AND lookup = $2 AND EXISTS (SELECT 1"
+	    " FROM access_tokens WHERE org = $1 AND kind = 'C' AND"
+	    " lookup = $3) RETURNING 1) UPDATE access_tokens SET lookup = $3"
+	    " WHERE org = $1 AND kind = 'C' AND lookup = $2"
+	    " AND NOT EXISTS (SELECT 1 FROM d)",
+	[Q_ACCESS_PLAIN] = "SELECT org, lookup FROM access_tokens"
+	    " WHERE kind = 'C' AND lookup NOT LIKE '" CODE_KEYED "%'"
+	    " FOR UPDATE",
 	[Q_ACCESS_REHASH] = "UPDATE access_tokens SET passhash = $4"
 	    " WHERE org = $1 AND kind = 'I' AND lookup = $2"
 	    " AND passhash = $3",
+	/* A Web API key revoked locks its user first, as user del does
+	 * (user, then keys): the two never wait for each other in turn. */
+	[Q_APIKEY_REVOKE_LOCK] = "SELECT 1 FROM users u JOIN apikeys a"
+	    " ON u.org = a.org AND u.name = a.user_name WHERE a.digest = $1"
+	    " FOR NO KEY UPDATE OF u",
 	/* A key revoked, and its principal cut off, in one statement. */
 	[Q_APIKEY_REVOKE] = "WITH k AS (UPDATE apikeys SET revoked = true"
 	    " WHERE digest = $1 RETURNING org, user_name),"
@@ -1000,6 +1014,19 @@ p_access_add(struct store *s, const char *org, const unsigned char *code,
 	return e;
 }
 
+static void
+p_code_key(struct store *s, char *id)
+{
+	struct pstore *st = (struct pstore *)s;
+
+	if (!st->have_wrap)
+		(void)load_wrap(st, 0);
+	if (st->have_wrap)
+		store_code_key_id(id, st->wrap);
+	else
+		id[0] = '\0';
+}
+
 static enum store_err
 p_access_rekey(struct store *s, const char *org, const unsigned char *code)
 {
@@ -1043,18 +1070,26 @@ p_key_revoke(struct store *s, int consumer, const unsigned char *digest,
     int64_t now, int step)
 {
 	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = consumer ? Q_CONSUMER_REVOKE : Q_APIKEY_REVOKE };
+	struct pq	 q[4] = { { .q = Q_BEGIN }, { .q = Q_APIKEY_REVOKE_LOCK },
+			    { .q = Q_APIKEY_REVOKE }, { .q = Q_COMMIT } };
+	struct pq	*r = &q[2];
 	struct num	 n;
 	enum store_err	 e;
 
-	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	pg_param(&q, pg_num(&n, now));
-	pg_param(&q, step ? "1" : "0");
+	if (consumer)
+		*r = (struct pq){ .q = Q_CONSUMER_REVOKE };
+	pg_param_bytes(&q[1], digest, CRM_DIGEST_BYTES);
+	pg_param_bytes(r, digest, CRM_DIGEST_BYTES);
+	pg_param(r, pg_num(&n, now));
+	pg_param(r, step ? "1" : "0");
 	/* Revoked twice is revoked; the cutoff as cutoff_next(). */
-	if ((e = pq1(st, "key revoke", &q, 1)) != STORE_OK)
-		return e;
-	e = pg_i64(q.res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;
-	pq_clear(&q, 1);
+	if (consumer) {
+		if ((e = pq1(st, "key revoke", r, 1)) != STORE_OK)
+			return e;
+	} else if ((e = pq_run(st, "key revoke", q, 4, CONNECT)) != STORE_OK)
+		return pg_rollback(st, "key revoke", e);
+	e = pg_i64(r->res, 0, 0) == 1 ? STORE_OK : STORE_NOTFOUND;
+	pq_clear(q, 4);
 	return e;
 }
 
@@ -1095,25 +1130,38 @@ sigkey_make(struct sigkey *k)
 static enum store_err
 lock_current(struct pstore *st, const char *what, struct sigkey *cur)
 {
-	struct pq	 b[2] = { { .q = Q_BEGIN }, { .q = Q_SIGKEY_LOCK } };
-	enum store_err	 e;
-	int		 n = 2, tries = 0;
+	struct pq	 b[3] = { { .q = Q_BEGIN }, { .q = Q_SIGKEY_LOCK },
+			    { .q = Q_SIGKEY_CURRENT } };
+	enum store_err	 e = STORE_OK;
+	int		 tries = 0;
 
-	for (;;) {
-		if ((e = pq_run(st, what, b + 2 - n, n, n == 2 ? CONNECT :
-		    CONTINUE)) != STORE_OK)
-			return pg_rollback(st, what, e);
-		if (PQntuples(b[1].res) == 1 || ++tries == 8)
+	if ((e = pq_run(st, what, b, 2, CONNECT)) != STORE_OK)
+		return pg_rollback(st, what, e);
+	while (PQntuples(b[1].res) != 1 && e == STORE_OK) {
+		pq_clear(b, 2);
+		/* Is there a current key at all (this statement's snapshot
+		 * is new)?  Then lock it again, a few times at most. */
+		if ((e = pq_run(st, what, &b[2], 1, CONTINUE)) != STORE_OK)
 			break;
-		pq_clear(b + 2 - n, n);
-		b[1] = (struct pq){ .q = Q_SIGKEY_LOCK };
-		n = 1;
+		if (PQntuples(b[2].res) == 0)
+			e = STORE_NOTINIT;
+		else if (++tries == 8) {
+			snprintf(st->base.detail, sizeof(st->base.detail),
+			    "%s: the signing keys were changed by other "
+			    "commands %d times while this one waited: try "
+			    "again", what, tries);
+			e = STORE_ERROR;
+		} else {
+			b[1] = (struct pq){ .q = Q_SIGKEY_LOCK };
+			e = pq_run(st, what, &b[1], 1, CONTINUE);
+		}
+		pq_clear(&b[2], 1);
+		if (e != STORE_OK)
+			return pg_rollback(st, what, e);
 	}
-	if (PQntuples(b[1].res) != 1)
-		e = STORE_NOTINIT;
-	else if (pg_get_sigkey(st, b[1].res, 0, 0, cur) == -1)
+	if (e == STORE_OK && pg_get_sigkey(st, b[1].res, 0, 0, cur) == -1)
 		e = pg_damaged(st, what);
-	pq_clear(b + 2 - n, n);
+	pq_clear(b, 3);
 	return e == STORE_OK ? e : pg_rollback(st, what, e);
 }
 
@@ -1611,6 +1659,46 @@ load_wrap(struct pstore *st, int create)
 	    create, st->base.detail, sizeof(st->base.detail));
 }
 
+/*
+ * crmauthctl init on a database whose authentication codes were kept by
+ * their plain SHA-256 (an earlier version): each keyed from the digest it
+ * holds (no code needed), in one transaction.
+ */
+static enum store_err
+key_plain_codes(struct pstore *st)
+{
+	struct pq	 b[2] = { { .q = Q_BEGIN }, { .q = Q_ACCESS_PLAIN } };
+	struct pq	 w;
+	unsigned char	 code[CRM_DIGEST_BYTES], d[CRM_DIGEST_BYTES];
+	char		 keyed[sizeof(CODE_KEYED) + 2 * CRM_DIGEST_BYTES];
+	const char	*plain;
+	enum store_err	 e;
+	int		 rows;
+
+	if ((e = pq_run(st, "crmauthctl init", b, 2, CONNECT)) != STORE_OK)
+		return pg_rollback(st, "crmauthctl init", e);
+	rows = PQntuples(b[1].res);
+	for (int i = 0; i < rows && e == STORE_OK; i++) {
+		plain = PQgetvalue(b[1].res, i, 1);
+		if (sec_unhex(code, sizeof(code), plain, strlen(plain)) != 0)
+			continue;	/* not ours to change */
+		store_code_keyed(d, st->wrap, code);
+		pg_code_keyed(keyed, d);
+		w = (struct pq){ .q = Q_ACCESS_REKEY };
+		pg_param(&w, PQgetvalue(b[1].res, i, 0));
+		pg_param(&w, plain);
+		pg_param(&w, keyed);
+		if ((e = pq_run(st, "crmauthctl init", &w, 1, CONTINUE)) ==
+		    STORE_OK)
+			pq_clear(&w, 1);
+	}
+	pq_clear(b, 2);
+	if (e != STORE_OK)
+		return pg_rollback(st, "crmauthctl init", e);
+	w = (struct pq){ .q = Q_COMMIT };
+	return pg_finish(st, "crmauthctl init", &w, 1);
+}
+
 /* crmauthctl init: the tables, the schema version and a first signing
  * key, in one transaction; again, it changes nothing. */
 static enum store_err
@@ -1672,7 +1760,8 @@ create_schema(struct pstore *st)
 	if (load_wrap(st, !have_keys) == -1)
 		return STORE_ERROR;
 	if (have_keys)
-		return st->have_wrap ? STORE_OK : pg_damaged(st, "crmauthctl init");
+		return st->have_wrap ? key_plain_codes(st) :
+		    pg_damaged(st, "crmauthctl init");
 	/* A first signing key (two inits at once: one wins, the other
 	 * finds the index taken and leaves it). */
 	sigkey_make(&k);
@@ -1788,5 +1877,6 @@ static const struct store_ops pgsql_ops = {
 	.sigkey_list = p_sigkey_list,
 	.backup = p_backup,
 	.dump = pgsql_dump,
+	.code_key = p_code_key,
 	.load = pgsql_load,
 };

@@ -79,6 +79,16 @@ store_wrap_load(const struct config *cfg, unsigned char *key,
 }
 
 void
+store_code_key_id(char out[CODE_KEY_ID_HEX + 1], const unsigned char *wrap)
+{
+	static const char	 ctx[] = "crmauth authentication code key id";
+	unsigned char		 d[CRM_DIGEST_BYTES];
+
+	sec_hmac_sha256(d, wrap, ctx, sizeof(ctx) - 1);
+	sec_hex(out, d, CODE_KEY_ID_HEX / 2);
+}
+
+void
 store_code_keyed(unsigned char out[CRM_DIGEST_BYTES],
     const unsigned char *wrap, const unsigned char *code)
 {

@@ -558,23 +558,37 @@ def sec_codes_not_guessable_from_a_dump():
     """An attacker with a dump of the store (pg_dump, a standby, an LMDB
     backup) and a list of short codes: a code is kept keyed with
     wrap.key, which is not in the store, so hashing candidates finds
-    nothing; the code still works, and (PostgreSQL) one kept by its
-    plain SHA-256 before the upgrade works too, and is keyed at that
-    use."""
+    nothing; the code still works.  Codes kept by their plain SHA-256
+    before (an earlier version; on LMDB, before a wrap.key was there) keep
+    working, a keyed record wins over a plain one of the same code, and
+    crmauthctl init keys them all.  On LMDB the keyed codes survive an
+    export and an import into a store given the same wrap.key."""
     import hashlib
     s = Lighttpd("codes-at-rest", user=RUN_USER, lockout=LOCKOUT, argon2=ARGON2)
+    s2 = None
     try:
         s.start()
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+
+        def legacy(code, contact):
+            """A code kept by its plain SHA-256, as before."""
+            if s.pg is None:
+                s.add_code("ACME", contact, code)
+                return
+            plain = hashlib.sha256(code.encode()).hexdigest().upper()
+            s.pg.psql(s.pg_db, "INSERT INTO access_tokens VALUES "
+                      f"('ACME', 'C', '{plain}', '{contact}', '', '', 1700000000)")
+        legacy("5678", "C-2")
+        legacy("9999", "C-3")
         if s.pg is None:
-            # LMDB keys codes when its db_path has a wrap.key (a store
+            # LMDB keys codes once its db_path has a wrap.key (a store
             # moved from PostgreSQL brings one; an operator may make
             # one): the running responders take it up.
-            path = os.path.join(s.db, "wrap.key")
-            with open(path, "wb") as f:
+            wrap = os.path.join(s.db, "wrap.key")
+            with open(wrap, "wb") as f:
                 f.write(os.urandom(32))
-            os.chmod(path, 0o600)
-            shutil.chown(path, RUN_USER, RUN_USER)
-        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+            os.chmod(wrap, 0o600)
+            shutil.chown(wrap, RUN_USER, RUN_USER)
         s.add_code("ACME", "C-1", "1234")
 
         def guessable(code):
@@ -583,23 +597,45 @@ def sec_codes_not_guessable_from_a_dump():
             lmdb_id = hashlib.sha256(b"C" + b"ACME\0" + d).hexdigest()
             dump = s.raw_dump()
             return any(f.encode() in dump for f in (d.hex(), d.hex().upper(), lmdb_id))
+
+        def contact(code, srv=s):
+            r = consumer(srv, ck, {"authentication_code": code})
+            eq(r.status, 200, f"code {code}")
+            return jwt_parts(r.data["token"])[1]["cii"]
         check(not guessable("1234"), "a code added now is not in the dump by its SHA-256")
-        eq(consumer(s, ck, {"authentication_code": "1234"}).status, 200, "and it works")
+        eq(contact("1234"), "C-1", "and it works")
         eq(consumer(s, ck, {"authentication_code": "1235"}).status, 401, "another does not")
+        check(guessable("5678") and guessable("9999"), "the old ones are there as before")
+        eq(contact("5678"), "C-2", "an old code keeps working")
         if s.pg is not None:
-            # A row as a version before keyed codes wrote it.
-            plain = hashlib.sha256(b"5678").hexdigest().upper()
-            s.pg.psql(s.pg_db, "INSERT INTO access_tokens VALUES "
-                      f"('ACME', 'C', '{plain}', 'C-2', '', '', 1700000000)")
-            check(guessable("5678"), "the old row is there by its SHA-256")
-            r = consumer(s, ck, {"authentication_code": "5678"})
-            eq(r.status, 200, "an old code keeps working")
-            eq(jwt_parts(r.data["token"])[1]["cii"], "C-2", "the old code's contact")
             check(not guessable("5678"), "keyed once used: no longer in the dump")
-            eq(consumer(s, ck, {"authentication_code": "5678"}).status, 200,
-               "and works keyed")
+            # The same code both ways (a plain row left beside a keyed
+            # one): the keyed record is the one used.
+            legacy("1234", "OLD")
+            eq(contact("1234"), "C-1", "the keyed record wins")
+        s.ctl("init")
+        for code in ("1234", "5678", "9999"):
+            check(not guessable(code), f"after init, {code} is keyed")
+        eq([contact(c) for c in ("1234", "5678", "9999")], ["C-1", "C-2", "C-3"],
+           "every code works keyed, with its own contact")
+        if s.pg is None:
+            out = os.path.join(s.db, "codes.jsonl")
+            s.ctl("export", out)
+            eq(open(out).read().count('"code_keyed"'), 3, "exported keyed")
+            s2 = Lighttpd("codes-moved", user=RUN_USER, lockout=LOCKOUT, argon2=ARGON2)
+            shutil.copy(wrap, os.path.join(s2.db, "wrap.key"))
+            shutil.chown(os.path.join(s2.db, "wrap.key"), RUN_USER, RUN_USER)
+            inp = os.path.join(s2.db, "in.jsonl")
+            shutil.copy(out, inp)
+            shutil.chown(inp, RUN_USER, RUN_USER)
+            s2.ctl("import", inp)
+            s2.start()
+            eq([contact(c, s2) for c in ("1234", "5678", "9999")], ["C-1", "C-2", "C-3"],
+               "exported and imported with the same wrap.key, every code works")
     finally:
         s.cleanup()
+        if s2 is not None:
+            s2.cleanup()
 
 
 def sec_forged_long_lived_token():

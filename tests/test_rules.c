@@ -351,6 +351,14 @@ t_import_refusals(void)
 	refused(7, "{\"end\":true,\"records\":4}", 7,
 	    "the end line counts 4 records, the file holds 5");
 	refused(2, "{\"type\":\"user\"} {}", 2, "not a JSON object");
+	/* Security: a Web API key of no user (an orphan of a store that
+	 * had the add/del race, or a hand-made file) would serve whoever is
+	 * added later under that name. */
+	refused(2, "{\"type\":\"apikey\",\"digest\":\"00000000000000000000"
+	    "000000000000000000000000000000000000000000AB\",\"org\":\"ACME\","
+	    "\"user\":\"ghost\",\"revoked\":false,\"created\":1}", 2,
+	    "a Web API key of user ghost in organisation ACME, who is not in "
+	    "the file (before it)");
 	refused(2, "{'type':'user'}", 2, "not a JSON object");
 	refused(5, "{\"type\":\"released\",\"jti\":"
 	    "\"0102030405060708090A0B0C0D0E0F10\",\"exp\":99999999999}", 5,
