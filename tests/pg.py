@@ -174,11 +174,18 @@ def t_session_settings_pinned():
         n.cleanup()
 
 
-def ctl_bg(n, *args):
-    """crmauthctl in the background, as the node's user."""
-    return subprocess.Popen([os.path.join(n.sbindir, "crmauthctl"), "-c", n.conf, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **crmtest.user_kw(n.user))
+def ctl_bg(n, *args, input=None):
+    """crmauthctl in the background, as the node's user; input, if any,
+    on its standard input."""
+    p = subprocess.Popen([os.path.join(n.sbindir, "crmauthctl"), "-c", n.conf, *args],
+                         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         **crmtest.user_kw(n.user))
+    if input is not None:
+        p.stdin.write(input)
+        p.stdin.close()
+        p.stdin = None
+    return p
 
 
 class HeldRow:
@@ -263,6 +270,30 @@ def t_apikey_add_racing_user_del():
               headers={"Authorization": basic(key)}).status, 401,
        "the old key serves no new vic")
     n.ctl("user", "del", "ACME", "vic")
+
+
+def t_apikey_revoke_during_user_del():
+    """apikey revoke while user del holds the user's row (the del then
+    deletes the keys): no deadlock; the revoke finds the key gone with
+    its user and says so."""
+    n = A
+    n.ctl("user", "add", "ACME", "dee", "--unit", "HQ", input="dee-pw\n")
+    key = n.ctl("apikey", "add", "ACME", "dee").stdout.strip()
+    # user del's two statements, by hand, the second held back.
+    held = HeldRow(n, "users", "org = 'ACME' AND name = 'dee'")
+    held.p.stdin.write("DELETE FROM users WHERE org = 'ACME' AND name = 'dee';\n")
+    held.p.stdin.flush()
+    try:
+        p = ctl_bg(n, "apikey", "revoke", input=key + "\n")
+        wait_for(lambda: held.waiting() == 1, 20, "the revoke waiting for the user")
+        held.p.stdin.write("DELETE FROM apikeys WHERE org = 'ACME' AND user_name = 'dee';"
+                           " COMMIT;\n")
+        held.p.stdin.flush()
+    finally:
+        held.release()
+    out, errs = p.communicate(timeout=30)
+    check("deadlock" not in errs, f"no deadlock: {errs}")
+    check("no such Web API key" in errs, f"the key went with its user: {p.returncode} {errs}")
 
 
 def t_key_rotate_and_retire_at_once():
@@ -1129,6 +1160,8 @@ def main():
              t_backend_killed),
             ("races: apikey add while user del waits: no key left for a deleted user",
              t_apikey_add_racing_user_del),
+            ("races: apikey revoke during user del: no deadlock",
+             t_apikey_revoke_during_user_del),
             ("races: key rotate and key retire at once: the key retired",
              t_key_rotate_and_retire_at_once),
             ("two nodes: apikey revoke fails the key on both", t_apikey_revoke_on_both),
