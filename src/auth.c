@@ -263,8 +263,11 @@ rehash(struct app *app, const char *org, const char *name,
 	if (ident == NULL) {
 		e = store_user_change(app->store, org, name, rehash_user, &r,
 		    &after);
-		if (e == STORE_OK && now != NULL)
-			snprintf(now, CRM_PWHASH_MAX, "%s", after.pwhash);
+		/* Not written when the password changed meanwhile: then the
+		 * hash checked is no longer the user's, and now stays old. */
+		if (e == STORE_OK && now != NULL &&
+		    strcmp(after.pwhash, new) == 0)
+			snprintf(now, CRM_PWHASH_MAX, "%s", new);
 		explicit_bzero(&after, sizeof(after));
 	} else
 		e = store_access_rehash(app->store, org, ident, old, new);

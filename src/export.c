@@ -235,6 +235,12 @@ store_export(struct store *st, const char *file, struct xcount *n,
 	int		 fd;
 
 	memset(n, 0, sizeof(*n));
+	/* Keyed codes are named by their wrap.key; never an export that
+	 * could not say which. */
+	if (store_code_key(st, key) == -1) {
+		snprintf(err, errlen, "%s", store_detail(st));
+		return -1;
+	}
 	/* A new file of our own beside the target (0600, O_EXCL: nothing
 	 * planted there is reused), renamed over it when whole. */
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) >= (int)sizeof(tmp)) {
@@ -258,7 +264,6 @@ store_export(struct store *st, const char *file, struct xcount *n,
 	add_int(o, "schema", STORE_SCHEMA_VERSION);
 	add_str(o, "store", st->ops->name);
 	add_str(o, "made", made);
-	store_code_key(st, key);
 	if (key[0] != '\0')
 		add_str(o, "codes_key", key);
 	put_line(&w, o);
@@ -892,7 +897,10 @@ store_import(struct store *st, const char *file, struct xcount *n,
 
 	err[0] = '\0';
 	memset(n, 0, sizeof(*n));
-	store_code_key(st, r.our_key);
+	if (store_code_key(st, r.our_key) == -1) {
+		snprintf(err, errlen, "%s", store_detail(st));
+		return -1;
+	}
 	/* Read twice (checked whole, then loaded): a file, not a pipe, and
 	 * a FIFO is refused without waiting for its writer. */
 	if ((fd = open_regular(file, 0, err, errlen)) == -1) {

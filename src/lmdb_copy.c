@@ -738,14 +738,20 @@ load_one(struct lstore *st, MDB_txn *txn, const struct xrec *x)
 		if (x->access_kind == 'K' && !st->have_wrap)
 			return RC_REFUSED;
 		memset(&o, 0, sizeof(o));
+		/*
+		 * A code kept plain is keyed from its digest, as crmauthctl
+		 * init does.  A file may hold a code both ways (exported
+		 * before init keyed the plain one): the keyed record wins,
+		 * in whichever order the two come.
+		 */
 		if (x->access_kind == 'C' && st->have_wrap) {
-			/* Keyed from its digest, as crmauthctl init does. */
 			store_code_keyed(kd, st->wrap, x->digest);
 			store_access_id(id, x->org, kd, NULL);
 			lm_access_owner(&o, x->org, kd, NULL);
 			o.kind = 'K';
-			return lm_access_write(st, txn, id, &x->u.access, &o,
+			rc = lm_access_write(st, txn, id, &x->u.access, &o,
 			    MDB_NOOVERWRITE);
+			return rc == MDB_KEYEXIST ? 0 : rc;
 		}
 		if (x->access_kind != 0)
 			lm_access_owner(&o, x->org, x->access_kind != 'I' ?
@@ -753,7 +759,7 @@ load_one(struct lstore *st, MDB_txn *txn, const struct xrec *x)
 		if (x->access_kind == 'K')
 			o.kind = 'K';
 		return lm_access_write(st, txn, x->id, &x->u.access, &o,
-		    MDB_NOOVERWRITE);
+		    x->access_kind == 'K' ? 0 : MDB_NOOVERWRITE);
 	case XR_SIGKEY:
 		if ((rc = lm_sigkey_put(st, txn, &x->u.key, MDB_NOOVERWRITE)) != 0 ||
 		    !x->u.key.current)

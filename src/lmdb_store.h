@@ -32,6 +32,8 @@ struct lstore {
 	 * PostgreSQL): authentication codes kept keyed with it. */
 	unsigned char	 wrap[CRM_SEAL_KEY];
 	int		 have_wrap;
+	int		 wrap_bad;	/* there, but cannot be read */
+	char		 wrap_why[512];	/* ... why */
 	time_t		 wrap_looked;	/* lm_wrap(): looked at then */
 	struct stat	 wrap_sb;	/* the file read (or st_ino 0) */
 };

@@ -166,6 +166,7 @@ struct load_batch {
 	char		*units[LOAD_BATCH];
 	unsigned char	 sealed[LOAD_BATCH][SEALED_BYTES];
 	char		 kind[LOAD_BATCH][2];
+	char		 may_skip[LOAD_BATCH];	/* 0 rows is no error */
 	char		 hex[LOAD_BATCH][sizeof(CODE_KEYED) +
 			    2 * CRM_DIGEST_BYTES];
 	int		 n;
@@ -183,6 +184,7 @@ load_params(struct pstore *st, struct load_batch *b, int i)
 
 	*q = (struct pq){ 0 };
 	b->units[i] = NULL;
+	b->may_skip[i] = 0;
 	switch (x->kind) {
 	case XR_USER:
 		q->q = Q_USER_ADD;
@@ -219,7 +221,11 @@ load_params(struct pstore *st, struct load_batch *b, int i)
 		}
 		/* As exported: a code keyed, or by its SHA-256 (from LMDB, or
 		 * not used since codes were keyed: keyed at its first use). */
-		q->q = Q_ACCESS_ADD;
+		/* A file may hold a code both ways (exported before init
+		 * keyed the plain one): the keyed record wins, in whichever
+		 * order the two come. */
+		q->q = x->access_kind == 'K' ? Q_ACCESS_LOAD_KEYED : Q_ACCESS_ADD;
+		b->may_skip[i] = x->access_kind == 'C' && st->have_wrap;
 		b->kind[i][0] = x->access_kind == 'I' ? 'I' : 'C';
 		b->kind[i][1] = '\0';
 		if (x->access_kind == 'K')
@@ -238,7 +244,8 @@ load_params(struct pstore *st, struct load_batch *b, int i)
 		pg_param(q, x->u.access.ari);
 		pg_param(q, x->u.access.passhash);
 		pg_param(q, pg_num(&b->nums[i][0], x->u.access.created));
-		pg_param(q, NULL);
+		if (q->q == Q_ACCESS_ADD)
+			pg_param(q, NULL);	/* no plain twin to look for */
 		return 0;
 	case XR_SIGKEY:
 		q->q = Q_SIGKEY_LOAD;
@@ -270,7 +277,7 @@ load_flush(struct pstore *st, struct load_batch *b)
 		return STORE_OK;
 	e = pq_run(st, "import", b->q, b->n, CONTINUE);
 	for (i = 0; e == STORE_OK && i < b->n; i++)
-		if (pg_changed(b->q[i].res) != 1) {
+		if (pg_changed(b->q[i].res) != 1 && !b->may_skip[i]) {
 			/* Q_APIKEY_ADD writes a key only with its user. */
 			if (b->x[i].kind == XR_APIKEY)
 				snprintf(st->base.detail,

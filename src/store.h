@@ -301,8 +301,9 @@ struct store_ops {
 	/* whole store */
 	enum store_err	(*backup)(struct store *, const char *);
 	enum store_err	(*dump)(struct store *, store_xrec_cb, void *);
-	/* store_code_key_id() of its wrap.key, or "" without one. */
-	void		(*code_key)(struct store *, char *);
+	/* store_code_key_id() of its wrap.key, or "" without one; -1
+	 * (detail) when there is one that cannot be read. */
+	int		(*code_key)(struct store *, char *);
 	enum store_err	(*load)(struct store *, struct xsource *);
 };
 
@@ -662,11 +663,12 @@ store_backup(struct store *st, const char *file)
 
 /* Every record, in one snapshot, for crmauthctl export (released ids
  * past their exp and signing keys past theirs left out). */
-/* The id of the wrap.key codes are kept keyed with, "" for none. */
-static inline void
+/* The id of the wrap.key codes are kept keyed with, "" for none; -1
+ * (store_detail) when one is there that cannot be read. */
+static inline int
 store_code_key(struct store *st, char id[CODE_KEY_ID_HEX + 1])
 {
-	st->ops->code_key(st, id);
+	return st->ops->code_key(st, id);
 }
 
 static inline enum store_err

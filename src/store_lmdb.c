@@ -575,7 +575,7 @@ access_arg_init(struct lstore *st, struct access_arg *a, const char *org,
 void
 lm_wrap(struct lstore *st, int now)
 {
-	char		 path[sizeof(st->base.cfg.db_path) + 16], why[512];
+	char		 path[sizeof(st->base.cfg.db_path) + 16];
 	struct stat	 sb;
 	time_t		 t = time(NULL);
 
@@ -592,16 +592,31 @@ lm_wrap(struct lstore *st, int now)
 	    sb.st_mtim.tv_nsec == st->wrap_sb.st_mtim.tv_nsec)
 		return;
 	st->wrap_sb = sb;
+	st->wrap_bad = 0;
 	if (sb.st_ino == 0) {
 		st->have_wrap = 0;
 		return;
 	}
-	if (store_wrap_load(&st->base.cfg, st->wrap, &st->have_wrap, 0, why,
-	    sizeof(why)) == -1) {
+	if (store_wrap_load(&st->base.cfg, st->wrap, &st->have_wrap, 0,
+	    st->wrap_why, sizeof(st->wrap_why)) == -1) {
 		st->have_wrap = 0;
+		st->wrap_bad = 1;
 		log_err("store: %s; authentication codes kept keyed with it "
-		    "cannot be found until it can", why);
+		    "cannot be found until it can", st->wrap_why);
 	}
+}
+
+/* What writes or copies codes must not do without the wrap.key that is
+ * there: add one kept plain, or export without naming the key. */
+static int
+wrap_unusable(struct lstore *st, const char *what)
+{
+	lm_wrap(st, 0);
+	if (!st->wrap_bad)
+		return 0;
+	snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s", what,
+	    st->wrap_why);
+	return 1;
 }
 
 /*
@@ -670,16 +685,17 @@ key_plain_fn(struct lstore *st, MDB_txn *txn, void *p)
 	return rc;
 }
 
-static void
+static int
 l_code_key(struct store *s, char *id)
 {
 	struct lstore *st = (struct lstore *)s;
 
-	lm_wrap(st, 0);
+	id[0] = '\0';
+	if (wrap_unusable(st, "wrap.key"))
+		return -1;
 	if (st->have_wrap)
 		store_code_key_id(id, st->wrap);
-	else
-		id[0] = '\0';
+	return 0;
 }
 
 /* An access token by code (keyed first) or identifier. */
@@ -751,6 +767,8 @@ l_access_add(struct store *s, const char *org,
 	struct lstore *st = (struct lstore *)s;
 	struct access_arg a = { .in = r };
 
+	if (code != NULL && wrap_unusable(st, "access token add"))
+		return STORE_ERROR;
 	access_arg_init(st, &a, org, code, ident, 1);
 	return lm_txn_run(st, 1, "access token add", access_put_fn, &a);
 }
@@ -1529,6 +1547,12 @@ lm_open(struct lstore **out, const struct config *cfg, int flags,
 		goto fail;
 	}
 	lm_wrap(st, 1);
+	if (create && st->wrap_bad) {
+		snprintf(st->base.detail, sizeof(st->base.detail),
+		    "crmauthctl init: %s", st->wrap_why);
+		e = STORE_ERROR;
+		goto fail;
+	}
 	if (create && st->have_wrap &&
 	    (e = lm_txn_run(st, 1, "crmauthctl init", key_plain_fn, NULL)) !=
 	    STORE_OK)

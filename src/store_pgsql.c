@@ -206,6 +206,12 @@ const char *const pg_sql[Q__MAX] = {
 	    " ON CONFLICT DO NOTHING",
 	/* A code kept by its plain SHA-256 ($2) keyed ($3); if it is there
 	 * keyed already (added again since), the plain row goes. */
+	/* import: a keyed code replaces the same code kept plain above it
+	 * in the file (keyed as it was loaded). */
+	[Q_ACCESS_LOAD_KEYED] = "INSERT INTO access_tokens VALUES"
+	    " ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org, kind, lookup)"
+	    " DO UPDATE SET contact = EXCLUDED.contact, ari = EXCLUDED.ari,"
+	    " passhash = EXCLUDED.passhash, created = EXCLUDED.created",
 	[Q_ACCESS_REKEY] = "WITH d AS (DELETE FROM access_tokens WHERE"
 	    " org = $1 AND kind = 'C' AND lookup = $2 AND EXISTS (SELECT 1"
 	    " FROM access_tokens WHERE org = $1 AND kind = 'C' AND"
@@ -1014,17 +1020,17 @@ p_access_add(struct store *s, const char *org, const unsigned char *code,
 	return e;
 }
 
-static void
+static int
 p_code_key(struct store *s, char *id)
 {
 	struct pstore *st = (struct pstore *)s;
 
-	if (!st->have_wrap)
-		(void)load_wrap(st, 0);
+	id[0] = '\0';
+	if (!st->have_wrap && load_wrap(st, 0) == -1)
+		return -1;
 	if (st->have_wrap)
 		store_code_key_id(id, st->wrap);
-	else
-		id[0] = '\0';
+	return 0;
 }
 
 static enum store_err
@@ -1759,9 +1765,12 @@ create_schema(struct pstore *st)
 	/* The wrap key: made here only when no key needs an old one. */
 	if (load_wrap(st, !have_keys) == -1)
 		return STORE_ERROR;
+	/* Codes are keyed only with the deployment's wrap.key: the one
+	 * that opens the current signing key (p_ping says so). */
 	if (have_keys)
-		return st->have_wrap ? key_plain_codes(st) :
-		    pg_damaged(st, "crmauthctl init");
+		return !st->have_wrap ? pg_damaged(st, "crmauthctl init") :
+		    (e = p_ping(&st->base)) != STORE_OK ? e :
+		    key_plain_codes(st);
 	/* A first signing key (two inits at once: one wins, the other
 	 * finds the index taken and leaves it). */
 	sigkey_make(&k);

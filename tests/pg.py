@@ -727,6 +727,18 @@ def t_wrap_key_replaced_while_serving():
         old = X.login_token("wanda", "wanda-pw")
         Y = node("wrapy", pg_db=X.pg_db, wrap_from=X, procs=2)
         put_wrap(Y, os.urandom(32))             # another deployment's
+        # init there keys no code with the wrong file (a code kept
+        # plain, as an earlier version did, stays as it was).
+        X.pg.psql(X.pg_db, "INSERT INTO access_tokens VALUES ('ACME', 'C', "
+                  f"'{'AB' * 32}', 'C-9', '', '', 1700000000)")
+        r = Y.ctl("init", check=False)
+        eq(r.returncode, 1, f"init with another's wrap.key: {r.stdout} {r.stderr}")
+        check("cannot be unsealed with this node's wrap.key" in r.stderr, r.stderr)
+        eq(X.pg.psql(X.pg_db, "SELECT lookup FROM access_tokens WHERE contact = 'C-9'"
+                     ).strip(), "AB" * 32, "the plain code untouched")
+        X.ctl("init")
+        check(X.pg.psql(X.pg_db, "SELECT lookup FROM access_tokens WHERE contact = 'C-9'"
+                        ).startswith("k1:"), "keyed by init with the right one")
         Y.start()
         r = Y.get("/health")
         eq((r.status, r.code), (503, "SERVICE_UNAVAILABLE"), "health with another's wrap.key")

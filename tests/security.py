@@ -613,12 +613,53 @@ def sec_codes_not_guessable_from_a_dump():
             # one): the keyed record is the one used.
             legacy("1234", "OLD")
             eq(contact("1234"), "C-1", "the keyed record wins")
+            # Exported so, both ways, and imported where the same
+            # wrap.key is: the keyed record wins there too.
+            out = os.path.join(s.db, "both.jsonl")
+            s.ctl("export", out)
+            s2 = Lighttpd("codes-both", user=RUN_USER, lockout=LOCKOUT, argon2=ARGON2,
+                          store="postgresql", init=False)
+            os.makedirs(s2.db, exist_ok=True)
+            shutil.copy(os.path.join(s.db, "wrap.key"), os.path.join(s2.db, "wrap.key"))
+            for f in (s2.db, os.path.join(s2.db, "wrap.key")):
+                shutil.chown(f, RUN_USER, RUN_USER)
+            s2.ctl("init")
+            s2.ctl("import", out)
+            s2.start()
+            eq(contact("1234", s2), "C-1", "imported both ways: the keyed record")
+            eq(s2.pg.psql(s2.pg_db, "SELECT count(*) FROM access_tokens WHERE lookup NOT "
+                          "LIKE 'k1:%' AND kind = 'C'").strip(), "0", "every code keyed")
         s.ctl("init")
         for code in ("1234", "5678", "9999"):
             check(not guessable(code), f"after init, {code} is keyed")
         eq([contact(c) for c in ("1234", "5678", "9999")], ["C-1", "C-2", "C-3"],
            "every code works keyed, with its own contact")
         if s.pg is None:
+            # A wrap.key there that cannot be read (a copy cut short):
+            # no code is added plain, no export leaves the key unnamed;
+            # the responders log it and go on.
+            good = open(wrap, "rb").read()
+            with open(wrap, "wb") as f:
+                f.write(good[:31])
+            r = s.ctl("access-token", "add", "ACME", "--contact", "C-4",
+                      "--authentication-code", input="4444\n", check=False)
+            check(r.returncode == 1 and "not a key of 32 bytes" in r.stderr,
+                  f"no code added beside a bad wrap.key: {r.stderr}")
+            r = s.ctl("export", os.path.join(s.db, "bad.jsonl"), check=False)
+            check(r.returncode == 1 and "not a key of 32 bytes" in r.stderr,
+                  f"no export: {r.stderr}")
+            # From a new address each time: the 401s are counted.
+            srcs = (f"127.0.1.{i}" for i in range(1, 250))
+            wait_for(lambda: consumer(s, ck, {"authentication_code": "1234"},
+                                      next(srcs)).status == 401, 10,
+                     "keyed codes not found meanwhile (the file looked at each second)",
+                     interval=0.2)
+            wait_for(lambda: "not a key of 32 bytes" in s.error_log(), 10, "it is logged")
+            with open(wrap, "wb") as f:
+                f.write(good)
+            wait_for(lambda: consumer(s, ck, {"authentication_code": "1234"},
+                                      next(srcs)).status == 200, 10,
+                     "the file whole again: taken up", interval=0.2)
             out = os.path.join(s.db, "codes.jsonl")
             s.ctl("export", out)
             eq(open(out).read().count('"code_keyed"'), 3, "exported keyed")
