@@ -21,7 +21,10 @@
  *
  * Nothing here can fail a request: a sink that cannot be written costs
  * the event and one line on stderr, once until it works again (and, with
- * a marker file, once a minute across processes: CGI).
+ * a marker file, once a minute across processes: CGI).  Nor can it cost
+ * each request its system calls: a failing sink is tried again once a
+ * second at most (no syslog daemon: no socket, connect and close per
+ * request), the events between lost as they would have been.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -315,6 +318,8 @@ failed(struct audit *a, const char *what, const char *why)
 	struct timespec	 now;
 	int		 fd;
 
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	a->retry = now.tv_sec + 1;
 	if (a->failing)
 		return;
 	a->failing = 1;
@@ -525,9 +530,15 @@ syslog_send(struct audit *a, const char *line, size_t n, const char **why)
 static void
 sink_write(struct audit *a, char *line, size_t n)
 {
+	struct timespec	 now;
 	const char	*why = NULL;
 	int		 rc;
 
+	if (a->failing) {
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+		if (now.tv_sec < a->retry)
+			return;		/* lost, as it would be: not tried */
+	}
 	switch (a->sink) {
 	case AUDIT_SYSLOG:
 		/* One record per datagram: no newline. */

@@ -61,6 +61,7 @@ struct audit {
 	time_t		 checked;	/* when the path was last looked up */
 	int		 partial;	/* the last line was cut short */
 	int		 failing;	/* a failure was logged; not again */
+	time_t		 retry;		/* failing: not tried before (mono) */
 	/* "" or a file whose age says a failure was logged by another
 	 * process less than a minute ago (CGI: a process per request). */
 	char		 marker[1024];

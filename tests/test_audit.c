@@ -398,6 +398,7 @@ t_unwritable(void)
 	    "events are lost until it can be written again"));
 	free(text);
 	CU_ASSERT_EQUAL(mkdir(u.sub, 0700), 0);
+	u.a.retry = 0;		/* a second later: tried again */
 	text = capture_stderr(emit_100, &u);
 	CU_ASSERT_EQUAL(lines_in(text), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "written again"));
@@ -504,9 +505,11 @@ t_cut_line(void)
 		rl.rlim_cur = 100;		/* the next one is cut, */
 		setrlimit(RLIMIT_FSIZE, &rl);
 		audit_emit(&a, &ev);
+		a.retry = 0;			/* a second later: */
 		audit_emit(&a, &ev);		/* this one not written */
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_FSIZE, &rl);
+		a.retry = 0;
 		audit_emit(&a, &ev);		/* whole, on its own line */
 		audit_defer(&a);
 		stat(path, &sb);
@@ -516,6 +519,7 @@ t_cut_line(void)
 		audit_flush(&a);		/* cut */
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_FSIZE, &rl);
+		a.retry = 0;
 		audit_emit(&a, &ev);
 		audit_close(&a);		/* flushes: whole */
 		_exit(0);
@@ -590,6 +594,46 @@ t_syslog(void)
 	free(text);
 	audit_close(&u.a);
 	close(s);
+}
+
+/*
+ * A sink that fails is tried again once a second at most: no syslog
+ * daemon must not cost each request a socket, a connect and a close.
+ * Events meanwhile are lost (as they would be), not queued.
+ */
+static void
+t_failing_sink_once_a_second(void)
+{
+	struct sockaddr_un	 sun;
+	struct unwritable	 u;
+	struct audit_event	 ev = { .event = "token_issued" };
+	char			 buf[AUDIT_LINE_MAX + 128], *text;
+	int			 s;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/later.sock", dir);
+	audit_init(&u.a, "syslog");
+	snprintf(u.a.syslog_path, sizeof(u.a.syslog_path), "%s", sun.sun_path);
+	text = capture_stderr(emit_100, &u);	/* no daemon yet */
+	CU_ASSERT_EQUAL(lines_in(text), 1);
+	free(text);
+	CU_ASSERT_FATAL((s = socket(AF_UNIX, SOCK_DGRAM, 0)) != -1);
+	CU_ASSERT_EQUAL_FATAL(bind(s, (struct sockaddr *)&sun, sizeof(sun)),
+	    0);
+	/* The daemon there now, but within the second: not tried. */
+	audit_emit(&u.a, &ev);
+	CU_ASSERT_EQUAL(recv(s, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	u.a.retry = 0;		/* a second later: tried, and each after */
+	for (int i = 0; i < 5; i++)
+		audit_emit(&u.a, &ev);
+	for (int i = 0; i < 5; i++)
+		CU_ASSERT(recv(s, buf, sizeof(buf), MSG_DONTWAIT) > 0);
+	CU_ASSERT_EQUAL(recv(s, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	CU_ASSERT_EQUAL(u.a.failing, 0);
+	audit_close(&u.a);
+	close(s);
+	unlink(sun.sun_path);
 }
 
 /* Root appends only to a file of root's or of its directory's owner,
@@ -684,6 +728,8 @@ static CU_TestInfo tests[] = {
 	{ "FastCGI: lines made at once, written after the answer", t_defer },
 	{ "a line cut by a full disk costs that line only", t_cut_line },
 	{ "syslog: authpriv.info datagrams, never waited for", t_syslog },
+	{ "a failing sink is tried again once a second, not per event",
+	    t_failing_sink_once_a_second },
 	CU_TEST_INFO_NULL,
 };
 
