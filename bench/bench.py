@@ -14,7 +14,8 @@ whatever the figures.
     BENCH_FLOOD=100000 (failed logins in the flood)  BENCH_PG=1 (0: no PostgreSQL)
     BENCH_PG_PROCS=BENCH_PROCS (responders of the PostgreSQL node)
     BENCH_EVENTS_DIR=(the server's log directory, under $TMPDIR) where the
-      events file is written;  BENCH_ONLY=events or locks: that measurement alone
+      events file is written;  BENCH_ONLY=events, locks or syscalls: that
+      measurement alone
     BENCH_LOCK_ROWS=1000000 (counter rows on PostgreSQL for locks_bench)
 
 The machines this runs on are shared, and their speed drifts from one
@@ -351,6 +352,62 @@ def fill_lmdb_counters(path, n):
     lib.mdb_env_close(env)
 
 
+def count_syscalls(s, method, args):
+    """System calls per request of s's one responder under wrk
+    (strace -c attached to it): (per request, the busiest calls)."""
+    pid = sorted(s.responder_pids())[0]
+    out = os.path.join(s.dir, f"strace-{method}.txt")
+    st = subprocess.Popen(["strace", "-c", "-p", str(pid), "-o", out],
+                          stderr=subprocess.DEVNULL)
+    crmtest.wait_for(lambda: os.path.exists(f"/proc/{pid}/status") and
+                     "TracerPid:\t0" not in open(f"/proc/{pid}/status").read(), 10,
+                     "strace attached")
+    r = wrk(s, method, args, seconds=2)
+    st.send_signal(signal.SIGINT)
+    st.wait(30)
+    calls, top = 0, []
+    for line in open(out):
+        f = line.split()
+        if len(f) >= 5 and f[-1] != "total" and f[3].isdigit():
+            top.append((int(f[3]), f[-1]))
+        elif f and f[-1] == "total":
+            calls = int(f[3])
+    top.sort(reverse=True)
+    n = max(r["requests"], 1)
+    return calls / n, [(c / n, name) for c, name in top[:6]]
+
+
+def syscalls_bench(argon2, conf):
+    """System calls per Web API key token, crmauth (as configured by
+    default: audit_log = syslog, with or without a daemon) and the bare
+    libfcgi responder, one responder each so that every request is
+    counted."""
+    out = {}
+    for name, kw in (("crmauth", dict(argon2=argon2, lockout=conf,
+                                      conf_extra="audit_log = syslog\n")),
+                     ("bare responder", dict(program=BASELINE))):
+        s = Lighttpd(f"syscalls-{name.split()[0]}", procs=1, **kw).start()
+        try:
+            args = prepare(s)[0] if name == "crmauth" else None
+            if args is None:
+                b64 = lambda k: base64.b64encode(f"{k}:".encode()).decode()
+                args = {"apikey": [b64("x" * 32), b64("y" * 32)]}
+            out[name] = count_syscalls(s, "apikey", args["apikey"])
+        finally:
+            s.cleanup()
+    return out
+
+
+def print_syscalls(out):
+    crm, bare = out["crmauth"][0], out["bare responder"][0]
+    ok = crm <= bare + 4
+    print(f"\nsystem calls per Web API key token (strace -c, one responder): crmauth "
+          f"{crm:.1f}, bare responder {bare:.1f} (≤ bare + 4: {'met' if ok else 'NOT met'})")
+    for name, (_, top) in out.items():
+        print(f"  {name}: " + ", ".join(f"{c:.1f} {n}" for c, n in top))
+    return [ok]
+
+
 def locks_bench():
     """crmauthctl lock list and lock clear with a flood's counters in the
     table: LOCK_ROWS rows on PostgreSQL (no cap there), LMDB's cap of
@@ -481,6 +538,9 @@ def main():
     if ONLY == "locks":
         print_locks(locks_bench())
         return
+    if ONLY == "syscalls":
+        print_syscalls(syscalls_bench(argon2, conf))
+        return
     crm = Lighttpd("bench", procs=PROCS, argon2=argon2, lockout=conf,
                    conf_extra=NO_EVENTS).start()
     base = Lighttpd("baseline", procs=PROCS, program=BASELINE).start()
@@ -528,6 +588,7 @@ def main():
     alone, under, flooded, used, bound = flood_bench()
     ev_on, ev_off, ev_lines, ev_pairs = events_bench(argon2, conf)
     locks = locks_bench()
+    syscalls = syscalls_bench(argon2, conf)
 
     print(f"\ncrmauth bench: lighttpd, {PROCS} responders, wrk {CONNS} connections, "
           f"{ROUNDS} rounds of {SECONDS} s, {os.cpu_count()} cores; argon2id "
@@ -584,6 +645,7 @@ def main():
     print(f"the flood: {flooded} failed logins; counters file {used} bytes in "
           f"use, README bound {bound} ({FLOOD_ADDRESSES} × 101 × {BYTES_PER_COUNTER}): "
           f"{'met' if met[-1] else 'NOT met'}")
+    met.extend(print_syscalls(syscalls))
     met.extend(print_locks(locks))
     print(f"\ntargets met: {sum(met)} of {len(met)}")
 
