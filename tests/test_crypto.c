@@ -129,20 +129,22 @@ t_pwhash(void)
 		CU_ASSERT_EQUAL(sec_pwverify(big, "correct horse", 13), 0);
 		CU_ASSERT_EQUAL(sec_pwcost("$argon2id$v=19$m=08,t=1,p=1$a$b",
 		    &m, &t, &p), -1);
-		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048577,t=1,p=1%s",
-		    strchr(h + 29, '$'));
-		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
-		/* Memory and passes each within bounds, their work past
-		 * CRM_ARGON2_WORK_MAX: a minute a verify.  At the bound: ok. */
-		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048576,t=64,p=1%s",
-		    strchr(h + 29, '$'));
-		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
-		snprintf(big, sizeof(big), "$argon2id$v=19$m=1048576,t=4,p=1%s",
-		    strchr(h + 29, '$'));
-		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 0);
-		snprintf(big, sizeof(big), "$argon2id$v=19$m=262144,t=17,p=4%s",
-		    strchr(h + 29, '$'));
-		CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p), 1);
+		/* Memory past its bound; then memory and passes each within
+		 * theirs, their work past CRM_ARGON2_WORK_MAX (a minute a
+		 * verify), and at it. */
+		static const struct {
+			const char	*cost;
+			int		 past;
+		} costs[] = { { "m=1048577,t=1,p=1", 1 },
+		    { "m=1048576,t=64,p=1", 1 }, { "m=1048576,t=4,p=1", 0 },
+		    { "m=262144,t=17,p=4", 1 } };
+
+		for (size_t i = 0; i < sizeof(costs) / sizeof(costs[0]); i++) {
+			snprintf(big, sizeof(big), "$argon2id$v=19$%s%s",
+			    costs[i].cost, strchr(h + 29, '$'));
+			CU_ASSERT_EQUAL(sec_pwcost(big, &m, &t, &p),
+			    costs[i].past);
+		}
 		CU_ASSERT_EQUAL(sec_pwcost("$argon2id$v=19$m=8,t=x,p=1$a$b",
 		    &m, &t, &p), -1);
 		CU_ASSERT_EQUAL(sec_pwcost("$argon2i$v=19$m=8,t=1,p=1$a$b",
