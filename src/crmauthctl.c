@@ -471,15 +471,22 @@ cut_again(struct ctx *c, const char *org, const char *user)
 	    store_detail(c->store));
 }
 
+/* Disable (disabled 1) or log out (-1): cut off, then cut again. */
 static int
-c_user_disable(struct ctx *c, int argc, char **argv)
+cut_off(struct ctx *c, char **argv, int disabled)
 {
-	struct cut	 k = { 1, (int64_t)time(NULL), 1 };
+	struct cut	 k = { disabled, (int64_t)time(NULL), 1 };
 	int		 rc;
 
 	if ((rc = change_user(c, argv[0], argv[1], cut_user, &k)) != 0)
 		return rc;
 	return cut_again(c, argv[0], argv[1]);
+}
+
+static int
+c_user_disable(struct ctx *c, int argc, char **argv)
+{
+	return cut_off(c, argv, 1);
 }
 
 static int
@@ -493,12 +500,7 @@ c_user_enable(struct ctx *c, int argc, char **argv)
 static int
 c_user_logout(struct ctx *c, int argc, char **argv)
 {
-	struct cut	 k = { -1, (int64_t)time(NULL), 1 };
-	int		 rc;
-
-	if ((rc = change_user(c, argv[0], argv[1], cut_user, &k)) != 0)
-		return rc;
-	return cut_again(c, argv[0], argv[1]);
+	return cut_off(c, argv, -1);
 }
 
 static int
