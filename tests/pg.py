@@ -708,8 +708,10 @@ def put_wrap(n, data):
 
 
 def check_config(n):
-    """crmauth.fcgi -t on n's configuration, as its user."""
-    return subprocess.run([crmtest.FCGI, "-t", "-c", n.conf], capture_output=True, text=True,
+    """crmauth.fcgi -t on n's configuration, as its user: n's own copy
+    (the build tree may not be reachable by that user)."""
+    return subprocess.run([os.path.join(n.sbindir, "crmauth.fcgi"), "-t", "-c", n.conf],
+                          capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=60, **crmtest.user_kw(n.user))
 
 
