@@ -59,7 +59,8 @@ ONLY = os.environ.get("BENCH_ONLY", "")
 # measured on its own); audit_log's default, syslog, has no daemon here.
 NO_EVENTS = "audit_log = off\n"
 # PostgreSQL against LMDB, same method, same run.
-PG_TARGETS = {"Web API key token": 0.5, "token check": 0.5, "release": 1.0}
+PG_TARGETS = {"Web API key token": 0.5, "consumer token": 0.4, "token check": 0.55,
+              "release": 1.0}
 FLOOD_ADDRESSES = 1000
 # The README's bound on the counters: per address and window, at most
 # 2 * lockout_account_threshold + 1 counters of at most this many bytes.
@@ -593,16 +594,19 @@ def main():
     print(f"\ncrmauth bench: lighttpd, {PROCS} responders, wrk {CONNS} connections, "
           f"{ROUNDS} rounds of {SECONDS} s, {os.cpu_count()} cores; argon2id "
           f"m={DEFAULT_ARGON2[0]} KiB t={DEFAULT_ARGON2[1]}\n")
-    targets = {"password login": 0.9, "Web API key token": 0.85, "consumer token": 0.85,
-               "token check": 0.9, "release": 0.5}
+    targets = {"password login": 0.9, "Web API key token": 0.9, "consumer token": 0.85,
+               "token check": 0.95, "release": 0.5}
     met = []
     notes = {}
     for label, pg, c, b, *a in rows:
         if label == "password login":
             notes[label] = "  (baseline: bare argon2id verifies, same cost, same cores)"
         if a:
+            commits = c['rps'] / a[0]['rps']
+            met.append(commits >= 1.4)
             notes[label] = (f"  (bare durable LMDB commits on this disk: {a[0]['rps']:.0f}/s; "
-                            f"release is {c['rps'] / a[0]['rps']:.2f} of that)")
+                            f"release is {commits:.2f} of that, ≥ 1.40: "
+                            f"{'met' if met[-1] else 'NOT met'})")
     print_table("baseline", [(label, c, b) for label, pg, c, b, *a in rows], targets, met,
                 notes)
     cgi = cgi_crm / cgi_base

@@ -2,7 +2,7 @@
  * The three ways to get a token (README.md, "The methods, by example"):
  * username + password + organisation, a Web API key, a consumer application key with an access
  * token identifier.  Each reads what it needs in one store read, counts
- * the attempt before checking the secret (throttle.c), and signs with
+ * the attempt as throttle.c says for what is guessed, and signs with
  * the current key read with it.  Every failed authentication answers the
  * same 401 body, and an unknown account costs the argon2id verify a
  * known one does; the event (audit.c) tells the operator why.
@@ -73,7 +73,7 @@ read_again(struct app *app, const struct principal_read *pr,
 		*cutoff = l.user.not_before;
 		break;
 	case PR_APIKEY:
-		e = store_lookup_apikey(app->store, pr->digest, &l);
+		e = store_lookup_apikey(app->store, pr->digest, NULL, &l);
 		*why = !l.apikey_found ? "unknown_key" : l.apikey.revoked ?
 		    "revoked_key" : !l.user_found ? "unknown_user" :
 		    l.user.disabled ? "disabled" : NULL;
@@ -111,7 +111,7 @@ issue(struct app *app, struct result *res, const struct sigkey *key,
 	enum store_err	 e;
 	const char	*why;
 	char		*tok = NULL, jti[CRM_JTI_HEX + 1];
-	int64_t		 again, retry = 2;
+	int64_t		 again, retry;
 	size_t		 n;
 
 	if (iat <= cutoff) {
@@ -168,16 +168,13 @@ later:
 	res->retry_after = retry < 2 ? 2 : retry > 60 ? 60 : (unsigned)retry;
 }
 
-/* throttle_begin, and the event of an attempt held back. */
-static int
-begin(struct app *app, struct attempt *a, struct result *res,
-    struct audit_event *ev)
+/* An attempt refused by the counters (-1 from throttle.c): its event,
+ * when it was held back rather than not counted for a store failure. */
+static void
+held(struct app *app, struct result *res, struct audit_event *ev)
 {
-	if (throttle_begin(app, a, res) == 0)
-		return 0;
 	if (res->status == API_TOO_MANY_ATTEMPTS)
 		app_event(app, res, ev, "auth_throttled", NULL);
-	return -1;
 }
 
 /*
@@ -193,17 +190,20 @@ conclude(struct app *app, struct result *res, struct attempt *a,
     const struct principal_read *pr, struct audit_event *ev)
 {
 	if (e != STORE_OK) {
-		throttle_end(app, a, ATT_UNUSED);
+		(void)throttle_end(app, a, ATT_UNUSED, res);
 		result_store_error(res, app, e);
 		return;
 	}
 	if (!ok) {
-		throttle_end(app, a, ATT_FAILED);
+		if (throttle_end(app, a, ATT_FAILED, res) == -1) {
+			held(app, res, ev);
+			return;
+		}
 		deny(res, basic);
 		app_event(app, res, ev, "auth_failed", why);
 		return;
 	}
-	throttle_end(app, a, ATT_SUCCEEDED);
+	(void)throttle_end(app, a, ATT_SUCCEEDED, res);
 	if ((s->oun = pick_unit(units, nunits, unit)) == NULL) {
 		result_error(res, API_INVALID_UNIT, NULL);
 		app_event(app, res, ev, "auth_failed", "unit_not_allowed");
@@ -306,8 +306,10 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	    .usr = user, .unit = unit, .client = req->remote_addr };
 	a = (struct attempt){ .kind = ATT_USER, .org = org, .name = user,
 	    .addr = req->remote_addr };
-	if (begin(app, &a, res, &ev) == -1)
+	if (throttle_begin(app, &a, res) == -1) {
+		held(app, res, &ev);
 		return;
+	}
 	iat = app->now();
 	e = store_lookup_user(app->store, org, user, &l);
 	if (e == STORE_OK && !l.user_found) {
@@ -365,10 +367,15 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	    .client = req->remote_addr };
 	a = (struct attempt){ .kind = ATT_APIKEY, .name = id,
 	    .addr = req->remote_addr };
-	if (begin(app, &a, res, &ev) == -1)
-		return;
+	/* A key is counted after its lookup missed (throttle.c): a valid
+	 * one writes nothing.  Held: refused before the key is read. */
 	iat = app->now();
-	e = store_lookup_apikey(app->store, digest, &l);
+	e = store_lookup_apikey(app->store, digest,
+	    throttle_counters(app, &a), &l);
+	if (e == STORE_OK && throttle_held(app, &a, res) == -1) {
+		held(app, res, &ev);
+		return;
+	}
 	ok = e == STORE_OK && l.apikey_found && !l.apikey.revoked &&
 	    l.user_found && !l.user.disabled;
 	if (e == STORE_OK && l.apikey_found) {
@@ -484,8 +491,23 @@ m_consumer_token(struct app *app, const struct request *req,
 		a = (struct attempt){ .kind = ATT_IDENT,
 		    .org = l.consumer.org, .name = ident };
 	a.addr = req->remote_addr;
-	if (begin(app, &a, res, &ev) == -1)
+	/*
+	 * What throttle.c says for each: a key that is not one (or revoked)
+	 * is a failure whatever else was sent, counted now, before any pass
+	 * code's verify; an authentication code is decided holding the
+	 * counters, counted only if wrong; a pass code is counted before
+	 * its verify.
+	 */
+	if (!known || code != NULL) {
+		ok = known && l.access_found;
+		if (throttle_decide(app, &a, ok, res) == -1) {
+			held(app, res, &ev);
+			return;
+		}
+	} else if (throttle_begin(app, &a, res) == -1) {
+		held(app, res, &ev);
 		return;
+	}
 	if (pass == NULL)
 		ok = known && l.access_found;
 	else if (known && l.access_found && l.access.passhash[0] != '\0') {

@@ -636,13 +636,18 @@ enum att_kind {
 };
 
 /* One attempt at a secret.  The method fills kind, org (NULL for keys),
- * name and addr (REMOTE_ADDR); the rest is throttle_begin()'s. */
+ * name and addr (REMOTE_ADDR); the rest is throttle.c's. */
 struct attempt {
 	enum att_kind	 kind;
 	const char	*org, *name, *addr;
 	struct att_reserve r;
 	char		 subjects[ATT_COUNTERS][ATT_SUBJECT_MAX + 1];
-	int		 reserved;
+	enum {
+		ATT_NONE,	/* nothing yet */
+		ATT_PREPARED,	/* counters made: counted after the check */
+		ATT_RESERVED,	/* counted before the check */
+		ATT_DECIDED,	/* nothing more to do */
+	}		 state;
 };
 
 enum att_outcome {
@@ -651,10 +656,24 @@ enum att_outcome {
 	ATT_UNUSED,	/* not checked after all (a store error): given back */
 };
 
-/* Count the attempt before its secret is checked: 0 go on; -1 with res
- * 429 and Retry-After (or 503 when it cannot be counted). */
+/* Each returns 0 to go on, or -1 with res 429 and Retry-After (held), or
+ * 503 (the counters cannot be read or written: no guessing then). */
+/* Count the attempt before its secret is checked (a password, a pass
+ * code). */
 int	 throttle_begin(struct app *, struct attempt *, struct result *);
-void	 throttle_end(struct app *, struct attempt *, enum att_outcome);
+/* The attempt's counters, to be read with the secret's record
+ * (store_lookup_apikey); then throttle_held. */
+struct att_reserve *throttle_counters(struct app *, struct attempt *);
+int	 throttle_held(struct app *, struct attempt *, struct result *);
+/* The secret was checked (ok): decide, holding the counters, whether
+ * it may be answered, counting it if it failed (store_attempt_decide). */
+int	 throttle_decide(struct app *, struct attempt *, int ok,
+	    struct result *);
+/* After the check: a reserved attempt given back unless it failed; one
+ * not counted yet counted if it failed (-1 when held meanwhile), its
+ * success settled.  A store failure after a success is only logged. */
+int	 throttle_end(struct app *, struct attempt *, enum att_outcome,
+	    struct result *);
 /* REMOTE_ADDR as counted: IPv6 by its /64. */
 void	 throttle_address(char out[CRM_ADDR_MAX + 1], const char *addr);
 /* The key of a counter: type 'P' pair, 'A' account, 'N' address, 'T'

@@ -294,13 +294,75 @@ struct op {
 	struct attdb		*a;
 	struct att_reserve	*r;
 	int64_t			 trust_until;
-	int			 trust, success;
+	int			 success;
 	store_lock_cb		 cb;
 	void			*cbarg;
 	const unsigned char	*key;
 	size_t			 keylen, n;
 	int			 prefix;
 };
+
+/* r's counters and its trust as they are (trust_end 0: none). */
+static int
+read_all(struct attdb *a, MDB_txn *txn, const struct att_reserve *r,
+    struct rec x[ATT_COUNTERS], struct att_value cur[ATT_COUNTERS],
+    int64_t *trust_end)
+{
+	struct rec	 t;
+	int		 rc;
+
+	*trust_end = 0;
+	if (r->trustlen > 0) {
+		if ((rc = rec_get(a, txn, r->trust, r->trustlen, &t)) != 0)
+			return rc;
+		*trust_end = t.exists ? t.end : 0;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		if ((rc = rec_get(a, txn, r->c[i].key, r->c[i].keylen,
+		    &x[i])) != 0)
+			return rc;
+		cur[i] = (struct att_value){ x[i].exists, x[i].end,
+		    x[i].count };
+	}
+	return 0;
+}
+
+/* One more in each counter, as att_reserve_rule said (next). */
+static int
+count(struct attdb *a, MDB_txn *txn, struct att_reserve *r,
+    const struct att_value cur[], const struct att_value next[])
+{
+	size_t	 pruned;
+	int	 rc;
+
+	if ((rc = make_room(a, txn, r->n)) != 0)
+		return rc;
+	for (size_t i = 0; i < r->n; i++) {
+		struct att_counter *c = &r->c[i];
+
+		/* The subject, kept once the count reaches the limit: for
+		 * lock list, and only then (counters stay small). */
+		if ((rc = rec_put(a, txn, c->key, c->keylen,
+		    cur[i].exists ? cur[i].end : 0, next[i].end, next[i].count,
+		    next[i].count >= c->limit ? c->subject : NULL,
+		    next[i].count >= c->limit ? strlen(c->subject) : 0)) != 0)
+			return rc;
+	}
+	return prune(a, txn, r->now, PRUNE_PER_TXN, &pruned);
+}
+
+/* The address trusted (until trust_end, 0: not) anew until until, if
+ * att_trust_rule says. */
+static int
+trust(struct attdb *a, MDB_txn *txn, const struct att_reserve *r,
+    int64_t until, int64_t trust_end)
+{
+	if (r->trustlen == 0 || until <= r->now ||
+	    !att_trust_rule(trust_end, until))
+		return 0;
+	return rec_put(a, txn, r->trust, r->trustlen, trust_end, until, 0,
+	    NULL, 0);
+}
 
 /* One transaction: read the counters and the trust, apply the rule
  * (store.c), write what it says. */
@@ -309,38 +371,16 @@ reserve_fn(MDB_txn *txn, void *p)
 {
 	struct op		*o = p;
 	struct att_reserve	*r = o->r;
-	struct rec		 x;
+	struct rec		 x[ATT_COUNTERS];
 	struct att_value	 cur[ATT_COUNTERS], next[ATT_COUNTERS];
-	size_t			 i, pruned;
-	int			 rc, trusted = 0;
+	int64_t			 trust_end;
+	int			 rc;
 
-	if (r->trustlen > 0) {
-		if ((rc = rec_get(o->a, txn, r->trust, r->trustlen, &x)) != 0)
-			return rc;
-		trusted = x.exists && x.end > r->now;
-	}
-	for (i = 0; i < r->n; i++) {
-		if ((rc = rec_get(o->a, txn, r->c[i].key, r->c[i].keylen,
-		    &x)) != 0)
-			return rc;
-		cur[i] = (struct att_value){ x.exists, x.end, x.count };
-	}
-	if (att_reserve_rule(r, cur, trusted, next) == -1)
-		return 0;	/* refused: nothing counted */
-	if ((rc = make_room(o->a, txn, r->n)) != 0)
+	if ((rc = read_all(o->a, txn, r, x, cur, &trust_end)) != 0)
 		return rc;
-	for (i = 0; i < r->n; i++) {
-		struct att_counter *c = &r->c[i];
-
-		/* The subject, kept once the count reaches the limit: for
-		 * lock list, and only then (counters stay small). */
-		if ((rc = rec_put(o->a, txn, c->key, c->keylen,
-		    cur[i].exists ? cur[i].end : 0, next[i].end, next[i].count,
-		    next[i].count >= c->limit ? c->subject : NULL,
-		    next[i].count >= c->limit ? strlen(c->subject) : 0)) != 0)
-			return rc;
-	}
-	return prune(o->a, txn, r->now, PRUNE_PER_TXN, &pruned);
+	if (att_reserve_rule(r, cur, trust_end > r->now, next) == -1)
+		return 0;	/* refused: nothing counted */
+	return count(o->a, txn, r, cur, next);
 }
 
 int
@@ -349,6 +389,71 @@ attdb_reserve(struct attdb *a, struct att_reserve *r)
 	struct op o = { .a = a, .r = r };
 
 	return lmdb_run(a->db, 1, reserve_fn, &o, NULL);
+}
+
+static int
+peek_fn(MDB_txn *txn, void *p)
+{
+	struct op		*o = p;
+	struct rec		 x[ATT_COUNTERS];
+	struct att_value	 cur[ATT_COUNTERS];
+	int64_t			 trust_end;
+	int			 rc;
+
+	if ((rc = read_all(o->a, txn, o->r, x, cur, &trust_end)) != 0)
+		return rc;
+	att_peek_rule(o->r, cur, trust_end);
+	return 0;
+}
+
+int
+attdb_peek(struct attdb *a, struct att_reserve *r)
+{
+	struct op o = { .a = a, .r = r };
+
+	return lmdb_run(a->db, 0, peek_fn, &o, &a->rtxn);
+}
+
+/* What decide_fn returns to end its transaction without a commit: it
+ * wrote nothing (not an LMDB code, which are negative). */
+#define NOTHING_WRITTEN	1
+
+/* store_attempt_decide: in the counters' write transaction, so that it
+ * is decided in turn with every other attempt of these counters. */
+static int
+decide_fn(MDB_txn *txn, void *p)
+{
+	struct op		*o = p;
+	struct att_reserve	*r = o->r;
+	struct rec		 x[ATT_COUNTERS];
+	struct att_value	 cur[ATT_COUNTERS], next[ATT_COUNTERS];
+	int64_t			 trust_end;
+	int			 rc;
+
+	if ((rc = read_all(o->a, txn, r, x, cur, &trust_end)) != 0)
+		return rc;
+	if (!o->success)
+		return att_reserve_rule(r, cur, trust_end > r->now, next) ==
+		    -1 ? NOTHING_WRITTEN : count(o->a, txn, r, cur, next);
+	att_peek_rule(r, cur, trust_end);
+	if (r->locked_until > r->now || !r->settle)
+		return NOTHING_WRITTEN;
+	for (size_t i = 0; i < r->n; i++)
+		if (att_settle_rule(&r->c[i], &cur[i], r->now) &&
+		    (rc = rec_del(o->a, txn, r->c[i].key, r->c[i].keylen,
+		    x[i].end)) != 0)
+			return rc;
+	return trust(o->a, txn, r, r->trust_until, trust_end);
+}
+
+int
+attdb_decide(struct attdb *a, struct att_reserve *r, int ok)
+{
+	struct op	 o = { .a = a, .r = r, .success = ok };
+	int		 rc;
+
+	rc = lmdb_run(a->db, 1, decide_fn, &o, NULL);
+	return rc == NOTHING_WRITTEN ? 0 : rc;
 }
 
 /* A reserved attempt that was not a failure: each counter as the rule
@@ -384,12 +489,10 @@ giveback_fn(MDB_txn *txn, void *p)
 		if (rc != 0)
 			return rc;
 	}
-	if (o->trust && r->trustlen > 0) {
-		if ((rc = rec_get(o->a, txn, r->trust, r->trustlen, &x)) != 0)
-			return rc;
-		if (att_trust_rule(x.exists ? x.end : 0, o->trust_until) &&
-		    (rc = rec_put(o->a, txn, r->trust, r->trustlen,
-		    x.exists ? x.end : 0, o->trust_until, 0, NULL, 0)) != 0)
+	if (o->success && r->trustlen > 0) {
+		if ((rc = rec_get(o->a, txn, r->trust, r->trustlen, &x)) != 0 ||
+		    (rc = trust(o->a, txn, r, o->trust_until, x.exists ?
+		    x.end : 0)) != 0)
 			return rc;
 	}
 	return prune(o->a, txn, r->now, PRUNE_PER_TXN, &pruned);
@@ -400,7 +503,6 @@ attdb_giveback(struct attdb *a, struct att_reserve *r, int success,
     int64_t trust_until)
 {
 	struct op o = { .a = a, .r = r, .success = success,
-	    .trust = success && trust_until > r->now,
 	    .trust_until = trust_until };
 
 	return lmdb_run(a->db, 1, giveback_fn, &o, NULL);

@@ -85,6 +85,8 @@ int		 attdb_open(struct attdb **, const struct config *, int rdonly,
 		    char *err, size_t errlen);
 void		 attdb_close(struct attdb *);
 int		 attdb_reserve(struct attdb *, struct att_reserve *);
+int		 attdb_peek(struct attdb *, struct att_reserve *);
+int		 attdb_decide(struct attdb *, struct att_reserve *, int ok);
 int		 attdb_giveback(struct attdb *, struct att_reserve *,
 		    int success, int64_t trust_until);
 int		 attdb_locks(struct attdb *, store_lock_cb, void *);

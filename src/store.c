@@ -95,6 +95,26 @@ store_restore(const struct config *cfg, const char *file, char *err,
 
 /* ---- counting attempts ------------------------------------------------------- */
 
+/* Until when r is held: the latest end of a counter at its limit within
+ * its window (an exempt one not for a trusted address); 0: not held. */
+static int64_t
+att_hold(const struct att_reserve *r, const struct att_value cur[],
+    int trusted)
+{
+	int64_t	 until = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct att_counter *c = &r->c[i];
+
+		if (!cur[i].exists || cur[i].end <= r->now)
+			continue;	/* no window open */
+		if (cur[i].count >= c->limit && !(c->exempt && trusted) &&
+		    cur[i].end > until)
+			until = cur[i].end;
+	}
+	return until;
+}
+
 int
 att_reserve_rule(struct att_reserve *r, const struct att_value cur[],
     int trusted, struct att_value next[])
@@ -102,19 +122,8 @@ att_reserve_rule(struct att_reserve *r, const struct att_value cur[],
 	size_t i;
 
 	r->trusted = trusted;
-	r->locked_until = 0;
-	/* Held: a counter at its limit within its window (an exempt one
-	 * not for a trusted address).  Then nothing is counted. */
-	for (i = 0; i < r->n; i++) {
-		const struct att_counter *c = &r->c[i];
-
-		if (!cur[i].exists || cur[i].end <= r->now)
-			continue;	/* no window open */
-		if (cur[i].count >= c->limit && !(c->exempt && trusted) &&
-		    cur[i].end > r->locked_until)
-			r->locked_until = cur[i].end;
-	}
-	if (r->locked_until > r->now)
+	/* Held: then nothing is counted. */
+	if ((r->locked_until = att_hold(r, cur, trusted)) > r->now)
 		return -1;
 	/* Else one more in each, in its window or a new one. */
 	for (i = 0; i < r->n; i++) {
@@ -130,6 +139,26 @@ att_reserve_rule(struct att_reserve *r, const struct att_value cur[],
 		r->c[i].end = next[i].end;
 	}
 	return 0;
+}
+
+void
+att_peek_rule(struct att_reserve *r, const struct att_value cur[],
+    int64_t trust_end)
+{
+	r->trusted = trust_end > r->now;
+	r->locked_until = att_hold(r, cur, r->trusted);
+	r->settle = r->trustlen > 0 && r->trust_until > r->now &&
+	    att_trust_rule(trust_end, r->trust_until);
+	for (size_t i = 0; i < r->n; i++)
+		if (att_settle_rule(&r->c[i], &cur[i], r->now))
+			r->settle = 1;
+}
+
+int
+att_settle_rule(const struct att_counter *c, const struct att_value *cur,
+    int64_t now)
+{
+	return c->clear && cur->exists && cur->count > 0 && cur->end > now;
 }
 
 int

@@ -146,8 +146,12 @@ struct att_reserve {
 	unsigned char	 trust[ATT_KEY_MAX];	/* the (account, address) */
 	size_t		 trustlen;		/* 0: no trust */
 	int64_t		 now, window;
+	int64_t		 trust_until;	/* a success trusts the address until
+					 * then (0: it does not) */
 	int		 trusted;		/* out */
 	int64_t		 locked_until;		/* out: > now when refused */
+	int		 settle;	/* out of a peek: a success would
+					 * write (a pair to clear, a trust) */
 };
 /* Listing for crmauthctl: the callback gets each record in key order;
  * a non-zero return stops the walk.  org NULL lists all. */
@@ -242,7 +246,7 @@ struct store_ops {
 	enum store_err	(*lookup_user)(struct store *, const char *,
 			    const char *, struct lookup *);
 	enum store_err	(*lookup_apikey)(struct store *, const unsigned char *,
-			    struct lookup *);
+			    struct att_reserve *, struct lookup *);
 	enum store_err	(*lookup_consumer)(struct store *,
 			    const unsigned char *, const unsigned char *,
 			    const char *, struct lookup *);
@@ -284,6 +288,8 @@ struct store_ops {
 			    struct att_reserve *);
 	enum store_err	(*attempt_giveback)(struct store *,
 			    struct att_reserve *, int, int64_t);
+	enum store_err	(*attempt_decide)(struct store *,
+			    struct att_reserve *, int);
 	enum store_err	(*lock_list)(struct store *, store_lock_cb, void *);
 	enum store_err	(*lock_clear)(struct store *, const unsigned char *,
 			    size_t, int, size_t *);
@@ -403,12 +409,15 @@ store_lookup_user(struct store *st, const char *org, const char *user,
 	return st->ops->lookup_user(st, org, user, l);
 }
 
-/* The key and its user. */
+/* The key and its user.  With r, its counters first, read only (as
+ * they are: r->locked_until > r->now when held, r->trusted, r->settle;
+ * att_peek_rule): when held, nothing else is read. */
 static inline enum store_err
 store_lookup_apikey(struct store *st,
-    const unsigned char digest[CRM_DIGEST_BYTES], struct lookup *l)
+    const unsigned char digest[CRM_DIGEST_BYTES], struct att_reserve *r,
+    struct lookup *l)
 {
-	return st->ops->lookup_apikey(st, digest, l);
+	return st->ops->lookup_apikey(st, digest, r, l);
 }
 
 /* The consumer key, then the access token in the key's organisation
@@ -594,6 +603,21 @@ store_attempt_giveback(struct store *st, struct att_reserve *r, int success,
 	return st->ops->attempt_giveback(st, r, success, trust_until);
 }
 
+/*
+ * An attempt whose secret was checked (ok) before it was counted: a key,
+ * which 2^128 guesses do not find, or a check cheap enough to make here.
+ * In one transaction holding the counters (as reserve does): held,
+ * nothing (r->locked_until); else a failure counted as reserve counts
+ * it, a success settled as giveback settles one (its pair cleared, the
+ * address trusted anew until r->trust_until).  Writes only what changes:
+ * a success usually nothing.
+ */
+static inline enum store_err
+store_attempt_decide(struct store *st, struct att_reserve *r, int ok)
+{
+	return st->ops->attempt_decide(st, r, ok);
+}
+
 /* Every counter that has reached a limit in its window (cb gets its type,
  * subject, count and window end; a non-zero return stops the walk). */
 static inline enum store_err
@@ -733,6 +757,16 @@ struct att_value {
  */
 int	 att_reserve_rule(struct att_reserve *r, const struct att_value cur[],
 	    int trusted, struct att_value next[]);
+/* A read of the counters as they are (trust_end: the address's trust,
+ * 0 none): r->trusted, r->locked_until as att_reserve_rule sets it, and
+ * r->settle: whether a success would write (att_settle_rule, or the
+ * trust as att_trust_rule says). */
+void	 att_peek_rule(struct att_reserve *r, const struct att_value cur[],
+	    int64_t trust_end);
+/* A success not reserved (store_attempt_decide): 1 when counter c, as
+ * it is, is to be cleared (a pair counting in its window). */
+int	 att_settle_rule(const struct att_counter *c,
+	    const struct att_value *cur, int64_t now);
 /* store_attempt_giveback's rule for counter c: 1 to delete it, 0 to
  * write *next, -1 to leave it (another window by now). */
 int	 att_giveback_rule(const struct att_counter *c,

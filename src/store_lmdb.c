@@ -1205,6 +1205,15 @@ l_attempt_giveback(struct store *s, struct att_reserve *r, int success,
 }
 
 static enum store_err
+l_attempt_decide(struct store *s, struct att_reserve *r, int ok)
+{
+	struct lstore *st = (struct lstore *)s;
+	if (att(st, 0) != 0)
+		return STORE_ERROR;
+	return att_rc(st, "attempts", attdb_decide(st->att, r, ok));
+}
+
+static enum store_err
 l_lock_list(struct store *s, store_lock_cb cb, void *arg)
 {
 	struct lstore *st = (struct lstore *)s;
@@ -1310,12 +1319,21 @@ lookup_apikey_fn(struct lstore *st, MDB_txn *txn, void *p)
 
 static enum store_err
 l_lookup_apikey(struct store *s,
-    const unsigned char digest[CRM_DIGEST_BYTES], struct lookup *out)
+    const unsigned char digest[CRM_DIGEST_BYTES], struct att_reserve *r,
+    struct lookup *out)
 {
 	struct lstore *st = (struct lstore *)s;
 	struct lookup_arg a = { .digest = digest, .out = out };
+	enum store_err e;
 
 	memset(out, 0, sizeof(*out));
+	if (r != NULL) {
+		if (att(st, 0) != 0)
+			return STORE_ERROR;
+		if ((e = att_rc(st, "attempts", attdb_peek(st->att, r))) !=
+		    STORE_OK || r->locked_until > r->now)
+			return e;
+	}
 	return lm_txn_run(st, 0, "apikey lookup", lookup_apikey_fn, &a);
 }
 
@@ -1619,6 +1637,7 @@ static const struct store_ops lmdb_ops = {
 	.released_prune = l_released_prune,
 	.attempt_reserve = l_attempt_reserve,
 	.attempt_giveback = l_attempt_giveback,
+	.attempt_decide = l_attempt_decide,
 	.lock_list = l_lock_list,
 	.lock_clear = l_lock_clear,
 	.attempts_prune = l_attempts_prune,

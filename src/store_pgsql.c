@@ -112,6 +112,26 @@ static const char *const SCHEMA[] = {
 			"json_array_elements_text($" #n "::json) " \
 			"WITH ORDINALITY AS t(x, i))"
 
+/*
+ * What reads counters without counting (store.h, att_peek_rule): their
+ * rows c1..c3 and the trust t, joined on $1-3 (the keys; NULL when fewer),
+ * $10 (the trust key) and held, as the rule says, with $4-6 the limits,
+ * $7-9 whether exempt, $11 now.  C reads the columns and applies the rule
+ * itself; this only spares reading what a held attempt must not.
+ */
+#define ATT_PEEK_JOIN	" LEFT JOIN attempts c1 ON c1.key = $1::bytea"	\
+			" LEFT JOIN attempts c2 ON c2.key = $2::bytea"	\
+			" LEFT JOIN attempts c3 ON c3.key = $3::bytea"	\
+			" LEFT JOIN attempts t ON t.key = $10::bytea"
+#define ATT_HELD_(n, lim, ex)						\
+	"coalesce(c" #n ".count >= $" #lim "::bigint AND c" #n		\
+	".window_end > $11::bigint AND NOT ($" #ex "::boolean AND"	\
+	" coalesce(t.window_end, 0) > $11), false)"
+#define ATT_HELD	"(" ATT_HELD_(1, 4, 7) " OR " ATT_HELD_(2, 5, 8)	\
+			" OR " ATT_HELD_(3, 6, 9) ")"
+#define ATT_PEEK_COLS	"c1.window_end, c1.count, c2.window_end, c2.count,"	\
+			" c3.window_end, c3.count, t.window_end"
+
 const char *const pg_sql[Q__MAX] = {
 	[Q_SCHEMA] = "SELECT value FROM meta WHERE name = 'schema'",
 	[Q_USER_GET] = "SELECT " USER_COLS " FROM users u"
@@ -135,6 +155,14 @@ const char *const pg_sql[Q__MAX] = {
 	    " ON u.org = $1 AND u.name = $2 WHERE k.current",
 	[Q_LOOKUP_APIKEY] = "SELECT " KEY_COLS ", " USER_COLS ", " APIKEY_COLS
 	    " FROM signing_keys k LEFT JOIN apikeys a ON a.digest = $1"
+	    " LEFT JOIN users u ON u.org = a.org AND u.name = a.user_name"
+	    " WHERE k.current",
+	/* The same, with the attempt's counters ($1-11, ATT_PEEK_JOIN; $12
+	 * the key's digest): a held attempt reads no key. */
+	[Q_LOOKUP_APIKEY_HELD] = "SELECT " KEY_COLS ", " USER_COLS ", "
+	    APIKEY_COLS ", " ATT_PEEK_COLS
+	    " FROM signing_keys k" ATT_PEEK_JOIN
+	    " LEFT JOIN apikeys a ON a.digest = $12 AND NOT " ATT_HELD
 	    " LEFT JOIN users u ON u.org = a.org AND u.name = a.user_name"
 	    " WHERE k.current",
 	[Q_LOOKUP_CONSUMER] = "SELECT " KEY_COLS ", " CONSUMER_COLS ", "
@@ -271,6 +299,10 @@ const char *const pg_sql[Q__MAX] = {
 	 * lock in key order, so that two requests of one client never wait
 	 * for each other in a circle (a deadlock costs a second and a 503).
 	 */
+	/* Whoever decides an attempt of a pair takes its lock first, a
+	 * success that writes nothing too (p_attempt_decide): each is
+	 * answered in turn.  $1: the pair's key as a number (att_lock). */
+	[Q_ATT_LOCK] = "SELECT pg_advisory_xact_lock($1::bigint)",
 	[Q_ATT_ENSURE] = "INSERT INTO attempts SELECT k, 0, 0, NULL FROM"
 	    " (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"
 	    " WHERE k IS NOT NULL ON CONFLICT DO NOTHING",
@@ -337,6 +369,27 @@ const char *const pg_sql[Q__MAX] = {
 	    " SET window_end = EXCLUDED.window_end WHERE attempts.window_end"
 	    " < EXCLUDED.window_end - " STR(ATT_TRUST_SLACK) " RETURNING 1)"
 	    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM t)",
+	/* A success not reserved (p_attempt_decide): the counters read as
+	 * ATT_PEEK_JOIN reads them ($1-11), and unless held, the pairs
+	 * ($12-14: clear) counting in their window cleared, the trust made
+	 * or written anew until $15 as att_trust_rule says.  Writes only
+	 * what changes (then a read takes no transaction id). */
+	[Q_ATT_SETTLE] = "WITH c AS (SELECT " ATT_PEEK_COLS ", " ATT_HELD
+	    " AS held, t.key IS NULL AS tnone FROM (SELECT 1) o"
+	    ATT_PEEK_JOIN "),"
+	    " u AS (UPDATE attempts a SET count = 0 FROM c, (VALUES"
+	    " ($1::bytea, $12::boolean), ($2::bytea, $13::boolean),"
+	    " ($3::bytea, $14::boolean)) v (k, clr) WHERE NOT c.held AND"
+	    " v.clr AND a.key = v.k AND a.count > 0 AND a.window_end > $11"
+	    " RETURNING 1),"
+	    " tu AS (UPDATE attempts a SET window_end = $15::bigint FROM c"
+	    " WHERE NOT c.held AND a.key = $10 AND $15 > $11"
+	    " AND a.window_end < $15 - " STR(ATT_TRUST_SLACK) " RETURNING 1),"
+	    " ti AS (INSERT INTO attempts SELECT $10, $15, 0, NULL FROM c"
+	    " WHERE NOT c.held AND c.tnone AND $10 IS NOT NULL AND $15 > $11"
+	    " ON CONFLICT DO NOTHING RETURNING 1)"
+	    " SELECT c.*, (SELECT count(*) FROM u) + (SELECT count(*) FROM tu)"
+	    " + (SELECT count(*) FROM ti) FROM c",
 	[Q_ATT_PRUNE] = "DELETE FROM attempts WHERE key IN (SELECT key FROM"
 	    " attempts WHERE window_end <= $1 ORDER BY window_end LIMIT $2"
 	    " FOR UPDATE SKIP LOCKED)",
@@ -719,17 +772,37 @@ p_lookup_user(struct store *s, const char *org, const char *user,
 	return e;
 }
 
+/* Counting (below): the numbers a read of counters passes. */
+struct att_nums {
+	struct num	 lim[ATT_COUNTERS], now;
+};
+
+static void	att_order(const struct att_reserve *, size_t[ATT_COUNTERS]);
+static void	att_peek_params(struct pq *, const struct att_reserve *,
+		    const size_t[ATT_COUNTERS], struct att_nums *);
+static void	att_peek_read(const PGresult *, int, struct att_reserve *,
+		    const size_t[ATT_COUNTERS]);
+
 static enum store_err
 p_lookup_apikey(struct store *s, const unsigned char *digest,
-    struct lookup *l)
+    struct att_reserve *r, struct lookup *l)
 {
 	struct pstore	*st = (struct pstore *)s;
-	struct pq	 q = { .q = Q_LOOKUP_APIKEY };
+	struct pq	 q = { .q = r != NULL ? Q_LOOKUP_APIKEY_HELD :
+			    Q_LOOKUP_APIKEY };
+	struct att_nums	 n;
+	size_t		 ord[ATT_COUNTERS];
 	enum store_err	 e;
 
+	if (r != NULL) {
+		att_order(r, ord);
+		att_peek_params(&q, r, ord, &n);
+	}
 	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
 	if ((e = lookup_row(st, "apikey lookup", &q, l)) != STORE_OK)
 		return e;
+	if (r != NULL)
+		att_peek_read(q.res, 14, r, ord);
 	if (((l->user_found = !pg_is_null(q.res, 0, 5)) &&
 	    pg_get_user(q.res, 0, 5, &l->user) == -1) ||
 	    ((l->apikey_found = !pg_is_null(q.res, 0, 10)) &&
@@ -1348,6 +1421,60 @@ att_row(const PGresult *res, const struct att_counter *c, int col)
 	return -1;
 }
 
+/* The number Q_ATT_LOCK locks for r: its pair's account and address
+ * (r->c[0], 'P', then digests), as a bigint. */
+static const char *
+att_lock(const struct att_reserve *r, struct num *n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 1; i < 9 && i < r->c[0].keylen; i++)
+		v = v << 8 | r->c[0].key[i];
+	return pg_num(n, (int64_t)v);
+}
+
+/* $1-11 of ATT_PEEK_JOIN and ATT_HELD for r. */
+static void
+att_peek_params(struct pq *q, const struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS], struct att_nums *n)
+{
+	size_t i;
+
+	att_keys(q, r, ord);
+	for (i = 0; i < ATT_COUNTERS; i++)
+		pg_param(q, i < r->n ?
+		    pg_num(&n->lim[i], r->c[ord[i]].limit) : NULL);
+	for (i = 0; i < ATT_COUNTERS; i++)
+		pg_param(q, i < r->n ?
+		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
+	if (r->trustlen > 0)
+		pg_param_bytes(q, r->trust, r->trustlen);
+	else
+		pg_param(q, NULL);
+	pg_param(q, pg_num(&n->now, r->now));
+}
+
+/* The counters read in ATT_PEEK_COLS from column col, and the rule. */
+static void
+att_peek_read(const PGresult *res, int col, struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS])
+{
+	struct att_value	 cur[ATT_COUNTERS];
+
+	memset(cur, 0, sizeof(cur));
+	for (size_t i = 0; i < r->n; i++) {
+		struct att_value *v = &cur[ord[i]];
+		int c = col + 2 * (int)i;
+
+		if ((v->exists = !pg_is_null(res, 0, c))) {
+			v->end = pg_i64(res, 0, c);
+			v->count = (uint32_t)pg_i64(res, 0, c + 1);
+		}
+	}
+	att_peek_rule(r, cur, pg_is_null(res, 0, col + 6) ? 0 :
+	    pg_i64(res, 0, col + 6));
+}
+
 static enum store_err p_attempt_giveback(struct store *,
 		    struct att_reserve *, int, int64_t);
 
@@ -1357,18 +1484,20 @@ static enum store_err
 p_attempt_reserve(struct store *s, struct att_reserve *r)
 {
 	struct pstore		*st = (struct pstore *)s;
-	struct pq		 q[6] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
-				    { .q = Q_ATT_ENSURE }, { .q = Q_ATT_RESERVE },
-				    { .q = Q_ATT_PRUNE }, { .q = Q_COMMIT } };
-	struct pq		*rq = &q[3];
-	struct num		 lim[ATT_COUNTERS], t[3];
+	struct pq		 q[7] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
+				    { .q = Q_ATT_LOCK }, { .q = Q_ATT_ENSURE },
+				    { .q = Q_ATT_RESERVE }, { .q = Q_ATT_PRUNE },
+				    { .q = Q_COMMIT } };
+	struct pq		*rq = &q[4];
+	struct num		 lim[ATT_COUNTERS], t[3], lk;
 	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
 	int64_t			 count, over = 0;
 	int			 row;
 
 	att_order(r, ord);
-	att_keys(&q[2], r, ord);
+	pg_param(&q[2], att_lock(r, &lk));
+	att_keys(&q[3], r, ord);
 	att_keys(rq, r, ord);
 	for (size_t i = 0; i < ATT_COUNTERS; i++)
 		pg_param(rq, i < r->n ?
@@ -1384,14 +1513,14 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 		pg_param(rq, NULL);
 	pg_param(rq, pg_num(&t[0], r->now));
 	pg_param(rq, pg_num(&t[1], r->window));
-	pg_param(&q[4], t[0].s);
-	pg_param(&q[4], pg_num(&t[2], 16));
-	if ((e = pq_run(st, "attempts", q, 6, CONNECT)) != STORE_OK)
+	pg_param(&q[5], t[0].s);
+	pg_param(&q[5], pg_num(&t[2], 16));
+	if ((e = pq_run(st, "attempts", q, 7, CONNECT)) != STORE_OK)
 		return pg_rollback(st, "attempts", e);
 	r->locked_until = 0;
 	r->trusted = 0;
 	if (PQntuples(rq->res) < 1) {
-		pq_clear(q, 6);
+		pq_clear(q, 7);
 		return pg_damaged(st, "attempts");
 	}
 	r->locked_until = pg_i64(rq->res, 0, 0);
@@ -1400,7 +1529,7 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 		const struct att_counter *c = &r->c[i];
 
 		if ((row = att_row(rq->res, c, 2)) == -1) {
-			pq_clear(q, 6);
+			pq_clear(q, 7);
 			return pg_damaged(st, "attempts");
 		}
 		r->c[i].end = pg_i64(rq->res, row, 3);
@@ -1412,7 +1541,7 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 		    r->c[i].end > over)
 			over = r->c[i].end;
 	}
-	pq_clear(q, 6);
+	pq_clear(q, 7);
 	if (over > r->now) {
 		(void)p_attempt_giveback(s, r, 0, 0);
 		r->locked_until = over;
@@ -1449,6 +1578,42 @@ p_attempt_giveback(struct store *s, struct att_reserve *r, int success,
 	if ((e = pq_run(st, "attempts", q, 4, CONNECT)) != STORE_OK)
 		return pg_rollback(st, "attempts", e);
 	pq_clear(q, 4);
+	return STORE_OK;
+}
+
+/* A failure counted as reserve counts it; a success read holding its
+ * pair's lock (Q_ATT_LOCK), settled in the same statement. */
+static enum store_err
+p_attempt_decide(struct store *s, struct att_reserve *r, int ok)
+{
+	struct pstore		*st = (struct pstore *)s;
+	struct pq		 q[5] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
+				    { .q = Q_ATT_LOCK }, { .q = Q_ATT_SETTLE },
+				    { .q = Q_COMMIT } };
+	struct pq		*sq = &q[3];
+	struct att_nums		 n;
+	struct num		 lk, until;
+	size_t			 ord[ATT_COUNTERS];
+	enum store_err		 e;
+
+	if (!ok)
+		return p_attempt_reserve(s, r);
+	att_order(r, ord);
+	pg_param(&q[2], att_lock(r, &lk));
+	att_peek_params(sq, r, ord, &n);
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
+		pg_param(sq, i < r->n ? (r->c[ord[i]].clear ? "t" : "f") :
+		    NULL);
+	pg_param(sq, r->trust_until > 0 ? pg_num(&until, r->trust_until) :
+	    NULL);
+	if ((e = pq_run(st, "attempts", q, 5, CONNECT)) != STORE_OK)
+		return pg_rollback(st, "attempts", e);
+	if (PQntuples(sq->res) != 1) {
+		pq_clear(q, 5);
+		return pg_damaged(st, "attempts");
+	}
+	att_peek_read(sq->res, 0, r, ord);
+	pq_clear(q, 5);
 	return STORE_OK;
 }
 
@@ -1876,6 +2041,7 @@ static const struct store_ops pgsql_ops = {
 	.released_prune = p_released_prune,
 	.attempt_reserve = p_attempt_reserve,
 	.attempt_giveback = p_attempt_giveback,
+	.attempt_decide = p_attempt_decide,
 	.lock_list = p_lock_list,
 	.lock_clear = p_lock_clear,
 	.attempts_prune = p_attempts_prune,

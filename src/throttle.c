@@ -12,11 +12,25 @@
  * an application's key, which ships inside the application, cannot lock
  * out its users elsewhere.
  *
- * Each attempt is counted before its secret is checked, in three
- * counters: the (account, address) pair, held at lockout_threshold; the
- * account, held at lockout_account_threshold; and the address across all
- * accounts, held at the same number, which also bounds what one address
- * can make the store keep.  An address from which the account was used
+ * Each attempt is counted in three counters: the (account, address)
+ * pair, held at lockout_threshold; the account, held at
+ * lockout_account_threshold; and the address across all accounts, held
+ * at the same number, which also bounds what one address can make the
+ * store keep.  When depends on what is guessed:
+ *
+ *   - a password or a pass code (argon2id, 200 ms): reserved before its
+ *     verify (throttle_begin), given back after unless it failed
+ *     (throttle_end), so that N guesses at once verify at most the
+ *     limit, and the counters are not held locked meanwhile;
+ *   - an authentication code (a hash looked up): decided holding the
+ *     counters (throttle_decide), counted only if wrong: a guess is
+ *     answered in turn with every other, the same bound;
+ *   - a key (128 bits): counted after its lookup missed (throttle_end);
+ *     guesses in flight at once may pass the limit by their number,
+ *     which against 2^128 changes nothing.  A valid key writes nothing.
+ *
+ * A held pair or address is refused before the secret is looked at
+ * (for a Web API key, before the key is read).  An address from which the account was used
  * successfully within lockout_trust_days is not held by the last two:
  * strangers elsewhere cannot lock its owner out.  A success gives its
  * count back and clears its pair.
@@ -143,15 +157,15 @@ counter(struct att_reserve *r, char type, const struct attempt *a,
 	c->subject = subject;
 }
 
-int
-throttle_begin(struct app *app, struct attempt *a, struct result *res)
+/* a's counters (no store access yet). */
+static void
+prepare(struct app *app, struct attempt *a)
 {
 	struct att_reserve	*r = &a->r;
 	const struct config	*cfg = &app->cfg;
-	enum store_err		 e;
 
 	memset(r, 0, sizeof(*r));
-	a->reserved = 0;
+	a->state = ATT_PREPARED;
 	r->now = app->now();
 	r->window = cfg->lockout_window;
 	/*
@@ -167,11 +181,22 @@ throttle_begin(struct app *app, struct attempt *a, struct result *res)
 		    a->subjects[1]);
 	counter(r, 'N', a, cfg->lockout_account_threshold, 1, 0,
 	    a->subjects[2]);
-	if (a->kind != ATT_CODE)
+	if (a->kind != ATT_CODE) {
 		r->trustlen = throttle_key(r->trust, 'T', a->kind, a->org,
 		    a->name, a->addr);
-	if ((e = store_attempt_reserve(app->store, r)) != STORE_OK) {
-		/* Fail closed: no counting, no guessing. */
+		if (cfg->lockout_trust_days > 0)
+			r->trust_until = r->now +
+			    cfg->lockout_trust_days * 86400;
+	}
+}
+
+/* After the store answered for r: -1 with res set when it failed (fail
+ * closed: no counting, no guessing) or r is held. */
+static int
+answer(struct app *app, const struct att_reserve *r, enum store_err e,
+    struct result *res)
+{
+	if (e != STORE_OK) {
 		result_store_error(res, app, e);
 		return -1;
 	}
@@ -180,23 +205,73 @@ throttle_begin(struct app *app, struct attempt *a, struct result *res)
 		res->retry_after = (unsigned)(r->locked_until - r->now);
 		return -1;
 	}
-	a->reserved = 1;
 	return 0;
 }
 
-void
-throttle_end(struct app *app, struct attempt *a, enum att_outcome how)
+int
+throttle_begin(struct app *app, struct attempt *a, struct result *res)
 {
-	int64_t		 trust = 0;
-	enum store_err	 e;
+	prepare(app, a);
+	if (answer(app, &a->r, store_attempt_reserve(app->store, &a->r),
+	    res) == -1)
+		return -1;
+	a->state = ATT_RESERVED;
+	return 0;
+}
 
-	if (!a->reserved || how == ATT_FAILED)
-		return;		/* a failure stays counted */
-	a->reserved = 0;
-	if (how == ATT_SUCCEEDED && app->cfg.lockout_trust_days > 0)
-		trust = app->now() + app->cfg.lockout_trust_days * 86400;
-	if ((e = store_attempt_giveback(app->store, &a->r,
-	    how == ATT_SUCCEEDED, trust)) != STORE_OK)
-		log_err("throttle: giving an attempt back: %s: %s",
-		    store_strerror(e), store_detail(app->store));
+struct att_reserve *
+throttle_counters(struct app *app, struct attempt *a)
+{
+	prepare(app, a);
+	return &a->r;
+}
+
+int
+throttle_held(struct app *app, struct attempt *a, struct result *res)
+{
+	return answer(app, &a->r, STORE_OK, res);
+}
+
+int
+throttle_decide(struct app *app, struct attempt *a, int ok,
+    struct result *res)
+{
+	if (a->state == ATT_NONE)
+		prepare(app, a);
+	a->state = ATT_DECIDED;
+	return answer(app, &a->r, store_attempt_decide(app->store, &a->r,
+	    ok), res);
+}
+
+int
+throttle_end(struct app *app, struct attempt *a, enum att_outcome how,
+    struct result *res)
+{
+	enum store_err	 e = STORE_OK;
+	const char	*what = "giving an attempt back";
+
+	switch (a->state) {
+	case ATT_RESERVED:	/* a failure stays counted */
+		if (how != ATT_FAILED)
+			e = store_attempt_giveback(app->store, &a->r,
+			    how == ATT_SUCCEEDED, a->r.trust_until);
+		break;
+	case ATT_PREPARED:	/* counted after its check */
+		if (how == ATT_FAILED) {
+			a->state = ATT_DECIDED;
+			return answer(app, &a->r, store_attempt_decide(
+			    app->store, &a->r, 0), res);
+		}
+		what = "settling a success";
+		if (how == ATT_SUCCEEDED && a->r.settle)
+			e = store_attempt_decide(app->store, &a->r, 1);
+		break;
+	default:
+		break;
+	}
+	a->state = ATT_DECIDED;
+	if (e != STORE_OK)
+		log_err("throttle: %s: %s: %s", what, store_strerror(e),
+		    store_detail(app->store));
+	return 0;
 }

@@ -179,6 +179,66 @@ def sec_pass_code_guesses_add_up():
         s.cleanup()
 
 
+def counters_now(s):
+    """The failed-attempt counters as stored, to the byte: LMDB's
+    counters file, or every row of PostgreSQL's attempts table with its
+    row version (xmin: an update makes a new one)."""
+    if s.pg is None:
+        files = sorted(f for f in os.listdir(s.db)
+                       if f.startswith("attempts") and f.endswith(".mdb"))
+        check(len(files) == 1, f"one counters file: {files}")
+        with open(os.path.join(s.db, files[0]), "rb") as f:
+            return f.read()
+    return s.pg.psql(s.pg_db, "SELECT key, xmin, window_end, count, subject"
+                     " FROM attempts ORDER BY key")
+
+
+def key_token(s, key, src):
+    return s.post("/authentication/web_api_key/token",
+                  headers={"Authorization": basic(key)}, source=src)
+
+
+def sec_valid_keys_and_codes_write_nothing():
+    """A counter written on every success is a write per request for a
+    flood of valid keys to queue on: a Web API key's or an authentication
+    code's token writes nothing to the counters (after the first success
+    from an address, which trusts it), while wrong keys and codes are
+    still counted and held at the limit, and 40 wrong codes at once with
+    the right one among them still check at most lockout_threshold."""
+    s = server("writes-nothing", procs=8)
+    try:
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.add_code("ACME", "C-1", "CODE-1")
+        code = {"authentication_code": "CODE-1"}
+        eq(key_token(s, key, "127.0.0.2").status, 200, "the key's first token")
+        eq(consumer(s, ck, code, "127.0.0.2").status, 200, "the code's first token")
+        before = counters_now(s)
+        seen = statuses(parallel(40, lambda i: key_token(s, key, "127.0.0.2") if i % 2
+                                 else consumer(s, ck, code, "127.0.0.2")))
+        eq(seen, {200: 40}, "valid keys and codes")
+        check(counters_now(s) == before, "the counters as they were, to the byte")
+        # A wrong key is counted after its lookup, and held at the limit;
+        # wrong keys of all kinds from one address, at the address's.
+        seen = [key_token(s, "0" * 32, "127.0.0.3").status for i in range(7)]
+        eq(seen, [401] * 5 + [429] * 2, "one wrong key again and again")
+        check(counters_now(s) != before, "wrong keys counted")
+        seen = [key_token(s, f"{i:032x}", "127.0.0.4").status for i in range(52)]
+        eq(seen, [401] * 50 + [429] * 2, "52 wrong keys from one address")
+        eq(key_token(s, key, "127.0.0.4").status, 429, "there, the right key waits too")
+        eq(key_token(s, key, "127.0.0.2").status, 200, "the key where it is trusted")
+        # Codes are decided in turn: the right one sent with 39 wrong
+        # ones from one address gets no more tries than the limit.
+        rs = parallel(40, lambda i: consumer(
+            s, ck, code if i == 20 else {"authentication_code": f"WRONG-{i}"}, "127.0.0.5"))
+        c = statuses(rs)
+        print(f"  39 wrong codes and the right one at once: {c}")
+        check(set(c) <= {200, 401, 429} and 1 <= c.get(401, 0) <= 5,
+              f"at most lockout_threshold wrong codes checked: {c}")
+    finally:
+        s.cleanup()
+
+
 def sec_every_lock_listed_and_cleared():
     """Every kind of lock shows in lock list and lock clear ends it: users,
     Web API keys, consumer keys (and their codes), access tokens, addresses."""
@@ -1066,6 +1126,8 @@ TESTS = [
      sec_code_success_resets_nothing),
     ("sec: pass-code guesses through two consumer keys are one count",
      sec_pass_code_guesses_add_up),
+    ("sec: valid keys and codes write nothing; wrong ones are counted and held",
+     sec_valid_keys_and_codes_write_nothing),
     ("sec: every kind of lock is listed, and cleared by lock clear",
      sec_every_lock_listed_and_cleared),
     ("sec: 10,000 random-name failures: counters bounded, store untouched",

@@ -113,6 +113,57 @@ t_giveback_rule(void)
 	CU_ASSERT_EQUAL(next.count, 2);
 }
 
+/* A read of the counters: held as a reservation would be; a success
+ * has something to write only for a pair counting in its window, or a
+ * trust to write anew. */
+static void
+t_peek_rule(void)
+{
+	const uint32_t		 limits[3] = { 5, 50, 50 };
+	struct att_reserve	 r;
+	struct att_value	 cur[3];
+
+	reserve_init(&r, 3, limits, 1000);
+	memset(cur, 0, sizeof(cur));
+	att_peek_rule(&r, cur, 0);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	CU_ASSERT_FALSE(r.trusted);
+	CU_ASSERT_FALSE(r.settle);
+	/* A pair counting: cleared by a success; one whose window is over,
+	 * or a row with no count (PostgreSQL's), is not. */
+	cur[0] = (struct att_value){ 1, 1050, 2 };
+	att_peek_rule(&r, cur, 0);
+	CU_ASSERT_TRUE(r.settle);
+	CU_ASSERT_TRUE(att_settle_rule(&r.c[0], &cur[0], 1000));
+	cur[0].end = 1000;
+	CU_ASSERT_FALSE(att_settle_rule(&r.c[0], &cur[0], 1000));
+	cur[0] = (struct att_value){ 1, 1050, 0 };
+	CU_ASSERT_FALSE(att_settle_rule(&r.c[0], &cur[0], 1000));
+	/* Counters not marked clear never are. */
+	cur[1] = (struct att_value){ 1, 1050, 3 };
+	CU_ASSERT_FALSE(att_settle_rule(&r.c[1], &cur[1], 1000));
+	att_peek_rule(&r, cur, 0);
+	CU_ASSERT_FALSE(r.settle);
+	/* Held by the account, unless trusted. */
+	cur[1].count = 50;
+	att_peek_rule(&r, cur, 0);
+	CU_ASSERT_EQUAL(r.locked_until, 1050);
+	att_peek_rule(&r, cur, 5000);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	CU_ASSERT_TRUE(r.trusted);
+	/* A trust to write: none yet, or one it would extend by more than
+	 * the slack; none when the success trusts nothing. */
+	r.trustlen = 1;
+	r.trust_until = 1000 + 86400;
+	att_peek_rule(&r, cur, 0);
+	CU_ASSERT_TRUE(r.settle);
+	att_peek_rule(&r, cur, r.trust_until - ATT_TRUST_SLACK);
+	CU_ASSERT_FALSE(r.settle);
+	r.trust_until = 0;
+	att_peek_rule(&r, cur, 0);
+	CU_ASSERT_FALSE(r.settle);
+}
+
 static void
 t_trust_rule(void)
 {
@@ -426,6 +477,8 @@ static CU_TestInfo tests[] = {
 	    t_reserve_rule },
 	{ "attempts: given back in their window, cleared on success",
 	    t_giveback_rule },
+	{ "attempts: a read says held, trusted, what a success "
+	    "writes", t_peek_rule },
 	{ "trust: written again only when it gains more than an hour",
 	    t_trust_rule },
 	{ "schema versions and names", t_schema_and_names },

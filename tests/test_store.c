@@ -795,6 +795,81 @@ t_attempts(void)
 	store_close(st);
 }
 
+/* r's counters as a Web API key's lookup reads them (a peek). */
+static void
+peek(struct store *st, struct att_reserve *r)
+{
+	unsigned char	 digest[CRM_DIGEST_BYTES] = { 0 };
+	struct lookup	 l;
+
+	CU_ASSERT_EQUAL(store_lookup_apikey(st, digest, r, &l), STORE_OK);
+	CU_ASSERT_FALSE(l.apikey_found);
+}
+
+/* Deciding an attempt after its check (store_attempt_decide): a failure
+ * counts as a reservation does, and none once held; a success is held
+ * as a reservation would be, and writes only what changes: its pair
+ * cleared, the address trusted, then nothing (a peek says which). */
+static void
+t_attempt_decide(void)
+{
+	struct store		*st = open_new();
+	struct att_reserve	 r;
+	int64_t			 now = (int64_t)time(NULL);
+	size_t			 bytes, records, before;
+
+	/* Two failures fill the pair (limit 2): the third is refused. */
+	for (int i = 0; i < 2; i++) {
+		reservation(&r, "alice", "10.0.0.1", now);
+		CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 0), STORE_OK);
+		CU_ASSERT_EQUAL(r.locked_until, 0);
+	}
+	reservation(&r, "alice", "10.0.0.1", now);
+	CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 0), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
+	/* The right secret there waits too, and a peek says so. */
+	CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 1), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
+	reservation(&r, "alice", "10.0.0.1", now);
+	peek(st, &r);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
+	/* From .2 (the account at 2 of 3): a success has a trust to write,
+	 * then nothing more. */
+	reservation(&r, "alice", "10.0.0.2", now);
+	r.trust_until = now + 86400;
+	peek(st, &r);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	CU_ASSERT_FALSE(r.trusted);
+	CU_ASSERT_TRUE(r.settle);
+	CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 1), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	peek(st, &r);
+	CU_ASSERT_TRUE(r.trusted);
+	CU_ASSERT_FALSE(r.settle);
+	CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &before), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 1), STORE_OK);
+	CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &records), STORE_OK);
+	CU_ASSERT_EQUAL(records, before);
+	/* A failure from .2 puts the account at its limit, which does not
+	 * hold the trusted .2; its next success clears its pair. */
+	CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 0), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	peek(st, &r);
+	CU_ASSERT_EQUAL(r.locked_until, 0);
+	CU_ASSERT_TRUE(r.settle);
+	CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 1), STORE_OK);
+	peek(st, &r);
+	CU_ASSERT_FALSE(r.settle);
+	CU_ASSERT_EQUAL(store_attempts_usage(st, &bytes, &records), STORE_OK);
+	/* The pair gone; the address's own failure stays counted. */
+	CU_ASSERT_EQUAL(records, before + 1);
+	/* A new address is held by the account (3 of 3). */
+	reservation(&r, "alice", "10.0.0.3", now);
+	CU_ASSERT_EQUAL(store_attempt_decide(st, &r, 1), STORE_OK);
+	CU_ASSERT_EQUAL(r.locked_until, now + 60);
+	store_close(st);
+}
+
 /* The counters file keeps at most its cap: a flood of new accounts from
  * new addresses never makes a reservation fail; what ends first goes
  * first, trusted addresses (which last days) last. */
@@ -942,6 +1017,8 @@ static CU_TestInfo tests[] = {
 	{ "six processes releasing at once lose nothing", t_many_processes },
 	{ "failed-attempt counters: all or none, windows, trust, clear",
 	    t_attempts },
+	{ "failed-attempt counters: deciding after the check writes only "
+	    "failures and what a success changes", t_attempt_decide },
 	{ "failed-attempt counters: a cap, and what ends first goes first",
 	    t_attempts_cap },
 	{ "rotation: old key verifies until its tokens expire, then goes",
