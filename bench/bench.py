@@ -82,8 +82,12 @@ def kib(pid, field):
 
 
 def mint(kid, secret, n):
-    """n distinct tokens, signed as crmauth signs them."""
-    now = int(time.time())
+    """n distinct tokens, signed as crmauth signs them, issued in the
+    second after the call (a user's tokens issued in the second it was
+    added are refused, and it was added just before)."""
+    now = int(time.time()) + 1
+    while time.time() < now:
+        time.sleep(0.01)
     hdr = b64url(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"},
                             separators=(",", ":")).encode())
     out = []

@@ -88,7 +88,7 @@ read_again(struct app *app, const struct principal_read *pr,
 		*cutoff = l.app_cutoff;
 		break;
 	}
-	explicit_bzero(&l, sizeof(l));
+	lookup_wipe(&l);
 	return e;
 }
 
@@ -334,7 +334,7 @@ m_token(struct app *app, const struct request *req, struct result *res)
 	    .name = user, .created = l.user.created, .pwhash = hash };
 	conclude(app, res, &a, e, ok, why, 0, &l, l.user.units,
 	    l.user.nunits, unit, &s, iat, l.user.not_before, &pr, &ev);
-	explicit_bzero(&l, sizeof(l));
+	lookup_wipe(&l);
 }
 
 void
@@ -389,7 +389,7 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	pr = (struct principal_read){ .kind = PR_APIKEY, .digest = digest };
 	conclude(app, res, &a, e, ok, why, 1, &l, l.user.units,
 	    l.user.nunits, unit, &s, iat, l.user.not_before, &pr, &ev);
-	explicit_bzero(&l, sizeof(l));
+	lookup_wipe(&l);
 	explicit_bzero(key, sizeof(key));
 }
 
@@ -539,6 +539,6 @@ m_consumer_token(struct app *app, const struct request *req,
 	    .code = code ? cd : NULL, .ident = ident };
 	conclude(app, res, &a, STORE_OK, ok, why, 1, &l, l.consumer.units,
 	    l.consumer.nunits, unit, &s, iat, l.app_cutoff, &pr, &ev);
-	explicit_bzero(&l, sizeof(l));
+	lookup_wipe(&l);
 	explicit_bzero(key, sizeof(key));
 }

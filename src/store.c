@@ -93,6 +93,37 @@ store_restore(const struct config *cfg, const char *file, char *err,
 	return backends[i].restore(cfg, file, err, errlen);
 }
 
+/* ---- what a token method reads ------------------------------------------------ */
+
+void
+lookup_reset(struct lookup *l)
+{
+	memset(&l->key, 0, sizeof(l->key));
+	l->user.pwhash[0] = '\0';
+	l->user.units[0][0] = '\0';
+	l->user.nunits = 0;
+	l->user.disabled = 0;
+	l->user.created = l->user.not_before = 0;
+	memset(&l->apikey, 0, sizeof(l->apikey));
+	l->consumer.org[0] = l->consumer.app[0] = '\0';
+	l->consumer.units[0][0] = '\0';
+	l->consumer.nunits = 0;
+	l->consumer.revoked = 0;
+	l->consumer.created = 0;
+	memset(&l->access, 0, sizeof(l->access));
+	l->app_cutoff = 0;
+	l->user_found = l->apikey_found = l->consumer_found = 0;
+	l->access_found = l->access_legacy = 0;
+}
+
+void
+lookup_wipe(struct lookup *l)
+{
+	explicit_bzero(&l->key, sizeof(l->key));
+	explicit_bzero(l->user.pwhash, sizeof(l->user.pwhash));
+	explicit_bzero(l->access.passhash, sizeof(l->access.passhash));
+}
+
 /* ---- counting attempts ------------------------------------------------------- */
 
 /* Until when r is held: the latest end of a counter at its limit within

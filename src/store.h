@@ -89,9 +89,9 @@ struct sigkey {
 
 /*
  * What each token method reads, in one read transaction: the records
- * it needs (each with a found flag, the rest zero) and the current
- * signing key.  STORE_OK even when records are missing; an error only
- * when the store could not be read.
+ * it needs (each with a found flag; the rest empty, lookup_reset) and
+ * the current signing key.  STORE_OK even when records are missing; an
+ * error only when the store could not be read.
  */
 struct lookup {
 	struct sigkey		 key;		/* current signing key */
@@ -729,6 +729,13 @@ int	 store_import(struct store *, const char *file, struct xcount *,
 	    char *err, size_t errlen);
 
 /* ---- store.c: rules that do not depend on the engine --------------------- */
+
+/* A lookup with nothing found: flags, numbers and strings empty; the
+ * units (8 KiB a record) are not touched, being read only up to nunits,
+ * which is 0.  And its secrets wiped once used (the signing key, the
+ * password and pass code hashes), not the 18 KiB of it each request. */
+void	 lookup_reset(struct lookup *);
+void	 lookup_wipe(struct lookup *);
 
 /* What is wrong with s as a name (organisation, user, unit, application,
  * contact, identifier): NULL, or why.  1 to CRM_NAME_MAX bytes of UTF-8,

@@ -1297,7 +1297,7 @@ l_lookup_user(struct store *s, const char *org, const char *user,
 	struct lstore *st = (struct lstore *)s;
 	struct lookup_arg a = { .org = org, .user = user, .out = out };
 
-	memset(out, 0, sizeof(*out));
+	lookup_reset(out);
 	return lm_txn_run(st, 0, "user lookup", lookup_user_fn, &a);
 }
 
@@ -1326,7 +1326,7 @@ l_lookup_apikey(struct store *s,
 	struct lookup_arg a = { .digest = digest, .out = out };
 	enum store_err e;
 
-	memset(out, 0, sizeof(*out));
+	lookup_reset(out);
 	if (r != NULL) {
 		if (att(st, 0) != 0)
 			return STORE_ERROR;
@@ -1367,7 +1367,7 @@ l_lookup_consumer(struct store *s,
 	struct lookup_arg a = { .digest = digest, .code = code,
 	    .ident = ident, .out = out };
 
-	memset(out, 0, sizeof(*out));
+	lookup_reset(out);
 	return lm_txn_run(st, 0, "consumer lookup", lookup_consumer_fn, &a);
 }
 

@@ -737,7 +737,7 @@ lookup_row(struct pstore *st, const char *what, struct pq *q,
 {
 	enum store_err e;
 
-	memset(l, 0, sizeof(*l));
+	lookup_reset(l);
 	if ((e = pq1(st, what, q, 1)) != STORE_OK)
 		return e;
 	if (PQntuples(q->res) != 1) {

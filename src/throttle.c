@@ -97,25 +97,57 @@ digest(unsigned char *out, size_t n, char tag, const char *a, const char *b)
 	memcpy(out, d, n);
 }
 
+/* What a counter's key is made of: the account (16 bytes: "U" org NUL
+ * user, "K" NUL key id, ...) and the address (8), each hashed once. */
+struct names {
+	unsigned char	 account[16], address[8];
+	int		 has_address;	/* REMOTE_ADDR was given */
+};
+
+static void
+names(struct names *n, enum att_kind kind, const char *org,
+    const char *name, const char *addr)
+{
+	char norm[CRM_ADDR_MAX + 1];
+
+	n->has_address = addr != NULL;
+	if (name != NULL)
+		digest(n->account, sizeof(n->account), (char)kind,
+		    org != NULL ? org : "", name);
+	if (addr != NULL) {
+		throttle_address(norm, addr);
+		digest(n->address, sizeof(n->address), 'N', "", norm);
+	}
+}
+
+/* The key of type: the account unless 'N', the address if with_addr
+ * (and there is one). */
+static size_t
+make_key(unsigned char key[ATT_KEY_MAX], char type, const struct names *n,
+    int with_addr)
+{
+	size_t len = 1;
+
+	key[0] = (unsigned char)type;
+	if (type != 'N') {
+		memcpy(key + len, n->account, sizeof(n->account));
+		len += sizeof(n->account);
+	}
+	if (with_addr && n->has_address) {
+		memcpy(key + len, n->address, sizeof(n->address));
+		len += sizeof(n->address);
+	}
+	return len;
+}
+
 size_t
 throttle_key(unsigned char key[ATT_KEY_MAX], char type, enum att_kind kind,
     const char *org, const char *name, const char *addr)
 {
-	char	 norm[CRM_ADDR_MAX + 1];
-	size_t	 n = 1;
+	struct names n;
 
-	key[0] = (unsigned char)type;
-	if (type != 'N') {
-		/* The account: "U" org NUL user, "K" NUL key id, ... */
-		digest(key + 1, 16, (char)kind, org != NULL ? org : "", name);
-		n += 16;
-	}
-	if (addr != NULL) {
-		throttle_address(norm, addr);
-		digest(key + n, 8, 'N', "", norm);
-		n += 8;
-	}
-	return n;
+	names(&n, kind, org, type != 'N' ? name : NULL, addr);
+	return make_key(key, type, &n, 1);
 }
 
 /* A name as lock list shows it: clients chose it, so no tab (the column
@@ -132,29 +164,43 @@ printable(char *out, size_t size, const char *s)
 }
 
 static void
-counter(struct att_reserve *r, char type, const struct attempt *a,
-    uint32_t limit, int exempt, int clear, char *subject)
+counter(struct att_reserve *r, char type, const struct names *n,
+    uint32_t limit, int exempt, int clear)
 {
-	struct att_counter	*c = &r->c[r->n++];
+	struct att_counter *c = &r->c[r->n++];
+
+	c->keylen = make_key(c->key, type, n, type != 'A');
+	c->limit = limit;
+	c->exempt = exempt;
+	c->clear = clear;
+}
+
+/* Each counter's subject, which the store keeps once its count reaches
+ * its limit (kind, org, name, address: what lock list prints): needed
+ * only where an attempt may be counted. */
+static void
+subjects(struct attempt *a)
+{
+	struct att_reserve	*r = &a->r;
 	char			 norm[CRM_ADDR_MAX + 1];
 	char			 org[CRM_NAME_MAX + 1], name[CRM_NAME_MAX + 1];
 
 	throttle_address(norm, a->addr);
-	c->keylen = throttle_key(c->key, type, a->kind, a->org, a->name,
-	    type == 'A' ? NULL : a->addr);
-	c->limit = limit;
-	c->exempt = exempt;
-	c->clear = clear;
-	/* kind, org, name, address: what lock list prints. */
 	printable(org, sizeof(org), a->org != NULL ? a->org : "-");
 	printable(name, sizeof(name), a->name);
 	printable(norm, sizeof(norm), norm);
-	if (type == 'N')
-		snprintf(subject, ATT_SUBJECT_MAX + 1, "address\t-\t-\t%s", norm);
-	else
-		snprintf(subject, ATT_SUBJECT_MAX + 1, "%s\t%s\t%s\t%s",
-		    kind_name(a->kind), org, name, type == 'A' ? "*" : norm);
-	c->subject = subject;
+	for (size_t i = 0; i < r->n; i++) {
+		char type = (char)r->c[i].key[0];
+
+		if (type == 'N')
+			snprintf(a->subjects[i], ATT_SUBJECT_MAX + 1,
+			    "address\t-\t-\t%s", norm);
+		else
+			snprintf(a->subjects[i], ATT_SUBJECT_MAX + 1,
+			    "%s\t%s\t%s\t%s", kind_name(a->kind), org, name,
+			    type == 'A' ? "*" : norm);
+		r->c[i].subject = a->subjects[i];
+	}
 }
 
 /* a's counters (no store access yet). */
@@ -163,27 +209,25 @@ prepare(struct app *app, struct attempt *a)
 {
 	struct att_reserve	*r = &a->r;
 	const struct config	*cfg = &app->cfg;
+	struct names		 n;
 
 	memset(r, 0, sizeof(*r));
 	a->state = ATT_PREPARED;
 	r->now = app->now();
 	r->window = cfg->lockout_window;
+	names(&n, a->kind, a->org, a->name, a->addr);
 	/*
 	 * An authentication code's account is the application's key, which
 	 * all its users share: one user's success says nothing about the
 	 * codes guessed from that address, so it neither clears the pair
 	 * nor makes the address trusted (it only gives its own count back).
 	 */
-	counter(r, 'P', a, cfg->lockout_threshold, 0, a->kind != ATT_CODE,
-	    a->subjects[0]);
+	counter(r, 'P', &n, cfg->lockout_threshold, 0, a->kind != ATT_CODE);
 	if (a->kind != ATT_CODE)
-		counter(r, 'A', a, cfg->lockout_account_threshold, 1, 0,
-		    a->subjects[1]);
-	counter(r, 'N', a, cfg->lockout_account_threshold, 1, 0,
-	    a->subjects[2]);
+		counter(r, 'A', &n, cfg->lockout_account_threshold, 1, 0);
+	counter(r, 'N', &n, cfg->lockout_account_threshold, 1, 0);
 	if (a->kind != ATT_CODE) {
-		r->trustlen = throttle_key(r->trust, 'T', a->kind, a->org,
-		    a->name, a->addr);
+		r->trustlen = make_key(r->trust, 'T', &n, 1);
 		if (cfg->lockout_trust_days > 0)
 			r->trust_until = r->now +
 			    cfg->lockout_trust_days * 86400;
@@ -212,6 +256,7 @@ int
 throttle_begin(struct app *app, struct attempt *a, struct result *res)
 {
 	prepare(app, a);
+	subjects(a);
 	if (answer(app, &a->r, store_attempt_reserve(app->store, &a->r),
 	    res) == -1)
 		return -1;
@@ -238,6 +283,8 @@ throttle_decide(struct app *app, struct attempt *a, int ok,
 {
 	if (a->state == ATT_NONE)
 		prepare(app, a);
+	if (!ok)
+		subjects(a);
 	a->state = ATT_DECIDED;
 	return answer(app, &a->r, store_attempt_decide(app->store, &a->r,
 	    ok), res);
@@ -258,6 +305,7 @@ throttle_end(struct app *app, struct attempt *a, enum att_outcome how,
 		break;
 	case ATT_PREPARED:	/* counted after its check */
 		if (how == ATT_FAILED) {
+			subjects(a);
 			a->state = ATT_DECIDED;
 			return answer(app, &a->r, store_attempt_decide(
 			    app->store, &a->r, 0), res);
