@@ -246,12 +246,13 @@ sec_dummy_hash(char out[CRM_PWHASH_MAX], const struct config *cfg)
  * HMAC-SHA-256.  A signing key is used for every token of its life, so
  * the state after absorbing the key (the inner and outer pads, two
  * SHA-256 blocks) is kept for the last few keys and copied per message:
- * a token's MAC then hashes the token and nothing else.  The cache holds
- * what the process holds anyway (the store maps the keys); it is found by
- * a constant-time comparison of the whole key.  Per thread: libcrmauth
- * handles may live in several threads.
+ * a token's MAC then hashes the token and nothing else.  So are the keys
+ * an authentication code is looked up with (wrap.c: two, each code).  The
+ * cache holds what the process holds anyway (the store maps the keys); it
+ * is found by a constant-time comparison of the whole key.  Per thread:
+ * libcrmauth handles may live in several threads.
  */
-#define HMAC_CACHE	4
+#define HMAC_CACHE	8
 
 static _Thread_local struct hmac_cached {
 	unsigned char			 key[32];

@@ -95,7 +95,8 @@ store_code_keyed(unsigned char out[CRM_DIGEST_BYTES],
 	static const char	 ctx[] = "crmauth authentication code lookup";
 	unsigned char		 key[CRM_DIGEST_BYTES];
 
-	sec_hmac_sha256(key, wrap, ctx, sizeof(ctx) - 1);
-	sec_hmac_sha256(out, key, code, CRM_DIGEST_BYTES);
+	/* sec_hmac256: both keys' pads kept from one code to the next. */
+	sec_hmac256(key, wrap, CRM_SEAL_KEY, ctx, sizeof(ctx) - 1);
+	sec_hmac256(out, key, sizeof(key), code, CRM_DIGEST_BYTES);
 	explicit_bzero(key, sizeof(key));
 }
