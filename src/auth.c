@@ -81,7 +81,7 @@ read_again(struct app *app, const struct principal_read *pr,
 		break;
 	default:
 		e = store_lookup_consumer(app->store, pr->digest, pr->code,
-		    pr->ident, &l);
+		    pr->ident, NULL, &l);
 		*why = !l.consumer_found ? "unknown_key" :
 		    l.consumer.revoked ? "revoked_key" : !l.access_found ?
 		    "unknown_access_token" : NULL;
@@ -371,7 +371,7 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	 * one writes nothing.  Held: refused before the key is read. */
 	iat = app->now();
 	e = store_lookup_apikey(app->store, digest,
-	    throttle_counters(app, &a), &l);
+	    throttle_counters(app, &a, 0), &l);
 	if (e == STORE_OK && throttle_held(app, &a, res) == -1) {
 		held(app, res, &ev);
 		return;
@@ -455,7 +455,7 @@ m_consumer_token(struct app *app, const struct request *req,
 	struct audit_event	 ev;
 	enum store_err		 e;
 	int64_t			 iat;
-	int			 ok, known;
+	int			 ok, known, rc;
 
 	if (http_basic_key(req->authorization, key, sizeof(key), res) == -1 ||
 	    access_fields(req, &code, &ident, &pass, res) == -1 ||
@@ -467,11 +467,22 @@ m_consumer_token(struct app *app, const struct request *req,
 	sec_key_id(id, digest);
 	if (code != NULL)
 		sec_sha256(cd, code, strlen(code));
-	/* The access token is the key's organisation's: read it all first
-	 * (no secret is checked by reading), to know what is guessed. */
+	/*
+	 * The access token is the key's organisation's: read it all first
+	 * (no secret is checked by reading), to know what is guessed.  What
+	 * throttle.c says for each: an authentication code is decided in
+	 * that read, holding its counters, counted only if wrong; a key
+	 * that is not one (or revoked) is a failure whatever else was sent,
+	 * counted then, before any pass code's verify; a pass code is
+	 * counted before its verify.
+	 */
+	if (code != NULL)
+		a = (struct attempt){ .kind = ATT_CODE, .name = id,
+		    .addr = req->remote_addr };
 	iat = app->now();
 	if ((e = store_lookup_consumer(app->store, digest, code ? cd : NULL,
-	    ident, &l)) != STORE_OK) {
+	    ident, code ? throttle_counters(app, &a, 1) : NULL, &l)) !=
+	    STORE_OK) {
 		result_store_error(res, app, e);
 		return;
 	}
@@ -483,29 +494,21 @@ m_consumer_token(struct app *app, const struct request *req,
 		ev.org = l.consumer.org;
 		ev.usr = l.consumer.app;
 	}
-	if (!known)
-		a = (struct attempt){ .kind = ATT_CONSUMER, .name = id };
-	else if (code != NULL)
-		a = (struct attempt){ .kind = ATT_CODE, .name = id };
-	else
+	if (!known) {
+		a = (struct attempt){ .kind = ATT_CONSUMER, .name = id,
+		    .addr = req->remote_addr };
+		rc = throttle_decide(app, &a, 0, res);
+	} else if (code != NULL)
+		rc = throttle_decided(app, &a, res);
+	else {
 		a = (struct attempt){ .kind = ATT_IDENT,
-		    .org = l.consumer.org, .name = ident };
-	a.addr = req->remote_addr;
-	/*
-	 * What throttle.c says for each: a key that is not one (or revoked)
-	 * is a failure whatever else was sent, counted now, before any pass
-	 * code's verify; an authentication code is decided holding the
-	 * counters, counted only if wrong; a pass code is counted before
-	 * its verify.
-	 */
-	if (!known || code != NULL) {
-		ok = known && l.access_found;
-		if (throttle_decide(app, &a, ok, res) == -1) {
-			held(app, res, &ev);
-			return;
-		}
-	} else if (throttle_begin(app, &a, res) == -1) {
+		    .org = l.consumer.org, .name = ident,
+		    .addr = req->remote_addr };
+		rc = throttle_begin(app, &a, res);
+	}
+	if (rc == -1) {
 		held(app, res, &ev);
+		lookup_wipe(&l);
 		return;
 	}
 	if (pass == NULL)

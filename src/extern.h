@@ -662,9 +662,12 @@ enum att_outcome {
  * code). */
 int	 throttle_begin(struct app *, struct attempt *, struct result *);
 /* The attempt's counters, to be read with the secret's record
- * (store_lookup_apikey); then throttle_held. */
-struct att_reserve *throttle_counters(struct app *, struct attempt *);
+ * (store_lookup_apikey; then throttle_held), or decided with it (decide:
+ * store_lookup_consumer with a code; then throttle_decided). */
+struct att_reserve *throttle_counters(struct app *, struct attempt *,
+	    int decide);
 int	 throttle_held(struct app *, struct attempt *, struct result *);
+int	 throttle_decided(struct app *, struct attempt *, struct result *);
 /* The secret was checked (ok): decide, holding the counters, whether
  * it may be answered, counting it if it failed (store_attempt_decide). */
 int	 throttle_decide(struct app *, struct attempt *, int ok,

@@ -412,13 +412,19 @@ pg_num(struct num *n, int64_t v)
 void
 pg_param(struct pq *q, const char *v)
 {
-	q->v[q->n] = v;
-	q->len[q->n++] = 0;
+	pg_param_bytes(q, v, 0);
 }
 
+/* len 0: text.  A statement given more than MAXP is a bug here: stop
+ * rather than write past the arrays. */
 void
 pg_param_bytes(struct pq *q, const void *v, size_t len)
 {
+	if (q->n >= MAXP) {
+		log_err("store: statement %d: more than %d parameters",
+		    (int)q->q, MAXP);
+		abort();
+	}
 	q->v[q->n] = v;
 	q->len[q->n++] = (int)len;
 }

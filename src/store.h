@@ -249,7 +249,8 @@ struct store_ops {
 			    struct att_reserve *, struct lookup *);
 	enum store_err	(*lookup_consumer)(struct store *,
 			    const unsigned char *, const unsigned char *,
-			    const char *, struct lookup *);
+			    const char *, struct att_reserve *,
+			    struct lookup *);
 	enum store_err	(*token_state)(struct store *, const char *,
 			    const unsigned char *, const struct principal *,
 			    struct tok_state *);
@@ -420,14 +421,20 @@ store_lookup_apikey(struct store *st,
 	return st->ops->lookup_apikey(st, digest, r, l);
 }
 
-/* The consumer key, then the access token in the key's organisation
- * (code or ident, as store_access_get) and the application's cutoff. */
+/*
+ * The consumer key, then the access token in the key's organisation
+ * (code or ident, as store_access_get) and the application's cutoff.
+ * With r, the attempt at a code: decided in the same read, holding its
+ * counters (as store_attempt_decide(ok) with ok the code found): held,
+ * r->locked_until > r->now; else a code missed, of a key that is one
+ * (not revoked), counted.  A key that is not one is not decided here.
+ */
 static inline enum store_err
 store_lookup_consumer(struct store *st,
     const unsigned char digest[CRM_DIGEST_BYTES], const unsigned char *code,
-    const char *ident, struct lookup *l)
+    const char *ident, struct att_reserve *r, struct lookup *l)
 {
-	return st->ops->lookup_consumer(st, digest, code, ident, l);
+	return st->ops->lookup_consumer(st, digest, code, ident, r, l);
 }
 
 /* jti and who may be NULL (then only the key is read). */

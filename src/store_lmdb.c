@@ -1358,17 +1358,24 @@ lookup_consumer_fn(struct lstore *st, MDB_txn *txn, void *p)
 	return sigkey_read(st, txn, NULL, &l->key);
 }
 
+/* With r: the code decided after the read, in the counters' write
+ * transaction (store_attempt_decide). */
 static enum store_err
 l_lookup_consumer(struct store *s,
     const unsigned char digest[CRM_DIGEST_BYTES], const unsigned char *code,
-    const char *ident, struct lookup *out)
+    const char *ident, struct att_reserve *r, struct lookup *out)
 {
 	struct lstore *st = (struct lstore *)s;
 	struct lookup_arg a = { .digest = digest, .code = code,
 	    .ident = ident, .out = out };
+	enum store_err e;
 
 	lookup_reset(out);
-	return lm_txn_run(st, 0, "consumer lookup", lookup_consumer_fn, &a);
+	if ((e = lm_txn_run(st, 0, "consumer lookup", lookup_consumer_fn,
+	    &a)) != STORE_OK || r == NULL || code == NULL ||
+	    !out->consumer_found || out->consumer.revoked)
+		return e;
+	return l_attempt_decide(s, r, out->access_found);
 }
 
 struct state_arg {

@@ -114,7 +114,7 @@ static const char *const SCHEMA[] = {
 
 /*
  * What reads counters without counting (store.h, att_peek_rule): their
- * rows c1..c3 and the trust t, joined on $1-3 (the keys; NULL when fewer),
+ * rows c1..c3 and the trust tt, joined on $1-3 (the keys; NULL when fewer),
  * $10 (the trust key) and held, as the rule says, with $4-6 the limits,
  * $7-9 whether exempt, $11 now.  C reads the columns and applies the rule
  * itself; this only spares reading what a held attempt must not.
@@ -122,15 +122,72 @@ static const char *const SCHEMA[] = {
 #define ATT_PEEK_JOIN	" LEFT JOIN attempts c1 ON c1.key = $1::bytea"	\
 			" LEFT JOIN attempts c2 ON c2.key = $2::bytea"	\
 			" LEFT JOIN attempts c3 ON c3.key = $3::bytea"	\
-			" LEFT JOIN attempts t ON t.key = $10::bytea"
+			" LEFT JOIN attempts tt ON tt.key = $10::bytea"
 #define ATT_HELD_(n, lim, ex)						\
 	"coalesce(c" #n ".count >= $" #lim "::bigint AND c" #n		\
 	".window_end > $11::bigint AND NOT ($" #ex "::boolean AND"	\
-	" coalesce(t.window_end, 0) > $11), false)"
+	" coalesce(tt.window_end, 0) > $11), false)"
 #define ATT_HELD	"(" ATT_HELD_(1, 4, 7) " OR " ATT_HELD_(2, 5, 8)	\
 			" OR " ATT_HELD_(3, 6, 9) ")"
 #define ATT_PEEK_COLS	"c1.window_end, c1.count, c2.window_end, c2.count,"	\
-			" c3.window_end, c3.count, t.window_end"
+			" c3.window_end, c3.count, tt.window_end"
+
+/* A consumer key ($d), and in its organisation the access token of kind
+ * $kind by $l, or a code's legacy lookup $g (the keyed row first), and
+ * the application's cutoff. */
+#define LOOKUP_CONSUMER(d, kind, l, g)					\
+	" LEFT JOIN consumer_keys c ON c.digest = $" #d			\
+	" LEFT JOIN LATERAL (SELECT t.*, t.lookup = $" #g " AS legacy"	\
+	" FROM access_tokens t WHERE t.org = c.org AND t.kind = $" #kind	\
+	" AND t.lookup IN ($" #l ", $" #g ") ORDER BY t.lookup = $" #l	\
+	" DESC LIMIT 1) t ON true"					\
+	" LEFT JOIN cutoffs co ON co.org = c.org AND co.app = c.app"
+/* The same, as a condition: a code of a key that is one (not revoked)
+ * found nowhere in the key's organisation. */
+#define CODE_MISSED(d, kind, l, g)					\
+	"EXISTS (SELECT 1 FROM consumer_keys c WHERE c.digest = $" #d	\
+	" AND NOT c.revoked AND NOT EXISTS (SELECT 1 FROM access_tokens t"	\
+	" WHERE t.org = c.org AND t.kind = $" #kind " AND t.lookup IN ($"	\
+	#l ", $" #g ")))"
+
+/* Counting (below, Q_ATT_RESERVE): cond, with cte, restricts it. */
+#define ATT_ENSURE(cond)	"INSERT INTO attempts SELECT k, 0, 0, NULL FROM"	\
+	" (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"		\
+	" WHERE k IS NOT NULL" cond " ON CONFLICT DO NOTHING"
+#define ATT_RESERVE(cte, cond) \
+	"WITH v AS (SELECT * FROM (VALUES"	\
+	    " ($1::bytea, $4::bigint, $7::boolean, $10::text),"	\
+	    " ($2::bytea, $5::bigint, $8::boolean, $11::text),"	\
+	    " ($3::bytea, $6::bigint, $9::boolean, $12::text))"	\
+	    " x (k, lim, ex, subj) WHERE k IS NOT NULL)," cte	\
+	    " tr AS (SELECT EXISTS (SELECT 1 FROM attempts WHERE"	\
+	    " key = $13::bytea AND window_end > $14::bigint) AS trusted),"	\
+	    " cur AS (SELECT key, window_end, count FROM attempts"	\
+	    " WHERE key IN (SELECT k FROM v)" cond " ORDER BY key FOR UPDATE),"	\
+	    " lk AS (SELECT coalesce(max(cur.window_end), 0) AS until"	\
+	    " FROM cur JOIN v ON v.k = cur.key CROSS JOIN tr"	\
+	    " WHERE cur.count > 0 AND cur.window_end > $14"	\
+	    " AND cur.count >= v.lim AND NOT (v.ex AND tr.trusted)),"	\
+	    " up AS (INSERT INTO attempts (key, window_end, count, subject)"	\
+	    " SELECT v.k, $14 + $15::bigint, 1,"	\
+	    " CASE WHEN v.lim <= 1 THEN v.subj END FROM v"	\
+	    " WHERE (SELECT until FROM lk) <= $14" cond " ORDER BY v.k"	\
+	    " ON CONFLICT (key) DO UPDATE SET"	\
+	    " window_end = CASE WHEN attempts.count = 0"	\
+	    " OR attempts.window_end <= $14 THEN EXCLUDED.window_end"	\
+	    " ELSE attempts.window_end END,"	\
+	    " count = CASE WHEN attempts.count = 0"	\
+	    " OR attempts.window_end <= $14 THEN 1"	\
+	    " ELSE least(attempts.count::bigint + 1, 2147483647) END,"	\
+	    " subject = CASE WHEN (CASE WHEN attempts.count = 0"	\
+	    " OR attempts.window_end <= $14 THEN 1"	\
+	    " ELSE attempts.count::bigint + 1 END)"	\
+	    " >= (SELECT lim FROM v WHERE v.k = EXCLUDED.key)"	\
+	    " THEN (SELECT subj FROM v WHERE v.k = EXCLUDED.key)"	\
+	    " ELSE attempts.subject END"	\
+	    " RETURNING key, window_end, count)"	\
+	    " SELECT lk.until, tr.trusted, up.key, up.window_end, up.count"	\
+	    " FROM lk CROSS JOIN tr LEFT JOIN up ON true"
 
 const char *const pg_sql[Q__MAX] = {
 	[Q_SCHEMA] = "SELECT value FROM meta WHERE name = 'schema'",
@@ -166,15 +223,15 @@ const char *const pg_sql[Q__MAX] = {
 	    " LEFT JOIN users u ON u.org = a.org AND u.name = a.user_name"
 	    " WHERE k.current",
 	[Q_LOOKUP_CONSUMER] = "SELECT " KEY_COLS ", " CONSUMER_COLS ", "
-	    ACCESS_COLS ", co.cutoff"
-	    ", t.legacy"
-	    " FROM signing_keys k LEFT JOIN consumer_keys c ON c.digest = $1"
-	    " LEFT JOIN LATERAL (SELECT t.*, t.lookup = $4 AS legacy"
-	    " FROM access_tokens t WHERE t.org = c.org AND t.kind = $2"
-	    " AND t.lookup IN ($3, $4) ORDER BY t.lookup = $3 DESC LIMIT 1) t"
-	    " ON true"
-	    " LEFT JOIN cutoffs co ON co.org = c.org AND co.app = c.app"
-	    " WHERE k.current",
+	    ACCESS_COLS ", co.cutoff, t.legacy FROM signing_keys k"
+	    LOOKUP_CONSUMER(1, 2, 3, 4) " WHERE k.current",
+	/* The same with a code's counters ($1-11, ATT_PEEK_JOIN, held last,
+	 * which C decides again; $12-15 the consumer's), in the transaction
+	 * that decides the code (p_lookup_consumer). */
+	[Q_LOOKUP_CONSUMER_PEEK] = "SELECT " KEY_COLS ", " CONSUMER_COLS ", "
+	    ACCESS_COLS ", co.cutoff, t.legacy, " ATT_PEEK_COLS ", " ATT_HELD
+	    " FROM signing_keys k" ATT_PEEK_JOIN
+	    LOOKUP_CONSUMER(12, 13, 14, 15) " WHERE k.current",
 	/* What a check reads: the key, the release, the principal ($3:
 	 * a consumer application, else a user). */
 	[Q_TOKEN_STATE] = "SELECT " KEY_COLS ","
@@ -303,9 +360,9 @@ const char *const pg_sql[Q__MAX] = {
 	 * success that writes nothing too (p_attempt_decide): each is
 	 * answered in turn.  $1: the pair's key as a number (att_lock). */
 	[Q_ATT_LOCK] = "SELECT pg_advisory_xact_lock($1::bigint)",
-	[Q_ATT_ENSURE] = "INSERT INTO attempts SELECT k, 0, 0, NULL FROM"
-	    " (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"
-	    " WHERE k IS NOT NULL ON CONFLICT DO NOTHING",
+	[Q_ATT_ENSURE] = ATT_ENSURE(""),
+	/* The same for a code, only if missed ($4-7: the consumer's). */
+	[Q_ATT_ENSURE_MISSED] = ATT_ENSURE(" AND " CODE_MISSED(4, 5, 6, 7)),
 	/* $1-3 keys, $4-6 limits, $7-9 exempt, $10-12 subjects, $13 the
 	 * trust key, $14 now, $15 the window.  Held (until > now): nothing
 	 * counted.  Else one more in each, in its window or a new one; the
@@ -313,39 +370,12 @@ const char *const pg_sql[Q__MAX] = {
 	 * whose window is over may have been pruned by another node since
 	 * it was made; each count comes back, for the caller to check that
 	 * none went past its limit meanwhile (p_attempt_reserve). */
-	[Q_ATT_RESERVE] = "WITH v AS (SELECT * FROM (VALUES"
-	    " ($1::bytea, $4::bigint, $7::boolean, $10::text),"
-	    " ($2::bytea, $5::bigint, $8::boolean, $11::text),"
-	    " ($3::bytea, $6::bigint, $9::boolean, $12::text))"
-	    " x (k, lim, ex, subj) WHERE k IS NOT NULL),"
-	    " tr AS (SELECT EXISTS (SELECT 1 FROM attempts WHERE"
-	    " key = $13::bytea AND window_end > $14::bigint) AS trusted),"
-	    " cur AS (SELECT key, window_end, count FROM attempts"
-	    " WHERE key IN (SELECT k FROM v) ORDER BY key FOR UPDATE),"
-	    " lk AS (SELECT coalesce(max(cur.window_end), 0) AS until"
-	    " FROM cur JOIN v ON v.k = cur.key CROSS JOIN tr"
-	    " WHERE cur.count > 0 AND cur.window_end > $14"
-	    " AND cur.count >= v.lim AND NOT (v.ex AND tr.trusted)),"
-	    " up AS (INSERT INTO attempts (key, window_end, count, subject)"
-	    " SELECT v.k, $14 + $15::bigint, 1,"
-	    " CASE WHEN v.lim <= 1 THEN v.subj END FROM v"
-	    " WHERE (SELECT until FROM lk) <= $14 ORDER BY v.k"
-	    " ON CONFLICT (key) DO UPDATE SET"
-	    " window_end = CASE WHEN attempts.count = 0"
-	    " OR attempts.window_end <= $14 THEN EXCLUDED.window_end"
-	    " ELSE attempts.window_end END,"
-	    " count = CASE WHEN attempts.count = 0"
-	    " OR attempts.window_end <= $14 THEN 1"
-	    " ELSE least(attempts.count::bigint + 1, 2147483647) END,"
-	    " subject = CASE WHEN (CASE WHEN attempts.count = 0"
-	    " OR attempts.window_end <= $14 THEN 1"
-	    " ELSE attempts.count::bigint + 1 END)"
-	    " >= (SELECT lim FROM v WHERE v.k = EXCLUDED.key)"
-	    " THEN (SELECT subj FROM v WHERE v.k = EXCLUDED.key)"
-	    " ELSE attempts.subject END"
-	    " RETURNING key, window_end, count)"
-	    " SELECT lk.until, tr.trusted, up.key, up.window_end, up.count"
-	    " FROM lk CROSS JOIN tr LEFT JOIN up ON true",
+	[Q_ATT_RESERVE] = ATT_RESERVE("", ""),
+	/* The same for a code, counted only if missed ($16-19: the
+	 * consumer's); else no row locked, nothing written. */
+	[Q_ATT_RESERVE_MISSED] = ATT_RESERVE(" m AS (SELECT "
+	    CODE_MISSED(16, 17, 18, 19) " AS missed),",
+	    " AND (SELECT missed FROM m)"),
 	/* $1-3 keys, $4-6 the windows they counted in, $7-9 clear on
 	 * success, $10 success, $11 the trust key (NULL: none), $12 until
 	 * when.  Each counter still in that window gets its one back, or
@@ -375,7 +405,7 @@ const char *const pg_sql[Q__MAX] = {
 	 * or written anew until $15 as att_trust_rule says.  Writes only
 	 * what changes (then a read takes no transaction id). */
 	[Q_ATT_SETTLE] = "WITH c AS (SELECT " ATT_PEEK_COLS ", " ATT_HELD
-	    " AS held, t.key IS NULL AS tnone FROM (SELECT 1) o"
+	    " AS held, tt.key IS NULL AS tnone FROM (SELECT 1) o"
 	    ATT_PEEK_JOIN "),"
 	    " u AS (UPDATE attempts a SET count = 0 FROM c, (VALUES"
 	    " ($1::bytea, $12::boolean), ($2::bytea, $13::boolean),"
@@ -730,6 +760,194 @@ p_sigkey_get(struct store *s, const char *kid, struct sigkey *k)
 	return e;
 }
 
+/* ---- the counters a read takes with it (failed attempts, below) ----------- */
+
+/* The numbers a read of counters passes (att_peek_params). */
+struct att_nums {
+	struct num	 lim[ATT_COUNTERS], now;
+};
+
+/* r's counters in key order (ord[i]: which one comes i-th), so that
+ * every statement makes and locks rows in one order: two requests never
+ * wait for each other in a circle. */
+static void
+att_order(const struct att_reserve *r, size_t ord[ATT_COUNTERS])
+{
+	size_t	 i, j, t;
+
+	for (i = 0; i < ATT_COUNTERS; i++)
+		ord[i] = i;
+	for (i = 1; i < r->n; i++)
+		for (j = i; j > 0; j--) {
+			const struct att_counter *a = &r->c[ord[j - 1]];
+			const struct att_counter *b = &r->c[ord[j]];
+			size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
+			int c = memcmp(a->key, b->key, n);
+
+			if (c < 0 || (c == 0 && a->keylen <= b->keylen))
+				break;
+			t = ord[j - 1];
+			ord[j - 1] = ord[j];
+			ord[j] = t;
+		}
+}
+
+/* The counters of r as parameters $1..$3, in key order (NULL where
+ * there is none). */
+static void
+att_keys(struct pq *q, const struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS])
+{
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
+		if (i < r->n)
+			pg_param_bytes(q, r->c[ord[i]].key, r->c[ord[i]].keylen);
+		else
+			pg_param(q, NULL);
+}
+
+/* Find counter c's key in column col of the rows: its row, or -1. */
+static int
+att_row(const PGresult *res, const struct att_counter *c, int col)
+{
+	unsigned char k[ATT_KEY_MAX];
+
+	for (int row = 0; row < PQntuples(res); row++) {
+		const char *v = PQgetvalue(res, row, col);
+
+		if (strlen(v) == 2 + 2 * c->keylen &&
+		    pg_bytes(res, row, col, k, c->keylen) == 0 &&
+		    memcmp(k, c->key, c->keylen) == 0)
+			return row;
+	}
+	return -1;
+}
+
+/* The number Q_ATT_LOCK locks for r: its pair's account and address
+ * (r->c[0], 'P', then digests), as a bigint. */
+static const char *
+att_lock(const struct att_reserve *r, struct num *n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 1; i < 9 && i < r->c[0].keylen; i++)
+		v = v << 8 | r->c[0].key[i];
+	return pg_num(n, (int64_t)v);
+}
+
+/* $1-11 of ATT_PEEK_JOIN and ATT_HELD for r. */
+static void
+att_peek_params(struct pq *q, const struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS], struct att_nums *n)
+{
+	size_t i;
+
+	att_keys(q, r, ord);
+	for (i = 0; i < ATT_COUNTERS; i++)
+		pg_param(q, i < r->n ?
+		    pg_num(&n->lim[i], r->c[ord[i]].limit) : NULL);
+	for (i = 0; i < ATT_COUNTERS; i++)
+		pg_param(q, i < r->n ?
+		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
+	if (r->trustlen > 0)
+		pg_param_bytes(q, r->trust, r->trustlen);
+	else
+		pg_param(q, NULL);
+	pg_param(q, pg_num(&n->now, r->now));
+}
+
+/* The counters read in ATT_PEEK_COLS from column col, and the rule. */
+static void
+att_peek_read(const PGresult *res, int col, struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS])
+{
+	struct att_value	 cur[ATT_COUNTERS];
+
+	memset(cur, 0, sizeof(cur));
+	for (size_t i = 0; i < r->n; i++) {
+		struct att_value *v = &cur[ord[i]];
+		int c = col + 2 * (int)i;
+
+		if ((v->exists = !pg_is_null(res, 0, c))) {
+			v->end = pg_i64(res, 0, c);
+			v->count = (uint32_t)pg_i64(res, 0, c + 1);
+		}
+	}
+	att_peek_rule(r, cur, pg_is_null(res, 0, col + 6) ? 0 :
+	    pg_i64(res, 0, col + 6));
+}
+
+
+struct att_rnums {
+	struct num	 lim[ATT_COUNTERS], now, window;
+};
+
+/* $1-15 of ATT_RESERVE for r (keys in ord). */
+static void
+att_reserve_params(struct pq *q, const struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS], struct att_rnums *n)
+{
+	size_t i;
+
+	att_keys(q, r, ord);
+	for (i = 0; i < ATT_COUNTERS; i++)
+		pg_param(q, i < r->n ?
+		    pg_num(&n->lim[i], r->c[ord[i]].limit) : NULL);
+	for (i = 0; i < ATT_COUNTERS; i++)
+		pg_param(q, i < r->n ?
+		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
+	for (i = 0; i < ATT_COUNTERS; i++)
+		pg_param(q, i < r->n ? r->c[ord[i]].subject : NULL);
+	if (r->trustlen > 0)
+		pg_param_bytes(q, r->trust, r->trustlen);
+	else
+		pg_param(q, NULL);
+	pg_param(q, pg_num(&n->now, r->now));
+	pg_param(q, pg_num(&n->window, r->window));
+}
+
+/*
+ * What ATT_RESERVE answered: r->locked_until, r->trusted, each counter's
+ * window, and *counted (nothing counted: held, or Q_ATT_RESERVE_MISSED's
+ * code was found).  *over > r->now: a counter went past its limit, as
+ * another attempt got there first between this one's look and its count
+ * (a row pruned and made again): held after all, its count to be given
+ * back.  -1 when the rows are not what it writes.
+ */
+static int
+att_reserved(const PGresult *res, struct att_reserve *r, int *counted,
+    int64_t *over)
+{
+	int64_t	 count;
+	int	 row;
+
+	r->locked_until = 0;
+	r->trusted = 0;
+	*over = 0;
+	*counted = 0;
+	if (PQntuples(res) < 1)
+		return -1;
+	r->locked_until = pg_i64(res, 0, 0);
+	r->trusted = pg_bool(res, 0, 1);
+	if (r->locked_until > r->now || pg_is_null(res, 0, 2))
+		return 0;
+	*counted = 1;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct att_counter *c = &r->c[i];
+
+		if ((row = att_row(res, c, 2)) == -1)
+			return -1;
+		r->c[i].end = pg_i64(res, row, 3);
+		count = pg_i64(res, row, 4);
+		if (count > c->limit && !(c->exempt && r->trusted) &&
+		    r->c[i].end > *over)
+			*over = r->c[i].end;
+	}
+	return 0;
+}
+
+static enum store_err p_attempt_giveback(struct store *,
+		    struct att_reserve *, int, int64_t);
+
 /* The one row of a lookup: the current key, and its records. */
 static enum store_err
 lookup_row(struct pstore *st, const char *what, struct pq *q,
@@ -772,17 +990,6 @@ p_lookup_user(struct store *s, const char *org, const char *user,
 	return e;
 }
 
-/* Counting (below): the numbers a read of counters passes. */
-struct att_nums {
-	struct num	 lim[ATT_COUNTERS], now;
-};
-
-static void	att_order(const struct att_reserve *, size_t[ATT_COUNTERS]);
-static void	att_peek_params(struct pq *, const struct att_reserve *,
-		    const size_t[ATT_COUNTERS], struct att_nums *);
-static void	att_peek_read(const PGresult *, int, struct att_reserve *,
-		    const size_t[ATT_COUNTERS]);
-
 static enum store_err
 p_lookup_apikey(struct store *s, const unsigned char *digest,
     struct att_reserve *r, struct lookup *l)
@@ -812,30 +1019,101 @@ p_lookup_apikey(struct store *s, const unsigned char *digest,
 	return e;
 }
 
+/* The columns of the consumer lookups, from col on: the consumer, its
+ * access token, cutoff, legacy. */
+static enum store_err
+consumer_row(struct pstore *st, const PGresult *res, struct lookup *l)
+{
+	enum store_err e = STORE_OK;
+
+	if (((l->consumer_found = !pg_is_null(res, 0, 5)) &&
+	    pg_get_consumer(res, 0, 5, &l->consumer) == -1) ||
+	    ((l->access_found = !pg_is_null(res, 0, 10)) &&
+	    pg_get_access(res, 0, 10, &l->access) == -1))
+		e = pg_damaged(st, "consumer lookup");
+	l->app_cutoff = pg_i64(res, 0, 14);
+	l->access_legacy = l->access_found && pg_bool(res, 0, 15);
+	return e;
+}
+
+/*
+ * With r, a code's attempt (store.h): one round trip, one transaction
+ * holding the pair's lock (Q_ATT_LOCK), as p_attempt_decide: the lookup
+ * with the counters, and a code missed counted, in statements that
+ * each decide it again (read committed: a code added or deleted by
+ * crmauthctl between them may be counted once too often or not at all).
+ */
 static enum store_err
 p_lookup_consumer(struct store *s, const unsigned char *digest,
-    const unsigned char *code, const char *ident, struct lookup *l)
+    const unsigned char *code, const char *ident, struct att_reserve *r,
+    struct lookup *l)
 {
 	struct pstore		*st = (struct pstore *)s;
-	struct pq		 q = { .q = Q_LOOKUP_CONSUMER };
+	struct pq		 q[7] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
+				    { .q = Q_ATT_LOCK },
+				    { .q = Q_LOOKUP_CONSUMER_PEEK },
+				    { .q = Q_ATT_ENSURE_MISSED },
+				    { .q = Q_ATT_RESERVE_MISSED },
+				    { .q = Q_COMMIT } };
+	struct pq		*lq = &q[3];
 	struct access_key	 k;
+	struct att_nums		 pn;
+	struct att_rnums	 rn;
+	struct num		 lk;
+	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
+	int64_t			 over;
+	int			 counted;
 
 	pg_access_key(st, &k, code, ident);
-	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	pg_param(&q, k.kind);
-	pg_param(&q, k.lookup);
-	pg_param(&q, k.legacy);
-	if ((e = lookup_row(st, "consumer lookup", &q, l)) != STORE_OK)
+	if (r == NULL || code == NULL) {
+		struct pq q1 = { .q = Q_LOOKUP_CONSUMER };
+
+		pg_param_bytes(&q1, digest, CRM_DIGEST_BYTES);
+		pg_param(&q1, k.kind);
+		pg_param(&q1, k.lookup);
+		pg_param(&q1, k.legacy);
+		if ((e = lookup_row(st, "consumer lookup", &q1, l)) != STORE_OK)
+			return e;
+		e = consumer_row(st, q1.res, l);
+		pq_clear(&q1, 1);
 		return e;
-	if (((l->consumer_found = !pg_is_null(q.res, 0, 5)) &&
-	    pg_get_consumer(q.res, 0, 5, &l->consumer) == -1) ||
-	    ((l->access_found = !pg_is_null(q.res, 0, 10)) &&
-	    pg_get_access(q.res, 0, 10, &l->access) == -1))
-		e = pg_damaged(st, "consumer lookup");
-	l->app_cutoff = pg_i64(q.res, 0, 14);
-	l->access_legacy = l->access_found && pg_bool(q.res, 0, 15);
-	pq_clear(&q, 1);
+	}
+	lookup_reset(l);
+	att_order(r, ord);
+	pg_param(&q[2], att_lock(r, &lk));
+	att_peek_params(lq, r, ord, &pn);
+	att_keys(&q[4], r, ord);
+	att_reserve_params(&q[5], r, ord, &rn);
+	for (int i = 3; i <= 5; i++) {
+		pg_param_bytes(&q[i], digest, CRM_DIGEST_BYTES);
+		pg_param(&q[i], k.kind);
+		pg_param(&q[i], k.lookup);
+		pg_param(&q[i], k.legacy);
+	}
+	if ((e = pq_run(st, "consumer lookup", q, 7, CONNECT)) != STORE_OK)
+		return pg_rollback(st, "consumer lookup", e);
+	if (PQntuples(lq->res) != 1) {
+		pq_clear(q, 7);
+		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
+		    "consumer lookup", "no current signing key");
+		return STORE_NOTINIT;
+	}
+	if (pg_get_sigkey(st, lq->res, 0, 0, &l->key) == -1 ||
+	    att_reserved(q[5].res, r, &counted, &over) == -1) {
+		pq_clear(q, 7);
+		return pg_damaged(st, "consumer lookup");
+	}
+	/* Not counted and not held by the rows the count locked (a code
+	 * found): held or not as the lookup read the counters. */
+	if (!counted && r->locked_until <= r->now)
+		att_peek_read(lq->res, 16, r, ord);
+	e = consumer_row(st, lq->res, l);
+	pq_clear(q, 7);
+	if (over > r->now) {
+		(void)p_attempt_giveback(s, r, 0, 0);
+		r->locked_until = over;
+	}
 	return e;
 }
 
@@ -1366,118 +1644,6 @@ p_released_prune(struct store *s, int64_t now, size_t *n)
 
 /* ---- failed attempts ------------------------------------------------------------- */
 
-/* r's counters in key order (ord[i]: which one comes i-th), so that
- * every statement makes and locks rows in one order: two requests never
- * wait for each other in a circle. */
-static void
-att_order(const struct att_reserve *r, size_t ord[ATT_COUNTERS])
-{
-	size_t	 i, j, t;
-
-	for (i = 0; i < ATT_COUNTERS; i++)
-		ord[i] = i;
-	for (i = 1; i < r->n; i++)
-		for (j = i; j > 0; j--) {
-			const struct att_counter *a = &r->c[ord[j - 1]];
-			const struct att_counter *b = &r->c[ord[j]];
-			size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
-			int c = memcmp(a->key, b->key, n);
-
-			if (c < 0 || (c == 0 && a->keylen <= b->keylen))
-				break;
-			t = ord[j - 1];
-			ord[j - 1] = ord[j];
-			ord[j] = t;
-		}
-}
-
-/* The counters of r as parameters $1..$3, in key order (NULL where
- * there is none). */
-static void
-att_keys(struct pq *q, const struct att_reserve *r,
-    const size_t ord[ATT_COUNTERS])
-{
-	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		if (i < r->n)
-			pg_param_bytes(q, r->c[ord[i]].key, r->c[ord[i]].keylen);
-		else
-			pg_param(q, NULL);
-}
-
-/* Find counter c's key in column col of the rows: its row, or -1. */
-static int
-att_row(const PGresult *res, const struct att_counter *c, int col)
-{
-	unsigned char k[ATT_KEY_MAX];
-
-	for (int row = 0; row < PQntuples(res); row++) {
-		const char *v = PQgetvalue(res, row, col);
-
-		if (strlen(v) == 2 + 2 * c->keylen &&
-		    pg_bytes(res, row, col, k, c->keylen) == 0 &&
-		    memcmp(k, c->key, c->keylen) == 0)
-			return row;
-	}
-	return -1;
-}
-
-/* The number Q_ATT_LOCK locks for r: its pair's account and address
- * (r->c[0], 'P', then digests), as a bigint. */
-static const char *
-att_lock(const struct att_reserve *r, struct num *n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 1; i < 9 && i < r->c[0].keylen; i++)
-		v = v << 8 | r->c[0].key[i];
-	return pg_num(n, (int64_t)v);
-}
-
-/* $1-11 of ATT_PEEK_JOIN and ATT_HELD for r. */
-static void
-att_peek_params(struct pq *q, const struct att_reserve *r,
-    const size_t ord[ATT_COUNTERS], struct att_nums *n)
-{
-	size_t i;
-
-	att_keys(q, r, ord);
-	for (i = 0; i < ATT_COUNTERS; i++)
-		pg_param(q, i < r->n ?
-		    pg_num(&n->lim[i], r->c[ord[i]].limit) : NULL);
-	for (i = 0; i < ATT_COUNTERS; i++)
-		pg_param(q, i < r->n ?
-		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
-	if (r->trustlen > 0)
-		pg_param_bytes(q, r->trust, r->trustlen);
-	else
-		pg_param(q, NULL);
-	pg_param(q, pg_num(&n->now, r->now));
-}
-
-/* The counters read in ATT_PEEK_COLS from column col, and the rule. */
-static void
-att_peek_read(const PGresult *res, int col, struct att_reserve *r,
-    const size_t ord[ATT_COUNTERS])
-{
-	struct att_value	 cur[ATT_COUNTERS];
-
-	memset(cur, 0, sizeof(cur));
-	for (size_t i = 0; i < r->n; i++) {
-		struct att_value *v = &cur[ord[i]];
-		int c = col + 2 * (int)i;
-
-		if ((v->exists = !pg_is_null(res, 0, c))) {
-			v->end = pg_i64(res, 0, c);
-			v->count = (uint32_t)pg_i64(res, 0, c + 1);
-		}
-	}
-	att_peek_rule(r, cur, pg_is_null(res, 0, col + 6) ? 0 :
-	    pg_i64(res, 0, col + 6));
-}
-
-static enum store_err p_attempt_giveback(struct store *,
-		    struct att_reserve *, int, int64_t);
-
 /* Counting need not be durable (store.h): no flush waited for.  One
  * round trip: the rows made, the counters locked, counted (or not). */
 static enum store_err
@@ -1488,58 +1654,24 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 				    { .q = Q_ATT_LOCK }, { .q = Q_ATT_ENSURE },
 				    { .q = Q_ATT_RESERVE }, { .q = Q_ATT_PRUNE },
 				    { .q = Q_COMMIT } };
-	struct pq		*rq = &q[4];
-	struct num		 lim[ATT_COUNTERS], t[3], lk;
+	struct att_rnums	 n;
+	struct num		 lk, most;
 	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
-	int64_t			 count, over = 0;
-	int			 row;
+	int64_t			 over;
+	int			 counted;
 
 	att_order(r, ord);
 	pg_param(&q[2], att_lock(r, &lk));
 	att_keys(&q[3], r, ord);
-	att_keys(rq, r, ord);
-	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(rq, i < r->n ?
-		    pg_num(&lim[i], r->c[ord[i]].limit) : NULL);
-	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(rq, i < r->n ?
-		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
-	for (size_t i = 0; i < ATT_COUNTERS; i++)
-		pg_param(rq, i < r->n ? r->c[ord[i]].subject : NULL);
-	if (r->trustlen > 0)
-		pg_param_bytes(rq, r->trust, r->trustlen);
-	else
-		pg_param(rq, NULL);
-	pg_param(rq, pg_num(&t[0], r->now));
-	pg_param(rq, pg_num(&t[1], r->window));
-	pg_param(&q[5], t[0].s);
-	pg_param(&q[5], pg_num(&t[2], 16));
+	att_reserve_params(&q[4], r, ord, &n);
+	pg_param(&q[5], n.now.s);
+	pg_param(&q[5], pg_num(&most, 16));
 	if ((e = pq_run(st, "attempts", q, 7, CONNECT)) != STORE_OK)
 		return pg_rollback(st, "attempts", e);
-	r->locked_until = 0;
-	r->trusted = 0;
-	if (PQntuples(rq->res) < 1) {
+	if (att_reserved(q[4].res, r, &counted, &over) == -1) {
 		pq_clear(q, 7);
 		return pg_damaged(st, "attempts");
-	}
-	r->locked_until = pg_i64(rq->res, 0, 0);
-	r->trusted = pg_bool(rq->res, 0, 1);
-	for (size_t i = 0; i < r->n && r->locked_until <= r->now; i++) {
-		const struct att_counter *c = &r->c[i];
-
-		if ((row = att_row(rq->res, c, 2)) == -1) {
-			pq_clear(q, 7);
-			return pg_damaged(st, "attempts");
-		}
-		r->c[i].end = pg_i64(rq->res, row, 3);
-		count = pg_i64(rq->res, row, 4);
-		/* Past its limit: another attempt got there first, between
-		 * this one's look and its count (a row pruned and made
-		 * again).  Held after all, and its count given back. */
-		if (count > c->limit && !(c->exempt && r->trusted) &&
-		    r->c[i].end > over)
-			over = r->c[i].end;
 	}
 	pq_clear(q, 7);
 	if (over > r->now) {

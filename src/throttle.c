@@ -265,15 +265,24 @@ throttle_begin(struct app *app, struct attempt *a, struct result *res)
 }
 
 struct att_reserve *
-throttle_counters(struct app *app, struct attempt *a)
+throttle_counters(struct app *app, struct attempt *a, int decide)
 {
 	prepare(app, a);
+	if (decide)
+		subjects(a);
 	return &a->r;
 }
 
 int
 throttle_held(struct app *app, struct attempt *a, struct result *res)
 {
+	return answer(app, &a->r, STORE_OK, res);
+}
+
+int
+throttle_decided(struct app *app, struct attempt *a, struct result *res)
+{
+	a->state = ATT_DECIDED;
 	return answer(app, &a->r, STORE_OK, res);
 }
 
