@@ -142,28 +142,17 @@ static const char *const SCHEMA[] = {
 	" AND t.lookup IN ($" #l ", $" #g ") ORDER BY t.lookup = $" #l	\
 	" DESC LIMIT 1) t ON true"					\
 	" LEFT JOIN cutoffs co ON co.org = c.org AND co.app = c.app"
-/* The same, as a condition: a code of a key that is one (not revoked)
- * found nowhere in the key's organisation. */
-#define CODE_MISSED(d, kind, l, g)					\
-	"EXISTS (SELECT 1 FROM consumer_keys c WHERE c.digest = $" #d	\
-	" AND NOT c.revoked AND NOT EXISTS (SELECT 1 FROM access_tokens t"	\
-	" WHERE t.org = c.org AND t.kind = $" #kind " AND t.lookup IN ($"	\
-	#l ", $" #g ")))"
-
-/* Counting (below, Q_ATT_RESERVE): cond, with cte, restricts it. */
-#define ATT_ENSURE(cond)	"INSERT INTO attempts SELECT k, 0, 0, NULL FROM"	\
-	" (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"		\
-	" WHERE k IS NOT NULL" cond " ON CONFLICT DO NOTHING"
-#define ATT_RESERVE(cte, cond) \
+/* Counting (Q_ATT_RESERVE, below). */
+#define ATT_RESERVE \
 	"WITH v AS (SELECT * FROM (VALUES"	\
 	    " ($1::bytea, $4::bigint, $7::boolean, $10::text),"	\
 	    " ($2::bytea, $5::bigint, $8::boolean, $11::text),"	\
 	    " ($3::bytea, $6::bigint, $9::boolean, $12::text))"	\
-	    " x (k, lim, ex, subj) WHERE k IS NOT NULL)," cte	\
+	    " x (k, lim, ex, subj) WHERE k IS NOT NULL),"	\
 	    " tr AS (SELECT EXISTS (SELECT 1 FROM attempts WHERE"	\
 	    " key = $13::bytea AND window_end > $14::bigint) AS trusted),"	\
 	    " cur AS (SELECT key, window_end, count FROM attempts"	\
-	    " WHERE key IN (SELECT k FROM v)" cond " ORDER BY key FOR UPDATE),"	\
+	    " WHERE key IN (SELECT k FROM v) ORDER BY key FOR UPDATE),"	\
 	    " lk AS (SELECT coalesce(max(cur.window_end), 0) AS until"	\
 	    " FROM cur JOIN v ON v.k = cur.key CROSS JOIN tr"	\
 	    " WHERE cur.count > 0 AND cur.window_end > $14"	\
@@ -171,7 +160,7 @@ static const char *const SCHEMA[] = {
 	    " up AS (INSERT INTO attempts (key, window_end, count, subject)"	\
 	    " SELECT v.k, $14 + $15::bigint, 1,"	\
 	    " CASE WHEN v.lim <= 1 THEN v.subj END FROM v"	\
-	    " WHERE (SELECT until FROM lk) <= $14" cond " ORDER BY v.k"	\
+	    " WHERE (SELECT until FROM lk) <= $14 ORDER BY v.k"	\
 	    " ON CONFLICT (key) DO UPDATE SET"	\
 	    " window_end = CASE WHEN attempts.count = 0"	\
 	    " OR attempts.window_end <= $14 THEN EXCLUDED.window_end"	\
@@ -360,9 +349,9 @@ const char *const pg_sql[Q__MAX] = {
 	 * success that writes nothing too (p_attempt_decide): each is
 	 * answered in turn.  $1: the pair's key as a number (att_lock). */
 	[Q_ATT_LOCK] = "SELECT pg_advisory_xact_lock($1::bigint)",
-	[Q_ATT_ENSURE] = ATT_ENSURE(""),
-	/* The same for a code, only if missed ($4-7: the consumer's). */
-	[Q_ATT_ENSURE_MISSED] = ATT_ENSURE(" AND " CODE_MISSED(4, 5, 6, 7)),
+	[Q_ATT_ENSURE] = "INSERT INTO attempts SELECT k, 0, 0, NULL FROM"
+	    " (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"
+	    " WHERE k IS NOT NULL ON CONFLICT DO NOTHING",
 	/* $1-3 keys, $4-6 limits, $7-9 exempt, $10-12 subjects, $13 the
 	 * trust key, $14 now, $15 the window.  Held (until > now): nothing
 	 * counted.  Else one more in each, in its window or a new one; the
@@ -370,12 +359,7 @@ const char *const pg_sql[Q__MAX] = {
 	 * whose window is over may have been pruned by another node since
 	 * it was made; each count comes back, for the caller to check that
 	 * none went past its limit meanwhile (p_attempt_reserve). */
-	[Q_ATT_RESERVE] = ATT_RESERVE("", ""),
-	/* The same for a code, counted only if missed ($16-19: the
-	 * consumer's); else no row locked, nothing written. */
-	[Q_ATT_RESERVE_MISSED] = ATT_RESERVE(" m AS (SELECT "
-	    CODE_MISSED(16, 17, 18, 19) " AS missed),",
-	    " AND (SELECT missed FROM m)"),
+	[Q_ATT_RESERVE] = ATT_RESERVE,
 	/* $1-3 keys, $4-6 the windows they counted in, $7-9 clear on
 	 * success, $10 success, $11 the trust key (NULL: none), $12 until
 	 * when.  Each counter still in that window gets its one back, or
@@ -907,8 +891,7 @@ att_reserve_params(struct pq *q, const struct att_reserve *r,
 
 /*
  * What ATT_RESERVE answered: r->locked_until, r->trusted, each counter's
- * window, and *counted (nothing counted: held, or Q_ATT_RESERVE_MISSED's
- * code was found).  *over > r->now: a counter went past its limit, as
+ * window, and *counted (0: held, nothing counted).  *over > r->now: a counter went past its limit, as
  * another attempt got there first between this one's look and its count
  * (a row pruned and made again): held after all, its count to be given
  * back.  -1 when the rows are not what it writes.
@@ -1037,11 +1020,11 @@ consumer_row(struct pstore *st, const PGresult *res, struct lookup *l)
 }
 
 /*
- * With r, a code's attempt (store.h): one round trip, one transaction
- * holding the pair's lock (Q_ATT_LOCK), as p_attempt_decide: the lookup
- * with the counters, and a code missed counted, in statements that
- * each decide it again (read committed: a code added or deleted by
- * crmauthctl between them may be counted once too often or not at all).
+ * With r, a code's attempt (store.h): one transaction holding the
+ * pair's lock (Q_ATT_LOCK, as p_attempt_decide): the lookup with the
+ * counters, then a commit, or a missed code counted and a commit (two
+ * round trips; counting in the first, as a statement that decides it
+ * again, cost the server more than the second round trip).
  */
 static enum store_err
 p_lookup_consumer(struct store *s, const unsigned char *digest,
@@ -1049,21 +1032,20 @@ p_lookup_consumer(struct store *s, const unsigned char *digest,
     struct lookup *l)
 {
 	struct pstore		*st = (struct pstore *)s;
-	struct pq		 q[7] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
+	struct pq		 q[4] = { { .q = Q_BEGIN }, { .q = Q_ASYNC },
 				    { .q = Q_ATT_LOCK },
-				    { .q = Q_LOOKUP_CONSUMER_PEEK },
-				    { .q = Q_ATT_ENSURE_MISSED },
-				    { .q = Q_ATT_RESERVE_MISSED },
-				    { .q = Q_COMMIT } };
-	struct pq		*lq = &q[3];
+				    { .q = Q_LOOKUP_CONSUMER_PEEK } };
+	struct pq		 w[3] = { { .q = Q_ATT_ENSURE },
+				    { .q = Q_ATT_RESERVE }, { .q = Q_COMMIT } };
+	struct pq		*lq = &q[3], *end = &w[2];
 	struct access_key	 k;
 	struct att_nums		 pn;
 	struct att_rnums	 rn;
 	struct num		 lk;
 	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
-	int64_t			 over;
-	int			 counted;
+	int64_t			 over = 0;
+	int			 counted, n = 1;
 
 	pg_access_key(st, &k, code, ident);
 	if (r == NULL || code == NULL) {
@@ -1083,38 +1065,45 @@ p_lookup_consumer(struct store *s, const unsigned char *digest,
 	att_order(r, ord);
 	pg_param(&q[2], att_lock(r, &lk));
 	att_peek_params(lq, r, ord, &pn);
-	att_keys(&q[4], r, ord);
-	att_reserve_params(&q[5], r, ord, &rn);
-	for (int i = 3; i <= 5; i++) {
-		pg_param_bytes(&q[i], digest, CRM_DIGEST_BYTES);
-		pg_param(&q[i], k.kind);
-		pg_param(&q[i], k.lookup);
-		pg_param(&q[i], k.legacy);
-	}
-	if ((e = pq_run(st, "consumer lookup", q, 7, CONNECT)) != STORE_OK)
+	pg_param_bytes(lq, digest, CRM_DIGEST_BYTES);
+	pg_param(lq, k.kind);
+	pg_param(lq, k.lookup);
+	pg_param(lq, k.legacy);
+	if ((e = pq_run(st, "consumer lookup", q, 4, CONNECT)) != STORE_OK)
 		return pg_rollback(st, "consumer lookup", e);
 	if (PQntuples(lq->res) != 1) {
-		pq_clear(q, 7);
+		pq_clear(q, 4);
 		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
 		    "consumer lookup", "no current signing key");
-		return STORE_NOTINIT;
+		return pg_rollback(st, "consumer lookup", STORE_NOTINIT);
 	}
 	if (pg_get_sigkey(st, lq->res, 0, 0, &l->key) == -1 ||
-	    att_reserved(q[5].res, r, &counted, &over) == -1) {
-		pq_clear(q, 7);
+	    consumer_row(st, lq->res, l) != STORE_OK) {
+		pq_clear(q, 4);
+		return pg_rollback(st, "consumer lookup", STORE_CORRUPT);
+	}
+	att_peek_read(lq->res, 16, r, ord);
+	pq_clear(q, 4);
+	/* A code missed, of a key that is one, not held: counted. */
+	if (r->locked_until <= r->now && l->consumer_found &&
+	    !l->consumer.revoked && !l->access_found) {
+		att_keys(&w[0], r, ord);
+		att_reserve_params(&w[1], r, ord, &rn);
+		end = w;
+		n = 3;
+	}
+	if ((e = pq_run(st, "consumer lookup", end, n, CONTINUE)) != STORE_OK)
+		return pg_rollback(st, "consumer lookup", e);
+	if (n == 3 && att_reserved(w[1].res, r, &counted, &over) == -1) {
+		pq_clear(end, n);
 		return pg_damaged(st, "consumer lookup");
 	}
-	/* Not counted and not held by the rows the count locked (a code
-	 * found): held or not as the lookup read the counters. */
-	if (!counted && r->locked_until <= r->now)
-		att_peek_read(lq->res, 16, r, ord);
-	e = consumer_row(st, lq->res, l);
-	pq_clear(q, 7);
+	pq_clear(end, n);
 	if (over > r->now) {
 		(void)p_attempt_giveback(s, r, 0, 0);
 		r->locked_until = over;
 	}
-	return e;
+	return STORE_OK;
 }
 
 static enum store_err
