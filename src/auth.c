@@ -374,6 +374,7 @@ m_web_api_key_token(struct app *app, const struct request *req,
 	    throttle_counters(app, &a, 0), &l);
 	if (e == STORE_OK && throttle_held(app, &a, res) == -1) {
 		held(app, res, &ev);
+		lookup_wipe(&l);
 		return;
 	}
 	ok = e == STORE_OK && l.apikey_found && !l.apikey.revoked &&
@@ -484,6 +485,7 @@ m_consumer_token(struct app *app, const struct request *req,
 	    ident, code ? throttle_counters(app, &a, 1) : NULL, &l)) !=
 	    STORE_OK) {
 		result_store_error(res, app, e);
+		lookup_wipe(&l);
 		return;
 	}
 	known = l.consumer_found && !l.consumer.revoked;

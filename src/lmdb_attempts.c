@@ -295,6 +295,7 @@ struct op {
 	struct att_reserve	*r;
 	int64_t			 trust_until;
 	int			 success;
+	int			 nothing;	/* decide_fn ended it unwritten */
 	store_lock_cb		 cb;
 	void			*cbarg;
 	const unsigned char	*key;
@@ -414,10 +415,6 @@ attdb_peek(struct attdb *a, struct att_reserve *r)
 	return lmdb_run(a->db, 0, peek_fn, &o, &a->rtxn);
 }
 
-/* What decide_fn returns to end its transaction without a commit: it
- * wrote nothing (not an LMDB code, which are negative). */
-#define NOTHING_WRITTEN	1
-
 /* store_attempt_decide: in the counters' write transaction, so that it
  * is decided in turn with every other attempt of these counters. */
 static int
@@ -430,14 +427,23 @@ decide_fn(MDB_txn *txn, void *p)
 	int64_t			 trust_end;
 	int			 rc;
 
+	o->nothing = 0;
 	if ((rc = read_all(o->a, txn, r, x, cur, &trust_end)) != 0)
 		return rc;
-	if (!o->success)
-		return att_reserve_rule(r, cur, trust_end > r->now, next) ==
-		    -1 ? NOTHING_WRITTEN : count(o->a, txn, r, cur, next);
+	/* Nothing to write (held, or a success that changes nothing): the
+	 * transaction ends without a commit, said by o->nothing, not by a
+	 * return code another failure could also be. */
+	if (!o->success) {
+		if (att_reserve_rule(r, cur, trust_end > r->now, next) == 0)
+			return count(o->a, txn, r, cur, next);
+		o->nothing = 1;
+		return MDB_NOTFOUND;
+	}
 	att_peek_rule(r, cur, trust_end);
-	if (r->locked_until > r->now || !r->settle)
-		return NOTHING_WRITTEN;
+	if (r->locked_until > r->now || !r->settle) {
+		o->nothing = 1;
+		return MDB_NOTFOUND;
+	}
 	for (size_t i = 0; i < r->n; i++)
 		if (att_settle_rule(&r->c[i], &cur[i], r->now) &&
 		    (rc = rec_del(o->a, txn, r->c[i].key, r->c[i].keylen,
@@ -453,7 +459,7 @@ attdb_decide(struct attdb *a, struct att_reserve *r, int ok)
 	int		 rc;
 
 	rc = lmdb_run(a->db, 1, decide_fn, &o, NULL);
-	return rc == NOTHING_WRITTEN ? 0 : rc;
+	return o.nothing && rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* A reserved attempt that was not a failure: each counter as the rule

@@ -1,8 +1,9 @@
 /*
  * The PostgreSQL store (store.h): one database shared by many web nodes,
  * through libpq.  Tables an operator can read with psql (see SCHEMA);
- * only portable SQL (no LISTEN/NOTIFY, advisory locks, sequences or
- * stored procedures).
+ * only portable SQL (no LISTEN/NOTIFY, sequences or stored procedures;
+ * one advisory lock, transaction-scoped, Q_ATT_LOCK: a commit or a lost
+ * connection releases it, also behind a transaction-pooling proxy).
  *
  * The connection, its round trips and their deadlines are in
  * pgsql_conn.c; export and import in pgsql_copy.c (pgsql.h).  Here: the
@@ -345,9 +346,9 @@ const char *const pg_sql[Q__MAX] = {
 	 * lock in key order, so that two requests of one client never wait
 	 * for each other in a circle (a deadlock costs a second and a 503).
 	 */
-	/* Whoever decides an attempt of a pair takes its lock first, a
-	 * success that writes nothing too (p_attempt_decide): each is
-	 * answered in turn.  $1: the pair's key as a number (att_lock). */
+	/* Whoever decides an attempt from an address takes its lock first,
+	 * a success that writes nothing too (p_attempt_decide): each is
+	 * answered in turn.  $1: the address as a number (att_lock). */
 	[Q_ATT_LOCK] = "SELECT pg_advisory_xact_lock($1::bigint)",
 	[Q_ATT_ENSURE] = "INSERT INTO attempts SELECT k, 0, 0, NULL FROM"
 	    " (VALUES ($1::bytea), ($2::bytea), ($3::bytea)) v(k)"
@@ -806,15 +807,23 @@ att_row(const PGresult *res, const struct att_counter *c, int col)
 	return -1;
 }
 
-/* The number Q_ATT_LOCK locks for r: its pair's account and address
- * (r->c[0], 'P', then digests), as a bigint. */
+/*
+ * The number Q_ATT_LOCK locks for r: its client address (the pair's last
+ * 8 bytes, a digest; its account's first 8 when there is no address),
+ * as a bigint.  Every counter of a code has the address in its key, so
+ * the lock orders all of a code's decisions from one address; a lock per
+ * account would make an application's key, which all its users share, a
+ * queue for all of them.
+ */
 static const char *
 att_lock(const struct att_reserve *r, struct num *n)
 {
-	uint64_t v = 0;
+	const struct att_counter	*c = &r->c[0];
+	size_t				 from = c->keylen >= 1 + 16 + 8 ? 17 : 1;
+	uint64_t			 v = 0;
 
-	for (size_t i = 1; i < 9 && i < r->c[0].keylen; i++)
-		v = v << 8 | r->c[0].key[i];
+	for (size_t i = from; i < from + 8 && i < c->keylen; i++)
+		v = v << 8 | c->key[i];
 	return pg_num(n, (int64_t)v);
 }
 
@@ -891,14 +900,13 @@ att_reserve_params(struct pq *q, const struct att_reserve *r,
 
 /*
  * What ATT_RESERVE answered: r->locked_until, r->trusted, each counter's
- * window, and *counted (0: held, nothing counted).  *over > r->now: a counter went past its limit, as
- * another attempt got there first between this one's look and its count
- * (a row pruned and made again): held after all, its count to be given
- * back.  -1 when the rows are not what it writes.
+ * window.  *over > r->now: a counter went past its limit, as another
+ * attempt got there first between this one's look and its count (a row
+ * pruned and made again): held after all, its count to be given back.
+ * -1 when the rows are not what it writes (not held, yet not counted).
  */
 static int
-att_reserved(const PGresult *res, struct att_reserve *r, int *counted,
-    int64_t *over)
+att_reserved(const PGresult *res, struct att_reserve *r, int64_t *over)
 {
 	int64_t	 count;
 	int	 row;
@@ -906,14 +914,12 @@ att_reserved(const PGresult *res, struct att_reserve *r, int *counted,
 	r->locked_until = 0;
 	r->trusted = 0;
 	*over = 0;
-	*counted = 0;
 	if (PQntuples(res) < 1)
 		return -1;
 	r->locked_until = pg_i64(res, 0, 0);
 	r->trusted = pg_bool(res, 0, 1);
-	if (r->locked_until > r->now || pg_is_null(res, 0, 2))
+	if (r->locked_until > r->now)
 		return 0;
-	*counted = 1;
 	for (size_t i = 0; i < r->n; i++) {
 		const struct att_counter *c = &r->c[i];
 
@@ -931,9 +937,23 @@ att_reserved(const PGresult *res, struct att_reserve *r, int *counted,
 static enum store_err p_attempt_giveback(struct store *,
 		    struct att_reserve *, int, int64_t);
 
+static enum store_err lookup_row_held(struct pstore *, const char *,
+		    struct pq *, struct att_reserve *,
+		    const size_t[ATT_COUNTERS], int, struct lookup *);
+
 /* The one row of a lookup: the current key, and its records. */
 static enum store_err
 lookup_row(struct pstore *st, const char *what, struct pq *q,
+    struct lookup *l)
+{
+	return lookup_row_held(st, what, q, NULL, NULL, 0, l);
+}
+
+/* The same, with r's counters read from column col (ord: their order):
+ * when held, the signing key is not unsealed either. */
+static enum store_err
+lookup_row_held(struct pstore *st, const char *what, struct pq *q,
+    struct att_reserve *r, const size_t ord[ATT_COUNTERS], int col,
     struct lookup *l)
 {
 	enum store_err e;
@@ -946,6 +966,11 @@ lookup_row(struct pstore *st, const char *what, struct pq *q,
 		snprintf(st->base.detail, sizeof(st->base.detail), "%s: %s",
 		    what, "no current signing key");
 		return STORE_NOTINIT;
+	}
+	if (r != NULL) {
+		att_peek_read(q->res, col, r, ord);
+		if (r->locked_until > r->now)
+			return STORE_OK;
 	}
 	if (pg_get_sigkey(st, q->res, 0, 0, &l->key) == -1) {
 		pq_clear(q, 1);
@@ -981,7 +1006,7 @@ p_lookup_apikey(struct store *s, const unsigned char *digest,
 	struct pq	 q = { .q = r != NULL ? Q_LOOKUP_APIKEY_HELD :
 			    Q_LOOKUP_APIKEY };
 	struct att_nums	 n;
-	size_t		 ord[ATT_COUNTERS];
+	size_t		 ord[ATT_COUNTERS] = { 0 };
 	enum store_err	 e;
 
 	if (r != NULL) {
@@ -989,10 +1014,13 @@ p_lookup_apikey(struct store *s, const unsigned char *digest,
 		att_peek_params(&q, r, ord, &n);
 	}
 	pg_param_bytes(&q, digest, CRM_DIGEST_BYTES);
-	if ((e = lookup_row(st, "apikey lookup", &q, l)) != STORE_OK)
+	if ((e = lookup_row_held(st, "apikey lookup", &q, r, ord, 14, l)) !=
+	    STORE_OK)
 		return e;
-	if (r != NULL)
-		att_peek_read(q.res, 14, r, ord);
+	if (r != NULL && r->locked_until > r->now) {
+		pq_clear(&q, 1);
+		return STORE_OK;	/* held: nothing else read */
+	}
 	if (((l->user_found = !pg_is_null(q.res, 0, 5)) &&
 	    pg_get_user(q.res, 0, 5, &l->user) == -1) ||
 	    ((l->apikey_found = !pg_is_null(q.res, 0, 10)) &&
@@ -1002,8 +1030,8 @@ p_lookup_apikey(struct store *s, const unsigned char *digest,
 	return e;
 }
 
-/* The columns of the consumer lookups, from col on: the consumer, its
- * access token, cutoff, legacy. */
+/* The consumer lookups' columns from 5 on: the consumer, its access
+ * token, the application's cutoff, whether the code's record is plain. */
 static enum store_err
 consumer_row(struct pstore *st, const PGresult *res, struct lookup *l)
 {
@@ -1021,7 +1049,7 @@ consumer_row(struct pstore *st, const PGresult *res, struct lookup *l)
 
 /*
  * With r, a code's attempt (store.h): one transaction holding the
- * pair's lock (Q_ATT_LOCK, as p_attempt_decide): the lookup with the
+ * address's lock (Q_ATT_LOCK, as p_attempt_decide): the lookup with the
  * counters, then a commit, or a missed code counted and a commit (two
  * round trips; counting in the first, as a statement that decides it
  * again, cost the server more than the second round trip).
@@ -1045,7 +1073,7 @@ p_lookup_consumer(struct store *s, const unsigned char *digest,
 	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
 	int64_t			 over = 0;
-	int			 counted, n = 1;
+	int			 n = 1;
 
 	pg_access_key(st, &k, code, ident);
 	if (r == NULL || code == NULL) {
@@ -1094,7 +1122,7 @@ p_lookup_consumer(struct store *s, const unsigned char *digest,
 	}
 	if ((e = pq_run(st, "consumer lookup", end, n, CONTINUE)) != STORE_OK)
 		return pg_rollback(st, "consumer lookup", e);
-	if (n == 3 && att_reserved(w[1].res, r, &counted, &over) == -1) {
+	if (n == 3 && att_reserved(w[1].res, r, &over) == -1) {
 		pq_clear(end, n);
 		return pg_damaged(st, "consumer lookup");
 	}
@@ -1648,7 +1676,6 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
 	int64_t			 over;
-	int			 counted;
 
 	att_order(r, ord);
 	pg_param(&q[2], att_lock(r, &lk));
@@ -1658,7 +1685,7 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 	pg_param(&q[5], pg_num(&most, 16));
 	if ((e = pq_run(st, "attempts", q, 7, CONNECT)) != STORE_OK)
 		return pg_rollback(st, "attempts", e);
-	if (att_reserved(q[4].res, r, &counted, &over) == -1) {
+	if (att_reserved(q[4].res, r, &over) == -1) {
 		pq_clear(q, 7);
 		return pg_damaged(st, "attempts");
 	}
@@ -1703,7 +1730,7 @@ p_attempt_giveback(struct store *s, struct att_reserve *r, int success,
 }
 
 /* A failure counted as reserve counts it; a success read holding its
- * pair's lock (Q_ATT_LOCK), settled in the same statement. */
+ * address's lock (Q_ATT_LOCK), settled in the same statement. */
 static enum store_err
 p_attempt_decide(struct store *s, struct att_reserve *r, int ok)
 {

@@ -239,6 +239,58 @@ def sec_valid_keys_and_codes_write_nothing():
         s.cleanup()
 
 
+def sec_code_lock_per_address():
+    """On PostgreSQL a code is decided holding a lock (so that guesses are
+    answered in turn): the client address's, not the application key's,
+    which every user of the app shares and anyone can send.  A session
+    holding the key's lock and one address's (a responder stuck mid-decision
+    there, or an attacker's flood from it) delays code logins from that
+    address only."""
+    import hashlib
+    if crmtest.STORE != "postgresql":
+        print("  LMDB decides a code in the counters file's write transaction")
+        return
+    s = server("code-lock")
+    p = None
+    try:
+        ck = s.ctl("consumer-key", "add", "ACME", "shop", "--unit", "HQ").stdout.strip()
+        s.add_code("ACME", "C-1", "CODE-1")
+        code = {"authentication_code": "CODE-1"}
+
+        def lock_number(tag, name):
+            d = hashlib.sha256(tag + b"\0" + name.encode()).digest()
+            return int.from_bytes(d[:8], "big", signed=True)
+        key_id = hashlib.sha256(ck.encode()).hexdigest().upper()[:16]
+        p = subprocess.Popen(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1",
+                              s.pg.conninfo(s.pg_db)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        p.stdin.write(f"BEGIN; SELECT pg_advisory_xact_lock({lock_number(b'O', key_id)});"
+                      f" SELECT pg_advisory_xact_lock({lock_number(b'N', '127.0.0.5')});"
+                      " SELECT 'locked';\n")
+        p.stdin.flush()
+        deadline = time.time() + 10
+        line = ""
+        while "locked" not in line and time.time() < deadline:
+            line = p.stdout.readline()
+        check("locked" in line, "the locks taken")
+        eq(consumer(s, ck, code, "127.0.0.6").status, 200, "another address, the same key")
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("r", consumer(s, ck, code,
+                                                                         "127.0.0.5")))
+        t.start()
+        t.join(1.0)
+        check(t.is_alive(), "the held address waits for its lock")
+        p.stdin.write("COMMIT;\n")
+        p.stdin.close()
+        p.wait(10)
+        t.join(10)
+        eq(out["r"].status, 200, "then is answered")
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+        s.cleanup()
+
+
 def sec_every_lock_listed_and_cleared():
     """Every kind of lock shows in lock list and lock clear ends it: users,
     Web API keys, consumer keys (and their codes), access tokens, addresses."""
@@ -1128,6 +1180,8 @@ TESTS = [
      sec_pass_code_guesses_add_up),
     ("sec: valid keys and codes write nothing; wrong ones are counted and held",
      sec_valid_keys_and_codes_write_nothing),
+    ("sec: a code waits for its client address's lock only, not its application key's",
+     sec_code_lock_per_address),
     ("sec: every kind of lock is listed, and cleared by lock clear",
      sec_every_lock_listed_and_cleared),
     ("sec: 10,000 random-name failures: counters bounded, store untouched",
