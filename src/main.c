@@ -113,7 +113,8 @@ usage(FILE *f)
 	    "manager or as CGI)\n"
 	    "       crmauth.fcgi [-c FILE] -t  check the configuration and "
 	    "the store, then exit\n"
-	    "       crmauth.fcgi -V            print the version\n"
+	    "       crmauth.fcgi -V | --version  print the version\n"
+	    "       crmauth.fcgi -h | --help     print this\n"
 	    "  -w N  supervise N worker processes on the FastCGI socket "
 	    "(1-%d)\n"
 	    "Configuration: -c FILE, else $CRMAUTH_CONF, else %s\n",
@@ -285,6 +286,11 @@ supervise(struct app *app, int n)
 int
 main(int argc, char *argv[])
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct app	 app;
 	const char	*conf = NULL;
 	int		 ch, check = 0, cgi, rc = 0, workers = 0;
@@ -311,7 +317,8 @@ main(int argc, char *argv[])
 		store_close(app.store);
 		return 0;
 	}
-	while ((ch = getopt(argc, argv, "c:htVw:")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:htVw:", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;

@@ -235,6 +235,32 @@ store_schema_check(const char *text, size_t len)
 int
 store_make_dir(const struct config *cfg, char *detail, size_t len)
 {
+	char	 path[sizeof(cfg->db_path)];
+	char	*p;
+	int	 shared = cfg->db_group != -1;
+
+	/* Missing parents first, as the store needs them: 0700, or for a
+	 * store shared with a group 0750 and that group's, so that its
+	 * members reach it and nobody else looks in.  Those there already
+	 * are left as they are. */
+	snprintf(path, sizeof(path), "%s", cfg->db_path);
+	for (p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(path, shared ? 0750 : 0700) == 0) {
+			if (shared && (chown(path, (uid_t)-1,
+			    (gid_t)cfg->db_group) == -1 ||
+			    chmod(path, 0750) == -1)) {
+				snprintf(detail, len, "%s: %s", path,
+				    strerror(errno));
+				return -1;
+			}
+		} else if (errno != EEXIST) {
+			snprintf(detail, len, "mkdir %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
 	if (mkdir(cfg->db_path, 0700) == -1 && errno != EEXIST) {
 		snprintf(detail, len, "mkdir %s: %s", cfg->db_path,
 		    strerror(errno));

@@ -795,7 +795,8 @@ int	 att_trust_rule(int64_t cur, int64_t next);
  * this program, STORE_CORRUPT when not a version at all. */
 enum store_err store_schema_check(const char *text, size_t len);
 /* crmauthctl init: make db_path, 0700, or 02770 and cfg->db_group's when
- * shared; 0, or -1 with one line in detail. */
+ * shared, and its missing parents (0700, or 0750 and the group's); 0, or
+ * -1 with one line in detail. */
 int	 store_make_dir(const struct config *, char *detail, size_t len);
 /* wrap.c: db_path/wrap.key into key (*have 1); a missing file is *have 0,
  * or with create a new one made; -1 with detail when it cannot be read

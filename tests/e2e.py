@@ -1193,6 +1193,9 @@ def t_ctl_usage():
     r = S.ctl("--help", check=False)
     eq(r.returncode, 0, "--help")
     check("access-token add" in r.stdout, "help lists commands")
+    r = S.ctl("--version", check=False)
+    eq(r.returncode, 0, "--version")
+    check(re.fullmatch(r"crmauthctl \d+\.\d+\.\d+\n", r.stdout), f"--version: {r.stdout!r}")
     listing = S.ctl("apikey", "list", "ACME").stdout
     check(K["apikey"] not in listing, "apikey list never prints whole keys")
     S.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="x\n", check=False)
@@ -1212,6 +1215,17 @@ def t_fcgi_check_mode():
                        text=True, stdin=subprocess.DEVNULL, timeout=30)
     eq(r.returncode, 1, "-t with a missing config")
     check(f"{S.conf}.missing: No such file or directory" in r.stderr, r.stderr)
+    for flag in ("-V", "--version"):
+        r = subprocess.run([FCGI, flag], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        eq(r.returncode, 0, f"{flag}: {r.stderr}")
+        check(re.fullmatch(r"crmauth\.fcgi \d+\.\d+\.\d+\n", r.stdout), f"{flag}: {r.stdout!r}")
+    for flag in ("-h", "--help"):
+        r = subprocess.run([FCGI, flag], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        eq(r.returncode, 0, f"{flag}: {r.stderr}")
+        check(r.stdout.startswith("usage: crmauth.fcgi") and "--version" in r.stdout,
+              f"{flag}: {r.stdout!r}")
     r = subprocess.run([FCGI], capture_output=True, text=True, stdin=subprocess.DEVNULL,
                        timeout=30, env={"PATH": os.environ.get("PATH", "")})
     eq(r.returncode, 2, "no web server, no -t: usage")

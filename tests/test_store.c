@@ -1,5 +1,8 @@
 /* store.c: records, releases and pruning, schema, several processes. */
+#include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <fcntl.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,41 @@ open_new(void)
 	CU_ASSERT_EQUAL_FATAL(store_open(&st, &cfg, STORE_CREATE, err, sizeof(err)),
 	    STORE_OK);
 	return st;
+}
+
+/* crmauthctl init's directory: missing parents made as the store needs
+ * them (private: 0700; shared with a group: 0750 and the group's), the
+ * store 0700 or 02770, and parents already there left as they are. */
+static void
+t_make_dir_parents(void)
+{
+	struct config	 c = cfg;
+	struct stat	 sb;
+	char		 err[CRM_ERR_MAX], p1[1100], p2[1100];
+
+	snprintf(p1, sizeof(p1), "%s/parents", dir);
+	snprintf(p2, sizeof(p2), "%s/parents/a", dir);
+	snprintf(c.db_path, sizeof(c.db_path), "%s/parents/a/store", dir);
+	c.db_group = -1;
+	CU_ASSERT_EQUAL(store_make_dir(&c, err, sizeof(err)), 0);
+	CU_ASSERT(stat(p1, &sb) == 0 && (sb.st_mode & 07777) == 0700);
+	CU_ASSERT(stat(p2, &sb) == 0 && (sb.st_mode & 07777) == 0700);
+	CU_ASSERT(stat(c.db_path, &sb) == 0 && (sb.st_mode & 07777) == 0700);
+	unit_rmtree(p1);
+	c.db_group = (int)getgid();
+	CU_ASSERT(mkdir(p1, 0711) == 0);
+	CU_ASSERT_EQUAL(store_make_dir(&c, err, sizeof(err)), 0);
+	CU_ASSERT(stat(p1, &sb) == 0 && (sb.st_mode & 07777) == 0711);
+	CU_ASSERT(stat(p2, &sb) == 0 && (sb.st_mode & 07777) == 0750 &&
+	    sb.st_gid == getgid());
+	CU_ASSERT(stat(c.db_path, &sb) == 0 &&
+	    (sb.st_mode & 07777) == 02770);
+	/* A parent that is a file: said, nothing else made. */
+	unit_rmtree(p1);
+	CU_ASSERT(close(creat(p1, 0600)) == 0);
+	CU_ASSERT_EQUAL(store_make_dir(&c, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "parents/a"));
+	unlink(p1);
 }
 
 static void
@@ -1002,6 +1040,8 @@ t_pg_lost_without_sqlstate(void)
 #endif
 
 static CU_TestInfo tests[] = {
+	{ "init makes missing parents as the store needs them",
+	    t_make_dir_parents },
 	{ "serving never creates a store", t_not_initialised },
 	{ "init is idempotent and makes one signing key", t_init_idempotent },
 	{ "users: put, get, update, delete, long names", t_users },
