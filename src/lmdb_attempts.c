@@ -365,31 +365,11 @@ trust(struct attdb *a, MDB_txn *txn, const struct att_reserve *r,
 	    NULL, 0);
 }
 
-/* One transaction: read the counters and the trust, apply the rule
- * (store.c), write what it says. */
-static int
-reserve_fn(MDB_txn *txn, void *p)
-{
-	struct op		*o = p;
-	struct att_reserve	*r = o->r;
-	struct rec		 x[ATT_COUNTERS];
-	struct att_value	 cur[ATT_COUNTERS], next[ATT_COUNTERS];
-	int64_t			 trust_end;
-	int			 rc;
-
-	if ((rc = read_all(o->a, txn, r, x, cur, &trust_end)) != 0)
-		return rc;
-	if (att_reserve_rule(r, cur, trust_end > r->now, next) == -1)
-		return 0;	/* refused: nothing counted */
-	return count(o->a, txn, r, cur, next);
-}
-
+/* Counted before its check: a failure decided (store.h). */
 int
 attdb_reserve(struct attdb *a, struct att_reserve *r)
 {
-	struct op o = { .a = a, .r = r };
-
-	return lmdb_run(a->db, 1, reserve_fn, &o, NULL);
+	return attdb_decide(a, r, 0);
 }
 
 static int

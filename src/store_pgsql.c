@@ -749,7 +749,7 @@ p_sigkey_get(struct store *s, const char *kid, struct sigkey *k)
 
 /* The numbers a read of counters passes (att_peek_params). */
 struct att_nums {
-	struct num	 lim[ATT_COUNTERS], now;
+	struct num	 lim[ATT_COUNTERS], now, window;
 };
 
 /* r's counters in key order (ord[i]: which one comes i-th), so that
@@ -827,9 +827,10 @@ att_lock(const struct att_reserve *r, struct num *n)
 	return pg_num(n, (int64_t)v);
 }
 
-/* $1-11 of ATT_PEEK_JOIN and ATT_HELD for r. */
+/* $1-9 of both ATT_PEEK_JOIN and ATT_RESERVE: the keys (in ord), their
+ * limits, whether exempt. */
 static void
-att_peek_params(struct pq *q, const struct att_reserve *r,
+att_counter_params(struct pq *q, const struct att_reserve *r,
     const size_t ord[ATT_COUNTERS], struct att_nums *n)
 {
 	size_t i;
@@ -841,10 +842,25 @@ att_peek_params(struct pq *q, const struct att_reserve *r,
 	for (i = 0; i < ATT_COUNTERS; i++)
 		pg_param(q, i < r->n ?
 		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
+}
+
+/* The trust key, or NULL. */
+static void
+att_trust_param(struct pq *q, const struct att_reserve *r)
+{
 	if (r->trustlen > 0)
 		pg_param_bytes(q, r->trust, r->trustlen);
 	else
 		pg_param(q, NULL);
+}
+
+/* $1-11 of ATT_PEEK_JOIN and ATT_HELD for r. */
+static void
+att_peek_params(struct pq *q, const struct att_reserve *r,
+    const size_t ord[ATT_COUNTERS], struct att_nums *n)
+{
+	att_counter_params(q, r, ord, n);
+	att_trust_param(q, r);
 	pg_param(q, pg_num(&n->now, r->now));
 }
 
@@ -870,30 +886,15 @@ att_peek_read(const PGresult *res, int col, struct att_reserve *r,
 }
 
 
-struct att_rnums {
-	struct num	 lim[ATT_COUNTERS], now, window;
-};
-
 /* $1-15 of ATT_RESERVE for r (keys in ord). */
 static void
 att_reserve_params(struct pq *q, const struct att_reserve *r,
-    const size_t ord[ATT_COUNTERS], struct att_rnums *n)
+    const size_t ord[ATT_COUNTERS], struct att_nums *n)
 {
-	size_t i;
-
-	att_keys(q, r, ord);
-	for (i = 0; i < ATT_COUNTERS; i++)
-		pg_param(q, i < r->n ?
-		    pg_num(&n->lim[i], r->c[ord[i]].limit) : NULL);
-	for (i = 0; i < ATT_COUNTERS; i++)
-		pg_param(q, i < r->n ?
-		    (r->c[ord[i]].exempt ? "t" : "f") : NULL);
-	for (i = 0; i < ATT_COUNTERS; i++)
+	att_counter_params(q, r, ord, n);
+	for (size_t i = 0; i < ATT_COUNTERS; i++)
 		pg_param(q, i < r->n ? r->c[ord[i]].subject : NULL);
-	if (r->trustlen > 0)
-		pg_param_bytes(q, r->trust, r->trustlen);
-	else
-		pg_param(q, NULL);
+	att_trust_param(q, r);
 	pg_param(q, pg_num(&n->now, r->now));
 	pg_param(q, pg_num(&n->window, r->window));
 }
@@ -1068,7 +1069,7 @@ p_lookup_consumer(struct store *s, const unsigned char *digest,
 	struct pq		*lq = &q[3], *end = &w[2];
 	struct access_key	 k;
 	struct att_nums		 pn;
-	struct att_rnums	 rn;
+	struct att_nums	 rn;
 	struct num		 lk;
 	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
@@ -1671,7 +1672,7 @@ p_attempt_reserve(struct store *s, struct att_reserve *r)
 				    { .q = Q_ATT_LOCK }, { .q = Q_ATT_ENSURE },
 				    { .q = Q_ATT_RESERVE }, { .q = Q_ATT_PRUNE },
 				    { .q = Q_COMMIT } };
-	struct att_rnums	 n;
+	struct att_nums	 n;
 	struct num		 lk, most;
 	size_t			 ord[ATT_COUNTERS];
 	enum store_err		 e;
