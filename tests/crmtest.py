@@ -554,8 +554,9 @@ class Server(Endpoint):
         with open(os.path.join(TOP_SRCDIR, "etc", name + ".in")) as f:
             text = f.read()
         for k, v in (("@sbindir@", self.sbindir), ("@sysconfdir@", self.dir),
-                     ("@localstatedir@", self.dir), ("@pkgdatadir@", self.pkgdatadir),
-                     ("@docdir@", self.dir), ("/run/crmauth", self.run)):
+                     ("@localstatedir@", self.dir), ("@cgibindir@", os.path.join(self.pkgdatadir, "cgi-bin")),
+                     ("@docdir@", self.dir), ("/run/crmauth", self.run),
+                     ("/run/lighttpd", self.run)):
             text = text.replace(k, v)
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
@@ -826,8 +827,8 @@ def spawn_fcgi_cmd(server, workers=2):
 
 def parse_unit(path):
     """Key = value pairs of a systemd unit file (last one wins, except
-    Environment, which accumulates)."""
-    keys = {"Environment": []}
+    Environment and ReadWritePaths, which accumulate)."""
+    keys = {"Environment": [], "ReadWritePaths": []}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -836,9 +837,62 @@ def parse_unit(path):
             k, v = line.split("=", 1)
             if k == "Environment":
                 keys[k].append(v)
+            elif k == "ReadWritePaths":
+                keys[k] += v.split()
             else:
                 keys[k] = v
     return keys
+
+
+# What ProtectSystem= makes read-only (systemd.exec(5)).
+PROTECTED = {"yes": ["/usr", "/boot", "/efi"], "true": ["/usr", "/boot", "/efi"],
+             "full": ["/usr", "/boot", "/efi", "/etc"], "strict": ["/"]}
+
+SANDBOX_SH = r"""
+set -e
+RO=$1 RW=$2
+shift 2
+mount --make-rprivate /
+# Each protected tree, and every mount under it, read-only.
+for top in $RO; do
+	[ -d "$top" ] || continue
+	mount --rbind "$top" "$top"
+	awk -v t="$top" '$5 == t || index($5, (t == "/" ? "" : t) "/") == 1 { print $5 }' \
+	    /proc/self/mountinfo | sort -u | while read -r m; do
+		mount -o remount,bind,ro "$m" 2>/dev/null || true
+	done
+done
+# ReadWritePaths= writable again ("-": only if it exists).
+for p in $RW; do
+	case $p in -*) p=${p#-}; [ -e "$p" ] || continue ;; esac
+	mount --bind "$p" "$p"
+	mount -o remount,bind,rw "$p"
+done
+exec "$@"
+"""
+
+
+def sandboxed(unit, cmd, user=None):
+    """cmd as systemd runs a unit's ExecStart, as far as this machine
+    allows without systemd: in a mount namespace of its own with the trees
+    of ProtectSystem= read-only and ReadWritePaths= writable, then as User=
+    with NoNewPrivileges=.  Not run as root: in a user namespace of its
+    own too, as the caller.  The program keeps the PID of the command
+    returned."""
+    ro = PROTECTED.get(unit.get("ProtectSystem", "no"), [])
+    rw = unit.get("ReadWritePaths", [])
+    for p in rw:
+        if not p.startswith("-") and not os.path.exists(p):
+            # systemd refuses to start the unit then.
+            raise AssertionError(f"ReadWritePaths={p} does not exist")
+    if user is not None:
+        nnp = ["--no-new-privs"] if unit.get("NoNewPrivileges") == "yes" else []
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
+               *nnp, "--", *cmd]
+    if not ro:
+        return cmd
+    ns = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-r", "-m"]
+    return [*ns, "sh", "-c", SANDBOX_SH, "sandbox", " ".join(ro), " ".join(rw), *cmd]
 
 
 def unit_env(unit):
@@ -853,11 +907,10 @@ def start_unit_spawn_fcgi(server):
     """What systemd does with etc/crmauth-spawn-fcgi.service: make the
     RuntimeDirectory for User, run ExecStart as User with Environment."""
     unit = parse_unit(server.sample("crmauth-spawn-fcgi.service"))
-    cmd = unit["ExecStart"].split()
     user = server.user if unit.get("User") else None
+    cmd = sandboxed(unit, unit["ExecStart"].split(), user)
     err = open(os.path.join(server.logdir, "crmauth-stderr.log"), "w")
-    return server.spawn(cmd, "crmauth-spawn-fcgi.service", env=unit_env(unit),
-                        user=user, stderr=err)
+    return server.spawn(cmd, "crmauth-spawn-fcgi.service", env=unit_env(unit), stderr=err)
 
 
 def start_units_socket(server):
@@ -875,9 +928,9 @@ def start_units_socket(server):
     os.chmod(path, int(sock_unit["SocketMode"], 8))
     assert svc["StandardInput"] == "socket", "the service takes the socket on stdin"
     user = server.user if svc.get("User") else None
+    cmd = sandboxed(svc, svc["ExecStart"].split(), user)
     err = open(os.path.join(server.logdir, "crmauth-stderr.log"), "w")
-    p = server.spawn(svc["ExecStart"].split(), "crmauth.service", env=unit_env(svc),
-                     user=user, stdin=s.fileno(), stderr=err)
+    p = server.spawn(cmd, "crmauth.service", env=unit_env(svc), stdin=s.fileno(), stderr=err)
     s.close()
     return p
 

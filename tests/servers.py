@@ -17,7 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crmtest import (Runner, Lighttpd, LighttpdSocket, Nginx, Apache, RUN_USER,  # noqa: E402
                      basic, jwt_parts, sign, b64url_decode, stop_process, eq, check,
-                     wait_for, wait_idle, children, cpu_ticks)
+                     wait_for, wait_idle, children, cpu_ticks, parse_unit, sandboxed,
+                     TOP_BUILDDIR)
 
 DEPLOYMENTS = [
     ("lighttpd, bin-path", Lighttpd, {}),
@@ -490,8 +491,48 @@ def t_fcgid_idle_out():
         s.cleanup()
 
 
+def t_unit_sandbox():
+    """This build's crmauth.service, as systemd would run it: under
+    ProtectSystem=full, /usr is read-only, and the store of a build with
+    the default prefix is /usr/local/var/lib/crmauth.  crmauth.fcgi -t
+    opens the store as every request does.  In a mount namespace of the
+    test's own, /usr/local is a scratch tmpfs holding the configuration
+    and a store made by crmauthctl init; the machine's /usr/local is not
+    touched.  Without the unit's ReadWritePaths= the same check says
+    "Read-only file system", so the emulation does honour ProtectSystem."""
+    unit_file = os.path.join(TOP_BUILDDIR, "etc", "crmauth.service")
+    svc = parse_unit(unit_file)
+    conf = dict(e.split("=", 1) for e in svc["Environment"])["CRMAUTH_CONF"]
+    if not conf.startswith("/usr/local/"):
+        print(f"  (this build's configuration is {conf}, not under /usr/local: "
+              "the namespace's scratch /usr/local does not apply; checked in the default build)")
+        return
+    eq(svc.get("ProtectSystem"), "full", "the unit's ProtectSystem=")
+    check(os.geteuid() == 0, "mount namespaces need root")
+    fcgi = os.path.join(TOP_BUILDDIR, "crmauth.fcgi")
+    ctl = os.path.join(TOP_BUILDDIR, "crmauthctl")
+    prepare = (f'mount --make-rprivate / && mount -t tmpfs -o mode=0755 scratch /usr/local && '
+               f'mkdir -p "$(dirname {conf})" && '
+               f'cp {os.path.join(TOP_BUILDDIR, "etc", "crmauth.conf")} {conf} && '
+               f'{ctl} init --group {RUN_USER} >/dev/null && exec "$@"')
+
+    def check_as_unit(unit):
+        cmd = sandboxed(unit, [fcgi, "-t"], RUN_USER)
+        return subprocess.run(["unshare", "-m", "sh", "-c", prepare, "prepare", *cmd],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=60, env={"PATH": os.environ["PATH"], "CRMAUTH_CONF": conf})
+    r = check_as_unit(svc)
+    eq(r.returncode, 0, f"crmauth.fcgi -t under the unit's sandbox: {r.stderr!r}")
+    check("store /usr/local/var/lib/crmauth: ok" in r.stdout, f"-t says the store is ok: {r.stdout!r}")
+    r = check_as_unit({**svc, "ReadWritePaths": []})
+    check(r.returncode != 0 and "Read-only file system" in r.stderr,
+          f"without ReadWritePaths=, /usr/local/var is read-only: {r.returncode} {r.stderr!r}")
+
+
 def main():
     run = Runner("servers")
+    run.run("crmauth.service's sandbox leaves a default build's store writable",
+            t_unit_sandbox)
     for name, cls, kw in DEPLOYMENTS:
         run.run(f"method suite through {name}", run_deployment, name, cls, kw)
     run.run("the answers agree between servers", t_answers_agree)
