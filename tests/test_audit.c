@@ -349,7 +349,8 @@ capture_stderr(void (*fn)(void *), void *arg)
 	n = ftell(f);
 	rewind(f);
 	text = calloc(1, (size_t)n + 1);
-	fread(text, 1, (size_t)n, f);
+	if (fread(text, 1, (size_t)n, f) != (size_t)n)
+		text[0] = '\0';	/* and the caller's check fails */
 	fclose(f);
 	return text;
 }
@@ -498,7 +499,8 @@ t_cut_line(void)
 		struct stat		 sb;
 
 		signal(SIGXFSZ, SIG_IGN);
-		freopen("/dev/null", "w", stderr);	/* it says so */
+		if (freopen("/dev/null", "w", stderr) == NULL)	/* it says so */
+			_exit(2);
 		getrlimit(RLIMIT_FSIZE, &rl);
 		audit_init(&a, path);
 		audit_emit(&a, &ev);		/* whole */
