@@ -3,7 +3,7 @@ sources with dpkg-buildpackage, checked by lintian, installed on this
 machine with dpkg -i, used as README.Debian says (crmauthctl as root
 without -c, lighttpd's snippet enabled with lighty-enable-mod, a token
 through the real lighttpd), the systemd units verified and run under their
-own sandbox behind nginx's snippet, reinstalled over their own store,
+own sandbox behind nginx's snippet, upgraded over their own store,
 removed and purged.  Then the machine is as it was: whatever the test
 made, it takes away, and it checks that it did.
 
@@ -35,10 +35,13 @@ LOGS = "/var/log/crmauth"
 CONF = "/etc/crmauth/crmauth.conf"
 LIGHTTPD_SNIPPET = "/etc/lighttpd/conf-available/50-crmauth.conf"
 LIGHTTPD_ENABLED = "/etc/lighttpd/conf-enabled/50-crmauth.conf"
+APACHE_ENABLED = "/etc/apache2/conf-enabled/crmauth.conf"
+NGINX_SITE = "/etc/nginx/sites-available/crmauth-test"
 FASTCGI_ENABLED = "/etc/lighttpd/conf-enabled/10-fastcgi.conf"
 UNITS = ["crmauth.socket", "crmauth.service", "crmauth-spawn-fcgi.service"]
 # What the test may make and must take away again.
-MADE = [STORE, LOGS, "/etc/crmauth", "/run/crmauth", LIGHTTPD_ENABLED]
+MADE = [STORE, LOGS, "/etc/crmauth", "/run/crmauth", LIGHTTPD_ENABLED, APACHE_ENABLED,
+        NGINX_SITE]
 # Where the packages put things, watched from before to after.
 WATCHED = ["/etc/lighttpd", "/etc/apache2", "/etc/nginx", "/etc/logrotate.d",
            "/lib/systemd/system", "/etc/systemd/system", "/usr/sbin", "/usr/libexec",
@@ -167,6 +170,14 @@ def t_install():
         check(f" {f} " in conffiles, f"{f} is a conffile: {conffiles}")
     r = sh(["/usr/sbin/crmauth.fcgi", "--version"])
     eq(r.stdout.split()[-1], VERSION, "crmauth.fcgi --version")
+    # Units an administrator enabled: restarted after an upgrade, stopped
+    # on removal (no systemd runs here to do it: the scripts are read).
+    with open("/var/lib/dpkg/info/crmauth.postinst") as f:
+        check("_dh_action=restart" in f.read(), "postinst restarts enabled units on upgrade")
+    with open("/var/lib/dpkg/info/crmauth.prerm") as f:
+        text = f.read()
+    for unit in UNITS:
+        check(f"deb-systemd-invoke stop" in text and unit in text, f"prerm stops {unit}")
     for unit in UNITS:
         check(os.path.exists(f"/lib/systemd/system/{unit}"), f"{unit} installed")
         check(not os.path.exists(f"/etc/systemd/system/sockets.target.wants/{unit}") and
@@ -253,6 +264,15 @@ def t_lighttpd():
     wait_for(lambda: not packaged_responders(), what="lighttpd's responders to exit")
 
 
+def t_apache():
+    """a2enconf crmauth: Debian's Apache configuration still checks out
+    (with mod_fcgid if it is enabled here, without it otherwise)."""
+    sh(["a2enconf", "-q", "crmauth"])
+    check(os.path.islink(APACHE_ENABLED), "a2enconf linked the snippet")
+    r = sh(["apache2ctl", "-t"], check_rc=False)
+    eq(r.returncode, 0, f"apache2ctl -t: {r.stderr}")
+
+
 def t_units():
     """systemd-analyze verify on the three units; then crmauth.socket +
     crmauth.service as systemd would run them (socket made as the unit
@@ -315,18 +335,38 @@ http {{
     check("Read-only" not in text, f"the unit's log: {text}")
 
 
-def t_reinstall():
-    """dpkg -i over the installed packages (the maintainer scripts'
-    upgrade path): the store, its modes and a changed conffile stay."""
+def newer_crmauth():
+    """The crmauth package as a newer version (VERSION+1, repacked): what
+    an upgrade does to an installed crmauth, its store and its changed
+    conffile, with the maintainer scripts of both versions run."""
+    unpacked = os.path.join(T["dir"], "newer")
+    sh(["dpkg-deb", "-R", T["debs"][0], unpacked])
+    control = os.path.join(unpacked, "DEBIAN", "control")
+    with open(control) as f:
+        text = f.read()
+    with open(control, "w") as f:
+        f.write(text.replace(f"\nVersion: {VERSION}\n", f"\nVersion: {VERSION}+1\n"))
+    deb = os.path.join(T["dir"], f"crmauth_{VERSION}+1.deb")
+    sh(["dpkg-deb", "--root-owner-group", "-b", unpacked, deb])
+    return deb
+
+
+def t_upgrade():
+    """An upgrade over the installed package: the store, its modes and a
+    changed conffile stay; the user made before logs in."""
     with open(CONF, "a") as f:
         f.write("# changed by the administrator\n")
     before = {n: mode_of(os.path.join(STORE, n)) for n in os.listdir(STORE)}
-    sh(["dpkg", "-i", *T["debs"]])
+    r = sh(["dpkg", "-i", newer_crmauth()])
+    check("crmauth: restart lighttpd" in r.stdout and "crmauth: reload Apache" in r.stdout,
+          f"the upgrade says to restart the web servers whose snippet is enabled: {r.stdout}")
+    eq(sh(["dpkg-query", "-W", "-f=${Version}", "crmauth"]).stdout, f"{VERSION}+1",
+       "the installed version")
     with open(CONF) as f:
         check(f.read().endswith("# changed by the administrator\n"), "the changed conffile kept")
     eq({n: mode_of(os.path.join(STORE, n)) for n in os.listdir(STORE)}, before,
        "the store's files, owners and modes")
-    expect(login(), 200, "OK", "the same user logs in after the reinstall")
+    expect(login(), 200, "OK", "the same user logs in after the upgrade")
     eq([ln.split("\t")[:2] for ln in ctl("user", "list").stdout.splitlines()],
        [["ACME", "alice"]], "user list")
 
@@ -334,15 +374,23 @@ def t_reinstall():
 def t_remove_purge():
     """remove: programs gone, configuration and lighttpd's link handled;
     purge: configuration gone, store and events kept and said."""
-    sh(["lighty-enable-mod", "crmauth"], input="\n", check_rc=False)
+    check(os.path.islink(LIGHTTPD_ENABLED) and os.path.islink(APACHE_ENABLED),
+          "lighttpd's and Apache's snippets enabled before the removal")
     r = sh(["dpkg", "-r", *PACKAGES])
     check("crmauth: disabled in lighttpd" in r.stdout, f"remove says: {r.stdout}")
     check(not os.path.lexists(LIGHTTPD_ENABLED), "remove disabled the lighttpd snippet")
+    check(not os.path.lexists(APACHE_ENABLED), "remove disabled the Apache snippet")
     check(not os.path.exists("/usr/sbin/crmauth.fcgi"), "crmauth.fcgi removed")
     check(os.path.exists(CONF), "remove keeps the configuration")
     r = sh(["lighttpd", "-tt", "-f", "/etc/lighttpd/lighttpd.conf"], check_rc=False)
     eq(r.returncode, 0, f"lighttpd's configuration still loads: {r.stderr}")
+    # A server block of the administrator's still including the snippet.
+    with open(NGINX_SITE, "w") as f:
+        f.write("server {\n    listen 127.0.0.1:9;\n    include snippets/crmauth.conf;\n}\n")
     r = sh(["dpkg", "-P", *PACKAGES])
+    os.unlink(NGINX_SITE)
+    check(f"crmauth: nginx still includes snippets/crmauth.conf, now removed: remove that line "
+          f"(in {NGINX_SITE})" in r.stdout, f"purge names nginx's include: {r.stdout}")
     for p in PACKAGES:
         check(installed(p) in ("", "not-installed"), f"{p} purged: {installed(p)!r}")
     for f in (CONF, LIGHTTPD_SNIPPET, "/etc/logrotate.d/crmauth",
@@ -360,8 +408,9 @@ def undo():
         os.kill(pid, signal.SIGKILL)
     if any(installed(p) not in ("", "not-installed") for p in PACKAGES):
         sh(["dpkg", "-P", *PACKAGES], check_rc=False)
-    if os.path.lexists(LIGHTTPD_ENABLED):
-        os.unlink(LIGHTTPD_ENABLED)
+    for link in (LIGHTTPD_ENABLED, APACHE_ENABLED, NGINX_SITE):
+        if os.path.lexists(link):
+            os.unlink(link)
     if not T.get("fastcgi_was_enabled", True) and os.path.lexists(FASTCGI_ENABLED):
         sh(["lighty-disable-mod", "fastcgi"], input="\n", check_rc=False)
     for p in MADE:
@@ -418,9 +467,11 @@ def main():
                          ("dpkg -i: files, owners, modes, conffiles, library", t_install),
                          ("README.Debian's first steps as root without -c", t_first_steps),
                          ("lighty-enable-mod crmauth: a token through lighttpd", t_lighttpd),
+                         ("a2enconf crmauth: Apache's configuration checks out", t_apache),
                          ("systemd units: verified, run in their sandbox behind nginx",
                           t_units),
-                         ("reinstall over the store: it keeps working", t_reinstall),
+                         ("upgrade over the store: it keeps working, the conffile kept",
+                          t_upgrade),
                          ("remove, then purge: what goes, what stays and is said",
                           t_remove_purge)):
             before = runner.failed
