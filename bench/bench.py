@@ -14,7 +14,8 @@ whatever the figures.
     BENCH_FLOOD=100000 (failed logins in the flood)  BENCH_PG=1 (0: no PostgreSQL)
     BENCH_PG_PROCS=4 (responders of the PostgreSQL node)
     BENCH_EVENTS_DIR=(the server's log directory, under $TMPDIR) where the
-      events file is written;  BENCH_ONLY=events, locks or syscalls: that
+      events file is written;  BENCH_ONLY=events, metrics (Web API key
+      tokens with metrics on and off), locks or syscalls: that
       measurement alone; BENCH_ONLY=methods: the methods' tables, CGI and
       memory, without the flood and the rest
     BENCH_LOCK_ROWS=1000000 (counter rows on PostgreSQL for locks_bench)
@@ -236,10 +237,14 @@ def flood_bench():
     return alone, under, int(m.group(1)), used, bound
 
 
-def set_sink(s, path):
-    """Restart s with audit_log = path (or off), warmed up again."""
+def set_key(s, key, value):
+    """Restart s with key = value, warmed up again."""
     with open(s.conf) as f:
-        text = re.sub(r"(?m)^audit_log = .*$", f"audit_log = {path or 'off'}", f.read())
+        text = f.read()
+    if re.search(rf"(?m)^{key} = ", text):
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+    else:
+        text += f"{key} = {value}\n"
     with open(s.conf, "w") as f:
         f.write(text)
     s.stop()
@@ -247,26 +252,30 @@ def set_sink(s, path):
     wrk(s, "health", [], seconds=1)
 
 
-def events_bench(argon2, conf):
-    """Web API key tokens with events written to a file against
-    audit_log = off.  Two servers of the same configuration take turns
-    (between two lighttpd instances alone, this machine shows 10 %
-    differences): in each pair of rounds one writes events and the
-    other not, then they swap settings (restarted), and within a pair the
-    order of the two runs alternates, so that neither the server nor its
-    turn favours a side.  Returns the totals with and without events,
-    the lines written, and the ratio of each pair of rounds."""
-    xs = [Lighttpd(f"events-{i}", procs=PROCS, argon2=argon2, lockout=conf,
+def set_sink(s, path):
+    """Restart s with audit_log = path (or off), warmed up again."""
+    set_key(s, "audit_log", path or "off")
+
+
+def on_off_bench(name, argon2, conf, turn_on):
+    """Web API key tokens with a setting on against off.  Two servers of
+    the same configuration take turns (between two lighttpd instances
+    alone, this machine shows 10 % differences): in each pair of rounds
+    one has it on and the other not (turn_on(server, bool), which
+    restarts it), then they swap, and within a pair the order of the two
+    runs alternates, so that neither the server nor its turn favours a
+    side.  Returns the servers (stopped), the totals on and off, and the
+    ratio of each pair of rounds."""
+    xs = [Lighttpd(f"{name}-{i}", procs=PROCS, argon2=argon2, lockout=conf,
                    conf_extra=NO_EVENTS).start() for i in (0, 1)]
     try:
         args = [prepare(s)[0]["apikey"] for s in xs]
         on_runs, off_runs, pairs = [], [], []
         for r in range(4 * ROUNDS):
-            on = (r // 2) % 2               # the server writing events
+            on = (r // 2) % 2               # the server with it on
             if r % 2 == 0:
                 for i, s in enumerate(xs):
-                    set_sink(s, (os.path.join(EVENTS_DIR, s.name + ".log") if EVENTS_DIR
-                                 else s.audit_path) if i == on else None)
+                    turn_on(s, i == on)
             got = {}
             for i in ((on, 1 - on) if r % 2 == 0 else (1 - on, on)):
                 got[i] = wrk(xs[i], "apikey", args[i])
@@ -276,22 +285,53 @@ def events_bench(argon2, conf):
                 a, b = on_runs[-2:], off_runs[-2:]
                 pairs.append(sum(x["requests"] / x["seconds"] for x in a) /
                              sum(x["requests"] / x["seconds"] for x in b))
-        lines = 0
-        for s in xs:
-            path = os.path.join(EVENTS_DIR, s.name + ".log") if EVENTS_DIR else s.audit_path
-            with open(path, "rb") as f:
-                lines += f.read().count(b"\n")
-            if EVENTS_DIR:
-                os.unlink(path)
     finally:
         for s in xs:
-            s.cleanup()
+            s.stop()
     tot = []
     for rs in (on_runs, off_runs):
         tot.append({"rps": sum(x["requests"] for x in rs) / sum(x["seconds"] for x in rs),
                     "requests": sum(x["requests"] for x in rs),
                     "p50": statistics.median(x["p50"] for x in rs)})
-    return tot[0], tot[1], lines, pairs
+    return xs, tot[0], tot[1], pairs
+
+
+def events_bench(argon2, conf):
+    """Web API key tokens with events written to a file against
+    audit_log = off (on_off_bench).  Returns the totals with and without
+    events, the lines written, and the ratio of each pair of rounds."""
+    def path(s):
+        return os.path.join(EVENTS_DIR, s.name + ".log") if EVENTS_DIR else s.audit_path
+    xs, on, off, pairs = on_off_bench("events", argon2, conf,
+                                      lambda s, yes: set_sink(s, path(s) if yes else None))
+    lines = 0
+    for s in xs:
+        with open(path(s), "rb") as f:
+            lines += f.read().count(b"\n")
+        if EVENTS_DIR:
+            os.unlink(path(s))
+        s.cleanup()
+    return on, off, lines, pairs
+
+
+def metrics_bench(argon2, conf):
+    """Web API key tokens with metrics = on against off (on_off_bench)."""
+    xs, on, off, pairs = on_off_bench("metrics", argon2, conf,
+                                      lambda s, yes: set_key(s, "metrics",
+                                                             "on" if yes else "off"))
+    for s in xs:
+        s.cleanup()
+    return on, off, pairs
+
+
+def print_metrics(on, off, pairs):
+    """The metrics line; whether its target (0.95) is met."""
+    ratio = on["rps"] / off["rps"]
+    print(f"\nmetrics: Web API key token with metrics = on {on['rps']:.0f}/s (p50 "
+          f"{on['p50']:.2f} ms), off {off['rps']:.0f}/s (p50 {off['p50']:.2f} ms): {ratio:.2f} "
+          f"(≥ 0.95: {'met' if ratio >= 0.95 else 'NOT met'}); per pair of rounds "
+          f"{', '.join(f'{x:.2f}' for x in pairs)}")
+    return ratio >= 0.95
 
 
 LOCK_ROWS = int(os.environ.get("BENCH_LOCK_ROWS", "1000000"))
@@ -543,6 +583,9 @@ def main():
     if ONLY == "events":
         print_events(*events_bench(argon2, conf))
         return
+    if ONLY == "metrics":
+        print_metrics(*metrics_bench(argon2, conf))
+        return
     if ONLY == "locks":
         print_locks(locks_bench())
         return
@@ -597,6 +640,7 @@ def main():
     if whole:
         alone, under, flooded, used, bound = flood_bench()
         ev_on, ev_off, ev_lines, ev_pairs = events_bench(argon2, conf)
+        met_on, met_off, met_pairs = metrics_bench(argon2, conf)
         locks = locks_bench()
         syscalls = syscalls_bench(argon2, conf)
 
@@ -624,6 +668,7 @@ def main():
           f"{cgi_base:.2f} ms: {cgi:.2f} × (≤ 2: {'met' if met[-1] else 'NOT met'})")
     if whole:
         met.append(print_events(ev_on, ev_off, ev_lines, ev_pairs))
+        met.append(print_metrics(met_on, met_off, met_pairs))
     if PG:
         print(f"\nPostgreSQL store ({PG_PROCS} responders; the server on this machine, "
               f"fsync on), the same methods in the same rounds:\n")

@@ -1,6 +1,8 @@
-/* Output into a fixed buffer: records (store.c), tokens (token.c), and
+/* Output into a growing buffer (responses, metrics) or a fixed one: records (store.c), tokens (token.c), and
  * UTC times (events, listings, exports). */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "extern.h"
@@ -44,4 +46,71 @@ fmt_utc(char *buf, size_t size, int64_t t)
 	    (long long)(doy - (153 * mp + 2) / 5 + 1), (long long)(secs / 3600),
 	    (long long)(secs / 60 % 60), (long long)(secs % 60));
 	return n < 0 ? 0 : n;
+}
+
+/* ---- a growing buffer ---------------------------------------------------- */
+
+void
+buf_add(struct buf *b, const char *s, size_t n)
+{
+	char *np;
+
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 512;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void
+buf_str(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+void
+buf_fmt(struct buf *b, const char *fmt, ...)
+{
+	char	 tmp[512];
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		b->failed = 1;
+	else
+		buf_add(b, tmp, (size_t)n);
+}
+
+/* A JSON string literal (RFC 8259 §7). */
+void
+buf_json_str(struct buf *b, const char *s)
+{
+	buf_add(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf_add(b, "\\", 1);
+			buf_add(b, s, 1);
+		} else if (c < 0x20)
+			buf_fmt(b, "\\u%04x", c);
+		else
+			buf_add(b, s, 1);
+	}
+	buf_add(b, "\"", 1);
 }

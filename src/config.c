@@ -4,6 +4,7 @@
  * a bad value, a section header or a repeated key is an error that
  * names the file and the line.
  */
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -21,6 +22,8 @@
 void
 config_defaults(struct config *c)
 {
+	const char *why;
+
 	memset(c, 0, sizeof(*c));
 	snprintf(c->store, sizeof(c->store), "lmdb");
 	snprintf(c->db_path, sizeof(c->db_path), "%s", CRM_DEFAULT_DB);
@@ -36,7 +39,13 @@ config_defaults(struct config *c)
 	c->argon2_memory_kib = 19456;
 	c->argon2_iterations = 2;
 	c->argon2_parallelism = 1;
+	snprintf(c->metrics, sizeof(c->metrics), "on");
+	snprintf(c->metrics_allow, sizeof(c->metrics_allow), "%s",
+	    CRM_DEFAULT_METRICS_ALLOW);
 	c->db_group = -1;
+	/* (The default parses: loopback only.) */
+	(void)cidr_parse(c->metrics_allow, c->metrics_nets, &c->metrics_nnets,
+	    &why);
 }
 
 const char *
@@ -208,6 +217,8 @@ static const struct ckey ckeys[] = {
 	    F(argon2_iterations) },
 	/* libsodium implements argon2id with one lane only. */
 	{ "argon2_parallelism", C_INT, 1, 1, F(argon2_parallelism) },
+	{ "metrics", C_STR, 1, 0, F(metrics) },
+	{ "metrics_allow", C_STR, 1, 0, F(metrics_allow) },
 };
 #undef F
 #define NKEYS (sizeof(ckeys) / sizeof(ckeys[0]))
@@ -291,6 +302,7 @@ config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 {
 	struct cstate	 st;
 	enum audit_sink	 sink;
+	const char	*why;
 	FILE		*f;
 	int		 fd, rc;
 
@@ -373,6 +385,17 @@ config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 		    (int)cfg->argon2_iterations, CRM_ARGON2_WORK_MAX);
 		return -1;
 	}
+	if (strcmp(cfg->metrics, "on") != 0 &&
+	    strcmp(cfg->metrics, "off") != 0) {
+		snprintf(err, errlen, "%s: metrics = \"%.16s\" is not on or "
+		    "off", file, cfg->metrics);
+		return -1;
+	}
+	if (cidr_parse(cfg->metrics_allow, cfg->metrics_nets,
+	    &cfg->metrics_nnets, &why) == -1) {
+		snprintf(err, errlen, "%s: metrics_allow: %s", file, why);
+		return -1;
+	}
 	if (cfg->db_map_size_mb > cfg->db_map_max_mb) {
 		snprintf(err, errlen, "%s: db_map_size_mb (%llu) is larger "
 		    "than db_map_max_mb (%llu)", file,
@@ -381,5 +404,110 @@ config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(cfg->path, sizeof(cfg->path), "%s", file);
+	return 0;
+}
+
+/* ---- networks (metrics_allow) ------------------------------------------------ */
+
+int
+cidr_parse(const char *list, struct cidr *nets, size_t *n, const char **why)
+{
+	static char	 msg[160];
+	char		 word[128], *slash;
+	const char	*p = list, *end;
+	size_t		 len, k = 0;
+	long long	 bits;
+	struct cidr	 c;
+
+	*n = 0;
+	for (;;) {
+		p += strspn(p, " \t,");
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " \t,");
+		end = p + len;
+		if (len >= sizeof(word)) {
+			*why = "a network is too long";
+			return -1;
+		}
+		memcpy(word, p, len);
+		word[len] = '\0';
+		p = end;
+		if (strcmp(word, "none") == 0)
+			continue;
+		memset(&c, 0, sizeof(c));
+		if ((slash = strchr(word, '/')) != NULL)
+			*slash = '\0';
+		if (inet_pton(AF_INET, word, c.addr) == 1)
+			c.family = 4;
+		else if (inet_pton(AF_INET6, word, c.addr) == 1)
+			c.family = 6;
+		else {
+			snprintf(msg, sizeof(msg), "\"%.64s\" is not an IPv4 "
+			    "or IPv6 address", word);
+			*why = msg;
+			return -1;
+		}
+		c.bits = c.family == 4 ? 32 : 128;
+		if (slash != NULL) {
+			const char *w;
+
+			if (parse_int(slash + 1, 0, c.bits, &bits, &w) == -1) {
+				snprintf(msg, sizeof(msg), "\"/%.16s\" after "
+				    "%.64s %s (allowed 0 to %d)", slash + 1,
+				    word, w, c.bits);
+				*why = msg;
+				return -1;
+			}
+			c.bits = (uint8_t)bits;
+		}
+		if (k == CRM_CIDR_MAX) {
+			*why = "more than 16 networks";
+			return -1;
+		}
+		nets[k++] = c;
+	}
+	*n = k;
+	return (int)k;
+}
+
+static int
+prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	unsigned	 whole = bits / 8, rest = bits % 8;
+	uint8_t		 mask;
+
+	if (memcmp(a, b, whole) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (uint8_t)(0xff << (8 - rest));
+	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+int
+cidr_match(const struct cidr *nets, size_t n, const char *addr)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+	uint8_t		 a[16];
+	int		 fam;
+
+	if (addr == NULL)
+		return 0;
+	if (inet_pton(AF_INET, addr, a) == 1)
+		fam = 4;
+	else if (inet_pton(AF_INET6, addr, a) == 1) {
+		fam = 6;
+		if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0) {
+			memmove(a, a + 12, 4);
+			fam = 4;
+		}
+	} else
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (nets[i].family == fam &&
+		    prefix_eq(a, nets[i].addr, nets[i].bits))
+			return 1;
 	return 0;
 }

@@ -125,6 +125,8 @@ size_t	 audit_format(char *buf, size_t size, const struct audit_event *,
 
 /* ---- config.c ---------------------------------------------------------- */
 
+#define CRM_CIDR_MAX	 16	/* networks in metrics_allow */
+
 struct config {
 	char		 path[1024];	/* the file read */
 	char		 store[16];	/* "lmdb" or "postgresql" */
@@ -142,6 +144,15 @@ struct config {
 	uint32_t	 argon2_memory_kib;
 	uint32_t	 argon2_iterations;
 	uint32_t	 argon2_parallelism;
+	char		 metrics[8];	/* "on" or "off" */
+	char		 metrics_allow[1024];	/* as written */
+	/* metrics_allow parsed: who may GET metrics. */
+	struct cidr {
+		uint8_t	 family;	/* 4 or 6 */
+		uint8_t	 bits;
+		uint8_t	 addr[16];
+	}		 metrics_nets[CRM_CIDR_MAX];
+	size_t		 metrics_nnets;
 	/* Not from the file: crmauthctl init --group sets it. */
 	long		 db_group;	/* -1, or the group to share with */
 	/* Not from the file: the failed-attempt records kept at most (0:
@@ -150,6 +161,7 @@ struct config {
 };
 
 #define CRM_DEFAULT_CONF CRMAUTH_SYSCONFDIR "/crmauth.conf"
+#define CRM_DEFAULT_METRICS_ALLOW "127.0.0.0/8 ::1/128"
 #ifdef CRMAUTH_SHARED_HOSTING
 /* Everything beside the configuration, in the customer's home. */
 #define CRM_HOME_CONF	 "crmauth/crmauth.conf"
@@ -173,6 +185,14 @@ void	 config_defaults(struct config *);
  */
 int	 config_find(struct config *cfg, const char *arg, char *err,
 	    size_t errlen);
+/* Parse a list of networks ("ADDR/BITS" or "ADDR", IPv4 or IPv6,
+ * separated by spaces or commas; "none": no network) into nets (at most
+ * CRM_CIDR_MAX): their number, or -1 with why set. */
+int	 cidr_parse(const char *list, struct cidr *nets, size_t *n,
+	    const char **why);
+/* Whether addr (text, as REMOTE_ADDR; IPv4-mapped IPv6 counts as IPv4)
+ * is in one of nets. */
+int	 cidr_match(const struct cidr *nets, size_t n, const char *addr);
 /* Where this build looks when neither -c nor $CRMAUTH_CONF says. */
 const char *config_place(void);
 
@@ -224,6 +244,20 @@ struct fbuf {
 	int	 full;
 };
 void	 fbuf_add(struct fbuf *, const void *, size_t);
+/* A buffer that grows (malloc'd p, NUL-terminated); on allocation
+ * failure (or a buf_fmt past 512 bytes) it stops and sets failed, which
+ * the caller checks once at the end, then frees p. */
+struct buf {
+	char	*p;
+	size_t	 len, cap;
+	int	 failed;
+};
+void	 buf_add(struct buf *, const char *, size_t);
+void	 buf_str(struct buf *, const char *);
+void	 buf_fmt(struct buf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* A JSON string literal (RFC 8259 §7). */
+void	 buf_json_str(struct buf *, const char *);
 /* t as "YYYY-MM-DDTHH:MM:SS" (UTC, RFC 3339 without the zone) in buf;
  * snprintf's result. */
 int	 fmt_utc(char *buf, size_t size, int64_t t);
@@ -474,6 +508,11 @@ struct result {
 	const char	*allow;
 	unsigned	 retry_after;	/* seconds, 0 = none */
 	int		 audited;	/* the method wrote its event */
+	/* A body other than the envelope (metrics), malloc'd, sent with
+	 * its own Content-Type when status is API_OK. */
+	char		*raw;
+	size_t		 rawlen;
+	const char	*raw_type;
 };
 
 void	 result_init(struct result *);
@@ -542,6 +581,57 @@ struct webroot_slot {
 	int64_t		 when;		/* 0: empty */
 };
 
+/* ---- metrics.c ------------------------------------------------------------ */
+
+/* The node's figures, in db_path; its size is fixed. */
+#define METRICS_FILE	  "metrics"
+#define METRICS_FILE_SIZE 8192
+
+struct metrics {
+	void		*map;
+	uint64_t	*w;		/* the counters; NULL: not counting */
+	int64_t		 created;	/* when the node began counting */
+};
+
+/* Map the file (writable: made if missing, modes as the store's).  0, or
+ * -1 with "PATH: problem" in err; m then counts nothing. */
+int	 metrics_open(struct metrics *, const struct config *, int writable,
+	    char *err, size_t errlen);
+void	 metrics_close(struct metrics *);
+/* One request answered: its route (route_index; -1 for none), its
+ * status and how long it took. */
+void	 metrics_request(struct metrics *, int route, enum api_status,
+	    uint64_t ns);
+/* An authentication event of a request on route. */
+void	 metrics_event(struct metrics *, int route, const char *event,
+	    const char *reason);
+void	 metrics_store_error(struct metrics *, enum store_err);
+
+/* What a scrape reads from the store itself. */
+struct metrics_gauges {
+	int		 store_up;
+	size_t		 released;
+	int64_t		 key_age;
+	const char	*backend;	/* "lmdb" or "postgresql" */
+};
+/* Every series in order, to family() once per family and sample() per
+ * series (labels: 'name="value",...' or ""). */
+struct metrics_out {
+	void	(*family)(void *, const char *name, const char *type,
+		    const char *help);
+	void	(*sample)(void *, const char *name, const char *labels,
+		    double);
+	void	*arg;
+};
+void	 metrics_walk(const struct metrics *, const struct metrics_gauges *,
+	    struct metrics_out *);
+/* The Prometheus text format (0.0.4), malloc'd; NULL when out of memory. */
+char	*metrics_text(const struct metrics *, const struct metrics_gauges *,
+	    size_t *len);
+/* The gauges, read from the store now. */
+void	 metrics_gauges_read(struct store *, const struct config *,
+	    int64_t now, struct metrics_gauges *);
+
 struct app {
 	struct config	 cfg;
 	struct store	*store;		/* NULL until opened */
@@ -554,6 +644,11 @@ struct app {
 	 * last logged (webroot.c). */
 	struct webroot_slot webroots[WEBROOT_SLOTS];
 	int64_t		 webroot_logged;
+	/* metrics = on: the node's counters, mapped at the first request
+	 * (met_tried), and the route of the request in hand. */
+	struct metrics	 met;
+	int		 met_tried;
+	int		 met_route;
 };
 
 /*
@@ -593,11 +688,19 @@ struct route {
 
 /* NULL when nothing is mounted at path. */
 const struct route *route_find(const char *path);
+/* The routes by number, 0 to NROUTES - 1 (metrics label them so). */
+#define NROUTES 7
+int	 route_index(const struct route *);	/* -1 for NULL */
+const char *route_path(size_t);
+int	 route_auth(size_t);
 
 /* Serve one request from io end to end; never fails the process. */
 void	 http_serve(struct app *, const struct http_io *);
 
 void	 m_token(struct app *, const struct request *, struct result *);
+void	 m_metrics(struct app *, const struct request *, struct result *);
+/* Whether addr may GET metrics: metrics = on, and in metrics_allow. */
+int	 metrics_allowed(const struct app *, const char *addr);
 void	 m_web_api_key_token(struct app *, const struct request *,
 	    struct result *);
 void	 m_consumer_token(struct app *, const struct request *,

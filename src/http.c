@@ -74,6 +74,8 @@ result_free(struct result *r)
 {
 	free(r->data);
 	r->data = NULL;
+	free(r->raw);
+	r->raw = NULL;
 }
 
 int
@@ -94,81 +96,6 @@ result_error(struct result *r, enum api_status s, const char *fmt, ...)
 }
 
 /* ---- output -------------------------------------------------------------- */
-
-struct buf {
-	char	*p;
-	size_t	 len, cap;
-	int	 failed;
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	char *np;
-
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_str(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void
-buf_fmt(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-buf_fmt(struct buf *b, const char *fmt, ...)
-{
-	char	 tmp[512];
-	va_list	 ap;
-	int	 n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		b->failed = 1;
-	else
-		buf_add(b, tmp, (size_t)n);
-}
-
-/* A JSON string literal (RFC 8259 §7). */
-static void
-buf_json_str(struct buf *b, const char *s)
-{
-	buf_add(b, "\"", 1);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			buf_add(b, "\\", 1);
-			buf_add(b, s, 1);
-		} else if (c < 0x20)
-			buf_fmt(b, "\\u%04x", c);
-		else
-			buf_add(b, s, 1);
-	}
-	buf_add(b, "\"", 1);
-}
 
 char *
 http_envelope(const struct result *r, size_t *len)
@@ -207,11 +134,18 @@ http_respond(const struct http_io *io, const struct result *r)
 	size_t			 blen;
 	int			 rc;
 
-	if ((body = http_envelope(r, &blen)) == NULL)
+	if (r->status == API_OK && r->raw != NULL) {
+		if ((body = malloc(r->rawlen)) == NULL)
+			return io->write(io->ctx, fallback,
+			    sizeof(fallback) - 1);
+		memcpy(body, r->raw, r->rawlen);
+		blen = r->rawlen;
+	} else if ((body = http_envelope(r, &blen)) == NULL)
 		return io->write(io->ctx, fallback, sizeof(fallback) - 1);
 	buf_fmt(&b, "Status: %d %s\r\n", c->http, c->reason);
-	buf_str(&b, "Content-Type: application/json; charset=utf-8\r\n"
-	    "Cache-Control: no-store\r\n"
+	buf_fmt(&b, "Content-Type: %s\r\n", r->status == API_OK &&
+	    r->raw != NULL ? r->raw_type : "application/json; charset=utf-8");
+	buf_str(&b, "Cache-Control: no-store\r\n"
 	    "Pragma: no-cache\r\n"
 	    "X-Content-Type-Options: nosniff\r\n");
 	buf_fmt(&b, "Content-Length: %zu\r\n", blen);

@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -21,15 +22,36 @@ static const struct route routes[] = {
 	{ "authentication/token/check", HTTP_GET | HTTP_POST, "GET, POST",
 	    BODY_OPTIONAL, m_check, 0 },
 	{ "health", HTTP_GET, "GET", BODY_NONE, m_health, 0 },
+	/* Only to metrics_allow's addresses; to others, as if not here. */
+	{ "metrics", HTTP_GET, "GET", BODY_NONE, m_metrics, 0 },
 };
+_Static_assert(sizeof(routes) / sizeof(routes[0]) == NROUTES, "NROUTES");
 
 const struct route *
 route_find(const char *path)
 {
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+	for (size_t i = 0; i < NROUTES; i++)
 		if (strcmp(routes[i].path, path) == 0)
 			return &routes[i];
 	return NULL;
+}
+
+int
+route_index(const struct route *r)
+{
+	return r == NULL ? -1 : (int)(r - routes);
+}
+
+const char *
+route_path(size_t i)
+{
+	return routes[i].path;
+}
+
+int
+route_auth(size_t i)
+{
+	return routes[i].auth;
 }
 
 int
@@ -65,6 +87,7 @@ app_store(struct app *app, struct result *res)
 			app->store_logged = app->now();
 		}
 		app->store = NULL;
+		metrics_store_error(&app->met, e);
 		result_error(res, API_SERVICE_UNAVAILABLE, NULL);
 		res->retry_after = 30;
 	}
@@ -74,6 +97,7 @@ app_store(struct app *app, struct result *res)
 void
 result_store_error(struct result *res, struct app *app, enum store_err e)
 {
+	metrics_store_error(&app->met, e);
 	switch (e) {
 	case STORE_FULL:
 		log_err("store: %s", store_detail(app->store));
@@ -105,6 +129,7 @@ app_event(struct app *app, struct result *res, struct audit_event *ev,
 	ev->event = event;
 	ev->reason = reason;
 	audit_emit(&app->audit, ev);
+	metrics_event(&app->met, app->met_route, event, reason);
 	res->audited = 1;
 }
 
@@ -173,6 +198,29 @@ drain(const struct http_io *io, size_t left)
 		left -= (size_t)n;
 }
 
+/* Counting starts at the first request after the configuration was
+ * read; a file that cannot be made or mapped is logged once and this
+ * process counts nothing. */
+static void
+metrics_start(struct app *app)
+{
+	char err[CRM_ERR_MAX];
+
+	app->met_tried = 1;
+	if (strcmp(app->cfg.metrics, "on") == 0 &&
+	    metrics_open(&app->met, &app->cfg, 1, err, sizeof(err)) == -1)
+		log_err("metrics: %s; this process counts nothing", err);
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void
 http_serve(struct app *app, const struct http_io *io)
 {
@@ -187,9 +235,15 @@ http_serve(struct app *app, const struct http_io *io)
 	long long		 v;
 	const char		*why;
 	char			*body = NULL;
+	uint64_t		 t0 = 0;
 
 	memset(&req, 0, sizeof(req));
 	result_init(&res);
+	app->met_route = -1;
+	if (!app->met_tried && app->conf_ok)
+		metrics_start(app);
+	if (app->met.w != NULL)
+		t0 = now_ns();
 	req.remote_addr = param(io, "REMOTE_ADDR");
 	if (req.remote_addr == NULL)
 		req.remote_addr = "";
@@ -202,10 +256,13 @@ http_serve(struct app *app, const struct http_io *io)
 		goto send;
 	if (http_path_parse(req.path, sizeof(req.path),
 	    param(io, "PATH_INFO")) == -1 ||
-	    (r = route_find(req.path)) == NULL) {
+	    (r = route_find(req.path)) == NULL ||
+	    (r->fn == m_metrics && !metrics_allowed(app, req.remote_addr))) {
+		r = NULL;
 		result_error(&res, API_NOT_FOUND, NULL);
 		goto send;
 	}
+	app->met_route = route_index(r);
 	m = http_method_parse(param(io, "REQUEST_METHOD"));
 	if ((r->methods & m) == 0) {
 		result_error(&res, API_METHOD_NOT_ALLOWED,
@@ -261,6 +318,11 @@ send:
 		refused_event(app, r, &req, &res);
 	if (io->drain && unread > 0)
 		drain(io, unread > CRM_DRAIN_MAX ? CRM_DRAIN_MAX : (size_t)unread);
+	/* Counted before it is sent: a responder killed while sending
+	 * has counted what the client may have got. */
+	if (app->met.w != NULL)
+		metrics_request(&app->met, app->met_route, res.status,
+		    now_ns() - t0);
 	http_respond(io, &res);
 	result_free(&res);
 	if (req.body != NULL)

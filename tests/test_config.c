@@ -285,6 +285,70 @@ t_audit_log(void)
 	}
 }
 
+static void
+t_metrics_allow(void)
+{
+	struct config	 c;
+	char		 err[CRM_ERR_MAX];
+	struct cidr	 nets[CRM_CIDR_MAX];
+	size_t		 n;
+	const char	*why;
+
+	/* The default: loopback only, both families. */
+	config_defaults(&c);
+	CU_ASSERT_STRING_EQUAL(c.metrics, "on");
+	CU_ASSERT_EQUAL(c.metrics_nnets, 2);
+	CU_ASSERT(cidr_match(c.metrics_nets, c.metrics_nnets, "127.0.0.1"));
+	CU_ASSERT(cidr_match(c.metrics_nets, c.metrics_nnets, "127.9.8.7"));
+	CU_ASSERT(cidr_match(c.metrics_nets, c.metrics_nnets, "::1"));
+	CU_ASSERT(cidr_match(c.metrics_nets, c.metrics_nnets,
+	    "::ffff:127.0.0.1"));
+	CU_ASSERT(!cidr_match(c.metrics_nets, 2, "128.0.0.1"));
+	CU_ASSERT(!cidr_match(c.metrics_nets, 2, "10.0.0.1"));
+	CU_ASSERT(!cidr_match(c.metrics_nets, 2, "::2"));
+	CU_ASSERT(!cidr_match(c.metrics_nets, 2, ""));
+	CU_ASSERT(!cidr_match(c.metrics_nets, 2, "localhost"));
+	CU_ASSERT(!cidr_match(c.metrics_nets, 2, NULL));
+
+	/* Prefixes that end inside a byte; commas or spaces. */
+	CU_ASSERT_EQUAL(cidr_parse("192.0.2.64/27, 2001:db8::/33", nets, &n,
+	    &why), 2);
+	CU_ASSERT(cidr_match(nets, n, "192.0.2.95"));
+	CU_ASSERT(!cidr_match(nets, n, "192.0.2.96"));
+	CU_ASSERT(!cidr_match(nets, n, "192.0.2.63"));
+	CU_ASSERT(cidr_match(nets, n, "2001:db8:7fff::1"));
+	CU_ASSERT(!cidr_match(nets, n, "2001:db8:8000::1"));
+	CU_ASSERT_EQUAL(cidr_parse("0.0.0.0/0", nets, &n, &why), 1);
+	CU_ASSERT(cidr_match(nets, n, "203.0.113.9"));
+	CU_ASSERT(!cidr_match(nets, n, "2001:db8::1"));
+	CU_ASSERT_EQUAL(cidr_parse("none", nets, &n, &why), 0);
+	CU_ASSERT(!cidr_match(nets, n, "127.0.0.1"));
+
+	/* Refused, each with its reason in the file's error. */
+	CU_ASSERT_EQUAL(load("metrics_allow = 127.0.0.1/33\n", &c, err,
+	    sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "metrics_allow: \"/33\" after 127.0.0.1 is "
+	    "too large (allowed 0 to 32)") != NULL);
+	CU_ASSERT_EQUAL(load("metrics_allow = localhost\n", &c, err,
+	    sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "\"localhost\" is not an IPv4 or IPv6 address")
+	    != NULL);
+	CU_ASSERT_EQUAL(load("metrics_allow = 10.0.0.1/x\n", &c, err,
+	    sizeof(err)), -1);
+	CU_ASSERT_EQUAL(load("metrics = yes\n", &c, err, sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "metrics = \"yes\" is not on or off") != NULL);
+	CU_ASSERT_EQUAL(load("metrics_allow = 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 "
+	    "1.1.1.5 1.1.1.6 1.1.1.7 1.1.1.8 1.1.1.9 1.1.1.10 1.1.1.11 1.1.1.12 "
+	    "1.1.1.13 1.1.1.14 1.1.1.15 1.1.1.16 1.1.1.17\n", &c, err,
+	    sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "more than 16 networks") != NULL);
+	CU_ASSERT_EQUAL(load("metrics = off\nmetrics_allow = 10.1.2.3\n", &c,
+	    err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.metrics, "off");
+	CU_ASSERT(cidr_match(c.metrics_nets, c.metrics_nnets, "10.1.2.3"));
+	CU_ASSERT(!cidr_match(c.metrics_nets, c.metrics_nnets, "127.0.0.1"));
+}
+
 static CU_TestInfo tests[] = {
 	{ "defaults match the README's Configuration", t_defaults },
 	{ "every key is read", t_every_key },
@@ -296,6 +360,7 @@ static CU_TestInfo tests[] = {
 	{ "relative paths are next to the file", t_relative },
 	{ "parse_int is strict and bounded", t_parse_int },
 	{ "audit_log: syslog, stderr, off or a file", t_audit_log },
+	{ "metrics, metrics_allow: networks matched to the bit", t_metrics_allow },
 	CU_TEST_INFO_NULL,
 };
 

@@ -1,0 +1,473 @@
+/*
+ * The node's figures: one small file beside the store, mapped shared by
+ * every responder (FastCGI or CGI) and by crmauthctl stats, each counter
+ * a 64-bit word added to atomically.  A responder that dies, however it
+ * dies, has already added what it counted: the words live in the page
+ * cache, not in the process.
+ *
+ * The file is METRICS_FILE_SIZE bytes: a header (magic, layout version,
+ * number of words, when counting began), then the words.  It is made
+ * whole under a temporary name and linked into place, so no process ever
+ * maps a half-written header; a file of another layout version is left
+ * alone and nothing is counted (logged once per process).
+ *
+ * The series are fixed by the program: API method (the routes, and
+ * "other" for a path that is none) by answer status; a latency
+ * histogram per method; tokens, failures by reason, holds per method;
+ * releases; store errors by kind.  No label comes from the client.
+ */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+#define MAGIC		"CRMAMETR"
+#define LAYOUT		1
+
+struct header {
+	char		 magic[8];
+	uint32_t	 layout;
+	uint32_t	 words;
+	int64_t		 created;	/* Unix time counting began */
+	uint64_t	 spare[5];
+};
+_Static_assert(sizeof(struct header) == 64, "header size");
+
+/* Latency buckets' upper bounds, in nanoseconds: a 30 µs check and a
+ * 200 ms login each fall well inside. */
+static const uint64_t bounds_ns[] = {
+	10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 25000000, 50000000,
+	100000000, 250000000, 500000000, 1000000000, 2500000000ULL,
+};
+#define NBOUNDS	(sizeof(bounds_ns) / sizeof(bounds_ns[0]))
+static const char *const bounds_text[NBOUNDS] = {
+	"1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005",
+	"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+	"0.1", "0.25", "0.5", "1", "2.5",
+};
+
+/* The auth_failed reasons events give (README "Authentication events"),
+ * and one for any other. */
+static const char *const reasons[] = {
+	"unknown_user", "bad_password", "disabled", "unknown_key",
+	"revoked_key", "unknown_access_token", "bad_pass_code",
+	"unit_not_allowed", "invalid_request", "no_key", "other",
+};
+#define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+/* Store errors by kind: enum store_err's values. */
+static const char *const store_kinds[] = {
+	"ok", "notfound", "exists", "notinit", "version", "full", "corrupt",
+	"error", "unavailable",
+};
+#define NKINDS	(sizeof(store_kinds) / sizeof(store_kinds[0]))
+_Static_assert(NKINDS == STORE_UNAVAILABLE + 1, "a name for each kind");
+
+#define NM	(NROUTES + 1)			/* methods, and "other" */
+#define NB	(NBOUNDS + 1)			/* buckets, and +Inf */
+
+/* Word offsets. */
+#define W_REQ(m, s)	((m) * API__MAX + (s))
+#define W_LAT(m, b)	(W_REQ(NM, 0) + (m) * (NB + 1) + (b))
+#define W_LATSUM(m)	W_LAT(m, NB)			/* nanoseconds */
+#define W_TOKENS(m)	(W_LAT(NM, 0) + (m))
+#define W_FAIL(m, r)	(W_TOKENS(NM) + (m) * NREASONS + (r))
+#define W_HOLDS(m)	(W_FAIL(NM, 0) + (m))
+#define W_RELEASES	W_HOLDS(NM)
+#define W_STORE(k)	(W_RELEASES + 1 + (k))
+#define W_USED		W_STORE(NKINDS)
+#define WORDS		((METRICS_FILE_SIZE - sizeof(struct header)) / 8)
+_Static_assert(W_USED <= WORDS, "the series fit the file");
+
+static int
+words_map(struct metrics *m, int fd, int writable)
+{
+	struct stat	 sb;
+	void		*p;
+	struct header	*h;
+
+	if (fstat(fd, &sb) == -1)
+		return -1;
+	if (sb.st_size != METRICS_FILE_SIZE) {
+		errno = EPROTO;
+		return -1;
+	}
+	p = mmap(NULL, METRICS_FILE_SIZE, PROT_READ |
+	    (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	h = p;
+	if (memcmp(h->magic, MAGIC, sizeof(h->magic)) != 0 ||
+	    h->layout != LAYOUT || h->words != WORDS) {
+		munmap(p, METRICS_FILE_SIZE);
+		errno = EPROTO;
+		return -1;
+	}
+	m->map = p;
+	m->w = (uint64_t *)((char *)p + sizeof(struct header));
+	m->created = h->created;
+	return 0;
+}
+
+/* Make the file whole under another name, then link it into place:
+ * whoever links first wins, and every process maps a complete file. */
+static int
+make_file(const char *path, mode_t mode, int64_t now)
+{
+	char		 tmp[1100];
+	struct header	*h;
+	char		*page;
+	int		 fd, rc = -1;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path,
+	    (long)getpid()) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((page = calloc(1, METRICS_FILE_SIZE)) == NULL)
+		return -1;
+	h = (struct header *)page;
+	memcpy(h->magic, MAGIC, sizeof(h->magic));
+	h->layout = LAYOUT;
+	h->words = WORDS;
+	h->created = now;
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    mode)) != -1) {
+		fchmod(fd, mode);	/* what the umask took away */
+		if (write(fd, page, METRICS_FILE_SIZE) == METRICS_FILE_SIZE &&
+		    (link(tmp, path) == 0 || errno == EEXIST))
+			rc = 0;
+		close(fd);
+		unlink(tmp);
+	}
+	free(page);
+	return rc;
+}
+
+int
+metrics_open(struct metrics *m, const struct config *cfg, int writable,
+    char *err, size_t errlen)
+{
+	char		 path[1100];
+	struct stat	 sb;
+	int		 fd, e;
+
+	memset(m, 0, sizeof(*m));
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", cfg->db_path,
+	    METRICS_FILE) >= sizeof(path)) {
+		snprintf(err, errlen, "%s/%s: name too long", cfg->db_path,
+		    METRICS_FILE);
+		return -1;
+	}
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+	    O_NOFOLLOW);
+	if (fd == -1 && errno == ENOENT && writable) {
+		/* Modes as the store's: 0660 in a directory shared with a
+		 * group, else 0600. */
+		mode_t mode = stat(cfg->db_path, &sb) == 0 &&
+		    (sb.st_mode & 070) != 0 ? 0660 : 0600;
+
+		if (make_file(path, mode, (int64_t)time(NULL)) == 0)
+			fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (words_map(m, fd, writable) == -1) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path, e == EPROTO ?
+		    "not a metrics file of this version's layout (move it "
+		    "away to start counting again)" : strerror(e));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+void
+metrics_close(struct metrics *m)
+{
+	if (m->map != NULL)
+		munmap(m->map, METRICS_FILE_SIZE);
+	memset(m, 0, sizeof(*m));
+}
+
+static void
+add(struct metrics *m, size_t word, uint64_t v)
+{
+	if (m->w != NULL)
+		__atomic_add_fetch(&m->w[word], v, __ATOMIC_RELAXED);
+}
+
+static size_t
+method_of(int route)
+{
+	return route >= 0 && route < NROUTES ? (size_t)route : NROUTES;
+}
+
+void
+metrics_request(struct metrics *m, int route, enum api_status s,
+    uint64_t ns)
+{
+	size_t	 mi = method_of(route), b;
+
+	if (m->w == NULL)
+		return;
+	add(m, W_REQ(mi, (size_t)s < API__MAX ? (size_t)s : API_INTERNAL_ERROR),
+	    1);
+	for (b = 0; b < NBOUNDS && ns > bounds_ns[b]; b++)
+		continue;
+	add(m, W_LAT(mi, b), 1);
+	add(m, W_LATSUM(mi), ns);
+}
+
+void
+metrics_event(struct metrics *m, int route, const char *event,
+    const char *reason)
+{
+	size_t	 mi = method_of(route), r;
+
+	if (m->w == NULL || event == NULL)
+		return;
+	if (strcmp(event, "token_issued") == 0)
+		add(m, W_TOKENS(mi), 1);
+	else if (strcmp(event, "auth_throttled") == 0)
+		add(m, W_HOLDS(mi), 1);
+	else if (strcmp(event, "token_released") == 0)
+		add(m, W_RELEASES, 1);
+	else if (strcmp(event, "auth_failed") == 0) {
+		for (r = 0; r < NREASONS - 1; r++)
+			if (reason != NULL && strcmp(reason, reasons[r]) == 0)
+				break;
+		add(m, W_FAIL(mi, r), 1);
+	}
+}
+
+void
+metrics_store_error(struct metrics *m, enum store_err e)
+{
+	add(m, W_STORE((size_t)e < NKINDS ? (size_t)e : STORE_ERROR), 1);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+static uint64_t
+get(const struct metrics *m, size_t word)
+{
+	return m->w == NULL ? 0 :
+	    __atomic_load_n(&m->w[word], __ATOMIC_RELAXED);
+}
+
+static const char *
+method_name(size_t mi)
+{
+	return mi < NROUTES ? route_path(mi) : "other";
+}
+
+/* Only the methods that issue tokens (and so fail, and are held). */
+static int
+token_method(size_t mi)
+{
+	return mi < NROUTES && route_auth(mi);
+}
+
+static void
+family(struct metrics_out *o, const char *name, const char *type,
+    const char *help)
+{
+	o->family(o->arg, name, type, help);
+}
+
+static void
+sample(struct metrics_out *o, const char *name, const char *labels,
+    double v)
+{
+	o->sample(o->arg, name, labels, v);
+}
+
+/* A counter family with one word per token method, from word base. */
+static void
+per_token_method(const struct metrics *m, struct metrics_out *o,
+    const char *name, const char *help, size_t base)
+{
+	char	 l[256];
+	size_t	 mi;
+
+	family(o, name, "counter", help);
+	for (mi = 0; mi < NROUTES; mi++)
+		if (token_method(mi)) {
+			snprintf(l, sizeof(l), "method=\"%s\"", method_name(mi));
+			sample(o, name, l, (double)get(m, base + mi));
+		}
+}
+
+void
+metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
+    struct metrics_out *o)
+{
+	char		 l[256];
+	size_t		 mi, s, b, r;
+	uint64_t	 cum;
+
+	family(o, "crmauth_requests_total", "counter",
+	    "Requests answered, by API method, HTTP status and envelope code.");
+	for (mi = 0; mi < NM; mi++)
+		for (s = 0; s < API__MAX; s++) {
+			const struct api_code *c = api_code((enum api_status)s);
+
+			snprintf(l, sizeof(l), "method=\"%s\",code=\"%d\","
+			    "status=\"%s\"", method_name(mi), c->http, c->code);
+			sample(o, "crmauth_requests_total", l,
+			    (double)get(m, W_REQ(mi, s)));
+		}
+	family(o, "crmauth_request_duration_seconds", "histogram",
+	    "Time from a request's parameters to its answer, by API method.");
+	for (mi = 0; mi < NM; mi++) {
+		cum = 0;
+		for (b = 0; b < NB; b++) {
+			cum += get(m, W_LAT(mi, b));
+			snprintf(l, sizeof(l), "method=\"%s\",le=\"%s\"",
+			    method_name(mi), b < NBOUNDS ? bounds_text[b] :
+			    "+Inf");
+			sample(o, "crmauth_request_duration_seconds_bucket", l,
+			    (double)cum);
+		}
+		snprintf(l, sizeof(l), "method=\"%s\"", method_name(mi));
+		sample(o, "crmauth_request_duration_seconds_sum", l,
+		    (double)get(m, W_LATSUM(mi)) / 1e9);
+		sample(o, "crmauth_request_duration_seconds_count", l,
+		    (double)cum);
+	}
+	per_token_method(m, o, "crmauth_tokens_issued_total",
+	    "Tokens issued, by API method.", W_TOKENS(0));
+	family(o, "crmauth_auth_failures_total", "counter",
+	    "Authentications refused, by API method and the event's reason.");
+	for (mi = 0; mi < NROUTES; mi++)
+		if (token_method(mi))
+			for (r = 0; r < NREASONS; r++) {
+				snprintf(l, sizeof(l), "method=\"%s\","
+				    "reason=\"%s\"", method_name(mi),
+				    reasons[r]);
+				sample(o, "crmauth_auth_failures_total", l,
+				    (double)get(m, W_FAIL(mi, r)));
+			}
+	per_token_method(m, o, "crmauth_auth_holds_total",
+	    "Authentications held (429) by the failed-attempt counters, by API "
+	    "method.", W_HOLDS(0));
+	family(o, "crmauth_token_releases_total", "counter",
+	    "Tokens released.");
+	sample(o, "crmauth_token_releases_total", "",
+	    (double)get(m, W_RELEASES));
+	family(o, "crmauth_token_checks_total", "counter",
+	    "Token checks (authentication/token/check), by result.");
+	mi = (size_t)route_index(route_find("authentication/token/check"));
+	for (s = 0; s < API__MAX; s++) {
+		snprintf(l, sizeof(l), "result=\"%s\"",
+		    api_code((enum api_status)s)->code);
+		sample(o, "crmauth_token_checks_total", l,
+		    (double)get(m, W_REQ(mi, s)));
+	}
+	family(o, "crmauth_store_errors_total", "counter",
+	    "Requests the store failed, by kind of failure.");
+	for (s = STORE_NOTINIT; s < NKINDS; s++) {
+		snprintf(l, sizeof(l), "kind=\"%s\"", store_kinds[s]);
+		sample(o, "crmauth_store_errors_total", l,
+		    (double)get(m, W_STORE(s)));
+	}
+	family(o, "crmauth_store_up", "gauge",
+	    "1 when the store answered a read during this scrape, else 0.");
+	sample(o, "crmauth_store_up", "", g->store_up ? 1 : 0);
+	if (g->store_up) {
+		family(o, "crmauth_released_tokens", "gauge",
+		    "Released token ids kept (until their exp).");
+		sample(o, "crmauth_released_tokens", "", (double)g->released);
+		family(o, "crmauth_signing_key_age_seconds", "gauge",
+		    "Seconds since the current signing key was made.");
+		sample(o, "crmauth_signing_key_age_seconds", "",
+		    (double)g->key_age);
+	}
+	family(o, "crmauth_metrics_start_time_seconds", "gauge",
+	    "Unix time this node began counting (the metrics file was made).");
+	sample(o, "crmauth_metrics_start_time_seconds", "",
+	    (double)m->created);
+	family(o, "crmauth_build_info", "gauge",
+	    "Always 1: the version and the store backend as labels.");
+	snprintf(l, sizeof(l), "version=\"%s\",store=\"%s\"", PACKAGE_VERSION,
+	    g->backend);
+	sample(o, "crmauth_build_info", l, 1);
+}
+
+/* ---- the Prometheus text format (0.0.4) ------------------------------------------ */
+
+static void
+prom_family(void *arg, const char *name, const char *type, const char *help)
+{
+	struct buf *b = arg;
+
+	buf_fmt(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+prom_sample(void *arg, const char *name, const char *labels, double v)
+{
+	struct buf *b = arg;
+
+	/* Counts exactly; sums of seconds to the nanosecond. */
+	char num[40];
+
+	if (v == (double)(uint64_t)v)
+		snprintf(num, sizeof(num), "%.17g", v);
+	else
+		snprintf(num, sizeof(num), "%.9g", v);
+	if (labels[0] != '\0')
+		buf_fmt(b, "%s{%s} %s\n", name, labels, num);
+	else
+		buf_fmt(b, "%s %s\n", name, num);
+}
+
+char *
+metrics_text(const struct metrics *m, const struct metrics_gauges *g,
+    size_t *len)
+{
+	struct buf		 b = { 0 };
+	struct metrics_out	 o = { prom_family, prom_sample, &b };
+
+	metrics_walk(m, g, &o);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
+void
+metrics_gauges_read(struct store *st, const struct config *cfg, int64_t now,
+    struct metrics_gauges *g)
+{
+	struct sigkey	 k;
+
+	memset(g, 0, sizeof(*g));
+	g->backend = cfg->store;
+	if (st == NULL || store_ping(st) != STORE_OK)
+		return;
+	if (store_released_count(st, &g->released) != STORE_OK)
+		return;
+	if (store_sigkey_current(st, &k) != STORE_OK)
+		return;
+	g->key_age = now > k.created ? now - k.created : 0;
+	explicit_bzero(&k, sizeof(k));
+	g->store_up = 1;
+}

@@ -1,0 +1,263 @@
+"""GET metrics: the node's figures in the Prometheus text format, through
+a real lighttpd with two responders.  A known mix of requests gives
+exactly those counts, whichever responder answered each; promtool finds
+nothing to say; an address outside metrics_allow gets the same 404 as an
+unknown method; metrics = off counts nothing; a store outage shows; and
+responders killed with SIGKILL lose nothing they counted."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crmtest import (Runner, Lighttpd, RUN_USER, basic, eq, check, expect,  # noqa: E402
+                     wait_for)
+
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
+
+
+def scrape(s, source="127.0.0.1"):
+    r = s.get("/metrics", source=source)
+    eq(r.status, 200, f"metrics from {source}: {r.body[:300]!r}")
+    eq(r.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8",
+       "Content-Type")
+    return r.body.decode()
+
+
+def parse(text):
+    """{(name, labels text): value} of every sample."""
+    out = {}
+    for ln in text.splitlines():
+        if ln.startswith("#") or not ln:
+            continue
+        m = SAMPLE.match(ln)
+        check(m, f"a sample line: {ln!r}")
+        out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def req(method, code, status):
+    return ("crmauth_requests_total", f'method="{method}",code="{code}",status="{status}"')
+
+
+TOKEN = "authentication/token"
+KEY = "authentication/web_api_key/token"
+CHECK = "authentication/token/check"
+RELEASE = "authentication/token/release"
+
+
+def login(s, pw, user="alice", source="127.0.0.1"):
+    return s.post("/authentication/token",
+                  {"username": user, "password": pw, "organisation": "ACME"}, source=source)
+
+
+def t_counts():
+    """A known mix, spread over two responders: exactly those counts."""
+    s = Lighttpd("metrics", procs=2, conf_extra="metrics_allow = 127.0.0.1/32\n",
+                 lockout="lockout_threshold = 3\n").start()
+    try:
+        s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        tokens = [expect(login(s, "pw"), 200, "OK").data["token"] for _ in range(3)]
+        expect(login(s, "bad"), 401, "INVALID_CREDENTIALS")
+        expect(login(s, "pw", "nobody"), 401, "INVALID_CREDENTIALS")
+        for _ in range(2):
+            s.key_token(key)
+        expect(s.post("/authentication/web_api_key/token",
+                      headers={"Authorization": basic("F" * 32)}), 401, "INVALID_CREDENTIALS")
+        expect(s.post("/authentication/web_api_key/token"), 401, "INVALID_CREDENTIALS")
+        expect(s.post("/authentication/token/release", {"token": tokens[0]}), 200, "OK")
+        for t, want in ((tokens[1], "OK"), (tokens[0], "TOKEN_RELEASED"), ("x.y.z", "INVALID_TOKEN")):
+            r = s.get("/authentication/token/check", headers={"Authorization": "Bearer " + t})
+            eq(r.code, want, "check")
+        eq(s.get("/no/such/method").status, 404, "unknown")
+        eq(s.get("/health").status, 200, "health")
+        # Held: three failures from one address, then the fourth and fifth.
+        for i in range(5):
+            login(s, f"guess{i}", source="127.0.0.9")
+        text = scrape(s)
+        got = parse(text)
+        want = {
+            req(TOKEN, 200, "OK"): 3,
+            req(TOKEN, 401, "INVALID_CREDENTIALS"): 2 + 3,
+            req(TOKEN, 429, "TOO_MANY_ATTEMPTS"): 2,
+            req(KEY, 200, "OK"): 2,
+            req(KEY, 401, "INVALID_CREDENTIALS"): 2,
+            req(RELEASE, 200, "OK"): 1,
+            req(CHECK, 200, "OK"): 1,
+            req(CHECK, 401, "TOKEN_RELEASED"): 1,
+            req(CHECK, 401, "INVALID_TOKEN"): 1,
+            req("other", 404, "NOT_FOUND"): 1,
+            req("health", 200, "OK"): 1,
+            ("crmauth_tokens_issued_total", f'method="{TOKEN}"'): 3,
+            ("crmauth_tokens_issued_total", f'method="{KEY}"'): 2,
+            ("crmauth_auth_failures_total", f'method="{TOKEN}",reason="bad_password"'): 1 + 3,
+            ("crmauth_auth_failures_total", f'method="{TOKEN}",reason="unknown_user"'): 1,
+            ("crmauth_auth_failures_total", f'method="{KEY}",reason="unknown_key"'): 1,
+            ("crmauth_auth_failures_total", f'method="{KEY}",reason="no_key"'): 1,
+            ("crmauth_auth_holds_total", f'method="{TOKEN}"'): 2,
+            ("crmauth_token_releases_total", ""): 1,
+            ("crmauth_token_checks_total", 'result="OK"'): 1,
+            ("crmauth_token_checks_total", 'result="TOKEN_RELEASED"'): 1,
+            ("crmauth_token_checks_total", 'result="INVALID_TOKEN"'): 1,
+            ("crmauth_store_up", ""): 1,
+            ("crmauth_released_tokens", ""): 1,
+            ("crmauth_build_info", f'version="{os.environ.get("PACKAGE_VERSION", "0.1.0")}",'
+             'store="lmdb"'): 1,
+        }
+        for k, v in want.items():
+            eq(got.get(k), v, f"{k[0]}{{{k[1]}}}")
+        # Every other request and failure series is 0: nothing counted twice.
+        for (name, labels), v in got.items():
+            if name in ("crmauth_requests_total", "crmauth_auth_failures_total",
+                        "crmauth_tokens_issued_total", "crmauth_auth_holds_total",
+                        "crmauth_store_errors_total") and (name, labels) not in want:
+                eq(v, 0, f"{name}{{{labels}}}")
+        # The histogram: as many observations as requests, per method.
+        eq(got[("crmauth_request_duration_seconds_count", f'method="{TOKEN}"')], 3 + 6 + 1,
+           "password logins observed")
+        eq(got[("crmauth_request_duration_seconds_bucket", f'method="{CHECK}",le="+Inf"')], 3,
+           "checks observed")
+        check(got[("crmauth_request_duration_seconds_sum", f'method="{TOKEN}"')] > 0, "sum")
+        # Both responders answered some of it (the figures are the node's).
+        check(len(s.responder_pids()) == 2, "two responders")
+        # promtool, Prometheus's own checker, finds nothing to say.
+        r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=60)
+        eq((r.returncode, r.stdout + r.stderr), (0, ""), "promtool check metrics")
+        # The file is the size the README gives, with the store's modes.
+        st = os.stat(os.path.join(s.db, "metrics"))
+        eq((st.st_size, oct(st.st_mode & 0o777)), (8192, "0o600"), "the metrics file")
+        # And a second scrape counts the first.
+        got2 = parse(scrape(s))
+        eq(got2[req("metrics", 200, "OK")], 1, "the first scrape, counted")
+    finally:
+        s.cleanup()
+
+
+def t_not_allowed():
+    """From outside metrics_allow, GET and POST metrics are the 404 of an
+    unknown method, to the byte; nothing about the figures leaks."""
+    s = Lighttpd("metrics-deny", procs=1, conf_extra="metrics_allow = 127.0.0.1/32\n").start()
+    try:
+        for method in ("GET", "POST"):
+            r = s.request(method, "/metrics", source="127.0.0.2")
+            u = s.request(method, "/no_such_method", source="127.0.0.2")
+            eq((r.status, r.body), (u.status, u.body), f"{method} metrics from 127.0.0.2")
+            eq({k: v for k, v in r.headers.items() if k != "date"},
+               {k: v for k, v in u.headers.items() if k != "date"}, "the same headers")
+            check(b"crmauth_" not in r.body, "no figure in the body")
+        scrape(s, "127.0.0.1")
+    finally:
+        s.cleanup()
+    # The default: loopback only, so 127.0.0.2 may scrape; "none": nobody.
+    s = Lighttpd("metrics-none", procs=1, conf_extra="metrics_allow = none\n").start()
+    try:
+        eq(s.get("/metrics").status, 404, "metrics_allow = none")
+    finally:
+        s.cleanup()
+
+
+def t_off():
+    """metrics = off: nothing counted, no file, and metrics is a 404."""
+    s = Lighttpd("metrics-off", procs=1, conf_extra="metrics = off\n").start()
+    try:
+        expect(s.get("/health"), 200, "OK")
+        expect(s.get("/metrics"), 404, "NOT_FOUND")
+        check(not os.path.exists(os.path.join(s.db, "metrics")), "no metrics file")
+    finally:
+        s.cleanup()
+
+
+def t_store_outage():
+    """A store the responders cannot read: 503s counted as store errors,
+    crmauth_store_up 0; once readable again, 1, and the counts go on."""
+    if RUN_USER is None:
+        print("  (needs root: the responders must run as another user)")
+        return
+    s = Lighttpd("metrics-outage", procs=1, user=RUN_USER).start()
+    try:
+        expect(s.get("/health"), 200, "OK")
+        s.stop()
+        data = os.path.join(s.db, "data.mdb")
+        os.chmod(data, 0)
+        s.start()
+        for _ in range(3):
+            expect(s.get("/health"), 503, "SERVICE_UNAVAILABLE", "outage")
+        got = parse(scrape(s))
+        eq(got[("crmauth_store_up", "")], 0, "store down")
+        check(("crmauth_released_tokens", "") not in got, "no store gauges while down")
+        eq(got[req("health", 503, "SERVICE_UNAVAILABLE")], 3, "the 503s")
+        eq(sum(v for (n, _), v in got.items() if n == "crmauth_store_errors_total"), 3 + 1,
+           "store errors: three requests and the scrape")
+        eq(got[req("health", 200, "OK")], 1, "the count from before the restart")
+        os.chmod(data, 0o600)
+        s.stop()
+        s.start()
+        expect(s.get("/health"), 200, "OK")
+        eq(parse(scrape(s))[("crmauth_store_up", "")], 1, "store up again")
+    finally:
+        s.cleanup()
+
+
+def t_sigkill():
+    """Responders killed with SIGKILL under load: every request answered
+    200 is counted, and the counts scraped never go down."""
+    s = Lighttpd("metrics-kill", procs=2).start()
+    try:
+        s.ctl("user", "add", "ACME", "alice", "--unit", "HQ", input="pw\n")
+        key = s.ctl("apikey", "add", "ACME", "alice").stdout.strip()
+        stop = threading.Event()
+        ok = [0]
+        lock = threading.Lock()
+
+        def load():
+            while not stop.is_set():
+                r = s.post("/authentication/web_api_key/token",
+                           headers={"Authorization": basic(key)})
+                if r.status == 200:
+                    with lock:
+                        ok[0] += 1
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for t in threads:
+            t.start()
+        seen = []
+        try:
+            for _ in range(8):
+                wait_for(lambda: ok[0] > 0, 20, "tokens under load")
+                for pid in s.responder_pids():
+                    os.kill(int(pid), signal.SIGKILL)
+                # lighttpd answers 503 until it has started new ones.
+                r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(
+                    s.get("/metrics")), 30, "a responder to scrape", interval=0.1)
+                seen.append(parse(r.body.decode())[req(KEY, 200, "OK")])
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        eq(seen, sorted(seen), "scraped counts never go down")
+        check(seen[-1] > seen[0], f"the load went on: {seen}")
+        wait_for(lambda: s.get("/health").status == 200, 30, "responders again")
+        got = parse(scrape(s))
+        eq(got[req(KEY, 200, "OK")], ok[0], "every 200 counted")
+        eq(got[("crmauth_tokens_issued_total", f'method="{KEY}"')], ok[0], "tokens issued")
+    finally:
+        s.cleanup()
+
+
+def main():
+    run = Runner("metrics")
+    run.run("a known mix: exactly its counts, over two responders; promtool clean", t_counts)
+    run.run("outside metrics_allow: the 404 of an unknown method", t_not_allowed)
+    run.run("metrics = off: nothing counted, 404", t_off)
+    run.run("a store outage: store errors, crmauth_store_up 0, then 1", t_store_outage)
+    run.run("SIGKILLed responders under load: nothing counted is lost", t_sigkill)
+    return run.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
