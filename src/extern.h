@@ -591,6 +591,8 @@ struct metrics {
 	void		*map;
 	uint64_t	*w;		/* the counters; NULL: not counting */
 	int64_t		 created;	/* when the node began counting */
+	dev_t		 dev;		/* the file mapped */
+	ino_t		 ino;
 };
 
 /* Map the file (writable: made if missing, modes as the store's).  0, or
@@ -598,6 +600,9 @@ struct metrics {
 int	 metrics_open(struct metrics *, const struct config *, int writable,
 	    char *err, size_t errlen);
 void	 metrics_close(struct metrics *);
+/* Whether db_path/metrics is no longer the file m maps (removed, or
+ * replaced), or m maps none. */
+int	 metrics_replaced(const struct metrics *, const struct config *);
 /* One request answered: its route (route_index; -1 for none), its
  * status and how long it took. */
 void	 metrics_request(struct metrics *, int route, enum api_status,
@@ -620,7 +625,7 @@ struct metrics_out {
 	void	(*family)(void *, const char *name, const char *type,
 		    const char *help);
 	void	(*sample)(void *, const char *name, const char *labels,
-		    double);
+		    uint64_t, int ns);	/* ns: v is nanoseconds, say seconds */
 	void	*arg;
 };
 void	 metrics_walk(const struct metrics *, const struct metrics_gauges *,
@@ -645,9 +650,11 @@ struct app {
 	struct webroot_slot webroots[WEBROOT_SLOTS];
 	int64_t		 webroot_logged;
 	/* metrics = on: the node's counters, mapped at the first request
-	 * (met_tried), and the route of the request in hand. */
+	 * and again at a scrape that finds the file replaced, or a minute
+	 * after a failure (met_tried: when last tried), and the route of
+	 * the request in hand. */
 	struct metrics	 met;
-	int		 met_tried;
+	int64_t		 met_tried;
 	int		 met_route;
 };
 
@@ -699,8 +706,12 @@ void	 http_serve(struct app *, const struct http_io *);
 
 void	 m_token(struct app *, const struct request *, struct result *);
 void	 m_metrics(struct app *, const struct request *, struct result *);
-/* Whether addr may GET metrics: metrics = on, and in metrics_allow. */
-int	 metrics_allowed(const struct app *, const char *addr);
+/* Whether a request may GET metrics: metrics = on, its address in
+ * metrics_allow, and not passed on by a proxy (proxied: it carries
+ * X-Forwarded-For, Forwarded or Via), whose address REMOTE_ADDR is. */
+int	 metrics_allowed(const struct app *, const char *addr, int proxied);
+/* Map the node's figures if not yet (or again, see struct app). */
+void	 metrics_start(struct app *);
 void	 m_web_api_key_token(struct app *, const struct request *,
 	    struct result *);
 void	 m_consumer_token(struct app *, const struct request *,

@@ -27,10 +27,26 @@ m_health(struct app *app, const struct request *req, struct result *res)
 }
 
 int
-metrics_allowed(const struct app *app, const char *addr)
+metrics_allowed(const struct app *app, const char *addr, int proxied)
 {
-	return strcmp(app->cfg.metrics, "on") == 0 &&
+	return strcmp(app->cfg.metrics, "on") == 0 && !proxied &&
 	    cidr_match(app->cfg.metrics_nets, app->cfg.metrics_nnets, addr);
+}
+
+/* Counting starts at the first request after the configuration was
+ * read.  A file that cannot be made or mapped is logged, and tried
+ * again a minute later; meanwhile this process counts nothing and its
+ * scrapes answer 503, never figures that are not the node's. */
+void
+metrics_start(struct app *app)
+{
+	char err[CRM_ERR_MAX];
+
+	app->met_tried = app->now();
+	if (strcmp(app->cfg.metrics, "on") == 0 &&
+	    metrics_open(&app->met, &app->cfg, 1, err, sizeof(err)) == -1)
+		log_err("metrics: %s; this process counts nothing until it "
+		    "can", err);
 }
 
 void
@@ -38,6 +54,18 @@ m_metrics(struct app *app, const struct request *req, struct result *res)
 {
 	struct metrics_gauges	 g;
 	struct result		 ignored;
+
+	/* A file removed or replaced since it was mapped: the new one. */
+	if (metrics_replaced(&app->met, &app->cfg)) {
+		metrics_close(&app->met);
+		metrics_start(app);
+	}
+	if (app->met.w == NULL) {
+		result_error(res, API_SERVICE_UNAVAILABLE, "The figures cannot "
+		    "be read; see the error log.");
+		res->retry_after = 60;
+		return;
+	}
 
 	/* The store's gauges; a store that cannot be opened is a 0 in
 	 * crmauth_store_up, not a failed scrape. */

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,8 @@ struct header {
 	uint32_t	 layout;
 	uint32_t	 words;
 	int64_t		 created;	/* Unix time counting began */
-	uint64_t	 spare[5];
+	uint64_t	 shape;		/* shape(): what the words mean */
+	uint64_t	 spare[4];
 };
 _Static_assert(sizeof(struct header) == 64, "header size");
 
@@ -87,6 +89,20 @@ _Static_assert(NKINDS == STORE_UNAVAILABLE + 1, "a name for each kind");
 #define W_USED		W_STORE(NKINDS)
 #define WORDS		((METRICS_FILE_SIZE - sizeof(struct header)) / 8)
 _Static_assert(W_USED <= WORDS, "the series fit the file");
+/* Processes share the words: an add must be one instruction, not a
+ * lock of libatomic's, which is private to a process. */
+_Static_assert(__atomic_always_lock_free(sizeof(uint64_t), 0),
+    "lock-free 64-bit atomics");
+
+/* The series' shape: a program with other routes, codes, buckets,
+ * reasons or kinds reads another layout even at the same version. */
+static uint64_t
+shape(void)
+{
+	return (uint64_t)NM << 40 | (uint64_t)API__MAX << 32 |
+	    (uint64_t)NB << 24 | (uint64_t)NREASONS << 16 |
+	    (uint64_t)NKINDS << 8 | LAYOUT;
+}
 
 static int
 words_map(struct metrics *m, int fd, int writable)
@@ -97,7 +113,7 @@ words_map(struct metrics *m, int fd, int writable)
 
 	if (fstat(fd, &sb) == -1)
 		return -1;
-	if (sb.st_size != METRICS_FILE_SIZE) {
+	if (!S_ISREG(sb.st_mode) || sb.st_size != METRICS_FILE_SIZE) {
 		errno = EPROTO;
 		return -1;
 	}
@@ -107,7 +123,7 @@ words_map(struct metrics *m, int fd, int writable)
 		return -1;
 	h = p;
 	if (memcmp(h->magic, MAGIC, sizeof(h->magic)) != 0 ||
-	    h->layout != LAYOUT || h->words != WORDS) {
+	    h->layout != LAYOUT || h->words != WORDS || h->shape != shape()) {
 		munmap(p, METRICS_FILE_SIZE);
 		errno = EPROTO;
 		return -1;
@@ -115,6 +131,8 @@ words_map(struct metrics *m, int fd, int writable)
 	m->map = p;
 	m->w = (uint64_t *)((char *)p + sizeof(struct header));
 	m->created = h->created;
+	m->dev = sb.st_dev;
+	m->ino = sb.st_ino;
 	return 0;
 }
 
@@ -123,13 +141,15 @@ words_map(struct metrics *m, int fd, int writable)
 static int
 make_file(const char *path, mode_t mode, int64_t now)
 {
-	char		 tmp[1100];
+	char		 tmp[1100], rnd[17];
 	struct header	*h;
 	char		*page;
 	int		 fd, rc = -1;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path,
-	    (long)getpid()) >= sizeof(tmp)) {
+	/* A name nobody else picks (pids repeat across containers). */
+	sec_random_hex(rnd, 8);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%s.tmp", path, rnd) >=
+	    sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -140,7 +160,7 @@ make_file(const char *path, mode_t mode, int64_t now)
 	h->layout = LAYOUT;
 	h->words = WORDS;
 	h->created = now;
-	unlink(tmp);
+	h->shape = shape();
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    mode)) != -1) {
 		fchmod(fd, mode);	/* what the umask took away */
@@ -194,6 +214,17 @@ metrics_open(struct metrics *m, const struct config *cfg, int writable,
 	}
 	close(fd);
 	return 0;
+}
+
+int
+metrics_replaced(const struct metrics *m, const struct config *cfg)
+{
+	char		 path[1100];
+	struct stat	 sb;
+
+	snprintf(path, sizeof(path), "%s/%s", cfg->db_path, METRICS_FILE);
+	return m->map == NULL || lstat(path, &sb) == -1 ||
+	    sb.st_dev != m->dev || sb.st_ino != m->ino;
 }
 
 void
@@ -292,9 +323,17 @@ family(struct metrics_out *o, const char *name, const char *type,
 
 static void
 sample(struct metrics_out *o, const char *name, const char *labels,
-    double v)
+    uint64_t v)
 {
-	o->sample(o->arg, name, labels, v);
+	o->sample(o->arg, name, labels, v, 0);
+}
+
+/* v nanoseconds, given in seconds. */
+static void
+sample_ns(struct metrics_out *o, const char *name, const char *labels,
+    uint64_t v)
+{
+	o->sample(o->arg, name, labels, v, 1);
 }
 
 /* A counter family with one word per token method, from word base. */
@@ -309,7 +348,7 @@ per_token_method(const struct metrics *m, struct metrics_out *o,
 	for (mi = 0; mi < NROUTES; mi++)
 		if (token_method(mi)) {
 			snprintf(l, sizeof(l), "method=\"%s\"", method_name(mi));
-			sample(o, name, l, (double)get(m, base + mi));
+			sample(o, name, l, get(m, base + mi));
 		}
 }
 
@@ -330,7 +369,7 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 			snprintf(l, sizeof(l), "method=\"%s\",code=\"%d\","
 			    "status=\"%s\"", method_name(mi), c->http, c->code);
 			sample(o, "crmauth_requests_total", l,
-			    (double)get(m, W_REQ(mi, s)));
+			    get(m, W_REQ(mi, s)));
 		}
 	family(o, "crmauth_request_duration_seconds", "histogram",
 	    "Time from a request's parameters to its answer, by API method.");
@@ -342,13 +381,13 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 			    method_name(mi), b < NBOUNDS ? bounds_text[b] :
 			    "+Inf");
 			sample(o, "crmauth_request_duration_seconds_bucket", l,
-			    (double)cum);
+			    cum);
 		}
 		snprintf(l, sizeof(l), "method=\"%s\"", method_name(mi));
-		sample(o, "crmauth_request_duration_seconds_sum", l,
-		    (double)get(m, W_LATSUM(mi)) / 1e9);
+		sample_ns(o, "crmauth_request_duration_seconds_sum", l,
+		    get(m, W_LATSUM(mi)));
 		sample(o, "crmauth_request_duration_seconds_count", l,
-		    (double)cum);
+		    cum);
 	}
 	per_token_method(m, o, "crmauth_tokens_issued_total",
 	    "Tokens issued, by API method.", W_TOKENS(0));
@@ -361,7 +400,7 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 				    "reason=\"%s\"", method_name(mi),
 				    reasons[r]);
 				sample(o, "crmauth_auth_failures_total", l,
-				    (double)get(m, W_FAIL(mi, r)));
+				    get(m, W_FAIL(mi, r)));
 			}
 	per_token_method(m, o, "crmauth_auth_holds_total",
 	    "Authentications held (429) by the failed-attempt counters, by API "
@@ -369,22 +408,22 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 	family(o, "crmauth_token_releases_total", "counter",
 	    "Tokens released.");
 	sample(o, "crmauth_token_releases_total", "",
-	    (double)get(m, W_RELEASES));
+	    get(m, W_RELEASES));
 	family(o, "crmauth_token_checks_total", "counter",
 	    "Token checks (authentication/token/check), by result.");
 	mi = (size_t)route_index(route_find("authentication/token/check"));
-	for (s = 0; s < API__MAX; s++) {
+	for (s = 0; s < API__MAX && mi < NROUTES; s++) {
 		snprintf(l, sizeof(l), "result=\"%s\"",
 		    api_code((enum api_status)s)->code);
 		sample(o, "crmauth_token_checks_total", l,
-		    (double)get(m, W_REQ(mi, s)));
+		    get(m, W_REQ(mi, s)));
 	}
 	family(o, "crmauth_store_errors_total", "counter",
 	    "Requests the store failed, by kind of failure.");
 	for (s = STORE_NOTINIT; s < NKINDS; s++) {
 		snprintf(l, sizeof(l), "kind=\"%s\"", store_kinds[s]);
 		sample(o, "crmauth_store_errors_total", l,
-		    (double)get(m, W_STORE(s)));
+		    get(m, W_STORE(s)));
 	}
 	family(o, "crmauth_store_up", "gauge",
 	    "1 when the store answered a read during this scrape, else 0.");
@@ -392,16 +431,16 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 	if (g->store_up) {
 		family(o, "crmauth_released_tokens", "gauge",
 		    "Released token ids kept (until their exp).");
-		sample(o, "crmauth_released_tokens", "", (double)g->released);
+		sample(o, "crmauth_released_tokens", "", (uint64_t)g->released);
 		family(o, "crmauth_signing_key_age_seconds", "gauge",
 		    "Seconds since the current signing key was made.");
 		sample(o, "crmauth_signing_key_age_seconds", "",
-		    (double)g->key_age);
+		    g->key_age > 0 ? (uint64_t)g->key_age : 0);
 	}
 	family(o, "crmauth_metrics_start_time_seconds", "gauge",
 	    "Unix time this node began counting (the metrics file was made).");
 	sample(o, "crmauth_metrics_start_time_seconds", "",
-	    (double)m->created);
+	    m->created > 0 ? (uint64_t)m->created : 0);
 	family(o, "crmauth_build_info", "gauge",
 	    "Always 1: the version and the store backend as labels.");
 	snprintf(l, sizeof(l), "version=\"%s\",store=\"%s\"", PACKAGE_VERSION,
@@ -420,17 +459,18 @@ prom_family(void *arg, const char *name, const char *type, const char *help)
 }
 
 static void
-prom_sample(void *arg, const char *name, const char *labels, double v)
+prom_sample(void *arg, const char *name, const char *labels, uint64_t v,
+    int ns)
 {
-	struct buf *b = arg;
+	struct buf	*b = arg;
+	char		 num[48];
 
 	/* Counts exactly; sums of seconds to the nanosecond. */
-	char num[40];
-
-	if (v == (double)(uint64_t)v)
-		snprintf(num, sizeof(num), "%.17g", v);
+	if (ns)
+		snprintf(num, sizeof(num), "%" PRIu64 ".%09" PRIu64,
+		    v / 1000000000u, v % 1000000000u);
 	else
-		snprintf(num, sizeof(num), "%.9g", v);
+		snprintf(num, sizeof(num), "%" PRIu64, v);
 	if (labels[0] != '\0')
 		buf_fmt(b, "%s{%s} %s\n", name, labels, num);
 	else

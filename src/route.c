@@ -198,18 +198,12 @@ drain(const struct http_io *io, size_t left)
 		left -= (size_t)n;
 }
 
-/* Counting starts at the first request after the configuration was
- * read; a file that cannot be made or mapped is logged once and this
- * process counts nothing. */
-static void
-metrics_start(struct app *app)
+/* A request passed on by a proxy: REMOTE_ADDR is the proxy's. */
+static int
+proxied(const struct http_io *io)
 {
-	char err[CRM_ERR_MAX];
-
-	app->met_tried = 1;
-	if (strcmp(app->cfg.metrics, "on") == 0 &&
-	    metrics_open(&app->met, &app->cfg, 1, err, sizeof(err)) == -1)
-		log_err("metrics: %s; this process counts nothing", err);
+	return param(io, "HTTP_X_FORWARDED_FOR") != NULL ||
+	    param(io, "HTTP_FORWARDED") != NULL || param(io, "HTTP_VIA") != NULL;
 }
 
 static uint64_t
@@ -240,7 +234,8 @@ http_serve(struct app *app, const struct http_io *io)
 	memset(&req, 0, sizeof(req));
 	result_init(&res);
 	app->met_route = -1;
-	if (!app->met_tried && app->conf_ok)
+	if (app->met.w == NULL && app->conf_ok &&
+	    app->now() - app->met_tried >= 60)
 		metrics_start(app);
 	if (app->met.w != NULL)
 		t0 = now_ns();
@@ -257,7 +252,8 @@ http_serve(struct app *app, const struct http_io *io)
 	if (http_path_parse(req.path, sizeof(req.path),
 	    param(io, "PATH_INFO")) == -1 ||
 	    (r = route_find(req.path)) == NULL ||
-	    (r->fn == m_metrics && !metrics_allowed(app, req.remote_addr))) {
+	    (r->fn == m_metrics && !metrics_allowed(app, req.remote_addr,
+	    proxied(io)))) {
 		r = NULL;
 		result_error(&res, API_NOT_FOUND, NULL);
 		goto send;

@@ -162,6 +162,48 @@ def t_not_allowed():
         s.cleanup()
 
 
+def t_proxied():
+    """A request a proxy passed on (X-Forwarded-For, Forwarded, Via) is
+    not the proxy's own, whatever REMOTE_ADDR says: the 404 of an unknown
+    method, as to any address outside metrics_allow."""
+    s = Lighttpd("metrics-proxy", procs=1).start()
+    try:
+        for h in ({"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"},
+                  {"Via": "1.1 proxy"}):
+            r = s.get("/metrics", headers=h)
+            u = s.get("/no_such_method", headers=h)
+            eq((r.status, r.body), (u.status, u.body), f"metrics with {h}")
+        scrape(s)
+    finally:
+        s.cleanup()
+
+
+def t_file_replaced():
+    """The file removed: the next scrape maps a new one and counts from 0.
+    A file of another layout: 503 to the scrape, a line in the log, never
+    figures that are not the node's."""
+    s = Lighttpd("metrics-file", procs=1).start()
+    try:
+        path = os.path.join(s.db, "metrics")
+        expect(s.get("/health"), 200, "OK")
+        eq(parse(scrape(s))[req("health", 200, "OK")], 1, "counted")
+        os.unlink(path)
+        got = parse(scrape(s))
+        eq(got[req("health", 200, "OK")], 0, "a new file counts from 0")
+        check(os.path.exists(path), "the new file")
+        with open(path, "r+b") as f:
+            f.write(b"NOTMETRC")
+        tmp = path + ".x"
+        shutil.copy(path, tmp)
+        os.rename(tmp, path)        # a new inode, another layout
+        r = s.get("/metrics")
+        expect(r, 503, "SERVICE_UNAVAILABLE", "another layout")
+        check("not a metrics file of this version's layout" in s.error_log(),
+              s.error_log()[-500:])
+    finally:
+        s.cleanup()
+
+
 def t_off():
     """metrics = off: nothing counted, no file, and metrics is a 404."""
     s = Lighttpd("metrics-off", procs=1, conf_extra="metrics = off\n").start()
@@ -253,6 +295,8 @@ def main():
     run = Runner("metrics")
     run.run("a known mix: exactly its counts, over two responders; promtool clean", t_counts)
     run.run("outside metrics_allow: the 404 of an unknown method", t_not_allowed)
+    run.run("a proxied request: the 404 of an unknown method", t_proxied)
+    run.run("the file removed or replaced: a new one, or 503", t_file_replaced)
     run.run("metrics = off: nothing counted, 404", t_off)
     run.run("a store outage: store errors, crmauth_store_up 0, then 1", t_store_outage)
     run.run("SIGKILLed responders under load: nothing counted is lost", t_sigkill)
