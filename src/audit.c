@@ -286,6 +286,7 @@ audit_format(char *buf, size_t size, const struct audit_event *ev,
 	add_member(&b, "kid", ev->kid);
 	add_member(&b, "key_id", ev->key_id);
 	add_member(&b, "client", ev->client);
+	add_member(&b, "request_id", ev->request_id);
 	add_member(&b, "address", ev->address);
 	add_member(&b, "file", ev->file);
 	add_member(&b, "reason", ev->reason);

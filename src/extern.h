@@ -47,7 +47,7 @@ enum audit_sink { AUDIT_OFF, AUDIT_SYSLOG, AUDIT_STDERR, AUDIT_FILE };
 
 /* The longest line: 17 members of CRM_NAME_MAX bytes, each byte
  * escaped to at most six. */
-#define AUDIT_LINE_MAX	 (17 * (6 * CRM_NAME_MAX + 32) + 64)
+#define AUDIT_LINE_MAX	 (18 * (6 * CRM_NAME_MAX + 32) + 64)
 
 /* A process's sink.  The file is opened at the first event (after any
  * fork) and again whenever its path names another file (rotated). */
@@ -85,6 +85,7 @@ struct audit_event {
 	const char	*org, *usr, *unit, *identifier;
 	const char	*jti, *kid, *key_id;
 	const char	*client;	/* REMOTE_ADDR */
+	const char	*request_id;	/* the web server's id of the request */
 	const char	*address;	/* admin: an address a lock is for */
 	const char	*file;		/* admin: backup, restore, export... */
 	const char	*reason;	/* auth_failed: for the operator */
@@ -656,6 +657,9 @@ struct app {
 	struct metrics	 met;
 	int64_t		 met_tried;
 	int		 met_route;
+	/* The web server's id of the request in hand, if it gave one that
+	 * request_id_ok() accepts; every event of the request carries it. */
+	const char	*request_id;
 };
 
 /*
@@ -710,6 +714,9 @@ void	 m_metrics(struct app *, const struct request *, struct result *);
  * metrics_allow, and not passed on by a proxy (proxied: it carries
  * X-Forwarded-For, Forwarded or Via), whose address REMOTE_ADDR is. */
 int	 metrics_allowed(const struct app *, const char *addr, int proxied);
+/* A request id as web servers make them (Apache's UNIQUE_ID, nginx's
+ * $request_id, a UUID): 1 to 128 of A-Z a-z 0-9 and . _ : @ + / = -. */
+int	 request_id_ok(const char *);
 /* Map the node's figures if not yet (or again, see struct app). */
 void	 metrics_start(struct app *);
 void	 m_web_api_key_token(struct app *, const struct request *,

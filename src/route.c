@@ -128,6 +128,7 @@ app_event(struct app *app, struct result *res, struct audit_event *ev,
 {
 	ev->event = event;
 	ev->reason = reason;
+	ev->request_id = app->request_id;
 	audit_emit(&app->audit, ev);
 	metrics_event(&app->met, app->met_route, event, reason);
 	res->audited = 1;
@@ -198,6 +199,28 @@ drain(const struct http_io *io, size_t left)
 		left -= (size_t)n;
 }
 
+int
+request_id_ok(const char *s)
+{
+	size_t n = s == NULL ? 0 : strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789._:@+/=-");
+
+	return n >= 1 && n <= 128 && s[n] == '\0';
+}
+
+/* The id the web server gave the request: Apache's mod_unique_id, else
+ * an X-Request-ID header (nginx sets it from $request_id).  One that is
+ * not an id is left out of the events, not cut or escaped into one. */
+static const char *
+request_id(const struct http_io *io)
+{
+	const char *id;
+
+	if ((id = param(io, "UNIQUE_ID")) == NULL)
+		id = param(io, "HTTP_X_REQUEST_ID");
+	return request_id_ok(id) ? id : NULL;
+}
+
 /* A request passed on by a proxy: REMOTE_ADDR is the proxy's. */
 static int
 proxied(const struct http_io *io)
@@ -234,6 +257,7 @@ http_serve(struct app *app, const struct http_io *io)
 	memset(&req, 0, sizeof(req));
 	result_init(&res);
 	app->met_route = -1;
+	app->request_id = request_id(io);
 	if (app->met.w == NULL && app->conf_ok &&
 	    app->now() - app->met_tried >= 60)
 		metrics_start(app);
@@ -320,6 +344,7 @@ send:
 		metrics_request(&app->met, app->met_route, res.status,
 		    now_ns() - t0);
 	http_respond(io, &res);
+	app->request_id = NULL;
 	result_free(&res);
 	if (req.body != NULL)
 		json_object_put(req.body);

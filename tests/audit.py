@@ -368,6 +368,37 @@ def t_hostile_names():
     S.ctl("lock", "clear", "address", "127.0.0.7")
 
 
+def t_request_id():
+    """The web server's id of the request (here X-Request-ID, as nginx
+    passes $request_id) in the request's event; an id that is not one
+    (quotes, control characters, 10 KiB, empty) is left out, and the
+    line is whole."""
+    def with_id(rid, src="127.0.0.1"):
+        body = {"username": "carol", "password": "carol-pw", "organisation": "ACME"}
+        return lambda: S.post("/" + T, body, headers={"X-Request-ID": rid}, source=src)
+    r, ln = one_line(with_id("Zx9-4fQ@AAAAAB1cT7EAAAAK"), 200)
+    eq(ln, line(event="token_issued", method=T, org="ACME", usr="carol", unit="HQ",
+                jti=jti_of(r), kid=K["kid"], client="127.0.0.1",
+                request_id="Zx9-4fQ@AAAAAB1cT7EAAAAK"), "the id in the event")
+    r, ln = one_line(lambda: S.post("/" + T, {"username": "carol", "password": "bad",
+                                              "organisation": "ACME"},
+                                    headers={"X-Request-ID": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
+                                    source="127.0.0.1"), 401)
+    check('"request_id":"0f1e2d3c4b5a69788796a5b4c3d2e1f0"' in ln, ln)
+    for bad in ('a"b', 'x","event":"admin', "tab\there", "\u00e9t\u00e9", "n" * 10240,
+                "m" * 129, ""):
+        r, lines = new_lines(with_id(bad.encode("utf-8").decode("latin-1")), want=0)
+        if r.status != 200:
+            # lighttpd refuses a 10 KiB header itself (431): no request.
+            check(r.status == 431 and len(bad) > 8192 and lines == [],
+                  f"{bad[:20]!r}: {r.status} {lines}")
+            continue
+        eq(len(lines), 1, f"one event for {bad[:20]!r}")
+        ev = json.loads('{"time":"",' + lines[0])
+        check("request_id" not in ev, f"no request_id for {bad[:20]!r}: {lines[0][:200]}")
+        eq(ev["event"], "token_issued", "the event itself")
+
+
 def load(n_threads, per_thread):
     """Requests from n_threads at once: Web API key tokens, wrong
     passwords and malformed bodies; every answered request is counted."""
@@ -622,6 +653,8 @@ def main():
                 ("token_released; checks are no event", t_token_released_and_checks),
                 ("admin: every crmauthctl change, exact line; reads none", t_admin_events),
                 ("security: hostile names leave one valid line each", t_hostile_names),
+                ("request_id: the web server's id in the event; a hostile one left out",
+                 t_request_id),
                 ("two responders under load: one whole line per request",
                  t_concurrent_lines),
                 ("rotation under load: no line lost", t_rotation_under_load),

@@ -472,7 +472,32 @@ t_web_root(void)
 	free(dir);
 }
 
+static void
+t_request_id(void)
+{
+	char	 max[130];
+
+	CU_ASSERT(request_id_ok("Zx9-4fQ@AAAAAB1cT7EAAAAK"));	/* Apache */
+	CU_ASSERT(request_id_ok("0f1e2d3c4b5a69788796a5b4c3d2e1f0"));	/* nginx */
+	CU_ASSERT(request_id_ok("1b4e28ba-2fa1-11d2-883f-0016d3cca427"));
+	CU_ASSERT(request_id_ok("a.b_c:d+e/f=g"));
+	memset(max, 'x', 128);
+	max[128] = '\0';
+	CU_ASSERT(request_id_ok(max));
+	max[128] = 'x';
+	max[129] = '\0';
+	CU_ASSERT(!request_id_ok(max));
+	CU_ASSERT(!request_id_ok(""));
+	CU_ASSERT(!request_id_ok(NULL));
+	CU_ASSERT(!request_id_ok("a\"b"));
+	CU_ASSERT(!request_id_ok("a b"));
+	CU_ASSERT(!request_id_ok("a\nb"));
+	CU_ASSERT(!request_id_ok("a\\b"));
+	CU_ASSERT(!request_id_ok("\xc3\xa9"));
+}
+
 static CU_TestInfo tests[] = {
+	{ "request ids: what servers make, nothing else", t_request_id },
 	{ "security: our files under a request's web root: 503 for it only",
 	    t_web_root },
 	{ "status table matches the README's Errors", t_status_table },
