@@ -657,6 +657,7 @@ struct app {
 	struct metrics	 met;
 	int64_t		 met_tried;
 	int		 met_route;
+	int		 cgi;		/* one request per process */
 	/* The web server's id of the request in hand, if it gave one that
 	 * request_id_ok() accepts; every event of the request carries it. */
 	const char	*request_id;

@@ -308,6 +308,7 @@ main(int argc, char *argv[])
 	cgi = FCGX_IsCGI();
 	if (cgi && getenv("GATEWAY_INTERFACE") != NULL) {
 		app_init(&app, NULL);
+		app.cgi = 1;
 		/* A process per request: a sink that cannot be written is
 		 * said once a minute, not once per request. */
 		if (app.conf_ok && snprintf(marker, sizeof(marker),

@@ -204,6 +204,31 @@ def t_file_replaced():
         s.cleanup()
 
 
+def t_cgi_says_once():
+    """Under CGI every request is a process: a metrics file that cannot
+    be opened is said once a minute across them, not once per request."""
+    s = Lighttpd("metrics-cgi", procs=1).start()
+    try:
+        s.stop()
+        path = os.path.join(s.db, "metrics")
+        if os.path.exists(path):
+            os.unlink(path)
+        os.mkdir(path)                  # not a file: every open fails
+        env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "PATH_INFO": "/health",
+               "REMOTE_ADDR": "127.0.0.1", "CRMAUTH_CONF": s.conf, "PATH": "/usr/bin:/bin"}
+        said = 0
+        for _ in range(4):
+            r = subprocess.run([os.path.join(s.sbindir, "crmauth.fcgi")], env=env,
+                               capture_output=True, text=True, timeout=60,
+                               **({"user": s.user, "group": s.user, "extra_groups": []}
+                                  if s.user else {}))
+            check(r.stdout.startswith("Status: 200"), f"health as CGI: {r.stdout[:100]!r}")
+            said += r.stderr.count("this process counts nothing")
+        eq(said, 1, "one line for four CGI requests")
+    finally:
+        s.cleanup()
+
+
 def t_off():
     """metrics = off: nothing counted, no file, and metrics is a 404."""
     s = Lighttpd("metrics-off", procs=1, conf_extra="metrics = off\n").start()
@@ -297,6 +322,7 @@ def main():
     run.run("outside metrics_allow: the 404 of an unknown method", t_not_allowed)
     run.run("a proxied request: the 404 of an unknown method", t_proxied)
     run.run("the file removed or replaced: a new one, or 503", t_file_replaced)
+    run.run("CGI: a file that cannot be opened is said once a minute", t_cgi_says_once)
     run.run("metrics = off: nothing counted, 404", t_off)
     run.run("a store outage: store errors, crmauth_store_up 0, then 1", t_store_outage)
     run.run("SIGKILLed responders under load: nothing counted is lost", t_sigkill)
