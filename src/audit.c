@@ -315,26 +315,15 @@ audit_format(char *buf, size_t size, const struct audit_event *ev,
 static void
 failed(struct audit *a, const char *what, const char *why)
 {
-	struct stat	 sb;
 	struct timespec	 now;
-	int		 fd;
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
 	a->retry = now.tv_sec + 1;
 	if (a->failing)
 		return;
 	a->failing = 1;
-	if (a->marker[0] != '\0') {
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (stat(a->marker, &sb) == 0 &&
-		    now.tv_sec - sb.st_mtime < 60 && now.tv_sec >= sb.st_mtime)
-			return;
-		if ((fd = open(a->marker, O_WRONLY | O_CREAT | O_CLOEXEC |
-		    O_NOFOLLOW | O_NONBLOCK, 0600)) != -1) {
-			futimens(fd, NULL);
-			close(fd);
-		}
-	}
+	if (a->marker[0] != '\0' && marker_fresh(a->marker))
+		return;
 	log_err("audit_log: %s: %s; events are lost until it can be "
 	    "written again", what, why);
 }

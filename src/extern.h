@@ -223,6 +223,10 @@ int	 parse_int(const char *s, long long min, long long max,
  * reads), or -1 with "PATH: problem" in err.
  */
 int	 open_regular(const char *path, int flags, char *err, size_t errlen);
+/* A failure said once a minute across processes (CGI: one per request):
+ * 1 when the marker file was touched less than a minute ago (stay
+ * silent); else touch it (made 0600) and 0 (say it). */
+int	 marker_fresh(const char *marker);
 
 /* ---- passwd.c ---------------------------------------------------------- */
 

@@ -2,14 +2,9 @@
  * What operators ask the service: health (200 when the store can be
  * read, else 503) and metrics (the node's figures, to metrics_allow).
  */
-#include <sys/stat.h>
-
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "extern.h"
 
@@ -39,35 +34,22 @@ metrics_allowed(const struct app *app, const char *addr, int proxied)
 	    cidr_match(app->cfg.metrics_nets, app->cfg.metrics_nnets, addr);
 }
 
+/* Under CGI every request is a process: the failure is said once a
+ * minute across them (db_path/metrics-warned, as audit-warned). */
+static int
+said_lately(const struct app *app)
+{
+	char marker[1100];
+
+	return app->cgi && (size_t)snprintf(marker, sizeof(marker),
+	    "%s/metrics-warned", app->cfg.db_path) < sizeof(marker) &&
+	    marker_fresh(marker);
+}
+
 /* Counting starts at the first request after the configuration was
  * read.  A file that cannot be made or mapped is logged, and tried
  * again a minute later; meanwhile this process counts nothing and its
  * scrapes answer 503, never figures that are not the node's. */
-/* Under CGI every request is a process: the failure is said once a
- * minute across them, through the age of a marker file beside the
- * store (as for events, "audit-warned"). */
-static int
-said_lately(const struct app *app)
-{
-	char		 marker[1100];
-	struct stat	 sb;
-	time_t		 now = time(NULL);
-	int		 fd;
-
-	if (!app->cgi || (size_t)snprintf(marker, sizeof(marker),
-	    "%s/metrics-warned", app->cfg.db_path) >= sizeof(marker))
-		return 0;
-	if (stat(marker, &sb) == 0 && now >= sb.st_mtime &&
-	    now - sb.st_mtime < 60)
-		return 1;
-	if ((fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-	    O_NONBLOCK, 0600)) != -1) {
-		futimens(fd, NULL);
-		close(fd);
-	}
-	return 0;
-}
-
 void
 metrics_start(struct app *app)
 {
