@@ -340,7 +340,7 @@ send:
 		drain(io, unread > CRM_DRAIN_MAX ? CRM_DRAIN_MAX : (size_t)unread);
 	/* Counted before it is sent: a responder killed while sending
 	 * has counted what the client may have got. */
-	if (app->met.w != NULL)
+	if (app->met.w != NULL && t0 != 0)	/* (mapped by this scrape) */
 		metrics_request(&app->met, app->met_route, res.status,
 		    now_ns() - t0);
 	http_respond(io, &res);
