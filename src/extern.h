@@ -685,6 +685,9 @@ int	 app_ready(struct app *, const struct http_io *, struct result *);
 /* Open the store if it is not open yet.  On failure: NULL, res set to
  * 503 with Retry-After, and the cause logged (at most once a minute). */
 struct store *app_store(struct app *, struct result *);
+/* The same, without an answer: STORE_OK and app->store open, or why not
+ * (logged as above; not counted as a request the store failed). */
+enum store_err app_store_try(struct app *);
 
 typedef void (*method_fn)(struct app *, const struct request *,
 	    struct result *);

@@ -67,7 +67,6 @@ void
 m_metrics(struct app *app, const struct request *req, struct result *res)
 {
 	struct metrics_gauges	 g;
-	struct result		 ignored;
 
 	/* A file removed or replaced since it was mapped: the new one. */
 	if (metrics_replaced(&app->met, &app->cfg)) {
@@ -81,12 +80,11 @@ m_metrics(struct app *app, const struct request *req, struct result *res)
 		return;
 	}
 
-	/* The store's gauges; a store that cannot be opened is a 0 in
-	 * crmauth_store_up, not a failed scrape. */
-	result_init(&ignored);
-	metrics_gauges_read(app_store(app, &ignored), &app->cfg, app->now(),
-	    &g);
-	result_free(&ignored);
+	/* The store's gauges, in one read; a store that cannot be opened
+	 * or read is a 0 in crmauth_store_up, not a failed scrape nor one
+	 * of the requests counted in crmauth_store_errors_total. */
+	metrics_gauges_read(app_store_try(app) == STORE_OK ? app->store : NULL,
+	    &app->cfg, app->now(), &g);
 	if ((res->raw = metrics_text(&app->met, &g, &res->rawlen)) == NULL) {
 		result_error(res, API_INTERNAL_ERROR, NULL);
 		return;

@@ -497,17 +497,13 @@ void
 metrics_gauges_read(struct store *st, const struct config *cfg, int64_t now,
     struct metrics_gauges *g)
 {
-	struct sigkey	 k;
+	struct store_stats	 s;
 
 	memset(g, 0, sizeof(*g));
 	g->backend = cfg->store;
-	if (st == NULL || store_ping(st) != STORE_OK)
+	if (st == NULL || store_stats(st, &s) != STORE_OK)
 		return;
-	if (store_released_count(st, &g->released) != STORE_OK)
-		return;
-	if (store_sigkey_current(st, &k) != STORE_OK)
-		return;
-	g->key_age = now > k.created ? now - k.created : 0;
-	explicit_bzero(&k, sizeof(k));
+	g->released = s.released;
+	g->key_age = now > s.key_created ? now - s.key_created : 0;
 	g->store_up = 1;
 }

@@ -69,14 +69,14 @@ app_ready(struct app *app, const struct http_io *io, struct result *res)
 	return -1;
 }
 
-struct store *
-app_store(struct app *app, struct result *res)
+enum store_err
+app_store_try(struct app *app)
 {
 	char		 err[CRM_ERR_MAX];
 	enum store_err	 e;
 
 	if (app->store != NULL)
-		return app->store;
+		return STORE_OK;
 	/* Retried on each request, so that a store made (or repaired)
 	 * after start is picked up without a restart. */
 	e = store_open(&app->store, &app->cfg, 0, err, sizeof(err));
@@ -87,6 +87,16 @@ app_store(struct app *app, struct result *res)
 			app->store_logged = app->now();
 		}
 		app->store = NULL;
+	}
+	return e;
+}
+
+struct store *
+app_store(struct app *app, struct result *res)
+{
+	enum store_err	 e;
+
+	if ((e = app_store_try(app)) != STORE_OK) {
 		metrics_store_error(&app->met, e);
 		result_error(res, API_SERVICE_UNAVAILABLE, NULL);
 		res->retry_after = 30;

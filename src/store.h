@@ -153,6 +153,10 @@ struct att_reserve {
 	int		 settle;	/* out of a peek: a success would
 					 * write (a pair to clear, a trust) */
 };
+struct store_stats {
+	size_t		 released;	/* released ids kept */
+	int64_t		 key_created;	/* the current signing key's */
+};
 /* Listing for crmauthctl: the callback gets each record in key order;
  * a non-zero return stops the walk.  org NULL lists all. */
 typedef int (*store_user_cb)(void *, const char *org, const char *user,
@@ -256,7 +260,7 @@ struct store_ops {
 			    struct tok_state *);
 	enum store_err	(*released_get)(struct store *, const unsigned char *,
 			    int64_t *);
-	enum store_err	(*released_count)(struct store *, size_t *);
+	enum store_err	(*stats)(struct store *, struct store_stats *);
 	/* writes */
 	enum store_err	(*user_add)(struct store *, const char *, const char *,
 			    const struct user_rec *);
@@ -454,10 +458,23 @@ store_released_get(struct store *st, const unsigned char jti[CRM_JTI_BYTES],
 	return st->ops->released_get(st, jti, exp);
 }
 
+/* What metrics and crmauthctl stats show, in one read: the released
+ * ids kept and when the current signing key was made (never the key). */
+static inline enum store_err
+store_stats(struct store *st, struct store_stats *s)
+{
+	return st->ops->stats(st, s);
+}
+
 static inline enum store_err
 store_released_count(struct store *st, size_t *n)
 {
-	return st->ops->released_count(st, n);
+	struct store_stats	 s;
+	enum store_err		 e;
+
+	if ((e = store_stats(st, &s)) == STORE_OK)
+		*n = s.released;
+	return e;
 }
 
 /* ---- writes: each one durable transaction, nothing half-written ---------- */

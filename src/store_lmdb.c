@@ -1118,22 +1118,30 @@ l_released_prune(struct store *s, int64_t now, size_t *n)
 }
 
 static int
-count_fn(struct lstore *st, MDB_txn *txn, void *p)
+stats_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
-	MDB_stat	 s;
-	int		 rc;
+	struct store_stats	*out = p;
+	struct sigkey		 k;
+	MDB_stat		 s;
+	int			 rc;
 
 	if ((rc = mdb_stat(txn, st->released, &s)) != 0)
 		return rc;
-	*(size_t *)p = s.ms_entries;
+	out->released = s.ms_entries;
+	if ((rc = sigkey_read(st, txn, NULL, &k)) != 0)
+		return rc;
+	out->key_created = k.created;
+	explicit_bzero(&k, sizeof(k));
 	return 0;
 }
 
 static enum store_err
-l_released_count(struct store *s, size_t *n)
+l_stats(struct store *s, struct store_stats *out)
 {
 	struct lstore *st = (struct lstore *)s;
-	return lm_txn_run(st, 0, "released count", count_fn, n);
+
+	memset(out, 0, sizeof(*out));
+	return lm_txn_run(st, 0, "stats", stats_fn, out);
 }
 
 static int
@@ -1629,7 +1637,7 @@ static const struct store_ops lmdb_ops = {
 	.lookup_consumer = l_lookup_consumer,
 	.token_state = l_token_state,
 	.released_get = l_released_get,
-	.released_count = l_released_count,
+	.stats = l_stats,
 	.user_add = l_user_add,
 	.user_change = l_user_change,
 	.user_del = l_user_del,

@@ -664,6 +664,14 @@ t_rotation(void)
 	CU_ASSERT_EQUAL(store_sigkey_current(st, &g), STORE_OK);
 	CU_ASSERT_STRING_EQUAL(g.kid, new.kid);
 	CU_ASSERT_EQUAL(memcmp(g.secret, new.secret, CRM_SIGKEY_BYTES), 0);
+	/* What metrics show as the key's age: the new key's time. */
+	{
+		struct store_stats ss;
+
+		CU_ASSERT_EQUAL(store_stats(st, &ss), STORE_OK);
+		CU_ASSERT_EQUAL(ss.key_created, new.created);
+		CU_ASSERT(ss.key_created >= first.created);
+	}
 	/* The old key is still there, and still verifies... */
 	CU_ASSERT_EQUAL(store_sigkey_get(st, first.kid, &g), STORE_OK);
 	CU_ASSERT_FALSE(g.current);
