@@ -1054,6 +1054,38 @@ c_released_count(struct ctx *c, int argc, char **argv)
 	return 0;
 }
 
+/* What GET metrics gives, from a copy of the file (never mapped: a file
+ * truncated meanwhile cannot harm crmauthctl) and one read of the store,
+ * which may be down (crmauth_store_up 0, as in a scrape). */
+static int
+c_stats(struct ctx *c, int argc, char **argv)
+{
+	struct metrics		 m;
+	struct metrics_gauges	 g;
+	struct store		*st = NULL;
+	char			 err[CRM_ERR_MAX];
+	int			 json = argc == 1, rc = 0;
+
+	if (argc == 1 && strcmp(argv[0], "--json") != 0)
+		return usage_error("stats takes only --json");
+	if (strcmp(c->cfg.metrics, "on") != 0)
+		return fail("metrics = off: responders count nothing");
+	if (metrics_open(&m, &c->cfg, METRICS_COPY, err, sizeof(err)) == -1)
+		return fail("%s%s", err, errno == ENOENT ? " (nothing counted "
+		    "yet: a responder makes it at its first request)" : "");
+	if (store_open(&st, &c->cfg, STORE_RDONLY, err, sizeof(err)) !=
+	    STORE_OK) {
+		fprintf(stderr, "crmauthctl: %s\n", err);
+		st = NULL;
+	}
+	metrics_gauges_read(st, &c->cfg, (int64_t)time(NULL), &g);
+	store_close(st);
+	if (stats_print(stdout, &m, &g, json) == -1)
+		rc = fail("out of memory");
+	metrics_close(&m);
+	return rc;
+}
+
 static int
 c_released_prune(struct ctx *c, int argc, char **argv)
 {
@@ -1359,6 +1391,9 @@ static const struct cmd cmds[] = {
 	    "number of released token ids kept" },
 	{ "released", "prune", c_released_prune, EV_CHANGE, 0, 0, "",
 	    "delete released ids past their exp" },
+	{ "stats", NULL, c_stats, NO_STORE, 0, 1, "[--json]",
+	    "the node's figures, as GET metrics gives them: the counters not "
+	    "0 and latency per method; with --json every series" },
 	{ "backup", NULL, c_backup, EV_CHANGE | EV_FILE, 1, 1, "FILE",
 	    "a consistent, compacted copy of the store, taken while it serves" },
 	{ "events", "rotate", c_events_rotate, EV_CHANGE | NO_STORE, 0, 2,

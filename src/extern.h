@@ -7,6 +7,7 @@
 #define EXTERN_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -594,15 +595,20 @@ struct webroot_slot {
 
 struct metrics {
 	void		*map;
+	int		 copy;		/* map is malloc'd (METRICS_COPY) */
 	uint64_t	*w;		/* the counters; NULL: not counting */
 	int64_t		 created;	/* when the node began counting */
 	dev_t		 dev;		/* the file mapped */
 	ino_t		 ino;
 };
 
-/* Map the file (writable: made if missing, modes as the store's).  0, or
- * -1 with "PATH: problem" in err; m then counts nothing. */
-int	 metrics_open(struct metrics *, const struct config *, int writable,
+/* metrics_open() modes: map the file to count (made if missing, modes
+ * as the store's), or take a copy of it to read (crmauthctl stats). */
+#define METRICS_COUNT	1
+#define METRICS_COPY	2
+/* 0, or -1 with "PATH: problem" in err (errno ENOENT: there is none
+ * yet); m then counts nothing. */
+int	 metrics_open(struct metrics *, const struct config *, int mode,
 	    char *err, size_t errlen);
 void	 metrics_close(struct metrics *);
 /* Whether db_path/metrics is no longer the file m maps (removed, or
@@ -625,22 +631,35 @@ struct metrics_gauges {
 	const char	*backend;	/* "lmdb" or "postgresql" */
 };
 /* Every series in order, to family() once per family and sample() per
- * series (labels: 'name="value",...' or ""). */
+ * series, with its labels (at most METRICS_LABELS_MAX). */
+#define METRICS_LABELS_MAX 3
+struct metrics_label {
+	const char	*name, *value;
+};
 struct metrics_out {
 	void	(*family)(void *, const char *name, const char *type,
 		    const char *help);
-	void	(*sample)(void *, const char *name, const char *labels,
+	void	(*sample)(void *, const char *name,
+		    const struct metrics_label *, size_t,
 		    uint64_t, int ns);	/* ns: v is nanoseconds, say seconds */
 	void	*arg;
 };
+/* A sample's value as text: a count, or (ns) nanoseconds in seconds. */
+void	 metrics_number(char *, size_t, uint64_t, int ns);
 void	 metrics_walk(const struct metrics *, const struct metrics_gauges *,
 	    struct metrics_out *);
 /* The Prometheus text format (0.0.4), malloc'd; NULL when out of memory. */
 char	*metrics_text(const struct metrics *, const struct metrics_gauges *,
 	    size_t *len);
-/* The gauges, read from the store now. */
+/* The gauges, read from the store now (NULL: a store not open). */
 void	 metrics_gauges_read(struct store *, const struct config *,
 	    int64_t now, struct metrics_gauges *);
+
+/* ---- stats.c (crmauthctl) ------------------------------------------------ */
+
+/* m and g for a terminal (json 0) or as JSON; -1 out of memory. */
+int	 stats_print(FILE *, const struct metrics *,
+	    const struct metrics_gauges *, int json);
 
 struct app {
 	struct config	 cfg;

@@ -57,7 +57,7 @@ metrics_start(struct app *app)
 
 	app->met_tried = app->now();
 	if (strcmp(app->cfg.metrics, "on") == 0 &&
-	    metrics_open(&app->met, &app->cfg, 1, err, sizeof(err)) == -1 &&
+	    metrics_open(&app->met, &app->cfg, METRICS_COUNT, err, sizeof(err)) == -1 &&
 	    !said_lately(app))
 		log_err("metrics: %s; this process counts nothing until it "
 		    "can", err);

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,11 +106,19 @@ shape(void)
 }
 
 static int
-words_map(struct metrics *m, int fd, int writable)
+header_ok(const struct header *h)
+{
+	return memcmp(h->magic, MAGIC, sizeof(h->magic)) == 0 &&
+	    h->layout == LAYOUT && h->words == WORDS && h->shape == shape();
+}
+
+/* The words of fd: mapped shared (the responders), or (copy) read into
+ * memory once, which a file truncated under the reader cannot harm. */
+static int
+words_get(struct metrics *m, int fd, int writable, int copy)
 {
 	struct stat	 sb;
 	void		*p;
-	struct header	*h;
 
 	if (fstat(fd, &sb) == -1)
 		return -1;
@@ -117,20 +126,32 @@ words_map(struct metrics *m, int fd, int writable)
 		errno = EPROTO;
 		return -1;
 	}
-	p = mmap(NULL, METRICS_FILE_SIZE, PROT_READ |
-	    (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		return -1;
-	h = p;
-	if (memcmp(h->magic, MAGIC, sizeof(h->magic)) != 0 ||
-	    h->layout != LAYOUT || h->words != WORDS || h->shape != shape()) {
-		munmap(p, METRICS_FILE_SIZE);
+	if (copy) {
+		if ((p = malloc(METRICS_FILE_SIZE)) == NULL)
+			return -1;
+		if (pread(fd, p, METRICS_FILE_SIZE, 0) != METRICS_FILE_SIZE) {
+			free(p);
+			errno = EPROTO;		/* shrunk meanwhile */
+			return -1;
+		}
+	} else {
+		p = mmap(NULL, METRICS_FILE_SIZE, PROT_READ |
+		    (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			return -1;
+	}
+	if (!header_ok(p)) {
+		if (copy)
+			free(p);
+		else
+			munmap(p, METRICS_FILE_SIZE);
 		errno = EPROTO;
 		return -1;
 	}
 	m->map = p;
+	m->copy = copy;
 	m->w = (uint64_t *)((char *)p + sizeof(struct header));
-	m->created = h->created;
+	m->created = ((struct header *)p)->created;
 	m->dev = sb.st_dev;
 	m->ino = sb.st_ino;
 	return 0;
@@ -175,12 +196,12 @@ make_file(const char *path, mode_t mode, int64_t now)
 }
 
 int
-metrics_open(struct metrics *m, const struct config *cfg, int writable,
+metrics_open(struct metrics *m, const struct config *cfg, int mode,
     char *err, size_t errlen)
 {
 	char		 path[1100];
 	struct stat	 sb;
-	int		 fd, e;
+	int		 fd, e, writable = mode == METRICS_COUNT;
 
 	memset(m, 0, sizeof(*m));
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", cfg->db_path,
@@ -189,22 +210,27 @@ metrics_open(struct metrics *m, const struct config *cfg, int writable,
 		    METRICS_FILE);
 		return -1;
 	}
+	/* O_NONBLOCK: a FIFO put in its place does not hang the reader
+	 * (words_get refuses anything but a regular file). */
 	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC |
-	    O_NOFOLLOW);
+	    O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1 && errno == ENOENT && writable) {
 		/* Modes as the store's: 0660 in a directory shared with a
 		 * group, else 0600. */
-		mode_t mode = stat(cfg->db_path, &sb) == 0 &&
+		mode_t perm = stat(cfg->db_path, &sb) == 0 &&
 		    (sb.st_mode & 070) != 0 ? 0660 : 0600;
 
-		if (make_file(path, mode, (int64_t)time(NULL)) == 0)
-			fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (make_file(path, perm, (int64_t)time(NULL)) == 0)
+			fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW |
+			    O_NONBLOCK);
 	}
 	if (fd == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		errno = e;
 		return -1;
 	}
-	if (words_map(m, fd, writable) == -1) {
+	if (words_get(m, fd, writable, mode == METRICS_COPY) == -1) {
 		e = errno;
 		snprintf(err, errlen, "%s: %s", path, e == EPROTO ?
 		    "not a metrics file of this version's layout (move it "
@@ -230,7 +256,9 @@ metrics_replaced(const struct metrics *m, const struct config *cfg)
 void
 metrics_close(struct metrics *m)
 {
-	if (m->map != NULL)
+	if (m->map != NULL && m->copy)
+		free(m->map);
+	else if (m->map != NULL)
 		munmap(m->map, METRICS_FILE_SIZE);
 	memset(m, 0, sizeof(*m));
 }
@@ -321,19 +349,23 @@ family(struct metrics_out *o, const char *name, const char *type,
 	o->family(o->arg, name, type, help);
 }
 
+/* A sample with n labels (name, value, name, value, ...); v nanoseconds
+ * when ns, said in seconds. */
 static void
-sample(struct metrics_out *o, const char *name, const char *labels,
-    uint64_t v)
+sample(struct metrics_out *o, const char *name, int ns, uint64_t v,
+    size_t n, ...)
 {
-	o->sample(o->arg, name, labels, v, 0);
-}
+	struct metrics_label	 l[METRICS_LABELS_MAX];
+	va_list			 ap;
+	size_t			 i;
 
-/* v nanoseconds, given in seconds. */
-static void
-sample_ns(struct metrics_out *o, const char *name, const char *labels,
-    uint64_t v)
-{
-	o->sample(o->arg, name, labels, v, 1);
+	va_start(ap, n);
+	for (i = 0; i < n && i < METRICS_LABELS_MAX; i++) {
+		l[i].name = va_arg(ap, const char *);
+		l[i].value = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	o->sample(o->arg, name, l, i, v, ns);
 }
 
 /* A counter family with one word per token method, from word base. */
@@ -341,22 +373,20 @@ static void
 per_token_method(const struct metrics *m, struct metrics_out *o,
     const char *name, const char *help, size_t base)
 {
-	char	 l[256];
 	size_t	 mi;
 
 	family(o, name, "counter", help);
 	for (mi = 0; mi < NROUTES; mi++)
-		if (token_method(mi)) {
-			snprintf(l, sizeof(l), "method=\"%s\"", method_name(mi));
-			sample(o, name, l, get(m, base + mi));
-		}
+		if (token_method(mi))
+			sample(o, name, 0, get(m, base + mi), 1,
+			    "method", method_name(mi));
 }
 
 void
 metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
     struct metrics_out *o)
 {
-	char		 l[256];
+	char		 code[8];
 	size_t		 mi, s, b, r;
 	uint64_t	 cum;
 
@@ -366,10 +396,10 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 		for (s = 0; s < API__MAX; s++) {
 			const struct api_code *c = api_code((enum api_status)s);
 
-			snprintf(l, sizeof(l), "method=\"%s\",code=\"%d\","
-			    "status=\"%s\"", method_name(mi), c->http, c->code);
-			sample(o, "crmauth_requests_total", l,
-			    get(m, W_REQ(mi, s)));
+			snprintf(code, sizeof(code), "%d", c->http);
+			sample(o, "crmauth_requests_total", 0,
+			    get(m, W_REQ(mi, s)), 3, "method", method_name(mi),
+			    "code", code, "status", c->code);
 		}
 	family(o, "crmauth_request_duration_seconds", "histogram",
 	    "Time from a request's parameters to its answer, by API method.");
@@ -377,17 +407,14 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 		cum = 0;
 		for (b = 0; b < NB; b++) {
 			cum += get(m, W_LAT(mi, b));
-			snprintf(l, sizeof(l), "method=\"%s\",le=\"%s\"",
-			    method_name(mi), b < NBOUNDS ? bounds_text[b] :
-			    "+Inf");
-			sample(o, "crmauth_request_duration_seconds_bucket", l,
-			    cum);
+			sample(o, "crmauth_request_duration_seconds_bucket", 0,
+			    cum, 2, "method", method_name(mi), "le",
+			    b < NBOUNDS ? bounds_text[b] : "+Inf");
 		}
-		snprintf(l, sizeof(l), "method=\"%s\"", method_name(mi));
-		sample_ns(o, "crmauth_request_duration_seconds_sum", l,
-		    get(m, W_LATSUM(mi)));
-		sample(o, "crmauth_request_duration_seconds_count", l,
-		    cum);
+		sample(o, "crmauth_request_duration_seconds_sum", 1,
+		    get(m, W_LATSUM(mi)), 1, "method", method_name(mi));
+		sample(o, "crmauth_request_duration_seconds_count", 0, cum, 1,
+		    "method", method_name(mi));
 	}
 	per_token_method(m, o, "crmauth_tokens_issued_total",
 	    "Tokens issued, by API method.", W_TOKENS(0));
@@ -395,57 +422,60 @@ metrics_walk(const struct metrics *m, const struct metrics_gauges *g,
 	    "Authentications refused, by API method and the event's reason.");
 	for (mi = 0; mi < NROUTES; mi++)
 		if (token_method(mi))
-			for (r = 0; r < NREASONS; r++) {
-				snprintf(l, sizeof(l), "method=\"%s\","
-				    "reason=\"%s\"", method_name(mi),
-				    reasons[r]);
-				sample(o, "crmauth_auth_failures_total", l,
-				    get(m, W_FAIL(mi, r)));
-			}
+			for (r = 0; r < NREASONS; r++)
+				sample(o, "crmauth_auth_failures_total", 0,
+				    get(m, W_FAIL(mi, r)), 2, "method",
+				    method_name(mi), "reason", reasons[r]);
 	per_token_method(m, o, "crmauth_auth_holds_total",
 	    "Authentications held (429) by the failed-attempt counters, by API "
 	    "method.", W_HOLDS(0));
 	family(o, "crmauth_token_releases_total", "counter",
 	    "Tokens released.");
-	sample(o, "crmauth_token_releases_total", "",
-	    get(m, W_RELEASES));
+	sample(o, "crmauth_token_releases_total", 0, get(m, W_RELEASES), 0);
 	family(o, "crmauth_token_checks_total", "counter",
 	    "Token checks (authentication/token/check), by result.");
 	mi = (size_t)route_index(route_find("authentication/token/check"));
-	for (s = 0; s < API__MAX && mi < NROUTES; s++) {
-		snprintf(l, sizeof(l), "result=\"%s\"",
+	for (s = 0; s < API__MAX && mi < NROUTES; s++)
+		sample(o, "crmauth_token_checks_total", 0,
+		    get(m, W_REQ(mi, s)), 1, "result",
 		    api_code((enum api_status)s)->code);
-		sample(o, "crmauth_token_checks_total", l,
-		    get(m, W_REQ(mi, s)));
-	}
 	family(o, "crmauth_store_errors_total", "counter",
 	    "Requests the store failed, by kind of failure.");
-	for (s = STORE_NOTINIT; s < NKINDS; s++) {
-		snprintf(l, sizeof(l), "kind=\"%s\"", store_kinds[s]);
-		sample(o, "crmauth_store_errors_total", l,
-		    get(m, W_STORE(s)));
-	}
+	for (s = STORE_NOTINIT; s < NKINDS; s++)
+		sample(o, "crmauth_store_errors_total", 0, get(m, W_STORE(s)),
+		    1, "kind", store_kinds[s]);
 	family(o, "crmauth_store_up", "gauge",
-	    "1 when the store answered a read during this scrape, else 0.");
-	sample(o, "crmauth_store_up", "", g->store_up ? 1 : 0);
+	    "1 when the store answered this scrape's read, else 0.");
+	sample(o, "crmauth_store_up", 0, g->store_up ? 1 : 0, 0);
 	if (g->store_up) {
 		family(o, "crmauth_released_tokens", "gauge",
 		    "Released token ids kept (until their exp).");
-		sample(o, "crmauth_released_tokens", "", (uint64_t)g->released);
+		sample(o, "crmauth_released_tokens", 0, (uint64_t)g->released,
+		    0);
 		family(o, "crmauth_signing_key_age_seconds", "gauge",
 		    "Seconds since the current signing key was made.");
-		sample(o, "crmauth_signing_key_age_seconds", "",
-		    g->key_age > 0 ? (uint64_t)g->key_age : 0);
+		sample(o, "crmauth_signing_key_age_seconds", 0,
+		    g->key_age > 0 ? (uint64_t)g->key_age : 0, 0);
 	}
 	family(o, "crmauth_metrics_start_time_seconds", "gauge",
 	    "Unix time this node began counting (the metrics file was made).");
-	sample(o, "crmauth_metrics_start_time_seconds", "",
-	    m->created > 0 ? (uint64_t)m->created : 0);
+	sample(o, "crmauth_metrics_start_time_seconds", 0,
+	    m->created > 0 ? (uint64_t)m->created : 0, 0);
 	family(o, "crmauth_build_info", "gauge",
 	    "Always 1: the version and the store backend as labels.");
-	snprintf(l, sizeof(l), "version=\"%s\",store=\"%s\"", PACKAGE_VERSION,
-	    g->backend);
-	sample(o, "crmauth_build_info", l, 1);
+	sample(o, "crmauth_build_info", 0, 1, 2, "version", PACKAGE_VERSION,
+	    "store", g->backend);
+}
+
+/* Counts exactly; sums of seconds to the nanosecond. */
+void
+metrics_number(char *buf, size_t size, uint64_t v, int ns)
+{
+	if (ns)
+		snprintf(buf, size, "%" PRIu64 ".%09" PRIu64,
+		    v / 1000000000u, v % 1000000000u);
+	else
+		snprintf(buf, size, "%" PRIu64, v);
 }
 
 /* ---- the Prometheus text format (0.0.4) ------------------------------------------ */
@@ -458,23 +488,22 @@ prom_family(void *arg, const char *name, const char *type, const char *help)
 	buf_fmt(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The labels' values are the program's own (route paths, codes,
+ * reasons): nothing to escape. */
 static void
-prom_sample(void *arg, const char *name, const char *labels, uint64_t v,
-    int ns)
+prom_sample(void *arg, const char *name, const struct metrics_label *l,
+    size_t n, uint64_t v, int ns)
 {
 	struct buf	*b = arg;
 	char		 num[48];
+	size_t		 i;
 
-	/* Counts exactly; sums of seconds to the nanosecond. */
-	if (ns)
-		snprintf(num, sizeof(num), "%" PRIu64 ".%09" PRIu64,
-		    v / 1000000000u, v % 1000000000u);
-	else
-		snprintf(num, sizeof(num), "%" PRIu64, v);
-	if (labels[0] != '\0')
-		buf_fmt(b, "%s{%s} %s\n", name, labels, num);
-	else
-		buf_fmt(b, "%s %s\n", name, num);
+	metrics_number(num, sizeof(num), v, ns);
+	buf_fmt(b, "%s", name);
+	for (i = 0; i < n; i++)
+		buf_fmt(b, "%c%s=\"%s\"", i == 0 ? '{' : ',', l[i].name,
+		    l[i].value);
+	buf_fmt(b, "%s %s\n", n > 0 ? "}" : "", num);
 }
 
 char *

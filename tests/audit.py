@@ -329,7 +329,8 @@ def t_admin_events():
        "sudo_user")
     # Reading is no event; nor is a change that failed.
     for args in (("user", "list"), ("apikey", "list"), ("consumer-key", "list"),
-                 ("key", "list"), ("released", "count"), ("lock", "list")):
+                 ("key", "list"), ("released", "count"), ("lock", "list"),
+                 ("stats",), ("stats", "--json")):
         _, lines = new_lines(lambda: S.ctl(*args), 0, http=False)
         eq(lines, [], f"{args}: no event")
     _, lines = new_lines(lambda: S.ctl("user", "disable", "ACME", "nobody", check=False), 0,

@@ -4,6 +4,7 @@ exactly those counts, whichever responder answered each; promtool finds
 nothing to say; an address outside metrics_allow gets the same 404 as an
 unknown method; metrics = off counts nothing; a store outage shows; and
 responders killed with SIGKILL lose nothing they counted."""
+import json
 import os
 import re
 import shutil
@@ -37,6 +38,18 @@ def parse(text):
         m = SAMPLE.match(ln)
         check(m, f"a sample line: {ln!r}")
         out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def from_json(text):
+    """crmauthctl stats --json as parse() gives a scrape."""
+    out = {}
+    for name, fam in json.loads(text).items():
+        check(fam["type"] in ("counter", "gauge", "histogram") and fam["help"],
+              f"{name}: type and help")
+        for smp in fam["samples"]:
+            labels = ",".join(f'{k}="{v}"' for k, v in smp["labels"].items())
+            out[(smp["name"], labels)] = float(smp["value"])
     return out
 
 
@@ -135,6 +148,92 @@ def t_counts():
         # And a second scrape counts the first.
         got2 = parse(scrape(s))
         eq(got2[req("metrics", 200, "OK")], 1, "the first scrape, counted")
+        stats_agree(s)
+    finally:
+        s.cleanup()
+
+
+def stats_agree(s):
+    """crmauthctl stats --json gives what a scrape gives, series for
+    series (a scrape is counted after its answer: none in between); the
+    terminal view shows the same counts."""
+    js = from_json(s.ctl("stats", "--json").stdout)
+    got = parse(scrape(s))
+    age = ("crmauth_signing_key_age_seconds", "")
+    check(abs(js.pop(age) - got.pop(age)) <= 2, "the key's age")
+    eq(sorted(js), sorted(got), "the same series")
+    for k, v in got.items():
+        eq(js[k], v, f"stats --json {k[0]}{{{k[1]}}}")
+    term = s.ctl("stats").stdout
+    rows = re.findall(r"^  (\S+) +(\d{3}) +([A-Z_]+) +(\d+)$", term, re.M)
+    # The terminal's requests table: every series that is not 0, and no
+    # other (a scrape is counted after its answer: it shows the same).
+    got = parse(scrape(s))
+    want = sorted((m, c, st, str(int(v))) for (n, ls), v in got.items()
+                  if n == "crmauth_requests_total" and v
+                  for m, c, st in re.findall(r'method="(.*)",code="(.*)",status="(.*)"', ls))
+    eq(sorted(rows), want, "the requests table")
+    for line in ("crmauth_store_up                     1",
+                 "crmauth_released_tokens              1",
+                 "crmauth_store_errors_total: Requests the store failed, by kind of failure.\n"
+                 "  (none)"):
+        check(line in term, f"{line!r} in\n{term}")
+    check(re.search(r"^  authentication/token +10 +[0-9.]+ +[0-9.e+-]+ +[0-9.e+-]+$", term,
+                    re.M), f"latency of the password logins in\n{term}")
+
+
+def t_stats_edges():
+    """crmauthctl stats says why it cannot show figures (metrics = off, no
+    file yet, a FIFO, a truncated file, another layout) in one line and
+    exit 1, never hangs or dies of SIGBUS; with the store down it shows
+    the counts and crmauth_store_up 0."""
+    s = Lighttpd("metrics-stats", procs=1).start()
+    try:
+        path = os.path.join(s.db, "metrics")
+        r = s.ctl("stats", check=False)
+        eq(r.returncode, 1, f"no file yet: {r.stderr}")
+        check("nothing counted yet" in r.stderr, r.stderr)
+        r = s.ctl("stats", "--yaml", check=False)
+        eq(r.returncode, 2, f"unknown option: {r.stderr}")
+        expect(s.get("/health"), 200, "OK")
+        eq(from_json(s.ctl("stats", "--json").stdout)[req("health", 200, "OK")], 1, "counted")
+        s.stop()
+        # The store down (its data file gone): counts shown, store_up 0.
+        data = os.path.join(s.db, "data.mdb")
+        os.rename(data, data + ".away")
+        r = s.ctl("stats", check=False)
+        eq(r.returncode, 0, f"store down: {r.stderr}")
+        check("crmauth_store_up                     0" in r.stdout, r.stdout)
+        check("crmauth_released_tokens" not in r.stdout, "no store gauges while down")
+        check(r.stderr.count("\n") == 1 and s.where() in r.stderr,
+              f"one line naming the store: {r.stderr!r}")
+        js = from_json(s.ctl("stats", "--json").stdout)
+        eq((js[("crmauth_store_up", "")], js[req("health", 200, "OK")]), (0, 1), "json, down")
+        os.rename(data + ".away", data)
+        # Not a file of ours: one line, exit 1, at once.
+        saved = path + ".saved"
+        os.rename(path, saved)
+        for what, make in (("a FIFO", lambda: os.mkfifo(path)),
+                           ("a truncated file", lambda: (shutil.copy(saved, path),
+                                                         os.truncate(path, 100))),
+                           ("another layout", lambda: (shutil.copy(saved, path),
+                                                       open(path, "r+b").write(b"NOTMETRC")))):
+            make()
+            r = s.ctl("stats", check=False)         # ctl's timeout: a hang fails
+            eq(r.returncode, 1, f"{what}: {r.returncode} {r.stderr}")
+            check(r.stderr.startswith(f"crmauthctl: {path}: ") and r.stderr.count("\n") == 1,
+                  f"{what}: {r.stderr!r}")
+            os.unlink(path)
+        os.rename(saved, path)
+        eq(from_json(s.ctl("stats", "--json").stdout)[req("health", 200, "OK")], 1,
+           "the file back")
+    finally:
+        s.cleanup()
+    s = Lighttpd("metrics-stats-off", procs=1, conf_extra="metrics = off\n").start()
+    try:
+        r = s.ctl("stats", check=False)
+        eq(r.returncode, 1, "metrics = off")
+        eq(r.stderr, "crmauthctl: metrics = off: responders count nothing\n", "said")
     finally:
         s.cleanup()
 
@@ -337,6 +436,8 @@ def main():
     run.run("the file removed or replaced: a new one, or 503", t_file_replaced)
     run.run("CGI: a file that cannot be opened is said once a minute", t_cgi_says_once)
     run.run("metrics = off: nothing counted, 404", t_off)
+    run.run("crmauthctl stats: a clear line when it cannot; the store down shown",
+            t_stats_edges)
     run.run("a store outage: store errors, crmauth_store_up 0, then 1", t_store_outage)
     run.run("SIGKILLed responders under load: nothing counted is lost", t_sigkill)
     return run.finish()
