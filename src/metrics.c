@@ -11,6 +11,11 @@
  * maps a half-written header; a file of another layout version is left
  * alone and nothing is counted (logged once per process).
  *
+ * A mapped file that someone truncates would kill the process with
+ * SIGBUS at its next add: on_sigbus() puts anonymous pages in its place
+ * instead, the request goes on, and the next scrape finds the file
+ * unusable (503, logged) and maps a new one once it is removed.
+ *
  * The series are fixed by the program: API method (the routes, and
  * "other" for a path that is none) by answer status; a latency
  * histogram per method; tokens, failures by reason, holds per method;
@@ -20,6 +25,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -105,6 +111,49 @@ shape(void)
 	    (uint64_t)NKINDS << 8 | LAYOUT;
 }
 
+/* The one mapping a responder counts into (on_sigbus), and whether it
+ * was truncated under it. */
+static void			*counted_map;
+static volatile sig_atomic_t	 counted_lost;
+
+/* A fault in the counted mapping: the file shrank under it.  Anonymous
+ * zero pages take its place (the faulting add then completes into them)
+ * and metrics_replaced() says so.  Any other SIGBUS (LMDB's map, say)
+ * gets the default action: the fault repeats and ends the process, with
+ * its core, as it would have without this handler. */
+static void
+on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	char	*a = si->si_addr, *m = counted_map;
+
+	(void)ctx;
+	if (m != NULL && a >= m && a < m + METRICS_FILE_SIZE &&
+	    mmap(m, METRICS_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+		counted_lost = 1;
+		return;
+	}
+	signal(sig, SIG_DFL);
+}
+
+static void
+sigbus_guard(void *map)
+{
+	static int		 installed;
+	struct sigaction	 sa;
+
+	counted_lost = 0;
+	counted_map = map;
+	if (installed || map == NULL)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) == 0)
+		installed = 1;
+}
+
 static int
 header_ok(const struct header *h)
 {
@@ -150,6 +199,8 @@ words_get(struct metrics *m, int fd, int writable, int copy)
 	}
 	m->map = p;
 	m->copy = copy;
+	if (writable)
+		sigbus_guard(p);
 	m->w = (uint64_t *)((char *)p + sizeof(struct header));
 	m->created = ((struct header *)p)->created;
 	m->dev = sb.st_dev;
@@ -249,7 +300,8 @@ metrics_replaced(const struct metrics *m, const struct config *cfg)
 	struct stat	 sb;
 
 	snprintf(path, sizeof(path), "%s/%s", cfg->db_path, METRICS_FILE);
-	return m->map == NULL || lstat(path, &sb) == -1 ||
+	return m->map == NULL || (m->map == counted_map && counted_lost) ||
+	    lstat(path, &sb) == -1 ||
 	    sb.st_dev != m->dev || sb.st_ino != m->ino;
 }
 
@@ -258,8 +310,11 @@ metrics_close(struct metrics *m)
 {
 	if (m->map != NULL && m->copy)
 		free(m->map);
-	else if (m->map != NULL)
+	else if (m->map != NULL) {
+		if (m->map == counted_map)
+			sigbus_guard(NULL);
 		munmap(m->map, METRICS_FILE_SIZE);
+	}
 	memset(m, 0, sizeof(*m));
 }
 

@@ -310,6 +310,34 @@ def t_file_replaced():
         s.cleanup()
 
 
+def t_truncated():
+    """The file truncated under responders that map it (an operator's
+    mistake): no request fails (no responder dies of SIGBUS); scrapes
+    answer 503 and the log says why; once the file is removed, a new one
+    counts from 0."""
+    s = Lighttpd("metrics-trunc", procs=2).start()
+    try:
+        path = os.path.join(s.db, "metrics")
+        pids = s.responder_pids()
+        for _ in range(6):
+            expect(s.get("/health"), 200, "OK")
+        for size in (4096, 0):
+            os.truncate(path, size)
+            for _ in range(6):
+                expect(s.get("/health"), 200, "OK", f"health after a truncation to {size}")
+        eq(s.responder_pids(), pids, "the same responders: none died")
+        check("SIGBUS" not in s.error_log() and "signal" not in s.error_log(), s.error_log())
+        r = s.get("/metrics")
+        expect(r, 503, "SERVICE_UNAVAILABLE", "a truncated file")
+        check("not a metrics file of this version's layout" in s.error_log(),
+              s.error_log()[-500:])
+        os.unlink(path)
+        got = parse(scrape(s))
+        eq(got[req("health", 200, "OK")], 0, "a new file counts from 0")
+    finally:
+        s.cleanup()
+
+
 def t_cgi_says_once():
     """Under CGI every request is a process: a metrics file that cannot
     be opened is said once a minute across them, not once per request."""
@@ -434,6 +462,8 @@ def main():
     run.run("outside metrics_allow: the 404 of an unknown method", t_not_allowed)
     run.run("a proxied request: the 404 of an unknown method", t_proxied)
     run.run("the file removed or replaced: a new one, or 503", t_file_replaced)
+    run.run("the file truncated under the responders: no SIGBUS, 503, then a new one",
+            t_truncated)
     run.run("CGI: a file that cannot be opened is said once a minute", t_cgi_says_once)
     run.run("metrics = off: nothing counted, 404", t_off)
     run.run("crmauthctl stats: a clear line when it cannot; the store down shown",
