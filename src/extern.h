@@ -46,7 +46,7 @@ void	 log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 enum audit_sink { AUDIT_OFF, AUDIT_SYSLOG, AUDIT_STDERR, AUDIT_FILE };
 
-/* The longest line: 17 members of CRM_NAME_MAX bytes, each byte
+/* The longest line: 18 members of CRM_NAME_MAX bytes, each byte
  * escaped to at most six. */
 #define AUDIT_LINE_MAX	 (18 * (6 * CRM_NAME_MAX + 32) + 64)
 
@@ -589,7 +589,9 @@ struct webroot_slot {
 
 /* ---- metrics.c ------------------------------------------------------------ */
 
-/* The node's figures, in db_path; its size is fixed. */
+/* The node's figures, in db_path; its size is fixed.  A later layout
+ * takes another name (metrics.2, ...), so that the responders of two
+ * versions never fight over one file during an upgrade. */
 #define METRICS_FILE	  "metrics"
 #define METRICS_FILE_SIZE 8192
 
@@ -611,9 +613,15 @@ struct metrics {
 int	 metrics_open(struct metrics *, const struct config *, int mode,
 	    char *err, size_t errlen);
 void	 metrics_close(struct metrics *);
-/* Whether db_path/metrics is no longer the file m maps (removed, or
- * replaced), or m maps none. */
+/* Whether db_path/metrics is no longer the file m maps (removed,
+ * replaced, truncated), or m maps none. */
 int	 metrics_replaced(const struct metrics *, const struct config *);
+/* Whether the file m maps was truncated under it (SIGBUS caught): m
+ * counts into memory of its own, not the node's. */
+int	 metrics_lost(const struct metrics *);
+/* The fingerprint of the series' layout (methods, codes, buckets,
+ * reasons, kinds), kept in the file's header. */
+uint64_t metrics_shape(void);
 /* One request answered: its route (route_index; -1 for none), its
  * status and how long it took. */
 void	 metrics_request(struct metrics *, int route, enum api_status,
@@ -679,6 +687,7 @@ struct app {
 	 * the request in hand. */
 	struct metrics	 met;
 	int64_t		 met_tried;
+	int64_t		 met_logged;	/* FastCGI: when last said it failed */
 	int		 met_route;
 	int		 cgi;		/* one request per process */
 	/* The web server's id of the request in hand, if it gave one that
@@ -707,6 +716,9 @@ struct store *app_store(struct app *, struct result *);
 /* The same, without an answer: STORE_OK and app->store open, or why not
  * (logged as above; not counted as a request the store failed). */
 enum store_err app_store_try(struct app *);
+/* Why the open store failed a read that gave no kind (a token's check):
+ * asked again; STORE_ERROR when it cannot tell. */
+enum store_err app_store_why(struct app *);
 
 typedef void (*method_fn)(struct app *, const struct request *,
 	    struct result *);

@@ -34,16 +34,22 @@ metrics_allowed(const struct app *app, const char *addr, int proxied)
 	    cidr_match(app->cfg.metrics_nets, app->cfg.metrics_nnets, addr);
 }
 
-/* Under CGI every request is a process: the failure is said once a
- * minute across them (db_path/metrics-warned, as audit-warned). */
+/* The failure is said once a minute: by a FastCGI responder, since it
+ * last said it; under CGI, where every request is a process, across
+ * them (db_path/metrics-warned, as audit-warned). */
 static int
-said_lately(const struct app *app)
+said_lately(struct app *app)
 {
 	char marker[1100];
 
-	return app->cgi && (size_t)snprintf(marker, sizeof(marker),
-	    "%s/metrics-warned", app->cfg.db_path) < sizeof(marker) &&
-	    marker_fresh(marker);
+	if (!app->cgi) {
+		if (app->met_logged != 0 && app->now() - app->met_logged < 60)
+			return 1;
+		app->met_logged = app->now();
+		return 0;
+	}
+	return (size_t)snprintf(marker, sizeof(marker), "%s/metrics-warned",
+	    app->cfg.db_path) < sizeof(marker) && marker_fresh(marker);
 }
 
 /* Counting starts at the first request after the configuration was
@@ -87,6 +93,17 @@ m_metrics(struct app *app, const struct request *req, struct result *res)
 	    &app->cfg, app->now(), &g);
 	if ((res->raw = metrics_text(&app->met, &g, &res->rawlen)) == NULL) {
 		result_error(res, API_INTERNAL_ERROR, NULL);
+		return;
+	}
+	/* Truncated while it was read: what was read is not the node's. */
+	if (metrics_lost(&app->met)) {
+		free(res->raw);
+		res->raw = NULL;
+		metrics_close(&app->met);
+		metrics_start(app);
+		result_error(res, API_SERVICE_UNAVAILABLE, "The figures cannot "
+		    "be read; see the error log.");
+		res->retry_after = 60;
 		return;
 	}
 	res->raw_type = "text/plain; version=0.0.4; charset=utf-8";

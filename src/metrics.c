@@ -45,7 +45,7 @@ struct header {
 	uint32_t	 layout;
 	uint32_t	 words;
 	int64_t		 created;	/* Unix time counting began */
-	uint64_t	 shape;		/* shape(): what the words mean */
+	uint64_t	 shape;		/* metrics_shape() */
 	uint64_t	 spare[4];
 };
 _Static_assert(sizeof(struct header) == 64, "header size");
@@ -101,14 +101,55 @@ _Static_assert(W_USED <= WORDS, "the series fit the file");
 _Static_assert(__atomic_always_lock_free(sizeof(uint64_t), 0),
     "lock-free 64-bit atomics");
 
-/* The series' shape: a program with other routes, codes, buckets,
- * reasons or kinds reads another layout even at the same version. */
-static uint64_t
-shape(void)
+static const char *
+method_name(size_t mi)
 {
-	return (uint64_t)NM << 40 | (uint64_t)API__MAX << 32 |
-	    (uint64_t)NB << 24 | (uint64_t)NREASONS << 16 |
-	    (uint64_t)NKINDS << 8 | LAYOUT;
+	return mi < NROUTES ? route_path(mi) : "other";
+}
+
+/* FNV-1a over a string, its end included. */
+static uint64_t
+fnv(uint64_t h, const char *s)
+{
+	do {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	} while (*s++ != '\0');
+	return h;
+}
+
+/* The series' shape: a fingerprint of what every word means (methods,
+ * answer codes, bucket bounds, reasons, store error kinds, in order).
+ * A program whose series differ in any of them reads another layout,
+ * even at the same version; tests/test_http.c pins it, so that a change
+ * to the series comes with a new LAYOUT (and METRICS_FILE). */
+uint64_t
+metrics_shape(void)
+{
+	static uint64_t	 h;
+	char		 n[32];
+	size_t		 i;
+
+	if (h != 0)
+		return h;
+	h = 0xcbf29ce484222325ULL;
+	snprintf(n, sizeof(n), "%d %zu", LAYOUT, (size_t)WORDS);
+	h = fnv(h, n);
+	for (i = 0; i < NM; i++)
+		h = fnv(h, method_name(i));
+	for (i = 0; i < API__MAX; i++) {
+		snprintf(n, sizeof(n), "%d", api_code((enum api_status)i)->http);
+		h = fnv(fnv(h, n), api_code((enum api_status)i)->code);
+	}
+	for (i = 0; i < NBOUNDS; i++) {
+		snprintf(n, sizeof(n), "%" PRIu64, bounds_ns[i]);
+		h = fnv(h, n);
+	}
+	for (i = 0; i < NREASONS; i++)
+		h = fnv(h, reasons[i]);
+	for (i = 0; i < NKINDS; i++)
+		h = fnv(h, store_kinds[i]);
+	return h;
 }
 
 /* The one mapping a responder counts into (on_sigbus), and whether it
@@ -118,16 +159,19 @@ static volatile sig_atomic_t	 counted_lost;
 
 /* A fault in the counted mapping: the file shrank under it.  Anonymous
  * zero pages take its place (the faulting add then completes into them)
- * and metrics_replaced() says so.  Any other SIGBUS (LMDB's map, say)
- * gets the default action: the fault repeats and ends the process, with
- * its core, as it would have without this handler. */
+ * and metrics_lost() says so.  Any other SIGBUS (LMDB's map, say, or a
+ * kill -BUS) gets the default action: the fault repeats and ends the
+ * process, with its core, as it would have without this handler.
+ * mmap() is not on POSIX's list of async-signal-safe functions; on
+ * Linux it is one system call, which is what makes this safe here. */
 static void
 on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
 	char	*a = si->si_addr, *m = counted_map;
 
 	(void)ctx;
-	if (m != NULL && a >= m && a < m + METRICS_FILE_SIZE &&
+	if (si->si_code == BUS_ADRERR && m != NULL && a >= m &&
+	    a < m + METRICS_FILE_SIZE &&
 	    mmap(m, METRICS_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE |
 	    MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
 		counted_lost = 1;
@@ -155,10 +199,22 @@ sigbus_guard(void *map)
 }
 
 static int
+metrics_lost_map(const void *map)
+{
+	return map != NULL && map == counted_map && counted_lost;
+}
+
+int
+metrics_lost(const struct metrics *m)
+{
+	return metrics_lost_map(m->map);
+}
+
+static int
 header_ok(const struct header *h)
 {
 	return memcmp(h->magic, MAGIC, sizeof(h->magic)) == 0 &&
-	    h->layout == LAYOUT && h->words == WORDS && h->shape == shape();
+	    h->layout == LAYOUT && h->words == WORDS && h->shape == metrics_shape();
 }
 
 /* The words of fd: mapped shared (the responders), or (copy) read into
@@ -188,19 +244,23 @@ words_get(struct metrics *m, int fd, int writable, int copy)
 		    (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED)
 			return -1;
+		/* Guarded from here: the header is read through the map. */
+		if (writable)
+			sigbus_guard(p);
 	}
-	if (!header_ok(p)) {
+	if (!header_ok(p) || metrics_lost_map(p)) {
 		if (copy)
 			free(p);
-		else
+		else {
+			if (writable)
+				sigbus_guard(NULL);
 			munmap(p, METRICS_FILE_SIZE);
+		}
 		errno = EPROTO;
 		return -1;
 	}
 	m->map = p;
 	m->copy = copy;
-	if (writable)
-		sigbus_guard(p);
 	m->w = (uint64_t *)((char *)p + sizeof(struct header));
 	m->created = ((struct header *)p)->created;
 	m->dev = sb.st_dev;
@@ -232,7 +292,7 @@ make_file(const char *path, mode_t mode, int64_t now)
 	h->layout = LAYOUT;
 	h->words = WORDS;
 	h->created = now;
-	h->shape = shape();
+	h->shape = metrics_shape();
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    mode)) != -1) {
 		fchmod(fd, mode);	/* what the umask took away */
@@ -300,8 +360,8 @@ metrics_replaced(const struct metrics *m, const struct config *cfg)
 	struct stat	 sb;
 
 	snprintf(path, sizeof(path), "%s/%s", cfg->db_path, METRICS_FILE);
-	return m->map == NULL || (m->map == counted_map && counted_lost) ||
-	    lstat(path, &sb) == -1 ||
+	return m->map == NULL || metrics_lost(m) ||
+	    lstat(path, &sb) == -1 || sb.st_size != METRICS_FILE_SIZE ||
 	    sb.st_dev != m->dev || sb.st_ino != m->ino;
 }
 
@@ -382,12 +442,6 @@ get(const struct metrics *m, size_t word)
 {
 	return m->w == NULL ? 0 :
 	    __atomic_load_n(&m->w[word], __ATOMIC_RELAXED);
-}
-
-static const char *
-method_name(size_t mi)
-{
-	return mi < NROUTES ? route_path(mi) : "other";
 }
 
 /* Only the methods that issue tokens (and so fail, and are held). */

@@ -104,6 +104,17 @@ app_store(struct app *app, struct result *res)
 	return app->store;
 }
 
+/* Why the store failed a token's check: the token code knows only that
+ * it did.  Asked again (on this failure path only), so that an outage is
+ * counted as one (crmauth_store_errors_total{kind="unavailable"}). */
+enum store_err
+app_store_why(struct app *app)
+{
+	enum store_err e = store_ping(app->store);
+
+	return e == STORE_OK || e == STORE_NOTFOUND ? STORE_ERROR : e;
+}
+
 void
 result_store_error(struct result *res, struct app *app, enum store_err e)
 {
@@ -231,12 +242,25 @@ request_id(const struct http_io *io)
 	return request_id_ok(id) ? id : NULL;
 }
 
-/* A request passed on by a proxy: REMOTE_ADDR is the proxy's. */
+/* A request passed on by a proxy: REMOTE_ADDR is the proxy's.  The
+ * headers proxies and CDNs add to say so (only asked of a request for
+ * metrics). */
 static int
 proxied(const struct http_io *io)
 {
-	return param(io, "HTTP_X_FORWARDED_FOR") != NULL ||
-	    param(io, "HTTP_FORWARDED") != NULL || param(io, "HTTP_VIA") != NULL;
+	static const char *const hdrs[] = {
+		"HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_VIA",
+		"HTTP_X_REAL_IP", "HTTP_X_FORWARDED_HOST",
+		"HTTP_X_FORWARDED_PROTO", "HTTP_X_CLIENT_IP",
+		"HTTP_X_CLUSTER_CLIENT_IP", "HTTP_CF_CONNECTING_IP",
+		"HTTP_TRUE_CLIENT_IP",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++)
+		if (param(io, hdrs[i]) != NULL)
+			return 1;
+	return 0;
 }
 
 static uint64_t
@@ -268,6 +292,10 @@ http_serve(struct app *app, const struct http_io *io)
 	result_init(&res);
 	app->met_route = -1;
 	app->request_id = request_id(io);
+	/* A file truncated under this process (metrics_lost: one load) is
+	 * given up at once: counting into memory of its own would be lost. */
+	if (app->met.w != NULL && metrics_lost(&app->met))
+		metrics_close(&app->met);
 	if (app->met.w == NULL && app->conf_ok &&
 	    app->now() - app->met_tried >= 60)
 		metrics_start(app);

@@ -268,7 +268,10 @@ def t_proxied():
     s = Lighttpd("metrics-proxy", procs=1).start()
     try:
         for h in ({"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"},
-                  {"Via": "1.1 proxy"}):
+                  {"Via": "1.1 proxy"}, {"X-Real-IP": "203.0.113.7"},
+                  {"X-Forwarded-Host": "api.example"}, {"X-Forwarded-Proto": "https"},
+                  {"X-Client-IP": "203.0.113.7"}, {"X-Cluster-Client-IP": "203.0.113.7"},
+                  {"CF-Connecting-IP": "203.0.113.7"}, {"True-Client-IP": "203.0.113.7"}):
             r = s.get("/metrics", headers=h)
             u = s.get("/no_such_method", headers=h)
             eq((r.status, r.body), (u.status, u.body), f"metrics with {h}")
@@ -312,9 +315,9 @@ def t_file_replaced():
 
 def t_truncated():
     """The file truncated under responders that map it (an operator's
-    mistake): no request fails (no responder dies of SIGBUS); scrapes
-    answer 503 and the log says why; once the file is removed, a new one
-    counts from 0."""
+    mistake): a scrape says 503 at once, never zeros; no request fails (no
+    responder dies of SIGBUS); each responder says so once a minute, not
+    at every scrape; once the file is removed, a new one counts from 0."""
     s = Lighttpd("metrics-trunc", procs=2).start()
     try:
         path = os.path.join(s.db, "metrics")
@@ -323,12 +326,18 @@ def t_truncated():
             expect(s.get("/health"), 200, "OK")
         for size in (4096, 0):
             os.truncate(path, size)
+            # Straight away, before any request has written to it.
+            expect(s.get("/metrics"), 503, "SERVICE_UNAVAILABLE", f"truncated to {size}")
             for _ in range(6):
                 expect(s.get("/health"), 200, "OK", f"health after a truncation to {size}")
         eq(s.responder_pids(), pids, "the same responders: none died")
-        check("SIGBUS" not in s.error_log() and "signal" not in s.error_log(), s.error_log())
-        r = s.get("/metrics")
-        expect(r, 503, "SERVICE_UNAVAILABLE", "a truncated file")
+        log = s.error_log()
+        check("SIGBUS" not in log and "signal" not in log, log)
+        for _ in range(4):
+            expect(s.get("/metrics"), 503, "SERVICE_UNAVAILABLE", "a truncated file")
+        said = s.error_log().count("this process counts nothing")
+        check(1 <= said <= len(pids), f"said {said} times by {len(pids)} responders after "
+              f"7 scrapes:\n{s.error_log()[-1500:]}")
         check("not a metrics file of this version's layout" in s.error_log(),
               s.error_log()[-500:])
         os.unlink(path)

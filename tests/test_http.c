@@ -496,7 +496,21 @@ t_request_id(void)
 	CU_ASSERT(!request_id_ok("\xc3\xa9"));
 }
 
+/*
+ * The metrics file's layout 1: what each word means.  Responders of two
+ * versions share db_path/metrics during an upgrade, so a change to the
+ * series (a route, an answer code, a bucket, a reason, a store error
+ * kind, or their order) must come with a new LAYOUT and METRICS_FILE in
+ * src/metrics.c; then write the new fingerprint here.
+ */
+static void
+t_metrics_layout(void)
+{
+	CU_ASSERT_EQUAL(metrics_shape(), 0x394d586629bba920ULL);
+}
+
 static CU_TestInfo tests[] = {
+	{ "metrics: the series are layout 1's", t_metrics_layout },
 	{ "request ids: what servers make, nothing else", t_request_id },
 	{ "security: our files under a request's web root: 503 for it only",
 	    t_web_root },
