@@ -61,7 +61,7 @@ token_check(struct app *app, const char *authz, const char *body_token,
 		break;
 	case TOK_STORE:
 		tok_claims_free(c);
-		result_store_error(res, app, STORE_ERROR);
+		result_store_error(res, app, app_store_why(app));
 		return -1;
 	case TOK_INTERNAL:
 		tok_claims_free(c);

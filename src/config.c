@@ -448,6 +448,15 @@ cidr_parse(const char *list, struct cidr *nets, size_t *n, const char **why)
 			*why = msg;
 			return -1;
 		}
+		/* Clients' mapped addresses are matched as IPv4: an entry
+		 * written mapped would never match. */
+		if (c.family == 6 && memcmp(c.addr, "\0\0\0\0\0\0\0\0\0\0"
+		    "\xff\xff", 12) == 0) {
+			snprintf(msg, sizeof(msg), "\"%.64s\" is an IPv4 "
+			    "address mapped into IPv6: write it as IPv4", word);
+			*why = msg;
+			return -1;
+		}
 		c.bits = c.family == 4 ? 32 : 128;
 		if (slash != NULL) {
 			const char *w;

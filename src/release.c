@@ -25,7 +25,7 @@ m_release(struct app *app, const struct request *req, struct result *res)
 	case TOK_OK:
 		break;
 	case TOK_STORE:
-		result_store_error(res, app, STORE_ERROR);
+		result_store_error(res, app, app_store_why(app));
 		return;
 	case TOK_INTERNAL:
 		result_error(res, API_INTERNAL_ERROR, NULL);

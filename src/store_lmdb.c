@@ -1121,17 +1121,22 @@ static int
 stats_fn(struct lstore *st, MDB_txn *txn, void *p)
 {
 	struct store_stats	*out = p;
-	struct sigkey		 k;
+	char			 kid[CRM_KID_HEX + 1];
+	MDB_val			 key = { CRM_KID_HEX, kid }, val;
 	MDB_stat		 s;
 	int			 rc;
 
 	if ((rc = mdb_stat(txn, st->released, &s)) != 0)
 		return rc;
 	out->released = s.ms_entries;
-	if ((rc = sigkey_read(st, txn, NULL, &k)) != 0)
+	/* The current key's time alone (its first 8 bytes), never its
+	 * secret. */
+	if ((rc = lm_current_kid(st, txn, kid)) != 0 ||
+	    (rc = mdb_get(txn, st->sigkeys, &key, &val)) != 0)
 		return rc;
-	out->key_created = k.created;
-	explicit_bzero(&k, sizeof(k));
+	if (val.mv_size != SIGKEY_VAL)
+		return RC_CORRUPT;
+	out->key_created = (int64_t)get_be64(val.mv_data);
 	return 0;
 }
 

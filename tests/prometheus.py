@@ -4,7 +4,7 @@ nginx with spawn-fcgi, and lighttpd running crmauth as CGI (a process per
 request, the scrapes too).  Each node has its own PostgreSQL database
 (the store several nodes share in production) and gets the same known
 mix: successes, every failure reason, holds, a release, checks, and an
-outage of the database.  Prometheus's HTTP API must then give exactly
+outage of the database (health and a check answered 503 meanwhile).  Prometheus's HTTP API must then give exactly
 the counts the nodes answered, job by job, and have seen the store go
 down and come back."""
 import collections
@@ -198,6 +198,7 @@ def the_mix(t, key, old, ck):
         login(f"guess{i}", source="127.0.0.9")
     t.failure(TOKEN, "bad_password", 3)
     t("GET", "health")
+    return tokens[1]
 
 
 def wanted_counters(got, want):
@@ -243,10 +244,10 @@ def t_prometheus():
             eps[job] = Endpoint(s.port, "/cgi-bin/crmauth.cgi" if job == "cgi" else s.prefix)
         prom = Prometheus({job: (ep.port, ep.prefix + "/metrics") for job, ep in eps.items()})
         wait_for(prom.targets_up, 30, "prometheus to scrape all three nodes")
-        tallies = {}
+        tallies, usable = {}, {}
         for job, s in nodes.items():
             t = tallies[job] = Tally(eps[job])
-            the_mix(t, *records(s))
+            usable[job] = the_mix(t, *records(s))
         # Every reason the events give, in every node's mix.
         for t in tallies.values():
             eq(sorted({dict(k[1])["reason"] for k in t.want
@@ -261,6 +262,9 @@ def t_prometheus():
             for job, t in tallies.items():
                 for _ in range(2):
                     eq(t("GET", "health").status, 503, f"{job}: health with the database down")
+                # A check's failure is an outage too (kind="unavailable").
+                eq(t("GET", CHECK, headers={"Authorization": "Bearer " + usable[job]}).status,
+                   503, f"{job}: a check with the database down")
             wait_for(lambda: prom.by_job("crmauth_store_up") == {job: 0 for job in nodes}, 30,
                      "prometheus to see every store down")
         finally:

@@ -335,6 +335,12 @@ t_metrics_allow(void)
 	    != NULL);
 	CU_ASSERT_EQUAL(load("metrics_allow = 10.0.0.1/x\n", &c, err,
 	    sizeof(err)), -1);
+	/* Clients' mapped addresses are matched as IPv4: a mapped entry
+	 * would never match, and is refused rather than kept silently. */
+	CU_ASSERT_EQUAL(load("metrics_allow = ::ffff:10.0.0.0/104\n", &c, err,
+	    sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "\"::ffff:10.0.0.0\" is an IPv4 address mapped "
+	    "into IPv6: write it as IPv4") != NULL);
 	CU_ASSERT_EQUAL(load("metrics = yes\n", &c, err, sizeof(err)), -1);
 	CU_ASSERT(strstr(err, "metrics = \"yes\" is not on or off") != NULL);
 	CU_ASSERT_EQUAL(load("metrics_allow = 1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 "
