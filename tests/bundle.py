@@ -166,6 +166,19 @@ def t_methods():
     """Every method through crmauth.cgi as CGI, answers as e2e checks them."""
     K["login"] = hosting.every_method(cgi, K, "CGI")
     eq(ctl("released", "count").stdout.decode().strip(), "1", "one release kept")
+    # The figures of those CGI runs, over SSH: crmauthctl stats.
+    js = json.loads(ctl("stats", "--json").stdout)
+    issued = {x["labels"]["method"]: x["value"]
+              for x in js["crmauth_tokens_issued_total"]["samples"]}
+    eq(issued, {"authentication/token": 1, "authentication/web_api_key/token": 1,
+                "authentication/consumer_application_key/token": 2}, "tokens issued, counted")
+    eq(js["crmauth_released_tokens"]["samples"][0]["value"], 1, "released, from the store")
+    text = ctl("stats").stdout.decode()
+    check("crmauth_token_releases_total         2" in text, text)
+    # The sample refuses GET metrics to every address (co-tenants).
+    expect(cgi("GET", "/metrics"), 404, "NOT_FOUND", "metrics_allow = none")
+    st = os.stat(host(HOME + "/crmauth/db/metrics"))
+    eq((st.st_uid, st.st_mode & 0o777), (UID, 0o600), "db/metrics owner and mode")
 
 
 def allowed_open(path):
