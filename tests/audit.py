@@ -400,6 +400,48 @@ def t_request_id():
         eq(ev["event"], "token_issued", "the event itself")
 
 
+def t_server_ids():
+    """The id each server makes wins over the one a client sends: Apache's
+    UNIQUE_ID (mod_unique_id), as its access log writes it; nginx's
+    $request_id, which the sample passes as X-Request-ID."""
+    forged = {"X-Request-ID": "chosen-by-the-client"}
+    a = crmtest.Apache("audit-unique-id", user=crmtest.RUN_USER, extra=f"""
+LoadModule unique_id_module {crmtest.APACHE_MODULES}/mod_unique_id.so
+LogFormat "%{{UNIQUE_ID}}e %>s" ids
+""")
+    try:
+        a.extra += f"CustomLog {a.logdir}/access.log ids\n"
+        a.start()
+        r = a.get("/health", headers=forged)
+        eq(r.status, 200, "health through Apache")
+        r = a.post("/" + T, {"username": "nobody", "password": "x", "organisation": "ACME"},
+                   headers=forged)
+        eq(r.status, 401, "a failed login through Apache")
+        ev = wait_for(lambda: [e for e in a.events() if e["event"] == "auth_failed"], 20,
+                      "the event")[-1]
+        wait_for(lambda: os.path.exists(os.path.join(a.logdir, "access.log")) and
+                 open(os.path.join(a.logdir, "access.log")).read().count("\n") == 2, 10,
+                 "Apache's access log")
+        with open(os.path.join(a.logdir, "access.log")) as f:
+            uid, status = f.read().splitlines()[-1].split()
+        eq((ev["event"], status), ("auth_failed", "401"), "the event and the log line")
+        eq(ev.get("request_id"), uid, "the event's id is Apache's UNIQUE_ID")
+    finally:
+        a.cleanup()
+    n = crmtest.Nginx("audit-nginx-id", user=crmtest.RUN_USER)
+    try:
+        n.start()
+        r = n.post("/" + T, {"username": "nobody", "password": "x", "organisation": "ACME"},
+                   headers=forged)
+        eq(r.status, 401, "a failed login through nginx")
+        ev = wait_for(lambda: [e for e in n.events() if e["event"] == "auth_failed"], 20,
+                      "the event")[-1]
+        check(re.fullmatch(r"[0-9a-f]{32}", ev.get("request_id", "")),
+              f"nginx's $request_id replaced the client's: {ev}")
+    finally:
+        n.cleanup()
+
+
 def load(n_threads, per_thread):
     """Requests from n_threads at once: Web API key tokens, wrong
     passwords and malformed bodies; every answered request is counted."""
@@ -656,6 +698,8 @@ def main():
                 ("security: hostile names leave one valid line each", t_hostile_names),
                 ("request_id: the web server's id in the event; a hostile one left out",
                  t_request_id),
+                ("request_id: Apache's UNIQUE_ID and nginx's $request_id win over a "
+                 "client's", t_server_ids),
                 ("two responders under load: one whole line per request",
                  t_concurrent_lines),
                 ("rotation under load: no line lost", t_rotation_under_load),

@@ -136,7 +136,9 @@ def t_counts():
         eq(got[("crmauth_request_duration_seconds_bucket", f'method="{CHECK}",le="+Inf"')], 3,
            "checks observed")
         check(got[("crmauth_request_duration_seconds_sum", f'method="{TOKEN}"')] > 0, "sum")
-        # Both responders answered some of it (the figures are the node's).
+        # Two responders ran; which answered what is lighttpd's choice.
+        # (The sum over processes: tests/prometheus.py's CGI node, where
+        # every request and scrape is a process of its own.)
         check(len(s.responder_pids()) == 2, "two responders")
         # promtool, Prometheus's own checker, finds nothing to say.
         r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
