@@ -616,8 +616,8 @@ void	 metrics_close(struct metrics *);
 /* Whether db_path/metrics is no longer the file m maps (removed,
  * replaced, truncated), or m maps none. */
 int	 metrics_replaced(const struct metrics *, const struct config *);
-/* Whether the file m maps was truncated under it (SIGBUS caught): m
- * counts into memory of its own, not the node's. */
+/* Whether the file m maps was truncated under it (SIGBUS caught): what
+ * m counts since is not the node's; close it (http_serve does). */
 int	 metrics_lost(const struct metrics *);
 /* The fingerprint of the series' layout (methods, codes, buckets,
  * reasons, kinds), kept in the file's header. */
@@ -716,8 +716,8 @@ struct store *app_store(struct app *, struct result *);
 /* The same, without an answer: STORE_OK and app->store open, or why not
  * (logged as above; not counted as a request the store failed). */
 enum store_err app_store_try(struct app *);
-/* Why the open store failed a read that gave no kind (a token's check):
- * asked again; STORE_ERROR when it cannot tell. */
+/* Why the open store failed a token's check (store->checked);
+ * STORE_ERROR when it cannot tell. */
 enum store_err app_store_why(struct app *);
 
 typedef void (*method_fn)(struct app *, const struct request *,

@@ -133,7 +133,14 @@ metrics_shape(void)
 	if (h != 0)
 		return h;
 	h = 0xcbf29ce484222325ULL;
+	/* Where each group of series starts, and where they end. */
 	snprintf(n, sizeof(n), "%d %zu", LAYOUT, (size_t)WORDS);
+	h = fnv(h, n);
+	snprintf(n, sizeof(n), "%zu %zu %zu %zu", (size_t)W_LAT(0, 0),
+	    (size_t)W_TOKENS(0), (size_t)W_FAIL(0, 0), (size_t)W_HOLDS(0));
+	h = fnv(h, n);
+	snprintf(n, sizeof(n), "%zu %zu %zu", (size_t)W_RELEASES,
+	    (size_t)W_STORE(0), (size_t)W_USED);
 	h = fnv(h, n);
 	for (i = 0; i < NM; i++)
 		h = fnv(h, method_name(i));
@@ -154,7 +161,7 @@ metrics_shape(void)
 
 /* The one mapping a responder counts into (on_sigbus), and whether it
  * was truncated under it. */
-static void			*counted_map;
+static void *volatile		 counted_map;
 static volatile sig_atomic_t	 counted_lost;
 
 /* A fault in the counted mapping: the file shrank under it.  Anonymous
@@ -178,6 +185,10 @@ on_sigbus(int sig, siginfo_t *si, void *ctx)
 		return;
 	}
 	signal(sig, SIG_DFL);
+	/* Sent (kill -BUS), not a fault that repeats: delivered again,
+	 * pending until this returns. */
+	if (si->si_code <= 0)
+		raise(sig);
 }
 
 static void

@@ -105,12 +105,12 @@ app_store(struct app *app, struct result *res)
 }
 
 /* Why the store failed a token's check: the token code knows only that
- * it did.  Asked again (on this failure path only), so that an outage is
- * counted as one (crmauth_store_errors_total{kind="unavailable"}). */
+ * it did; the store kept what its read gave, so that an outage counts as
+ * one (crmauth_store_errors_total{kind="unavailable"}). */
 enum store_err
 app_store_why(struct app *app)
 {
-	enum store_err e = store_ping(app->store);
+	enum store_err e = app->store->checked;
 
 	return e == STORE_OK || e == STORE_NOTFOUND ? STORE_ERROR : e;
 }

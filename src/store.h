@@ -324,6 +324,10 @@ struct store {
 	struct config		 cfg;
 	char			 detail[CRM_ERR_MAX];
 	const char		*where;	/* what messages call it */
+	/* What the last read a token's check makes (token_state, sigkey_get)
+	 * gave: the token code says only that the store failed, and
+	 * app_store_why() tells metrics why. */
+	enum store_err		 checked;
 };
 
 /*
@@ -398,7 +402,7 @@ store_access_get(struct store *st, const char *org,
 static inline enum store_err
 store_sigkey_get(struct store *st, const char *kid, struct sigkey *k)
 {
-	return st->ops->sigkey_get(st, kid, k);
+	return st->checked = st->ops->sigkey_get(st, kid, k);
 }
 
 static inline enum store_err
@@ -447,7 +451,7 @@ store_token_state(struct store *st, const char *kid,
     const unsigned char *jti, const struct principal *who,
     struct tok_state *s)
 {
-	return st->ops->token_state(st, kid, jti, who, s);
+	return st->checked = st->ops->token_state(st, kid, jti, who, s);
 }
 
 /* STORE_OK with *exp when jti was released, STORE_NOTFOUND if not. */

@@ -4,7 +4,8 @@ nginx with spawn-fcgi, and lighttpd running crmauth as CGI (a process per
 request, the scrapes too).  Each node has its own PostgreSQL database
 (the store several nodes share in production) and gets the same known
 mix: successes, every failure reason, holds, a release, checks, and an
-outage of the database (health and a check answered 503 meanwhile).  Prometheus's HTTP API must then give exactly
+outage of the database (health and a check answered 503
+meanwhile).  Prometheus's HTTP API must then give exactly
 the counts the nodes answered, job by job, and have seen the store go
 down and come back."""
 import collections
