@@ -177,7 +177,7 @@ def t_install():
     with open("/var/lib/dpkg/info/crmauth.prerm") as f:
         text = f.read()
     for unit in UNITS:
-        check(f"deb-systemd-invoke stop" in text and unit in text, f"prerm stops {unit}")
+        check("deb-systemd-invoke stop" in text and unit in text, f"prerm stops {unit}")
     for unit in UNITS:
         check(os.path.exists(f"/lib/systemd/system/{unit}"), f"{unit} installed")
         check(not os.path.exists(f"/etc/systemd/system/sockets.target.wants/{unit}") and
