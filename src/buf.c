@@ -1,5 +1,6 @@
-/* Output into a growing buffer (responses, metrics) or a fixed one: records (store.c), tokens (token.c), and
- * UTC times (events, listings, exports). */
+/* Output into a growing buffer (responses, metrics) or a fixed one:
+ * records (store.c), tokens (token.c), and UTC times (events, listings,
+ * exports). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

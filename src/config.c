@@ -407,7 +407,7 @@ config_load(struct config *cfg, const char *file, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- networks (metrics_allow) ------------------------------------------------ */
+/* ---- networks (metrics_allow) ----------------------------------------- */
 
 int
 cidr_parse(const char *list, struct cidr *nets, size_t *n, const char **why)

@@ -62,11 +62,20 @@ metrics_start(struct app *app)
 	char err[CRM_ERR_MAX];
 
 	app->met_tried = app->now();
-	if (strcmp(app->cfg.metrics, "on") == 0 &&
-	    metrics_open(&app->met, &app->cfg, METRICS_COUNT, err, sizeof(err)) == -1 &&
+	if (strcmp(app->cfg.metrics, "on") == 0 && metrics_open(&app->met,
+	    &app->cfg, METRICS_COUNT, err, sizeof(err)) == -1 &&
 	    !said_lately(app))
 		log_err("metrics: %s; this process counts nothing until it "
 		    "can", err);
+}
+
+/* A scrape that cannot give the node's figures. */
+static void
+unavailable(struct result *res)
+{
+	result_error(res, API_SERVICE_UNAVAILABLE, "The figures cannot be "
+	    "read; see the error log.");
+	res->retry_after = 60;
 }
 
 void
@@ -80,9 +89,7 @@ m_metrics(struct app *app, const struct request *req, struct result *res)
 		metrics_start(app);
 	}
 	if (app->met.w == NULL) {
-		result_error(res, API_SERVICE_UNAVAILABLE, "The figures cannot "
-		    "be read; see the error log.");
-		res->retry_after = 60;
+		unavailable(res);
 		return;
 	}
 
@@ -101,9 +108,7 @@ m_metrics(struct app *app, const struct request *req, struct result *res)
 		res->raw = NULL;
 		metrics_close(&app->met);
 		metrics_start(app);
-		result_error(res, API_SERVICE_UNAVAILABLE, "The figures cannot "
-		    "be read; see the error log.");
-		res->retry_after = 60;
+		unavailable(res);
 		return;
 	}
 	res->raw_type = "text/plain; version=0.0.4; charset=utf-8";

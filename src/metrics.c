@@ -225,13 +225,15 @@ static int
 header_ok(const struct header *h)
 {
 	return memcmp(h->magic, MAGIC, sizeof(h->magic)) == 0 &&
-	    h->layout == LAYOUT && h->words == WORDS && h->shape == metrics_shape();
+	    h->layout == LAYOUT && h->words == WORDS &&
+	    h->shape == metrics_shape();
 }
 
-/* The words of fd: mapped shared (the responders), or (copy) read into
- * memory once, which a file truncated under the reader cannot harm. */
+/* The words of fd: mapped shared to count into (the responders, guarded
+ * against a truncation), or (copy) read into memory once, which a file
+ * truncated under the reader cannot harm (crmauthctl stats). */
 static int
-words_get(struct metrics *m, int fd, int writable, int copy)
+words_get(struct metrics *m, int fd, int copy)
 {
 	struct stat	 sb;
 	void		*p;
@@ -251,20 +253,18 @@ words_get(struct metrics *m, int fd, int writable, int copy)
 			return -1;
 		}
 	} else {
-		p = mmap(NULL, METRICS_FILE_SIZE, PROT_READ |
-		    (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+		p = mmap(NULL, METRICS_FILE_SIZE, PROT_READ | PROT_WRITE,
+		    MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED)
 			return -1;
 		/* Guarded from here: the header is read through the map. */
-		if (writable)
-			sigbus_guard(p);
+		sigbus_guard(p);
 	}
 	if (!header_ok(p) || metrics_lost_map(p)) {
 		if (copy)
 			free(p);
 		else {
-			if (writable)
-				sigbus_guard(NULL);
+			sigbus_guard(NULL);
 			munmap(p, METRICS_FILE_SIZE);
 		}
 		errno = EPROTO;
@@ -317,6 +317,14 @@ make_file(const char *path, mode_t mode, int64_t now)
 	return rc;
 }
 
+/* db_path/metrics; -1 if it does not fit. */
+static int
+file_path(char path[1100], const struct config *cfg)
+{
+	return (size_t)snprintf(path, 1100, "%s/%s", cfg->db_path,
+	    METRICS_FILE) < 1100 ? 0 : -1;
+}
+
 int
 metrics_open(struct metrics *m, const struct config *cfg, int mode,
     char *err, size_t errlen)
@@ -326,8 +334,7 @@ metrics_open(struct metrics *m, const struct config *cfg, int mode,
 	int		 fd, e, writable = mode == METRICS_COUNT;
 
 	memset(m, 0, sizeof(*m));
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", cfg->db_path,
-	    METRICS_FILE) >= sizeof(path)) {
+	if (file_path(path, cfg) == -1) {
 		snprintf(err, errlen, "%s/%s: name too long", cfg->db_path,
 		    METRICS_FILE);
 		return -1;
@@ -352,7 +359,7 @@ metrics_open(struct metrics *m, const struct config *cfg, int mode,
 		errno = e;
 		return -1;
 	}
-	if (words_get(m, fd, writable, mode == METRICS_COPY) == -1) {
+	if (words_get(m, fd, !writable) == -1) {
 		e = errno;
 		snprintf(err, errlen, "%s: %s", path, e == EPROTO ?
 		    "not a metrics file of this version's layout (move it "
@@ -370,10 +377,10 @@ metrics_replaced(const struct metrics *m, const struct config *cfg)
 	char		 path[1100];
 	struct stat	 sb;
 
-	snprintf(path, sizeof(path), "%s/%s", cfg->db_path, METRICS_FILE);
 	return m->map == NULL || metrics_lost(m) ||
-	    lstat(path, &sb) == -1 || sb.st_size != METRICS_FILE_SIZE ||
-	    sb.st_dev != m->dev || sb.st_ino != m->ino;
+	    file_path(path, cfg) == -1 || lstat(path, &sb) == -1 ||
+	    sb.st_size != METRICS_FILE_SIZE || sb.st_dev != m->dev ||
+	    sb.st_ino != m->ino;
 }
 
 void
@@ -446,7 +453,7 @@ metrics_store_error(struct metrics *m, enum store_err e)
 	add(m, W_STORE((size_t)e < NKINDS ? (size_t)e : STORE_ERROR), 1);
 }
 
-/* ---- reading ------------------------------------------------------------------ */
+/* ---- reading ---------------------------------------------------------- */
 
 static uint64_t
 get(const struct metrics *m, size_t word)
@@ -598,7 +605,7 @@ metrics_number(char *buf, size_t size, uint64_t v, int ns)
 		snprintf(buf, size, "%" PRIu64, v);
 }
 
-/* ---- the Prometheus text format (0.0.4) ------------------------------------------ */
+/* ---- the Prometheus text format (0.0.4) ---------------------------- */
 
 static void
 prom_family(void *arg, const char *name, const char *type, const char *help)

@@ -90,46 +90,48 @@ ms(char *buf, size_t size, const char *le)
 		snprintf(buf, size, "%g", strtod(le, NULL) * 1000);
 }
 
-/* Latency per method: count, mean, and the bucket bounds that half and
- * 99 in 100 of the requests fell within. */
+/* One method's latency: count, mean, and the bucket bounds that half
+ * and 99 in 100 of its requests fell within (buckets cumulative, the
+ * last +Inf). */
+static void
+print_method(struct term *t, const struct row *bucket, size_t nb,
+    uint64_t sum, uint64_t count, size_t *shown)
+{
+	const char	*p50 = "+Inf", *p99 = "+Inf";
+	char		 b50[32], b99[32];
+	size_t		 i;
+
+	if (count == 0)
+		return;
+	for (i = nb; i-- > 0; ) {
+		if (bucket[i].v * 2 >= count)
+			p50 = bucket[i].lv[1];
+		if (bucket[i].v * 100 >= count * 99)
+			p99 = bucket[i].lv[1];
+	}
+	if ((*shown)++ == 0)
+		fprintf(t->f, "  %-34s %10s %10s %10s %10s\n", "method",
+		    "count", "mean ms", "50% <= ms", "99% <= ms");
+	ms(b50, sizeof(b50), p50);
+	ms(b99, sizeof(b99), p99);
+	fprintf(t->f, "  %-34s %10" PRIu64 " %10.3f %10s %10s\n",
+	    bucket[0].lv[0], count, (double)sum / 1e6 / (double)count, b50,
+	    b99);
+}
+
+/* Each method's rows come as its buckets, then _sum, then _count. */
 static void
 print_histogram(struct term *t)
 {
-	const struct row	*r, *first;
-	uint64_t		 count, sum;
-	const char		*p50, *p99;
-	char			 b50[32], b99[32];
-	size_t			 i, shown = 0;
+	size_t	 i, first = 0, shown = 0;
 
 	fprintf(t->f, "%s: %s\n", t->name, t->help);
-	for (i = 0; i < t->n; i = (size_t)(r - t->rows) + 1) {
-		/* A method's buckets, then its _sum and _count. */
-		first = &t->rows[i];
-		for (r = first; r < t->rows + t->n &&
-		    strstr(r->name, "_bucket") != NULL; r++)
-			continue;
-		if (r + 1 >= t->rows + t->n)
-			break;
-		sum = r->v;
-		count = (++r)->v;
-		if (count == 0)
-			continue;
-		p50 = p99 = "+Inf";
-		for (const struct row *b = r - 2; b >= first; b--) {
-			if (b->v * 2 >= count)
-				p50 = b->lv[1];
-			if (b->v * 100 >= count * 99)
-				p99 = b->lv[1];
+	for (i = 2; i < t->n; i++)
+		if (strstr(t->rows[i].name, "_count") != NULL) {
+			print_method(t, &t->rows[first], i - 1 - first,
+			    t->rows[i - 1].v, t->rows[i].v, &shown);
+			first = i + 1;
 		}
-		if (shown++ == 0)
-			fprintf(t->f, "  %-34s %10s %10s %10s %10s\n", "method",
-			    "count", "mean ms", "50% <= ms", "99% <= ms");
-		ms(b50, sizeof(b50), p50);
-		ms(b99, sizeof(b99), p99);
-		fprintf(t->f, "  %-34s %10" PRIu64 " %10.3f %10s %10s\n",
-		    first->lv[0], count, (double)sum / 1e6 / (double)count,
-		    b50, b99);
-	}
 	if (shown == 0)
 		fprintf(t->f, "  (none)\n");
 }

@@ -180,8 +180,22 @@ def stats_agree(s):
                  "crmauth_store_errors_total: Requests the store failed, by kind of failure.\n"
                  "  (none)"):
         check(line in term, f"{line!r} in\n{term}")
-    check(re.search(r"^  authentication/token +10 +[0-9.]+ +[0-9.e+-]+ +[0-9.e+-]+$", term,
-                    re.M), f"latency of the password logins in\n{term}")
+    # The latency line of the password logins, from the same buckets:
+    # count, mean in ms, and the first bounds half and 99% fell within.
+    m = re.search(r"^  authentication/token +(\d+) +([0-9.]+) +(\S+) +(\S+)$", term, re.M)
+    check(m, f"latency of the password logins in\n{term}")
+    count = got[("crmauth_request_duration_seconds_count", f'method="{TOKEN}"')]
+    mean = got[("crmauth_request_duration_seconds_sum", f'method="{TOKEN}"')] / count * 1000
+    buckets = [(le, got[(n, ls)]) for (n, ls) in got if n.endswith("_bucket")
+               and ls.startswith(f'method="{TOKEN}",')
+               for le in re.findall(r'le="(.*)"', ls)]
+
+    def within(pct):
+        le = next(le for le, v in buckets if v * 100 >= count * pct)
+        return le if le == "+Inf" else "%g" % (float(le) * 1000)
+    eq((int(m.group(1)), m.group(3), m.group(4)), (int(count), within(50), within(99)),
+       "the latency line: count and bounds")
+    check(abs(float(m.group(2)) - mean) < 0.0011, f"mean {m.group(2)} ms, {mean} from the scrape")
 
 
 def t_stats_edges():
